@@ -25,11 +25,8 @@
 #include "engine/base/status.h"
 #include "engine/gguf/gguf.h"
 
-namespace sextant::tokenizer {
-class Tokenizer;  // engine/tokenizer/tokenizer.h
-}
-
 namespace sextant {
+class Tokenizer;  // engine/tokenizer/tokenizer.h
 class Backend;
 class BackendContext;
 }  // namespace sextant
@@ -114,7 +111,7 @@ class Model {
   ~Model();
 
   const ModelInfo& info() const { return info_; }
-  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
   const gguf::GgufFile& file() const { return *file_; }
   std::string_view backend_name() const;
   std::string backend_device() const;
@@ -136,7 +133,7 @@ class Model {
 
   ModelInfo info_;
   std::unique_ptr<gguf::GgufFile> file_;
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
   std::string backend_note_;
   int default_context_ = 0;
