@@ -89,9 +89,9 @@ class BackendContext {
  public:
   virtual ~BackendContext() = default;
 
-  // An f32 activation buffer of max_tokens rows of `cols` floats, allocated once (never in the
-  // decode loop). RESOURCE_EXHAUSTED when memory runs out.
-  virtual Result<Buffer> AllocBuffer(int64_t cols) = 0;
+  // An f32 activation buffer of `rows` rows (0: max_tokens) of `cols` floats, allocated once
+  // (never in the decode loop). RESOURCE_EXHAUSTED when memory runs out.
+  virtual Result<Buffer> AllocBuffer(int64_t cols, int64_t rows) = 0;
   virtual const KvCacheShape& kv_shape() const = 0;
   virtual int32_t max_tokens() const = 0;
 
