@@ -66,14 +66,14 @@ struct Value {
 struct Tensor {
   std::string name;
   TensorType type = TensorType::kF32;
-  std::vector<int64_t> dims;  // ne[0] (innermost, contiguous) first, as in GGUF; 1..4 entries
-  uint64_t offset = 0;        // from the start of the data section
-  uint64_t size_bytes = 0;    // checked: lies inside the file
+  std::vector<int64_t> dims;      // ne[0] (innermost, contiguous) first, as in GGUF; 1..4 entries
+  uint64_t offset = 0;            // from the start of the data section
+  uint64_t size_bytes = 0;        // checked: lies inside the file
   const uint8_t* data = nullptr;  // into the mapping
 
-  int64_t elements() const;            // product of dims
-  int64_t rows() const;                // elements() / dims[0]
-  uint64_t row_bytes() const;          // bytes of one row of dims[0] elements
+  int64_t elements() const;    // product of dims
+  int64_t rows() const;        // elements() / dims[0]
+  uint64_t row_bytes() const;  // bytes of one row of dims[0] elements
 };
 
 class GgufFile {
@@ -125,8 +125,8 @@ class GgufFile {
   std::map<std::string, Value> metadata_;
   std::vector<Tensor> tensors_;
   std::map<std::string, size_t, std::less<>> tensor_index_;
-  mutable std::string sha256_;  // guarded by sha_mu_
-  mutable std::unique_ptr<struct Sha256Cache> sha_cache_;
+  // The digest, computed on first use under its own mutex (Sha256() is const and thread-safe).
+  std::unique_ptr<struct Sha256Cache> sha_cache_;
 };
 
 }  // namespace sextant::gguf

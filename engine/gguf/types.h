@@ -29,7 +29,7 @@ std::string_view TensorTypeName(TensorType type);  // "F32", "Q4_K", ...
 
 inline constexpr int kQK4_0 = 32;
 inline constexpr int kQK8_0 = 32;
-inline constexpr int kQK_K = 256;      // super-block size of the K-quants
+inline constexpr int kQK_K = 256;       // super-block size of the K-quants
 inline constexpr int kKScaleSize = 12;  // packed 6-bit scales and mins of Q4_K
 
 using f16_t = uint16_t;   // IEEE binary16 bits
@@ -37,24 +37,24 @@ using bf16_t = uint16_t;  // bfloat16 bits
 
 #pragma pack(push, 1)
 struct BlockQ4_0 {
-  f16_t d;                  // scale
-  uint8_t qs[kQK4_0 / 2];   // 32 4-bit values: low nibbles are elements 0..15, high 16..31
+  f16_t d;                 // scale
+  uint8_t qs[kQK4_0 / 2];  // 32 4-bit values: low nibbles are elements 0..15, high 16..31
 };
 struct BlockQ8_0 {
   f16_t d;
   int8_t qs[kQK8_0];
 };
 struct BlockQ4_K {
-  f16_t d;                       // super-block scale for the quantized scales
-  f16_t dmin;                    // super-block scale for the quantized mins
-  uint8_t scales[kKScaleSize];   // 8 sub-blocks of 32: 6-bit scales and mins, packed
-  uint8_t qs[kQK_K / 2];         // 4-bit quants
+  f16_t d;                      // super-block scale for the quantized scales
+  f16_t dmin;                   // super-block scale for the quantized mins
+  uint8_t scales[kKScaleSize];  // 8 sub-blocks of 32: 6-bit scales and mins, packed
+  uint8_t qs[kQK_K / 2];        // 4-bit quants
 };
 struct BlockQ6_K {
-  uint8_t ql[kQK_K / 2];       // lower 4 bits
-  uint8_t qh[kQK_K / 4];       // upper 2 bits
-  int8_t scales[kQK_K / 16];   // 16 sub-blocks of 16, 8-bit scales
-  f16_t d;                     // super-block scale
+  uint8_t ql[kQK_K / 2];      // lower 4 bits
+  uint8_t qh[kQK_K / 4];      // upper 2 bits
+  int8_t scales[kQK_K / 16];  // 16 sub-blocks of 16, 8-bit scales
+  f16_t d;                    // super-block scale
 };
 #pragma pack(pop)
 static_assert(sizeof(BlockQ4_0) == 18);
