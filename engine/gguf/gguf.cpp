@@ -507,16 +507,17 @@ class GgufParser {
                                    std::to_string(type_at) + " is not supported");
     }
     t.type = *type;
-    const std::optional<uint64_t> row = RowBytes(t.type, t.dims[0]);
-    if (!row) {
+    if (t.dims[0] % BlockElements(t.type) != 0) {
       return Status::InvalidArgument(what + ": row length " + std::to_string(t.dims[0]) +
                                      " is not a multiple of the " +
                                      std::string(TensorTypeName(t.type)) + " block size " +
                                      std::to_string(BlockElements(t.type)));
     }
+    const std::optional<uint64_t> row = RowBytes(t.type, t.dims[0]);
     const uint64_t rows = static_cast<uint64_t>(elements / t.dims[0]);
-    if (rows != 0 && *row > std::numeric_limits<uint64_t>::max() / rows) {
-      return Status::InvalidArgument(what + ": byte size overflows");
+    if (!row || (rows != 0 && *row > std::numeric_limits<uint64_t>::max() / rows)) {
+      return Status::InvalidArgument(what + ": byte size of " + std::to_string(elements) + " " +
+                                     std::string(TensorTypeName(t.type)) + " elements overflows");
     }
     t.size_bytes = *row * rows;
     const uint64_t off_at = c_.pos();

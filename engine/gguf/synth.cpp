@@ -1,0 +1,295 @@
+// Random-weight llama GGUF files. Each row of each tensor draws from its own counter-based
+// random stream (seed, tensor name, row), so rows can be generated in any order by any thread
+// and the file is still a pure function of its arguments.
+#include "engine/gguf/synth.h"
+
+#include <array>
+#include <cmath>
+#include <set>
+
+#include "engine/gguf/writer.h"
+
+namespace sextant::gguf {
+namespace {
+
+uint64_t SplitMix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// Fills out[0..n) with approximately normal values of the given standard deviation: each value is
+// the centred sum of four 16-bit uniforms (Irwin-Hall), cheap and smooth enough for weights.
+void FillRow(uint64_t stream, int64_t n, float stddev, float* out) {
+  uint64_t state = stream;
+  const float scale = stddev * std::sqrt(3.0f) / 65536.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t r = SplitMix64(state);
+    const auto sum = static_cast<int64_t>((r & 0xffff) + ((r >> 16) & 0xffff) +
+                                          ((r >> 32) & 0xffff) + (r >> 48));
+    out[i] = static_cast<float>(sum - 2 * 65536 + 2) * scale;  // sum's mean is 2*65535
+  }
+}
+
+bool UseMoreBits(int layer, int layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+}
+
+uint32_t LlamaFileType(SynthType type) {
+  switch (type) {
+    case SynthType::kF32:
+      return 0;
+    case SynthType::kF16:
+      return 1;
+    case SynthType::kQ4_0:
+      return 2;
+    case SynthType::kQ8_0:
+      return 7;
+    case SynthType::kQ4_K_M:
+      return 15;
+    case SynthType::kBF16:
+      return 32;
+  }
+  return 0;
+}
+
+std::string_view SynthTypeName(SynthType type) {
+  switch (type) {
+    case SynthType::kF32:
+      return "f32";
+    case SynthType::kF16:
+      return "f16";
+    case SynthType::kBF16:
+      return "bf16";
+    case SynthType::kQ8_0:
+      return "q8_0";
+    case SynthType::kQ4_0:
+      return "q4_0";
+    case SynthType::kQ4_K_M:
+      return "q4_k_m";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::optional<LlamaShape> LlamaShapeByName(std::string_view name) {
+  if (name == "stories260k-like") {
+    return LlamaShape{"stories260k-like", 64, 172, 5, 8, 4, 512, 512, 10000.0f, 1e-5f};
+  }
+  if (name == "110m")
+    return LlamaShape{"110m", 768, 2048, 12, 12, 12, 32000, 1024, 10000.0f, 1e-5f};
+  if (name == "tinyllama-1.1b") {
+    return LlamaShape{"tinyllama-1.1b", 2048, 5632, 22, 32, 4, 32000, 2048, 10000.0f, 1e-5f};
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> LlamaShapeNames() {
+  return {"stories260k-like", "110m", "tinyllama-1.1b"};
+}
+
+std::optional<SynthType> SynthTypeByName(std::string_view name) {
+  for (SynthType t : {SynthType::kF32, SynthType::kF16, SynthType::kBF16, SynthType::kQ8_0,
+                      SynthType::kQ4_0, SynthType::kQ4_K_M}) {
+    if (SynthTypeName(t) == name) return t;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> SynthTypeNames() {
+  return {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"};
+}
+
+TensorType SynthTensorType(SynthType type, std::string_view tensor_name, int layer, int layers,
+                           int64_t row_length) {
+  const auto ends_with = [&](std::string_view suffix) {
+    return tensor_name.size() >= suffix.size() &&
+           tensor_name.substr(tensor_name.size() - suffix.size()) == suffix;
+  };
+  if (ends_with("norm.weight")) return TensorType::kF32;
+  TensorType want = TensorType::kF32;
+  switch (type) {
+    case SynthType::kF32:
+      return TensorType::kF32;
+    case SynthType::kF16:
+      return TensorType::kF16;
+    case SynthType::kBF16:
+      return TensorType::kBF16;
+    case SynthType::kQ8_0:
+      want = TensorType::kQ8_0;
+      break;
+    case SynthType::kQ4_0:
+      want = TensorType::kQ4_0;
+      break;
+    case SynthType::kQ4_K_M:
+      want = TensorType::kQ4_K;
+      if (tensor_name == "output.weight") {
+        want = TensorType::kQ6_K;
+      } else if ((ends_with("attn_v.weight") || ends_with("ffn_down.weight")) &&
+                 UseMoreBits(layer, layers)) {
+        want = TensorType::kQ6_K;
+      }
+      break;
+  }
+  if (row_length % BlockElements(want) == 0) return want;
+  if ((want == TensorType::kQ4_K || want == TensorType::kQ6_K) && row_length % kQK8_0 == 0) {
+    return TensorType::kQ8_0;
+  }
+  return TensorType::kF16;
+}
+
+SynthVocab MakeSynthVocab(int size) {
+  SynthVocab v;
+  std::set<std::string> seen;
+  auto add = [&](std::string piece, float score, int32_t type) {
+    if (static_cast<int>(v.tokens.size()) >= size || !seen.insert(piece).second) return;
+    v.tokens.push_back(std::move(piece));
+    v.scores.push_back(score);
+    v.token_types.push_back(type);
+  };
+  add("<unk>", 0.0f, 2);
+  add("<s>", 0.0f, 3);
+  add("</s>", 0.0f, 3);
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    add(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">", 0.0f, 6);
+  }
+  // Normal pieces: the earlier, the higher the score (SentencePiece merges prefer high scores).
+  float score = 0.0f;
+  auto piece = [&](const std::string& p) { add(p, score -= 1.0f, 1); };
+  const std::string sp = "\xE2\x96\x81";  // U+2581, SentencePiece's word-boundary mark
+  static const std::array<const char*, 96> kWords = {
+      "the",    "a",     "and",   "to",     "was",   "he",    "she",    "it",   "of",   "in",
+      "is",     "that",  "with",  "for",    "on",    "you",   "they",   "her",  "his",  "said",
+      "one",    "day",   "time",  "upon",   "once",  "there", "little", "girl", "boy",  "big",
+      "saw",    "had",   "were",  "very",   "happy", "play",  "went",   "not",  "but",  "so",
+      "at",     "be",    "we",    "all",    "can",   "do",    "up",     "out",  "mom",  "dad",
+      "friend", "named", "loved", "wanted", "park",  "tree",  "ball",   "red",  "sun",  "dog",
+      "cat",    "bird",  "fish",  "toy",    "home",  "house", "sad",    "good", "new",  "old",
+      "what",   "when",  "where", "who",    "how",   "this",  "from",   "have", "are",  "an",
+      "my",     "me",    "him",   "them",   "their", "go",    "see",    "look", "came", "made",
+      "like",   "help",  "fun",   "sky",    "water", "food"};
+  // Single characters first, so every longer piece can be built from pieces in the vocabulary.
+  piece(sp);
+  for (char c = 'a'; c <= 'z'; ++c) piece(std::string(1, c));
+  for (char c = 'A'; c <= 'Z'; ++c) piece(std::string(1, c));
+  for (char c = '0'; c <= '9'; ++c) piece(std::string(1, c));
+  for (char c : std::string(".,!?'\"-:;()")) piece(std::string(1, c));
+  // Words behind the boundary mark, each with all its prefixes.
+  for (const char* w : kWords) {
+    const std::string word = w;
+    for (size_t n = 1; n <= word.size(); ++n) piece(sp + word.substr(0, n));
+  }
+  // Then lowercase bigrams, boundary + uppercase, trigrams, four-letter pieces...
+  for (char a = 'a'; a <= 'z'; ++a) {
+    for (char b = 'a'; b <= 'z'; ++b) piece(std::string{a, b});
+  }
+  for (char c = 'A'; c <= 'Z'; ++c) piece(sp + c);
+  for (char a = 'a'; a <= 'z' && static_cast<int>(v.tokens.size()) < size; ++a) {
+    for (char b = 'a'; b <= 'z'; ++b) {
+      for (char c = 'a'; c <= 'z'; ++c) piece(std::string{a, b, c});
+    }
+  }
+  for (int i = 0; static_cast<int>(v.tokens.size()) < size; ++i) {
+    std::string p = sp;
+    for (int k = i; k >= 0; k = k / 26 - 1) p += static_cast<char>('a' + k % 26);
+    piece(p);
+  }
+  return v;
+}
+
+Status SynthesizeLlama(const LlamaShape& shape, SynthType type, uint64_t seed,
+                       const std::filesystem::path& path,
+                       const std::function<bool(float)>& progress, int threads) {
+  if (shape.dim <= 0 || shape.ff <= 0 || shape.layers <= 0 || shape.heads <= 0 ||
+      shape.kv_heads <= 0 || shape.vocab < 260 || shape.context <= 0 ||
+      shape.dim % shape.heads != 0 || shape.heads % shape.kv_heads != 0) {
+    return Status::InvalidArgument("shape '" + shape.name + "' is inconsistent");
+  }
+  const int head_dim = shape.dim / shape.heads;
+  const int kv_dim = head_dim * shape.kv_heads;
+  GgufWriter w;
+  SEXTANT_RETURN_IF_ERROR(w.AddString("general.architecture", "llama"));
+  SEXTANT_RETURN_IF_ERROR(w.AddString(
+      "general.name", "synthetic " + shape.name + " " + std::string(SynthTypeName(type))));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("general.file_type", LlamaFileType(type)));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("general.quantization_version", 2));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("general.alignment", 32));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint64("general.synthetic_seed", seed));
+  SEXTANT_RETURN_IF_ERROR(
+      w.AddUint32("llama.context_length", static_cast<uint32_t>(shape.context)));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("llama.embedding_length", static_cast<uint32_t>(shape.dim)));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("llama.block_count", static_cast<uint32_t>(shape.layers)));
+  SEXTANT_RETURN_IF_ERROR(
+      w.AddUint32("llama.feed_forward_length", static_cast<uint32_t>(shape.ff)));
+  SEXTANT_RETURN_IF_ERROR(
+      w.AddUint32("llama.rope.dimension_count", static_cast<uint32_t>(head_dim)));
+  SEXTANT_RETURN_IF_ERROR(
+      w.AddUint32("llama.attention.head_count", static_cast<uint32_t>(shape.heads)));
+  SEXTANT_RETURN_IF_ERROR(
+      w.AddUint32("llama.attention.head_count_kv", static_cast<uint32_t>(shape.kv_heads)));
+  SEXTANT_RETURN_IF_ERROR(w.AddFloat32("llama.attention.layer_norm_rms_epsilon", shape.rms_eps));
+  SEXTANT_RETURN_IF_ERROR(w.AddFloat32("llama.rope.freq_base", shape.rope_base));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("llama.vocab_size", static_cast<uint32_t>(shape.vocab)));
+
+  SynthVocab vocab = MakeSynthVocab(shape.vocab);
+  SEXTANT_RETURN_IF_ERROR(w.AddString("tokenizer.ggml.model", "llama"));
+  SEXTANT_RETURN_IF_ERROR(w.AddStringArray("tokenizer.ggml.tokens", std::move(vocab.tokens)));
+  ArrayValue scores{ValueType::kFloat32, std::move(vocab.scores)};
+  SEXTANT_RETURN_IF_ERROR(w.AddArray("tokenizer.ggml.scores", std::move(scores)));
+  ArrayValue types{ValueType::kInt32, std::move(vocab.token_types)};
+  SEXTANT_RETURN_IF_ERROR(w.AddArray("tokenizer.ggml.token_type", std::move(types)));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("tokenizer.ggml.bos_token_id", 1));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("tokenizer.ggml.eos_token_id", 2));
+  SEXTANT_RETURN_IF_ERROR(w.AddUint32("tokenizer.ggml.unknown_token_id", 0));
+  SEXTANT_RETURN_IF_ERROR(w.AddBool("tokenizer.ggml.add_bos_token", true));
+  SEXTANT_RETURN_IF_ERROR(w.AddBool("tokenizer.ggml.add_eos_token", false));
+
+  const auto add = [&](const std::string& name, int layer, std::vector<int64_t> dims) -> Status {
+    const TensorType tt = SynthTensorType(type, name, layer, shape.layers, dims[0]);
+    const bool is_norm =
+        name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
+    const uint64_t stream = seed * 0x9E3779B97F4A7C15ull ^ Fnv1a(name);
+    const int64_t row_len = dims[0];
+    GgufWriter::RowSource rows;
+    if (is_norm) {
+      rows = [row_len](int64_t, float* out) { std::fill(out, out + row_len, 1.0f); };
+    } else {
+      rows = [stream, row_len](int64_t row, float* out) {
+        uint64_t s = stream ^ (static_cast<uint64_t>(row) * 0xD1B54A32D192ED03ull);
+        FillRow(SplitMix64(s), row_len, 0.02f, out);
+      };
+    }
+    return w.AddTensor(name, tt, std::move(dims), std::move(rows));
+  };
+  const int64_t dim = shape.dim, ff = shape.ff, vocab_n = shape.vocab;
+  SEXTANT_RETURN_IF_ERROR(add("token_embd.weight", 0, {dim, vocab_n}));
+  for (int l = 0; l < shape.layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    SEXTANT_RETURN_IF_ERROR(add(p + "attn_norm.weight", l, {dim}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "attn_q.weight", l, {dim, dim}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "attn_k.weight", l, {dim, kv_dim}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "attn_v.weight", l, {dim, kv_dim}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "attn_output.weight", l, {dim, dim}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "ffn_norm.weight", l, {dim}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "ffn_gate.weight", l, {dim, ff}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "ffn_up.weight", l, {dim, ff}));
+    SEXTANT_RETURN_IF_ERROR(add(p + "ffn_down.weight", l, {ff, dim}));
+  }
+  SEXTANT_RETURN_IF_ERROR(add("output_norm.weight", 0, {dim}));
+  SEXTANT_RETURN_IF_ERROR(add("output.weight", 0, {dim, vocab_n}));
+  return w.Write(path, threads, progress);
+}
+
+}  // namespace sextant::gguf

@@ -1,0 +1,71 @@
+// Synthesized llama-family GGUF models: random weights with the full `llama.*` metadata and a
+// SentencePiece-style vocabulary, in the tensor names and layouts llama.cpp uses. Tests and
+// benchmarks use them in place of real checkpoints of the same shape.
+//
+// The weights are a deterministic function of (shape, type, seed): two runs with the same
+// arguments give byte-identical files, whatever the thread count.
+//
+// Thread-safety: pure functions; SynthesizeLlama may run concurrently for different paths.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/base/status.h"
+#include "engine/gguf/types.h"
+
+namespace sextant::gguf {
+
+struct LlamaShape {
+  std::string name;
+  int dim = 0;       // llama.embedding_length
+  int ff = 0;        // llama.feed_forward_length
+  int layers = 0;    // llama.block_count
+  int heads = 0;     // llama.attention.head_count
+  int kv_heads = 0;  // llama.attention.head_count_kv
+  int vocab = 0;     // tokens in the vocabulary
+  int context = 0;   // llama.context_length
+  float rope_base = 10000.0f;
+  float rms_eps = 1e-5f;
+};
+
+// "stories260k-like", "110m", "tinyllama-1.1b"; nullopt for any other name.
+std::optional<LlamaShape> LlamaShapeByName(std::string_view name);
+std::vector<std::string> LlamaShapeNames();
+
+// What a file is quantized to, as llama.cpp's file types.
+enum class SynthType { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_K_M };
+// "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"; nullopt otherwise.
+std::optional<SynthType> SynthTypeByName(std::string_view name);
+std::vector<std::string> SynthTypeNames();
+
+// The tensor type a synthesized model stores for one tensor. Norms are always F32. Q4_K_M
+// follows llama.cpp's rule: output.weight Q6_K; attn_v and ffn_down Q6_K in the first and last
+// eighth of the layers and every third layer between, Q4_K elsewhere; everything else Q4_K.
+// When a row length is not a multiple of the block size (e.g. ff 172), the tensor falls back:
+// K-quants to Q8_0 (llama.cpp would pick Q5_0, which this engine does not read), then to F16.
+TensorType SynthTensorType(SynthType type, std::string_view tensor_name, int layer, int layers,
+                           int64_t row_length);
+
+// The SentencePiece-style vocabulary: <unk>, <s>, </s>, the 256 byte tokens <0x00>..<0xFF>,
+// then deterministic pieces ("▁" with letters and common words, their prefixes, bigrams...)
+// up to `size` tokens. REQUIRES: size >= 259 + 1.
+struct SynthVocab {
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> token_types;  // 1 normal, 2 unknown, 3 control, 6 byte
+};
+SynthVocab MakeSynthVocab(int size);
+
+// Writes a random-weight llama GGUF to `path` (atomically). `threads` <= 0: one per hardware
+// thread. progress(fraction) returning false cancels (CANCELLED, no file written).
+Status SynthesizeLlama(const LlamaShape& shape, SynthType type, uint64_t seed,
+                       const std::filesystem::path& path,
+                       const std::function<bool(float)>& progress = {}, int threads = 0);
+
+}  // namespace sextant::gguf
