@@ -93,8 +93,8 @@ class Tokenizer {
   // empty for an id out of range.
   std::string_view Piece(int32_t id) const;
   // The bytes `id` stands for in decoded text ("▁Hello" -> " Hello", "<0x0A>" -> "\n"); empty for
-  // control tokens and ids out of range.
-  std::string TokenBytes(int32_t id) const;
+  // control tokens and ids out of range. Valid as long as the Tokenizer.
+  std::string_view TokenBytes(int32_t id) const;
 
   VocabKind kind() const { return kind_; }
   int32_t vocab_size() const { return static_cast<int32_t>(tokens_.size()); }
@@ -115,21 +115,19 @@ class Tokenizer {
   int32_t Find(std::string_view piece) const;
 
  private:
-  Tokenizer() = default;
   struct Impl;
-
+  Tokenizer();
+  // REQUIRES: text is SentencePiece-normalized (spaces as U+2581) and free of user-defined tokens.
   void EncodeLlama(std::string_view text, std::vector<int32_t>& out) const;
+  // REQUIRES: text is free of user-defined tokens.
   void EncodeGpt2(std::string_view text, std::vector<int32_t>& out) const;
-  int32_t ByteToken(uint8_t byte) const;
 
+  // Immutable after FromVocab returns.
   VocabKind kind_ = VocabKind::kLlama;
-  std::vector<std::string> tokens_;
-  std::vector<float> scores_;
-  std::vector<TokenType> types_;
   int32_t bos_id_ = -1, eos_id_ = -1, unk_id_ = -1, pad_id_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
-  std::vector<int32_t> eog_ids_;  // sorted
-  std::unique_ptr<Impl> impl_;    // hash maps built once
+  std::vector<std::string> tokens_;
+  std::unique_ptr<Impl> impl_;  // lookup tables built once
 };
 
 // Turns a stream of ids into text that is always complete UTF-8: bytes of a character split over
