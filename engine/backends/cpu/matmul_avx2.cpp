@@ -1,0 +1,415 @@
+// AVX2 + FMA + F16C kernels (built with -mavx2 -mfma -mf16c; called only where the CPU has them).
+//
+// Quantized types: the weight block is unpacked once and multiplied with several tokens' Q8
+// activation blocks (_mm256_maddubs_epi16 on |w| and sign-adjusted x, then _mm256_madd_epi16),
+// scaled per block in f32. Float types: register tiles of rows x tokens with FMA, weights
+// converted on the fly (F16C / bf16 shift). Prefill walks tokens in blocks that stay in L2.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "engine/backends/cpu/matmul_kernels.h"
+
+namespace sextant::cpu::internal {
+namespace {
+
+using gguf::BlockQ4_0;
+using gguf::BlockQ4_K;
+using gguf::BlockQ6_K;
+using gguf::BlockQ8_0;
+
+inline float Hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float Half(const void* p) { return _cvtsh_ss(LoadU16(p)); }
+
+// Tokens per cache block: enough activation rows to fill ~192 KiB of L2, a multiple of `tile`.
+inline int64_t TokenBlock(size_t x_row_bytes, int64_t tile) {
+  int64_t tb = static_cast<int64_t>((192 * 1024) / std::max<size_t>(x_row_bytes, 1));
+  tb = std::clamp<int64_t>(tb, tile, 256);
+  return tb / tile * tile;
+}
+
+// Drives a row x token tiled kernel: Tile<R, T>(a, r, t) for full tiles, smaller ones at the
+// edges. Decode (one token) walks RD rows at a time; prefill RP rows x TP tokens.
+template <int RD, int RP, int TP, template <int, int> class K>
+void Drive(const GemmArgs& a, int64_t r0, int64_t r1) {
+  if (a.n_tokens == 1) {
+    int64_t r = r0;
+    for (; r + RD <= r1; r += RD) K<RD, 1>::Run(a, r, 0);
+    for (; r < r1; ++r) K<1, 1>::Run(a, r, 0);
+    return;
+  }
+  const int64_t tb = TokenBlock(a.x_row_bytes, TP);
+  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tb) {
+    const int64_t t1 = std::min(a.n_tokens, t0 + tb);
+    int64_t r = r0;
+    auto row_tile = [&](auto rows_const) {
+      constexpr int R = decltype(rows_const)::value;
+      int64_t t = t0;
+      for (; t + TP <= t1; t += TP) K<R, TP>::Run(a, r, t);
+      for (; t < t1; ++t) K<R, 1>::Run(a, r, t);
+    };
+    for (; r + RP <= r1; r += RP) row_tile(std::integral_constant<int, RP>{});
+    for (; r < r1; ++r) row_tile(std::integral_constant<int, 1>{});
+  }
+}
+
+// ---- float weights ----------------------------------------------------------------------------
+
+struct LoadF32 {
+  static __m256 Vec(const uint8_t* w, int64_t c) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + c);
+  }
+  static float One(const uint8_t* w, int64_t c) {
+    float v;
+    std::memcpy(&v, w + c * 4, 4);
+    return v;
+  }
+};
+struct LoadF16 {
+  static __m256 Vec(const uint8_t* w, int64_t c) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + c * 2)));
+  }
+  static float One(const uint8_t* w, int64_t c) { return HalfToFloat(LoadU16(w + c * 2)); }
+};
+struct LoadBF16 {
+  static __m256 Vec(const uint8_t* w, int64_t c) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + c * 2));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float One(const uint8_t* w, int64_t c) { return Bf16ToFloat(LoadU16(w + c * 2)); }
+};
+
+template <typename L>
+struct FloatTile {
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+      const uint8_t* w[R];
+      const float* x[T];
+      for (int i = 0; i < R; ++i) w[i] = a.w + (r + i) * a.w_row_bytes;
+      for (int j = 0; j < T; ++j)
+        x[j] = reinterpret_cast<const float*>(a.x + (t + j) * a.x_row_bytes);
+      const int64_t n8 = a.cols / 8 * 8;
+      float out[R][T];
+      if constexpr (T == 1) {
+        // Decode: two accumulators per row hide the FMA latency.
+        __m256 acc0[R], acc1[R];
+        for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+        int64_t c = 0;
+        for (; c + 16 <= n8; c += 16) {
+          const __m256 x0 = _mm256_loadu_ps(x[0] + c);
+          const __m256 x1 = _mm256_loadu_ps(x[0] + c + 8);
+          for (int i = 0; i < R; ++i) {
+            acc0[i] = _mm256_fmadd_ps(L::Vec(w[i], c), x0, acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(L::Vec(w[i], c + 8), x1, acc1[i]);
+          }
+        }
+        for (; c < n8; c += 8) {
+          const __m256 x0 = _mm256_loadu_ps(x[0] + c);
+          for (int i = 0; i < R; ++i) acc0[i] = _mm256_fmadd_ps(L::Vec(w[i], c), x0, acc0[i]);
+        }
+        for (int i = 0; i < R; ++i) out[i][0] = Hsum(_mm256_add_ps(acc0[i], acc1[i]));
+      } else {
+        __m256 acc[R][T];
+        for (int i = 0; i < R; ++i)
+          for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < n8; c += 8) {
+          __m256 wv[R];
+          for (int i = 0; i < R; ++i) wv[i] = L::Vec(w[i], c);
+          for (int j = 0; j < T; ++j) {
+            const __m256 xv = _mm256_loadu_ps(x[j] + c);
+            for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+          }
+        }
+        for (int i = 0; i < R; ++i)
+          for (int j = 0; j < T; ++j) out[i][j] = Hsum(acc[i][j]);
+      }
+      for (int64_t c = n8; c < a.cols; ++c)
+        for (int i = 0; i < R; ++i)
+          for (int j = 0; j < T; ++j) out[i][j] += L::One(w[i], c) * x[j][c];
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r + i] = out[i][j];
+    }
+  };
+};
+
+template <typename L>
+void GemmFloat(const GemmArgs& a, int64_t r0, int64_t r1) {
+  Drive<4, 3, 4, FloatTile<L>::template K>(a, r0, r1);
+}
+
+// ---- Q4_0 / Q8_0 weights with Q8A activations ---------------------------------------------------
+
+inline __m256i UnpackQ4(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+  return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0xF)), _mm256_set1_epi8(8));
+}
+
+// Sum of w[i] * x[i] over 32 int8 pairs, as 8 int32 partial sums converted to f32.
+// aw = |w|, sw = w.
+inline __m256 DotI8(__m256i aw, __m256i sw, __m256i x) {
+  const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, sw));
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+template <bool kQ4>
+struct Q8Tile {
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+      const int64_t nb = a.cols / 32;
+      const BlockQ8A* x[T];
+      for (int j = 0; j < T; ++j)
+        x[j] = reinterpret_cast<const BlockQ8A*>(a.x + (t + j) * a.x_row_bytes);
+      const uint8_t* w[R];
+      for (int i = 0; i < R; ++i) w[i] = a.w + (r + i) * a.w_row_bytes;
+      constexpr size_t kBlock = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+      __m256 acc[R][T];
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+      for (int64_t b = 0; b < nb; ++b) {
+        if constexpr (T == 1) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0][b].qs));
+          const float dx = x[0][b].d;
+          for (int i = 0; i < R; ++i) {
+            const uint8_t* blk = w[i] + b * kBlock;
+            const __m256i sw = kQ4 ? UnpackQ4(blk + 2)
+                                   : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+            const __m256 p = DotI8(_mm256_sign_epi8(sw, sw), sw, xv);
+            acc[i][0] = _mm256_fmadd_ps(p, _mm256_set1_ps(Half(blk) * dx), acc[i][0]);
+          }
+        } else {
+          __m256i sw[R], aw[R];
+          __m256 dw[R];
+          for (int i = 0; i < R; ++i) {
+            const uint8_t* blk = w[i] + b * kBlock;
+            sw[i] = kQ4 ? UnpackQ4(blk + 2)
+                        : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+            aw[i] = _mm256_sign_epi8(sw[i], sw[i]);
+            dw[i] = _mm256_set1_ps(Half(blk));
+          }
+          for (int j = 0; j < T; ++j) {
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j][b].qs));
+            const __m256 dx = _mm256_broadcast_ss(&x[j][b].d);
+            for (int i = 0; i < R; ++i)
+              acc[i][j] =
+                  _mm256_fmadd_ps(DotI8(aw[i], sw[i], xv), _mm256_mul_ps(dw[i], dx), acc[i][j]);
+          }
+        }
+      }
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r + i] = Hsum(acc[i][j]);
+    }
+  };
+};
+
+void GemmQ4_0(const GemmArgs& a, int64_t r0, int64_t r1) {
+  Drive<4, 1, 8, Q8Tile<true>::template K>(a, r0, r1);
+}
+void GemmQ8_0(const GemmArgs& a, int64_t r0, int64_t r1) {
+  Drive<4, 1, 8, Q8Tile<false>::template K>(a, r0, r1);
+}
+
+// ---- K-quants with Q8K activations -----------------------------------------------------------
+
+template <int R, int T>
+struct Q4KTile {
+  static_assert(R == 1);
+  static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+    const int64_t nb = a.cols / 256;
+    const BlockQ8K* x[T];
+    for (int j = 0; j < T; ++j)
+      x[j] = reinterpret_cast<const BlockQ8K*>(a.x + (t + j) * a.x_row_bytes);
+    const auto* w = reinterpret_cast<const BlockQ4_K*>(a.w + r * a.w_row_bytes);
+    const __m256i mask = _mm256_set1_epi8(0xF);
+    __m256 acc[T];
+    for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t sc[8], mn[8];
+      for (int k = 0; k < 8; ++k) Q4KScaleMin(w[b].scales, k, &sc[k], &mn[k]);
+      // mins per pair of 16-sums: [m0 m0 m1 m1 ... m7 m7]
+      const __m256i mins = _mm256_cvtepu8_epi16(
+          _mm_set_epi8(mn[7], mn[7], mn[6], mn[6], mn[5], mn[5], mn[4], mn[4], mn[3], mn[3], mn[2],
+                       mn[2], mn[1], mn[1], mn[0], mn[0]));
+      const float d = Half(&w[b].d);
+      const float dmin = Half(&w[b].dmin);
+      __m256i sumi[T];
+      for (int j = 0; j < T; ++j) sumi[j] = _mm256_setzero_si256();
+      for (int k = 0; k < 4; ++k) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
+        const __m256i lo = _mm256_and_si256(q, mask);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+        const __m256i s_lo = _mm256_set1_epi16(sc[2 * k]);
+        const __m256i s_hi = _mm256_set1_epi16(sc[2 * k + 1]);
+        for (int j = 0; j < T; ++j) {
+          const int8_t* xq = x[j][b].qs + 64 * k;
+          const __m256i p0 =
+              _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+          const __m256i p1 = _mm256_maddubs_epi16(
+              hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
+          sumi[j] = _mm256_add_epi32(
+              sumi[j], _mm256_add_epi32(_mm256_madd_epi16(p0, s_lo), _mm256_madd_epi16(p1, s_hi)));
+        }
+      }
+      for (int j = 0; j < T; ++j) {
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j][b].bsums));
+        const __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bs));
+        const float dx = x[j][b].d;
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[j]), _mm256_set1_ps(d * dx), acc[j]);
+        acc[j] = _mm256_fnmadd_ps(m, _mm256_set1_ps(dmin * dx), acc[j]);
+      }
+    }
+    for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
+  }
+};
+
+template <int R, int T>
+struct Q6KTile {
+  static_assert(R == 1);
+  static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+    const int64_t nb = a.cols / 256;
+    const BlockQ8K* x[T];
+    for (int j = 0; j < T; ++j)
+      x[j] = reinterpret_cast<const BlockQ8K*>(a.x + (t + j) * a.x_row_bytes);
+    const auto* w = reinterpret_cast<const BlockQ6_K*>(a.w + r * a.w_row_bytes);
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    const __m256i m2 = _mm256_set1_epi8(3);
+    __m256 acc[T];
+    for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* scales = w[b].scales;
+      const __m256i sc16 =
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+      __m256i sumi[T];
+      for (int j = 0; j < T; ++j) {
+        // -32 * sum_j sc_j * bsum_j: the offset of the unsigned 6-bit values.
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j][b].bsums));
+        sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                   _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+      }
+      for (int half = 0; half < 2; ++half) {
+        const uint8_t* ql = w[b].ql + 64 * half;
+        const __m256i qla = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+        const __m256i qlb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+        const __m256i qh =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qh + 32 * half));
+        for (int g = 0; g < 4; ++g) {
+          const __m256i low = (g % 2 == 0) ? qla : qlb;
+          const __m256i lo4 =
+              g < 2 ? _mm256_and_si256(low, m4) : _mm256_and_si256(_mm256_srli_epi16(low, 4), m4);
+          const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m2);
+          const __m256i q = _mm256_or_si256(lo4, _mm256_slli_epi16(hi2, 4));
+          const int s = half * 8 + 2 * g;
+          const __m256i scv =
+              _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+          for (int j = 0; j < T; ++j) {
+            const __m256i xv = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(x[j][b].qs + half * 128 + g * 32));
+            sumi[j] =
+                _mm256_add_epi32(sumi[j], _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), scv));
+          }
+        }
+      }
+      const float d = Half(&w[b].d);
+      for (int j = 0; j < T; ++j)
+        acc[j] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[j]), _mm256_set1_ps(d * x[j][b].d), acc[j]);
+    }
+    for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
+  }
+};
+
+void GemmQ4_K(const GemmArgs& a, int64_t r0, int64_t r1) { Drive<1, 1, 4, Q4KTile>(a, r0, r1); }
+void GemmQ6_K(const GemmArgs& a, int64_t r0, int64_t r1) { Drive<1, 1, 4, Q6KTile>(a, r0, r1); }
+
+// ---- activation quantizers (same rounding as the portable ones) -------------------------------
+
+inline __m256 AbsMax8(const float* x, int n8) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n8; ++i)
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * i)));
+  return m;
+}
+inline float HmaxPs(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+// Rounds 32 floats * id to int8 in element order.
+inline __m256i Round32(const float* x, __m256 id) {
+  __m256i v[4];
+  for (int i = 0; i < 4; ++i)
+    v[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), id),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const __m256i p01 = _mm256_packs_epi32(v[0], v[1]);
+  const __m256i p23 = _mm256_packs_epi32(v[2], v[3]);
+  const __m256i p = _mm256_packs_epi16(p01, p23);
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+void QuantizeQ8A(const float* x, int64_t cols, void* out) {
+  auto* blocks = static_cast<BlockQ8A*>(out);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const float* xb = x + b * 32;
+    const float amax = HmaxPs(AbsMax8(xb, 4));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+    blocks[b].d = d;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs), Round32(xb, _mm256_set1_ps(id)));
+  }
+}
+
+void QuantizeQ8K(const float* x, int64_t cols, void* out) {
+  auto* blocks = static_cast<BlockQ8K*>(out);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const float* xb = x + b * 256;
+    const float amax = HmaxPs(AbsMax8(xb, 32));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+    blocks[b].d = d;
+    const __m256 idv = _mm256_set1_ps(id);
+    for (int k = 0; k < 8; ++k) {
+      const __m256i q = Round32(xb + 32 * k, idv);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs + 32 * k), q);
+      // Sums of each 16: widen to int16 and add adjacent pairs down to one value per 16.
+      const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);  // 16 pair sums
+      const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));  // 8 quad sums
+      alignas(32) int32_t s[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s), s32);
+      blocks[b].bsums[2 * k] = static_cast<int16_t>(s[0] + s[1] + s[2] + s[3]);
+      blocks[b].bsums[2 * k + 1] = static_cast<int16_t>(s[4] + s[5] + s[6] + s[7]);
+    }
+  }
+}
+
+KernelTable MakeAvx2() {
+  KernelTable t;
+  t.gemm[kSlotF32] = GemmFloat<LoadF32>;
+  t.gemm[kSlotF16] = GemmFloat<LoadF16>;
+  t.gemm[kSlotBF16] = GemmFloat<LoadBF16>;
+  t.gemm[kSlotQ8_0] = GemmQ8_0;
+  t.gemm[kSlotQ4_0] = GemmQ4_0;
+  t.gemm[kSlotQ4_K] = GemmQ4_K;
+  t.gemm[kSlotQ6_K] = GemmQ6_K;
+  t.quantize_q8a = QuantizeQ8A;
+  t.quantize_q8k = QuantizeQ8K;
+  return t;
+}
+
+}  // namespace
+
+const KernelTable& Avx2Kernels() {
+  static const KernelTable table = MakeAvx2();
+  return table;
+}
+
+}  // namespace sextant::cpu::internal
