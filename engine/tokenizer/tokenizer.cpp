@@ -233,6 +233,9 @@ struct Tokenizer::Impl {
   // User-defined tokens, by first byte, longest first.
   std::array<std::vector<int32_t>, 256> user_defined;
   bool has_user_defined = false;
+  // llama: no mergeable token has a space marker after another character, so merges never cross
+  // the start of a word and words can be encoded one by one.
+  bool split_words = true;
   std::vector<int32_t> eog;  // sorted
 
   static uint64_t PairKey(int32_t left, int32_t right) {
@@ -403,8 +406,19 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
     const auto id = static_cast<int32_t>(i);
     impl->piece_to_id.emplace(tokens[i], id);
     const TokenType t = impl->types[i];
-    if (t == TokenType::kNormal || t == TokenType::kUndefined || t == TokenType::kUserDefined) {
-      impl->mergeable.emplace(tokens[i], id);
+    const bool mergeable =
+        t == TokenType::kNormal || t == TokenType::kUndefined || t == TokenType::kUserDefined;
+    if (mergeable) impl->mergeable.emplace(tokens[i], id);
+    if (llama && impl->split_words && mergeable) {
+      const std::string& piece = tokens[i];
+      for (size_t p = piece.find(kSpaceMarker, 1); p != std::string::npos;
+           p = piece.find(kSpaceMarker, p + 1)) {
+        if (p < kSpaceMarker.size() ||
+            piece.compare(p - kSpaceMarker.size(), kSpaceMarker.size(), kSpaceMarker) != 0) {
+          impl->split_words = false;
+          break;
+        }
+      }
     }
     if (t == TokenType::kUserDefined && !tokens[i].empty()) {
       impl->user_defined[static_cast<uint8_t>(tokens[i][0])].push_back(id);
@@ -660,82 +674,114 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) cons
 void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) const {
   // Symbols start as single characters (or single invalid bytes) in a doubly linked list; the
   // adjacent pair whose concatenation is the highest-scoring token is merged until none is left.
+  // When no token has a space marker after another character, no merge crosses the start of a
+  // word, so each word ("▁" run + what follows) is encoded on its own with the same result; the
+  // buffers are reused across words.
   struct Symbol {
-    size_t start;
-    size_t len;
-    int64_t prev;
-    int64_t next;
+    uint32_t start;
+    uint32_t len;
+    int32_t prev;
+    int32_t next;
     int32_t id;  // token of text[start, start+len), or -1
   };
   struct Bigram {
     float score;
-    int64_t left;
-    int64_t right;
-    size_t len;
+    int32_t left;
+    int32_t right;
+    uint32_t len;
     int32_t id;
   };
   auto lower = [](const Bigram& a, const Bigram& b) {
     return a.score < b.score || (a.score == b.score && a.left > b.left);
   };
   std::vector<Symbol> symbols;
-  symbols.reserve(text.size());
-  for (size_t off = 0; off < text.size();) {
-    unicode::Utf8Char c = unicode::DecodeUtf8(text.substr(off));
-    const size_t len = c.kind == unicode::Utf8Char::kValid ? c.length : 1;
-    const auto index = static_cast<int64_t>(symbols.size());
-    auto it = impl_->mergeable.find(text.substr(off, len));
-    symbols.push_back({off, len, index - 1, off + len == text.size() ? -1 : index + 1,
-                       it == impl_->mergeable.end() ? -1 : it->second});
-    off += len;
-  }
+  std::vector<Bigram> heap;
 
-  std::vector<Bigram> heap_storage;
-  heap_storage.reserve(symbols.size());
-  std::priority_queue<Bigram, std::vector<Bigram>, decltype(lower)> queue(lower,
-                                                                          std::move(heap_storage));
-  auto try_add = [&](int64_t left, int64_t right) {
-    if (left < 0 || right < 0) return;
-    const size_t len = symbols[left].len + symbols[right].len;
-    auto it = impl_->mergeable.find(text.substr(symbols[left].start, len));
-    if (it == impl_->mergeable.end()) return;
-    queue.push({impl_->scores[it->second], left, right, len, it->second});
+  auto encode_word = [&](std::string_view word) {
+    symbols.clear();
+    heap.clear();
+    for (size_t off = 0; off < word.size();) {
+      const unicode::Utf8Char c = unicode::DecodeUtf8(word.substr(off));
+      const size_t len = c.kind == unicode::Utf8Char::kValid ? c.length : 1;
+      const auto index = static_cast<int32_t>(symbols.size());
+      auto it = impl_->mergeable.find(word.substr(off, len));
+      symbols.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(len), index - 1,
+                         off + len == word.size() ? -1 : index + 1,
+                         it == impl_->mergeable.end() ? -1 : it->second});
+      off += len;
+    }
+    auto try_add = [&](int32_t left, int32_t right) {
+      if (left < 0 || right < 0) return;
+      const uint32_t len = symbols[left].len + symbols[right].len;
+      auto it = impl_->mergeable.find(word.substr(symbols[left].start, len));
+      if (it == impl_->mergeable.end()) return;
+      heap.push_back({impl_->scores[it->second], left, right, len, it->second});
+      std::push_heap(heap.begin(), heap.end(), lower);
+    };
+    for (size_t i = 1; i < symbols.size(); ++i) {
+      try_add(static_cast<int32_t>(i) - 1, static_cast<int32_t>(i));
+    }
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), lower);
+      const Bigram b = heap.back();
+      heap.pop_back();
+      Symbol& left = symbols[b.left];
+      Symbol& right = symbols[b.right];
+      // Stale when either side has merged since (lengths only grow; a merged-away symbol is 0).
+      if (left.len == 0 || right.len == 0 || left.len + right.len != b.len ||
+          left.next != b.right) {
+        continue;
+      }
+      left.len += right.len;
+      left.id = b.id;
+      right.len = 0;
+      left.next = right.next;
+      if (right.next >= 0) symbols[right.next].prev = b.left;
+      try_add(left.prev, b.left);
+      try_add(b.left, left.next);
+    }
+    for (int32_t i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[i].next) {
+      const Symbol& sym = symbols[i];
+      if (sym.id >= 0) {
+        out.push_back(sym.id);
+        continue;
+      }
+      for (uint32_t k = 0; k < sym.len; ++k) {  // byte fallback
+        const int32_t id = impl_->byte_token[static_cast<uint8_t>(word[sym.start + k])];
+        if (id >= 0) {
+          out.push_back(id);
+        } else if (unk_id_ >= 0) {
+          out.push_back(unk_id_);
+        }
+      }
+    }
   };
-  for (size_t i = 1; i < symbols.size(); ++i) {
-    try_add(static_cast<int64_t>(i) - 1, static_cast<int64_t>(i));
-  }
-  while (!queue.empty()) {
-    const Bigram b = queue.top();
-    queue.pop();
-    Symbol& left = symbols[b.left];
-    Symbol& right = symbols[b.right];
-    // Stale when either side has merged since (lengths only grow; a merged-away symbol is 0).
-    if (left.len == 0 || right.len == 0 || left.len + right.len != b.len || left.next != b.right) {
-      continue;
-    }
-    left.len += right.len;
-    left.id = b.id;
-    right.len = 0;
-    left.next = right.next;
-    if (right.next >= 0) symbols[right.next].prev = b.left;
-    try_add(left.prev, b.left);
-    try_add(b.left, left.next);
-  }
 
-  for (int64_t i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[i].next) {
-    const Symbol& s = symbols[i];
-    if (s.id >= 0) {
-      out.push_back(s.id);
-      continue;
-    }
-    for (size_t k = 0; k < s.len; ++k) {  // byte fallback
-      const int32_t id = impl_->byte_token[static_cast<uint8_t>(text[s.start + k])];
-      if (id >= 0) {
-        out.push_back(id);
-      } else if (unk_id_ >= 0) {
-        out.push_back(unk_id_);
+  // Words: split before a space marker that follows another character. A word longer than 2^30
+  // bytes is cut (indices are 32-bit); real text never has one.
+  constexpr size_t kMaxWord = size_t{1} << 30;
+  size_t start = 0;
+  if (impl_->split_words) {
+    for (size_t p = text.find(kSpaceMarker, 1); p != std::string_view::npos;
+         p = text.find(kSpaceMarker, p + 1)) {
+      const bool after_marker =
+          p >= kSpaceMarker.size() &&
+          text.compare(p - kSpaceMarker.size(), kSpaceMarker.size(), kSpaceMarker) == 0;
+      if (!after_marker) {
+        while (p - start > kMaxWord) {
+          encode_word(text.substr(start, kMaxWord));
+          start += kMaxWord;
+        }
+        encode_word(text.substr(start, p - start));
+        start = p;
       }
     }
   }
+  while (text.size() - start > kMaxWord) {
+    encode_word(text.substr(start, kMaxWord));
+    start += kMaxWord;
+  }
+  if (start < text.size()) encode_word(text.substr(start));
 }
 
 void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) const {

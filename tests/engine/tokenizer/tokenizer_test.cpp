@@ -87,6 +87,16 @@ TEST(TokenizerLlama, SpacePrefixAndSpacesBecomeMarkers) {
   }
 }
 
+TEST(TokenizerLlama, MergesAcrossWordsWhenTheVocabularyHasSuchPieces) {
+  // Words are encoded one by one only while no piece spans a word start; "x▁y" does.
+  auto spanning = Build(LlamaVocab({{"▁", -10}, {"x", -10}, {"y", -10}, {"x▁", -5}, {"x▁y", -1}}));
+  auto plain = Build(LlamaVocab({{"▁", -10}, {"x", -10}, {"y", -10}, {"▁y", -1}}));
+  ASSERT_TRUE(spanning && plain);
+  EXPECT_EQ(spanning->Encode("x y", false), IdsOf(*spanning, {"▁", "x▁y"}));
+  EXPECT_EQ(plain->Encode("x y  y", false), IdsOf(*plain, {"▁", "x", "▁y", "▁", "▁y"}));
+  EXPECT_EQ(plain->Decode(plain->Encode("x y  y", true)), "x y  y");
+}
+
 TEST(TokenizerLlama, UnknownCharactersFallBackToBytes) {
   auto t = Build(LlamaVocab({{"▁", -10}, {"a", -10}}));
   ASSERT_TRUE(t);
