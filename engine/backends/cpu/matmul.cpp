@@ -24,15 +24,22 @@ using gguf::BlockQ8_0;
 // Both quantizers round x / d to nearest-even, as the SIMD levels do, so every level sees the
 // same integers.
 void QuantizeQ8A(const float* x, int64_t cols, void* out) {
-  auto* blocks = static_cast<BlockQ8A*>(out);
-  for (int64_t b = 0; b < cols / 32; ++b) {
+  const int64_t nb = cols / 32;
+  const Q8ARow row = Q8ARowAt(out, nb);
+  for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * 32;
     float amax = 0.0f;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 127.0f / amax : 0.0f;
-    blocks[b].d = d;
-    for (int i = 0; i < 32; ++i) blocks[b].qs[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+    row.d[b] = d;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const auto q = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+      row.qs[b * 32 + i] = q;
+      sum += q;
+    }
+    row.sum[b] = sum;
   }
 }
 
@@ -68,27 +75,27 @@ float DotFloat(const uint8_t* w, const float* x, int64_t cols, Load load) {
 
 float DotQ8_0(const uint8_t* wrow, const uint8_t* xrow, int64_t cols) {
   const auto* w = reinterpret_cast<const BlockQ8_0*>(wrow);
-  const auto* x = reinterpret_cast<const BlockQ8A*>(xrow);
+  const Q8ARow x = Q8ARowAt(xrow, cols / 32);
   float acc = 0.0f;
   for (int64_t b = 0; b < cols / 32; ++b) {
     int32_t s = 0;
-    for (int i = 0; i < 32; ++i) s += int32_t{w[b].qs[i]} * x[b].qs[i];
-    acc += HalfToFloat(LoadU16(&w[b].d)) * x[b].d * static_cast<float>(s);
+    for (int i = 0; i < 32; ++i) s += int32_t{w[b].qs[i]} * x.qs[b * 32 + i];
+    acc += HalfToFloat(LoadU16(&w[b].d)) * x.d[b] * static_cast<float>(s);
   }
   return acc;
 }
 
 float DotQ4_0(const uint8_t* wrow, const uint8_t* xrow, int64_t cols) {
   const auto* w = reinterpret_cast<const BlockQ4_0*>(wrow);
-  const auto* x = reinterpret_cast<const BlockQ8A*>(xrow);
+  const Q8ARow x = Q8ARowAt(xrow, cols / 32);
   float acc = 0.0f;
   for (int64_t b = 0; b < cols / 32; ++b) {
     int32_t s = 0;
     for (int i = 0; i < 16; ++i) {
-      s += ((w[b].qs[i] & 0xF) - 8) * x[b].qs[i];
-      s += ((w[b].qs[i] >> 4) - 8) * x[b].qs[i + 16];
+      s += ((w[b].qs[i] & 0xF) - 8) * x.qs[b * 32 + i];
+      s += ((w[b].qs[i] >> 4) - 8) * x.qs[b * 32 + i + 16];
     }
-    acc += HalfToFloat(LoadU16(&w[b].d)) * x[b].d * static_cast<float>(s);
+    acc += HalfToFloat(LoadU16(&w[b].d)) * x.d[b] * static_cast<float>(s);
   }
   return acc;
 }
@@ -308,7 +315,7 @@ void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   internal::QuantizeFn quantize = nullptr;
   if (slot == internal::kSlotQ8_0 || slot == internal::kSlotQ4_0) {
     quantize = k.quantize_q8a;
-    a.x_row_bytes = static_cast<size_t>(w.cols / 32) * sizeof(internal::BlockQ8A);
+    a.x_row_bytes = internal::Q8ARowBytes(w.cols / 32);
   } else if (slot == internal::kSlotQ4_K || slot == internal::kSlotQ6_K) {
     quantize = k.quantize_q8k;
     a.x_row_bytes = static_cast<size_t>(w.cols / 256) * sizeof(internal::BlockQ8K);

@@ -92,7 +92,9 @@ struct FloatTile {
     static void Run(const GemmArgs& a, int64_t r, int64_t t) {
       const uint8_t* w[R];
       const float* x[T];
+#pragma GCC unroll 16
       for (int i = 0; i < R; ++i) w[i] = a.w + (r + i) * a.w_row_bytes;
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j)
         x[j] = reinterpret_cast<const float*>(a.x + (t + j) * a.x_row_bytes);
       const int64_t n8 = a.cols / 8 * 8;
@@ -100,11 +102,13 @@ struct FloatTile {
       if constexpr (T == 1) {
         // Decode: two accumulators per row hide the FMA latency.
         __m256 acc0[R], acc1[R];
+#pragma GCC unroll 16
         for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
         int64_t c = 0;
         for (; c + 16 <= n8; c += 16) {
           const __m256 x0 = _mm256_loadu_ps(x[0] + c);
           const __m256 x1 = _mm256_loadu_ps(x[0] + c + 8);
+#pragma GCC unroll 16
           for (int i = 0; i < R; ++i) {
             acc0[i] = _mm256_fmadd_ps(L::Vec(w[i], c), x0, acc0[i]);
             acc1[i] = _mm256_fmadd_ps(L::Vec(w[i], c + 8), x1, acc1[i]);
@@ -112,28 +116,41 @@ struct FloatTile {
         }
         for (; c < n8; c += 8) {
           const __m256 x0 = _mm256_loadu_ps(x[0] + c);
+#pragma GCC unroll 16
           for (int i = 0; i < R; ++i) acc0[i] = _mm256_fmadd_ps(L::Vec(w[i], c), x0, acc0[i]);
         }
+#pragma GCC unroll 16
         for (int i = 0; i < R; ++i) out[i][0] = Hsum(_mm256_add_ps(acc0[i], acc1[i]));
       } else {
         __m256 acc[R][T];
+#pragma GCC unroll 16
         for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
           for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
         for (int64_t c = 0; c < n8; c += 8) {
           __m256 wv[R];
+#pragma GCC unroll 16
           for (int i = 0; i < R; ++i) wv[i] = L::Vec(w[i], c);
+#pragma GCC unroll 16
           for (int j = 0; j < T; ++j) {
             const __m256 xv = _mm256_loadu_ps(x[j] + c);
+#pragma GCC unroll 16
             for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
           }
         }
+#pragma GCC unroll 16
         for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
           for (int j = 0; j < T; ++j) out[i][j] = Hsum(acc[i][j]);
       }
       for (int64_t c = n8; c < a.cols; ++c)
+#pragma GCC unroll 16
         for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
           for (int j = 0; j < T; ++j) out[i][j] += L::One(w[i], c) * x[j][c];
+#pragma GCC unroll 16
       for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
         for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r + i] = out[i][j];
     }
   };
@@ -146,75 +163,154 @@ void GemmFloat(const GemmArgs& a, int64_t r0, int64_t r1) {
 
 // ---- Q4_0 / Q8_0 weights with Q8A activations ---------------------------------------------------
 
-inline __m256i UnpackQ4(const uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-  return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0xF)), _mm256_set1_epi8(8));
+inline __m128i InsertU16(__m128i v, int k, uint16_t h) {
+  switch (k) {
+    case 0:
+      return _mm_insert_epi16(v, h, 0);
+    case 1:
+      return _mm_insert_epi16(v, h, 1);
+    case 2:
+      return _mm_insert_epi16(v, h, 2);
+    case 3:
+      return _mm_insert_epi16(v, h, 3);
+    case 4:
+      return _mm_insert_epi16(v, h, 4);
+    case 5:
+      return _mm_insert_epi16(v, h, 5);
+    case 6:
+      return _mm_insert_epi16(v, h, 6);
+    default:
+      return _mm_insert_epi16(v, h, 7);
+  }
 }
 
-// Sum of w[i] * x[i] over 32 int8 pairs, as 8 int32 partial sums converted to f32.
-// aw = |w|, sw = w.
-inline __m256 DotI8(__m256i aw, __m256i sw, __m256i x) {
-  const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, sw));
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
+// Weight rows are walked in groups of 8 blocks. A group is unpacked once into an L1 buffer
+// (Q4_0: unsigned nibbles 0..15; Q8_0: |w| and w), then dotted with each token's Q8A blocks. The 8
+// per-block integer sums are reduced into one vector [S0..S7] so that the f32 scaling
+// (S * dw * dx) costs one conversion and one FMA per 8 blocks, with 8 weight scales converted at
+// once (F16C) and 8 activation scales loaded at once (Q8A rows store scales contiguously).
+// Q4_0's offset of 8 is applied after the reduction: sum((u - 8) x) = sum(u x) - 8 sum(x).
 template <bool kQ4>
 struct Q8Tile {
+  static constexpr size_t kBlock = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+
   template <int R, int T>
   struct K {
+    static_assert(R == 1);
     static void Run(const GemmArgs& a, int64_t r, int64_t t) {
       const int64_t nb = a.cols / 32;
-      const BlockQ8A* x[T];
-      for (int j = 0; j < T; ++j)
-        x[j] = reinterpret_cast<const BlockQ8A*>(a.x + (t + j) * a.x_row_bytes);
-      const uint8_t* w[R];
-      for (int i = 0; i < R; ++i) w[i] = a.w + (r + i) * a.w_row_bytes;
-      constexpr size_t kBlock = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-      __m256 acc[R][T];
-      for (int i = 0; i < R; ++i)
-        for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
-      for (int64_t b = 0; b < nb; ++b) {
-        if constexpr (T == 1) {
-          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0][b].qs));
-          const float dx = x[0][b].d;
-          for (int i = 0; i < R; ++i) {
-            const uint8_t* blk = w[i] + b * kBlock;
-            const __m256i sw = kQ4 ? UnpackQ4(blk + 2)
-                                   : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-            const __m256 p = DotI8(_mm256_sign_epi8(sw, sw), sw, xv);
-            acc[i][0] = _mm256_fmadd_ps(p, _mm256_set1_ps(Half(blk) * dx), acc[i][0]);
-          }
+      Q8ARow x[T];
+#pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) x[j] = Q8ARowAt(a.x + (t + j) * a.x_row_bytes, nb);
+      const uint8_t* w = a.w + r * a.w_row_bytes;
+      alignas(32) uint8_t wq[8][32];  // Q4_0: nibbles; Q8_0: |w|
+      alignas(32) int8_t ws[8][32];   // Q8_0: w (its sign goes onto x)
+      __m256 acc[T];
+#pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < nb; g += 8) {
+        if (g + 8 <= nb) {
+          Group<T, true>(w, g, 8, x, wq, ws, acc);
         } else {
-          __m256i sw[R], aw[R];
-          __m256 dw[R];
-          for (int i = 0; i < R; ++i) {
-            const uint8_t* blk = w[i] + b * kBlock;
-            sw[i] = kQ4 ? UnpackQ4(blk + 2)
-                        : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-            aw[i] = _mm256_sign_epi8(sw[i], sw[i]);
-            dw[i] = _mm256_set1_ps(Half(blk));
-          }
-          for (int j = 0; j < T; ++j) {
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j][b].qs));
-            const __m256 dx = _mm256_broadcast_ss(&x[j][b].d);
-            for (int i = 0; i < R; ++i)
-              acc[i][j] =
-                  _mm256_fmadd_ps(DotI8(aw[i], sw[i], xv), _mm256_mul_ps(dw[i], dx), acc[i][j]);
-          }
+          Group<T, false>(w, g, static_cast<int>(nb - g), x, wq, ws, acc);
         }
       }
-      for (int i = 0; i < R; ++i)
-        for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r + i] = Hsum(acc[i][j]);
+#pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
+    }
+
+    template <int TT, bool kFull>
+    static inline __attribute__((always_inline)) void Group(const uint8_t* w, int64_t g, int n,
+                                                            const Q8ARow* x, uint8_t (*wq)[32],
+                                                            int8_t (*ws)[32], __m256* acc) {
+      const __m256i ones = _mm256_set1_epi16(1);
+      if constexpr (kFull) n = 8;
+      __m128i dh = _mm_setzero_si128();
+      {
+#pragma GCC unroll 8
+        for (int k = 0; k < n; ++k) {
+          const uint8_t* blk = w + (g + k) * kBlock;
+          dh = InsertU16(dh, k, LoadU16(blk));
+          if constexpr (kQ4) {
+            __m256i v = _mm256_broadcastsi128_si256(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+            v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]),
+                               _mm256_and_si256(v, _mm256_set1_epi8(0xF)));
+          } else {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ws[k]), v);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]), _mm256_sign_epi8(v, v));
+          }
+        }
+        for (int k = n; k < 8; ++k) {  // a short last group: zero weights, scale 0
+          std::memset(wq[k], 0, 32);
+          std::memset(ws[k], 0, 32);
+        }
+      }
+      const __m256 dw = _mm256_cvtph_ps(dh);
+#pragma GCC unroll 16
+      for (int j = 0; j < TT; ++j) {
+        const int8_t* xq = x[j].qs + g * 32;
+        __m256i p[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          const __m256i xv = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(xq + (kFull || k < n ? k : 0) * 32));
+          const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq[k]));
+          if constexpr (kQ4) {
+            p[k] = _mm256_maddubs_epi16(wv, xv);  // |lane| <= 2 * 15 * 127
+          } else {
+            const __m256i sv = _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[k]));
+            p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, _mm256_sign_epi8(xv, sv)), ones);
+          }
+        }
+        __m256i m0, m1;
+        if constexpr (kQ4) {
+          // Two levels of 16-bit pair sums stay below 4 * 3810 < 2^15; then widen.
+          const __m256i q01 = _mm256_hadd_epi16(p[0], p[1]);
+          const __m256i q23 = _mm256_hadd_epi16(p[2], p[3]);
+          const __m256i q45 = _mm256_hadd_epi16(p[4], p[5]);
+          const __m256i q67 = _mm256_hadd_epi16(p[6], p[7]);
+          m0 = _mm256_madd_epi16(_mm256_hadd_epi16(q01, q23), ones);
+          m1 = _mm256_madd_epi16(_mm256_hadd_epi16(q45, q67), ones);
+        } else {
+          m0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+          m1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+        }
+        // m0 = [S0..S3 of the low 128 bits | S0..S3 of the high], m1 likewise for S4..S7.
+        __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(m0, m1, 0x20),
+                                       _mm256_permute2x128_si256(m0, m1, 0x31));
+        __m256 dx;
+        if (kFull) {
+          dx = _mm256_loadu_ps(x[j].d + g);
+          if constexpr (kQ4)
+            sum = _mm256_sub_epi32(
+                sum, _mm256_slli_epi32(
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j].sum + g)), 3));
+        } else {
+          alignas(32) float dt[8] = {};
+          alignas(32) int32_t st[8] = {};
+          for (int k = 0; k < n; ++k) {
+            dt[k] = x[j].d[g + k];
+            st[k] = x[j].sum[g + k];
+          }
+          dx = _mm256_load_ps(dt);
+          if constexpr (kQ4)
+            sum = _mm256_sub_epi32(
+                sum, _mm256_slli_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(st)), 3));
+        }
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[j]);
+      }
     }
   };
 };
 
 void GemmQ4_0(const GemmArgs& a, int64_t r0, int64_t r1) {
-  Drive<4, 1, 8, Q8Tile<true>::template K>(a, r0, r1);
+  Drive<1, 1, 4, Q8Tile<true>::template K>(a, r0, r1);
 }
 void GemmQ8_0(const GemmArgs& a, int64_t r0, int64_t r1) {
-  Drive<4, 1, 8, Q8Tile<false>::template K>(a, r0, r1);
+  Drive<1, 1, 4, Q8Tile<false>::template K>(a, r0, r1);
 }
 
 // ---- K-quants with Q8K activations -----------------------------------------------------------
@@ -225,14 +321,17 @@ struct Q4KTile {
   static void Run(const GemmArgs& a, int64_t r, int64_t t) {
     const int64_t nb = a.cols / 256;
     const BlockQ8K* x[T];
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j)
       x[j] = reinterpret_cast<const BlockQ8K*>(a.x + (t + j) * a.x_row_bytes);
     const auto* w = reinterpret_cast<const BlockQ4_K*>(a.w + r * a.w_row_bytes);
     const __m256i mask = _mm256_set1_epi8(0xF);
     __m256 acc[T];
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t sc[8], mn[8];
+#pragma GCC unroll 16
       for (int k = 0; k < 8; ++k) Q4KScaleMin(w[b].scales, k, &sc[k], &mn[k]);
       // mins per pair of 16-sums: [m0 m0 m1 m1 ... m7 m7]
       const __m256i mins = _mm256_cvtepu8_epi16(
@@ -241,13 +340,16 @@ struct Q4KTile {
       const float d = Half(&w[b].d);
       const float dmin = Half(&w[b].dmin);
       __m256i sumi[T];
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) sumi[j] = _mm256_setzero_si256();
+#pragma GCC unroll 16
       for (int k = 0; k < 4; ++k) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
         const __m256i lo = _mm256_and_si256(q, mask);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
         const __m256i s_lo = _mm256_set1_epi16(sc[2 * k]);
         const __m256i s_hi = _mm256_set1_epi16(sc[2 * k + 1]);
+#pragma GCC unroll 16
         for (int j = 0; j < T; ++j) {
           const int8_t* xq = x[j][b].qs + 64 * k;
           const __m256i p0 =
@@ -258,6 +360,7 @@ struct Q4KTile {
               sumi[j], _mm256_add_epi32(_mm256_madd_epi16(p0, s_lo), _mm256_madd_epi16(p1, s_hi)));
         }
       }
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j][b].bsums));
         const __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bs));
@@ -266,6 +369,7 @@ struct Q4KTile {
         acc[j] = _mm256_fnmadd_ps(m, _mm256_set1_ps(dmin * dx), acc[j]);
       }
     }
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
   }
 };
@@ -276,18 +380,21 @@ struct Q6KTile {
   static void Run(const GemmArgs& a, int64_t r, int64_t t) {
     const int64_t nb = a.cols / 256;
     const BlockQ8K* x[T];
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j)
       x[j] = reinterpret_cast<const BlockQ8K*>(a.x + (t + j) * a.x_row_bytes);
     const auto* w = reinterpret_cast<const BlockQ6_K*>(a.w + r * a.w_row_bytes);
     const __m256i m4 = _mm256_set1_epi8(0xF);
     const __m256i m2 = _mm256_set1_epi8(3);
     __m256 acc[T];
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* scales = w[b].scales;
       const __m256i sc16 =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
       __m256i sumi[T];
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
         // -32 * sum_j sc_j * bsum_j: the offset of the unsigned 6-bit values.
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j][b].bsums));
@@ -309,6 +416,7 @@ struct Q6KTile {
           const int s = half * 8 + 2 * g;
           const __m256i scv =
               _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+#pragma GCC unroll 16
           for (int j = 0; j < T; ++j) {
             const __m256i xv = _mm256_loadu_si256(
                 reinterpret_cast<const __m256i*>(x[j][b].qs + half * 128 + g * 32));
@@ -318,10 +426,12 @@ struct Q6KTile {
         }
       }
       const float d = Half(&w[b].d);
+#pragma GCC unroll 16
       for (int j = 0; j < T; ++j)
         acc[j] =
             _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[j]), _mm256_set1_ps(d * x[j][b].d), acc[j]);
     }
+#pragma GCC unroll 16
     for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
   }
 };
@@ -347,6 +457,7 @@ inline float HmaxPs(__m256 v) {
 // Rounds 32 floats * id to int8 in element order.
 inline __m256i Round32(const float* x, __m256 id) {
   __m256i v[4];
+#pragma GCC unroll 16
   for (int i = 0; i < 4; ++i)
     v[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), id),
                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -357,14 +468,22 @@ inline __m256i Round32(const float* x, __m256 id) {
 }
 
 void QuantizeQ8A(const float* x, int64_t cols, void* out) {
-  auto* blocks = static_cast<BlockQ8A*>(out);
-  for (int64_t b = 0; b < cols / 32; ++b) {
+  const int64_t nb = cols / 32;
+  const Q8ARow row = Q8ARowAt(out, nb);
+  for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * 32;
     const float amax = HmaxPs(AbsMax8(xb, 4));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 127.0f / amax : 0.0f;
-    blocks[b].d = d;
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs), Round32(xb, _mm256_set1_ps(id)));
+    row.d[b] = d;
+    const __m256i q = Round32(xb, _mm256_set1_ps(id));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(row.qs + b * 32), q);
+    const __m256i s32 =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    row.sum[b] = _mm_cvtsi128_si32(s);
   }
 }
 
@@ -377,6 +496,7 @@ void QuantizeQ8K(const float* x, int64_t cols, void* out) {
     const float id = d != 0.0f ? 127.0f / amax : 0.0f;
     blocks[b].d = d;
     const __m256 idv = _mm256_set1_ps(id);
+#pragma GCC unroll 16
     for (int k = 0; k < 8; ++k) {
       const __m256i q = Round32(xb + 32 * k, idv);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs + 32 * k), q);

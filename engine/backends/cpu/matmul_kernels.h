@@ -14,18 +14,26 @@ namespace sextant::cpu::internal {
 
 // Activations quantized for the integer dot products. Each token row is quantized on its own
 // (the result of a row never depends on other rows of the batch).
-// Q8A: 32 values, symmetric, scale d = max|x| / 127 (paired with Q4_0 and Q8_0 weights).
-struct BlockQ8A {
-  float d;
-  int8_t qs[32];
+// Q8A: blocks of 32 values, symmetric, scale d = max|x| / 127 (paired with Q4_0 and Q8_0
+// weights). A row of nb blocks is stored as arrays: float d[nb], int32 sum[nb] (sum of the block's
+// quants, for Q4_0's offset of 8), int8 qs[nb * 32], so kernels load 8 blocks' scales at once.
+struct Q8ARow {
+  float* d;
+  int32_t* sum;
+  int8_t* qs;
 };
+inline size_t Q8ARowBytes(int64_t nb) { return static_cast<size_t>(nb) * 40; }
+inline Q8ARow Q8ARowAt(const void* row, int64_t nb) {
+  auto* p = static_cast<uint8_t*>(const_cast<void*>(row));
+  return {reinterpret_cast<float*>(p), reinterpret_cast<int32_t*>(p + 4 * nb),
+          reinterpret_cast<int8_t*>(p + 8 * nb)};
+}
 // Q8K: 256 values with sums of each 16 (paired with Q4_K and Q6_K weights).
 struct BlockQ8K {
   float d;
   int8_t qs[256];
   int16_t bsums[16];
 };
-static_assert(sizeof(BlockQ8A) == 36);
 static_assert(sizeof(BlockQ8K) == 292);
 
 // What one kernel call computes: y[t * ldy + r] = W[r] . x[t] for r in [r0, r1), t < n_tokens.

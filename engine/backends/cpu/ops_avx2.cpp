@@ -140,9 +140,11 @@ void ScaleAvx2(float* x, int64_t n, float s) {
 // The 8 dot products of q with keys k[0..7] (hd floats each, hd % 8 == 0), as one vector.
 inline __m256 Dot8Keys(const float* q, const float* const* k, int hd) {
   __m256 acc[8];
+#pragma GCC unroll 16
   for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
   for (int d = 0; d < hd; d += 8) {
     const __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 16
     for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(k[j] + d), qv, acc[j]);
   }
   const __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]);
@@ -158,12 +160,15 @@ inline __m256 Dot8Keys(const float* q, const float* const* k, int hd) {
 template <int NV>
 void WeightedSum(const float* s, const float* v, int64_t kv_stride, int64_t n, float* o) {
   __m256 acc[NV];
+#pragma GCC unroll 16
   for (int k = 0; k < NV; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t p = 0; p < n; ++p) {
     const __m256 w = _mm256_broadcast_ss(s + p);
     const float* vp = v + p * kv_stride;
+#pragma GCC unroll 16
     for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * k), acc[k]);
   }
+#pragma GCC unroll 16
   for (int k = 0; k < NV; ++k) _mm256_storeu_ps(o + 8 * k, acc[k]);
 }
 
@@ -218,6 +223,7 @@ void AttendAvx2(const AttendArgs& a, int g, int h0, int h1, int64_t i0, int64_t 
   // Scores, 8 keys at a time; each key block is read once for every query of the item.
   for (int64_t p0 = 0; p0 < n_max; p0 += 8) {
     const float* kp[8];
+#pragma GCC unroll 16
     for (int j = 0; j < 8; ++j) kp[j] = kbase + std::min(p0 + j, n_max - 1) * a.kv_stride;
     for (int64_t i = i0; i < i1; ++i) {
       if (p0 > a.q_pos[i]) continue;
