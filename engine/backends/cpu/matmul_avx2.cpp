@@ -163,25 +163,43 @@ void GemmFloat(const GemmArgs& a, int64_t r0, int64_t r1) {
 
 // ---- Q4_0 / Q8_0 weights with Q8A activations ---------------------------------------------------
 
-inline __m128i InsertU16(__m128i v, int k, uint16_t h) {
-  switch (k) {
-    case 0:
-      return _mm_insert_epi16(v, h, 0);
-    case 1:
-      return _mm_insert_epi16(v, h, 1);
-    case 2:
-      return _mm_insert_epi16(v, h, 2);
-    case 3:
-      return _mm_insert_epi16(v, h, 3);
-    case 4:
-      return _mm_insert_epi16(v, h, 4);
-    case 5:
-      return _mm_insert_epi16(v, h, 5);
-    case 6:
-      return _mm_insert_epi16(v, h, 6);
-    default:
-      return _mm_insert_epi16(v, h, 7);
-  }
+// The 32 nibbles of a Q4_0 block as bytes 0..15 in element order (low nibbles, then high).
+inline __m256i UnpackQ4(const uint8_t* qs) {
+  const __m256i v =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                          _mm256_set1_epi8(0xF));
+}
+
+// [S0..S7] where S_k is the sum of the 16 int16 lanes of p[k]; every |lane| <= 3810, so sums of
+// 8 lanes fit in int16. Unpack/add trees (single-uop shuffles) rather than phadd (slow on AMD).
+inline __m256i Reduce8x16(const __m256i* p) {
+  auto pair = [](__m256i a, __m256i b) {  // [a b a b ...], each a sum of 2 lanes
+    return _mm256_add_epi16(_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b));
+  };
+  auto quad = [](__m256i ab, __m256i cd) {  // [a b c d a b c d], each a sum of 4 lanes
+    return _mm256_add_epi16(_mm256_unpacklo_epi32(ab, cd), _mm256_unpackhi_epi32(ab, cd));
+  };
+  const __m256i abcd = quad(pair(p[0], p[1]), pair(p[2], p[3]));
+  const __m256i efgh = quad(pair(p[4], p[5]), pair(p[6], p[7]));
+  const __m256i v =  // [a..h] per 128-bit half, each a sum of 8 lanes
+      _mm256_add_epi16(_mm256_unpacklo_epi64(abcd, efgh), _mm256_unpackhi_epi64(abcd, efgh));
+  return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(v)),
+                          _mm256_cvtepi16_epi32(_mm256_extracti128_si256(v, 1)));
+}
+
+// [S0..S7] where S_k is the sum of the 8 int32 lanes of s[k].
+inline __m256i Reduce8x32(const __m256i* s) {
+  auto pair = [](__m256i a, __m256i b) {  // [a b a b] per half
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  };
+  auto quad = [](__m256i ab, __m256i cd) {  // [a b c d] per half
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+  };
+  const __m256i abcd = quad(pair(s[0], s[1]), pair(s[2], s[3]));
+  const __m256i efgh = quad(pair(s[4], s[5]), pair(s[6], s[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(abcd, efgh, 0x20),
+                          _mm256_permute2x128_si256(abcd, efgh, 0x31));
 }
 
 // Weight rows are walked in groups of 8 blocks. A group is unpacked once into an L1 buffer
@@ -225,29 +243,31 @@ struct Q8Tile {
                                                             int8_t (*ws)[32], __m256* acc) {
       const __m256i ones = _mm256_set1_epi16(1);
       if constexpr (kFull) n = 8;
-      __m128i dh = _mm_setzero_si128();
-      {
+      // With one token the unpacked weights go straight into the dot products; with several they
+      // are unpacked once into wq / ws and reloaded from L1 for each token.
+      constexpr bool kDirect = TT == 1 && kFull;
+      uint64_t h[2] = {0, 0};  // the 8 f16 scales, packed with integer ops (idle ALUs)
 #pragma GCC unroll 8
-        for (int k = 0; k < n; ++k) {
-          const uint8_t* blk = w + (g + k) * kBlock;
-          dh = InsertU16(dh, k, LoadU16(blk));
+      for (int k = 0; k < n; ++k) {
+        const uint8_t* blk = w + (g + k) * kBlock;
+        h[k / 4] |= uint64_t{LoadU16(blk)} << (16 * (k % 4));
+        if constexpr (!kDirect) {
           if constexpr (kQ4) {
-            __m256i v = _mm256_broadcastsi128_si256(
-                _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-            v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]),
-                               _mm256_and_si256(v, _mm256_set1_epi8(0xF)));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]), UnpackQ4(blk + 2));
           } else {
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
             _mm256_store_si256(reinterpret_cast<__m256i*>(ws[k]), v);
             _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]), _mm256_sign_epi8(v, v));
           }
         }
+      }
+      if constexpr (!kFull) {
         for (int k = n; k < 8; ++k) {  // a short last group: zero weights, scale 0
           std::memset(wq[k], 0, 32);
           std::memset(ws[k], 0, 32);
         }
       }
+      const __m128i dh = _mm_set_epi64x(static_cast<int64_t>(h[1]), static_cast<int64_t>(h[0]));
       const __m256 dw = _mm256_cvtph_ps(dh);
 #pragma GCC unroll 16
       for (int j = 0; j < TT; ++j) {
@@ -257,30 +277,21 @@ struct Q8Tile {
         for (int k = 0; k < 8; ++k) {
           const __m256i xv = _mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(xq + (kFull || k < n ? k : 0) * 32));
-          const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq[k]));
+          const uint8_t* blk = w + (g + k) * kBlock;
           if constexpr (kQ4) {
+            const __m256i wv = kDirect ? UnpackQ4(blk + 2)
+                                       : _mm256_load_si256(reinterpret_cast<const __m256i*>(wq[k]));
             p[k] = _mm256_maddubs_epi16(wv, xv);  // |lane| <= 2 * 15 * 127
           } else {
-            const __m256i sv = _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[k]));
+            const __m256i sv = kDirect
+                                   ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))
+                                   : _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[k]));
+            const __m256i wv = kDirect ? _mm256_sign_epi8(sv, sv)
+                                       : _mm256_load_si256(reinterpret_cast<const __m256i*>(wq[k]));
             p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, _mm256_sign_epi8(xv, sv)), ones);
           }
         }
-        __m256i m0, m1;
-        if constexpr (kQ4) {
-          // Two levels of 16-bit pair sums stay below 4 * 3810 < 2^15; then widen.
-          const __m256i q01 = _mm256_hadd_epi16(p[0], p[1]);
-          const __m256i q23 = _mm256_hadd_epi16(p[2], p[3]);
-          const __m256i q45 = _mm256_hadd_epi16(p[4], p[5]);
-          const __m256i q67 = _mm256_hadd_epi16(p[6], p[7]);
-          m0 = _mm256_madd_epi16(_mm256_hadd_epi16(q01, q23), ones);
-          m1 = _mm256_madd_epi16(_mm256_hadd_epi16(q45, q67), ones);
-        } else {
-          m0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-          m1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-        }
-        // m0 = [S0..S3 of the low 128 bits | S0..S3 of the high], m1 likewise for S4..S7.
-        __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(m0, m1, 0x20),
-                                       _mm256_permute2x128_si256(m0, m1, 0x31));
+        __m256i sum = kQ4 ? Reduce8x16(p) : Reduce8x32(p);
         __m256 dx;
         if (kFull) {
           dx = _mm256_loadu_ps(x[j].d + g);
