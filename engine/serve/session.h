@@ -40,6 +40,10 @@ struct GenerateStats {
 // Receives each generated token; returning false stops generation (not an error).
 using TokenCallback = std::function<bool(int32_t token)>;
 
+// Checks a request against a model's vocabulary and a context length (shared with
+// BatchScheduler): INVALID_ARGUMENT or OUT_OF_RANGE as Session::Generate.
+Status ValidateRequest(const GenerateRequest& request, int64_t vocab_size, int context_length);
+
 class Session {
  public:
   // context_length 0 = the model's default. A context that cannot be made is reported by
