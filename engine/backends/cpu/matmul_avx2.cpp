@@ -99,29 +99,9 @@ struct FloatTile {
         x[j] = reinterpret_cast<const float*>(a.x + (t + j) * a.x_row_bytes);
       const int64_t n8 = a.cols / 8 * 8;
       float out[R][T];
-      if constexpr (T == 1) {
-        // Decode: two accumulators per row hide the FMA latency.
-        __m256 acc0[R], acc1[R];
-#pragma GCC unroll 16
-        for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
-        int64_t c = 0;
-        for (; c + 16 <= n8; c += 16) {
-          const __m256 x0 = _mm256_loadu_ps(x[0] + c);
-          const __m256 x1 = _mm256_loadu_ps(x[0] + c + 8);
-#pragma GCC unroll 16
-          for (int i = 0; i < R; ++i) {
-            acc0[i] = _mm256_fmadd_ps(L::Vec(w[i], c), x0, acc0[i]);
-            acc1[i] = _mm256_fmadd_ps(L::Vec(w[i], c + 8), x1, acc1[i]);
-          }
-        }
-        for (; c < n8; c += 8) {
-          const __m256 x0 = _mm256_loadu_ps(x[0] + c);
-#pragma GCC unroll 16
-          for (int i = 0; i < R; ++i) acc0[i] = _mm256_fmadd_ps(L::Vec(w[i], c), x0, acc0[i]);
-        }
-#pragma GCC unroll 16
-        for (int i = 0; i < R; ++i) out[i][0] = Hsum(_mm256_add_ps(acc0[i], acc1[i]));
-      } else {
+      {
+        // One accumulator per (row, token) whatever the tile, so a token's result does not
+        // depend on the batch; decode tiles 8 rows to keep 8 FMA chains in flight.
         __m256 acc[R][T];
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i)
@@ -158,7 +138,7 @@ struct FloatTile {
 
 template <typename L>
 void GemmFloat(const GemmArgs& a, int64_t r0, int64_t r1) {
-  Drive<4, 3, 4, FloatTile<L>::template K>(a, r0, r1);
+  Drive<8, 3, 4, FloatTile<L>::template K>(a, r0, r1);
 }
 
 // ---- Q4_0 / Q8_0 weights with Q8A activations ---------------------------------------------------
