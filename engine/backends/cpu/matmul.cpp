@@ -43,6 +43,29 @@ void QuantizeQ8A(const float* x, int64_t cols, void* out) {
   }
 }
 
+void QuantizeQ8A4(const float* x, int64_t cols, void* out) {
+  const int64_t nb = cols / 32;
+  auto* row = static_cast<uint8_t*>(out);
+  std::memset(row, 0, Q8A4RowBytes(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* group = row + (b / 8) * kQ8A4GroupBytes;
+    const int k = static_cast<int>(b % 8);
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const auto q = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+      group[Q8A4QsPos(k, i)] = static_cast<uint8_t>(q);
+      sum += q;
+    }
+    std::memcpy(group + 4 * Q8A4ScalePos(k), &d, 4);
+    std::memcpy(group + 32 + 4 * Q8A4ScalePos(k), &sum, 4);
+  }
+}
+
 void QuantizeQ8K(const float* x, int64_t cols, void* out) {
   auto* blocks = static_cast<BlockQ8K*>(out);
   for (int64_t b = 0; b < cols / 256; ++b) {
@@ -87,15 +110,19 @@ float DotQ8_0(const uint8_t* wrow, const uint8_t* xrow, int64_t cols) {
 
 float DotQ4_0(const uint8_t* wrow, const uint8_t* xrow, int64_t cols) {
   const auto* w = reinterpret_cast<const BlockQ4_0*>(wrow);
-  const Q8ARow x = Q8ARowAt(xrow, cols / 32);
   float acc = 0.0f;
   for (int64_t b = 0; b < cols / 32; ++b) {
+    const uint8_t* group = xrow + (b / 8) * kQ8A4GroupBytes;
+    const int k = static_cast<int>(b % 8);
+    const auto* qs = reinterpret_cast<const int8_t*>(group);
     int32_t s = 0;
     for (int i = 0; i < 16; ++i) {
-      s += ((w[b].qs[i] & 0xF) - 8) * x.qs[b * 32 + i];
-      s += ((w[b].qs[i] >> 4) - 8) * x.qs[b * 32 + i + 16];
+      s += ((w[b].qs[i] & 0xF) - 8) * qs[Q8A4QsPos(k, i)];
+      s += ((w[b].qs[i] >> 4) - 8) * qs[Q8A4QsPos(k, i + 16)];
     }
-    acc += HalfToFloat(LoadU16(&w[b].d)) * x.d[b] * static_cast<float>(s);
+    float dx;
+    std::memcpy(&dx, group + 4 * Q8A4ScalePos(k), 4);
+    acc += HalfToFloat(LoadU16(&w[b].d)) * dx * static_cast<float>(s);
   }
   return acc;
 }
@@ -191,6 +218,7 @@ KernelTable MakePortable() {
   t.gemm[kSlotQ4_K] = GemmQuant<DotQ4_K>;
   t.gemm[kSlotQ6_K] = GemmQuant<DotQ6_K>;
   t.quantize_q8a = QuantizeQ8A;
+  t.quantize_q8a4 = QuantizeQ8A4;
   t.quantize_q8k = QuantizeQ8K;
   return t;
 }
@@ -313,9 +341,12 @@ void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   a.ldy = w.rows;
 
   internal::QuantizeFn quantize = nullptr;
-  if (slot == internal::kSlotQ8_0 || slot == internal::kSlotQ4_0) {
+  if (slot == internal::kSlotQ8_0) {
     quantize = k.quantize_q8a;
     a.x_row_bytes = internal::Q8ARowBytes(w.cols / 32);
+  } else if (slot == internal::kSlotQ4_0) {
+    quantize = k.quantize_q8a4;
+    a.x_row_bytes = internal::Q8A4RowBytes(w.cols / 32);
   } else if (slot == internal::kSlotQ4_K || slot == internal::kSlotQ6_K) {
     quantize = k.quantize_q8k;
     a.x_row_bytes = static_cast<size_t>(w.cols / 256) * sizeof(internal::BlockQ8K);

@@ -297,9 +297,95 @@ struct Q8Tile {
   };
 };
 
-void GemmQ4_0(const GemmArgs& a, int64_t r0, int64_t r1) {
-  Drive<1, 1, 4, Q8Tile<true>::template K>(a, r0, r1);
-}
+// Q4_0 with Q8A4 activations: two blocks share a register (block 2p in the low 128 bits, 2p+1 in
+// the high), so unpacking is one mask and one shift per pair, and the 8-block reduction works on 4
+// vectors. Sums come out in the order 0 2 4 6 1 3 5 7, which is how Q8A4 stores d and sum.
+template <int R, int T>
+struct Q4Tile {
+  static_assert(R == 1);
+  static constexpr int64_t kBlock = sizeof(BlockQ4_0);
+
+  static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+    const int64_t nb = a.cols / 32;
+    const uint8_t* x[T];
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) x[j] = a.x + (t + j) * a.x_row_bytes;
+    const uint8_t* w = a.w + r * a.w_row_bytes;
+    __m256 acc[T];
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+    const int64_t full = nb / 8;
+    for (int64_t g = 0; g < full; ++g) Group(w + g * 8 * kBlock, x, g * kQ8A4GroupBytes, acc);
+    if (nb % 8 != 0) {  // zero blocks (scale 0) pad the last group, as in Q8A4
+      alignas(16) uint8_t tail[8 * kBlock] = {};
+      std::memcpy(tail, w + full * 8 * kBlock, static_cast<size_t>(nb % 8) * kBlock);
+      Group(tail, x, full * kQ8A4GroupBytes, acc);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
+  }
+
+  static inline __attribute__((always_inline)) void Group(const uint8_t* wg,
+                                                          const uint8_t* const* x, int64_t xoff,
+                                                          __m256* acc) {
+    // The 8 scales are packed in general-purpose registers (the vector shuffle ports are the
+    // bottleneck of this loop); the empty asm keeps the compiler from vectorizing the packing.
+    auto scale = [&](int k) { return uint64_t{LoadU16(wg + k * kBlock)}; };
+    uint64_t h0 = scale(0) | scale(2) << 16;
+    uint64_t h0b = scale(4) | scale(6) << 16;
+    uint64_t h1 = scale(1) | scale(3) << 16;
+    uint64_t h1b = scale(5) | scale(7) << 16;
+    __asm__("" : "+r"(h0), "+r"(h0b), "+r"(h1), "+r"(h1b));
+    h0 |= h0b << 32;
+    h1 |= h1b << 32;
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(h1), static_cast<int64_t>(h0)));
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m256i v =
+          _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(wg + (2 * p + 1) * kBlock + 2),
+                              reinterpret_cast<const __m128i*>(wg + 2 * p * kBlock + 2));
+      lo[p] = _mm256_and_si256(v, m4);
+      hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) {
+      const uint8_t* xg = x[j] + xoff;
+      const int8_t* xq = reinterpret_cast<const int8_t*>(xg + 64);
+      __m256i pp[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        // |lane| <= 2 * (2 * 15 * 127) = 7620
+        pp[p] = _mm256_add_epi16(
+            _mm256_maddubs_epi16(lo[p],
+                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p))),
+            _mm256_maddubs_epi16(
+                hi[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p + 32))));
+      }
+      // pp[p]: low half block 2p, high half block 2p+1. Widen to 4 partial sums per block, then
+      // transpose-add to [S0 S2 S4 S6 | S1 S3 S5 S7].
+      const __m256i ones = _mm256_set1_epi16(1);
+      __m256i q[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) q[p] = _mm256_madd_epi16(pp[p], ones);
+      auto pair = [](__m256i a, __m256i b) {
+        return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+      };
+      const __m256i a02 = pair(q[0], q[1]);  // [S0 S2 S0 S2 | S1 S3 S1 S3]
+      const __m256i a46 = pair(q[2], q[3]);
+      __m256i sum =
+          _mm256_add_epi32(_mm256_unpacklo_epi64(a02, a46), _mm256_unpackhi_epi64(a02, a46));
+      sum = _mm256_sub_epi32(
+          sum, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + 32)), 3));
+      const __m256 dx = _mm256_loadu_ps(reinterpret_cast<const float*>(xg));
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[j]);
+    }
+  }
+};
+
+void GemmQ4_0(const GemmArgs& a, int64_t r0, int64_t r1) { Drive<1, 1, 4, Q4Tile>(a, r0, r1); }
 void GemmQ8_0(const GemmArgs& a, int64_t r0, int64_t r1) {
   Drive<1, 1, 4, Q8Tile<false>::template K>(a, r0, r1);
 }
@@ -478,6 +564,33 @@ void QuantizeQ8A(const float* x, int64_t cols, void* out) {
   }
 }
 
+void QuantizeQ8A4(const float* x, int64_t cols, void* out) {
+  const int64_t nb = cols / 32;
+  auto* row = static_cast<uint8_t*>(out);
+  if (nb % 8 != 0) std::memset(row + (nb / 8) * kQ8A4GroupBytes, 0, kQ8A4GroupBytes);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* group = row + (b / 8) * kQ8A4GroupBytes;
+    const int k = static_cast<int>(b % 8);
+    const float* xb = x + b * 32;
+    const float amax = HmaxPs(AbsMax8(xb, 4));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+    const __m256i q = Round32(xb, _mm256_set1_ps(id));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(group + Q8A4QsPos(k, 0)),
+                     _mm256_castsi256_si128(q));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(group + Q8A4QsPos(k, 16)),
+                     _mm256_extracti128_si256(q, 1));
+    const __m256i s32 =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    const int32_t sum = _mm_cvtsi128_si32(s);
+    std::memcpy(group + 4 * Q8A4ScalePos(k), &d, 4);
+    std::memcpy(group + 32 + 4 * Q8A4ScalePos(k), &sum, 4);
+  }
+}
+
 void QuantizeQ8K(const float* x, int64_t cols, void* out) {
   auto* blocks = static_cast<BlockQ8K*>(out);
   for (int64_t b = 0; b < cols / 256; ++b) {
@@ -512,6 +625,7 @@ KernelTable MakeAvx2() {
   t.gemm[kSlotQ4_K] = GemmQ4_K;
   t.gemm[kSlotQ6_K] = GemmQ6_K;
   t.quantize_q8a = QuantizeQ8A;
+  t.quantize_q8a4 = QuantizeQ8A4;
   t.quantize_q8k = QuantizeQ8K;
   return t;
 }

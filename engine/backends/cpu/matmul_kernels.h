@@ -28,6 +28,23 @@ inline Q8ARow Q8ARowAt(const void* row, int64_t nb) {
   return {reinterpret_cast<float*>(p), reinterpret_cast<int32_t*>(p + 4 * nb),
           reinterpret_cast<int8_t*>(p + 8 * nb)};
 }
+// Q8A4: the same quantized values as Q8A, laid out for Q4_0 weights, whose blocks store elements
+// 0..15 in low nibbles and 16..31 in high nibbles. A row is split into groups of 8 blocks (the
+// last padded with zero blocks); a group is 320 bytes:
+//   float d[8], int32 sum[8]  in block order 0 2 4 6 1 3 5 7
+//   int8 qs[256]: for each block pair (2p, 2p+1): x_2p[0..15] x_2p+1[0..15] x_2p[16..31]
+//   x_2p+1[16..31]
+// so two Q4_0 blocks loaded side by side in one 256-bit register meet their activations with one
+// mask (low nibbles) and one shift (high nibbles).
+inline constexpr size_t kQ8A4GroupBytes = 320;
+inline size_t Q8A4RowBytes(int64_t nb) {
+  return static_cast<size_t>((nb + 7) / 8) * kQ8A4GroupBytes;
+}
+inline int Q8A4ScalePos(int k) { return (k & 1) * 4 + (k >> 1); }  // k = block in group
+inline int Q8A4QsPos(int k, int i) {                               // i = element 0..31
+  return 64 + (k >> 1) * 64 + (i >= 16 ? 32 : 0) + (k & 1) * 16 + (i & 15);
+}
+
 // Q8K: 256 values with sums of each 16 (paired with Q4_K and Q6_K weights).
 struct BlockQ8K {
   float d;
@@ -57,6 +74,7 @@ enum TypeSlot { kSlotF32, kSlotF16, kSlotBF16, kSlotQ8_0, kSlotQ4_0, kSlotQ4_K, 
 struct KernelTable {
   GemmFn gemm[kSlots] = {};
   QuantizeFn quantize_q8a = nullptr;
+  QuantizeFn quantize_q8a4 = nullptr;
   QuantizeFn quantize_q8k = nullptr;
 };
 
