@@ -407,13 +407,20 @@ struct Q4KTile {
 #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      uint8_t sc[8], mn[8];
-#pragma GCC unroll 16
-      for (int k = 0; k < 8; ++k) Q4KScaleMin(w[b].scales, k, &sc[k], &mn[k]);
+      // The 12 packed bytes -> 8 six-bit scales (bytes 0..7) and 8 mins (bytes 8..15), with
+      // integer ops (the same unpacking as Q4KScaleMin, four bytes at a time).
+      uint32_t u[4];
+      std::memcpy(u, w[b].scales, 12);
+      u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+      const uint32_t m03 = u[1] & 0x3f3f3f3fu;
+      u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+      u[2] = m03;
+      u[0] &= 0x3f3f3f3fu;
+      const __m128i sm = _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]),
+                                       static_cast<int>(u[1]), static_cast<int>(u[0]));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));  // [sc0..sc7] x2
       // mins per pair of 16-sums: [m0 m0 m1 m1 ... m7 m7]
-      const __m256i mins = _mm256_cvtepu8_epi16(
-          _mm_set_epi8(mn[7], mn[7], mn[6], mn[6], mn[5], mn[5], mn[4], mn[4], mn[3], mn[3], mn[2],
-                       mn[2], mn[1], mn[1], mn[0], mn[0]));
+      const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
       const float d = Half(&w[b].d);
       const float dmin = Half(&w[b].dmin);
       __m256i sumi[T];
@@ -424,8 +431,11 @@ struct Q4KTile {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs + 32 * k));
         const __m256i lo = _mm256_and_si256(q, mask);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
-        const __m256i s_lo = _mm256_set1_epi16(sc[2 * k]);
-        const __m256i s_hi = _mm256_set1_epi16(sc[2 * k + 1]);
+        // int16 lane m of sc16 in every lane: bytes (2m, 2m+1) of each 128-bit half
+        const __m256i s_lo = _mm256_shuffle_epi8(
+            sc16, _mm256_set1_epi16(static_cast<int16_t>((4 * k + 1) << 8 | 4 * k)));
+        const __m256i s_hi = _mm256_shuffle_epi8(
+            sc16, _mm256_set1_epi16(static_cast<int16_t>((4 * k + 3) << 8 | (4 * k + 2))));
 #pragma GCC unroll 16
         for (int j = 0; j < T; ++j) {
           const int8_t* xq = x[j][b].qs + 64 * k;
