@@ -480,6 +480,15 @@ struct Q6KTile {
       const int8_t* scales = w[b].scales;
       const __m256i sc16 =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+      // int16 scales with the high 128 bits one sub-block ahead: [s0..s7 | s1..s8] and
+      // [s8..s15 | s9..s16] (s16 is the next byte of the block, never selected).
+      auto load8 = [](const int8_t* p) {
+        return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+      };
+      const __m256i sc_a =
+          _mm256_cvtepi8_epi16(_mm_unpacklo_epi64(load8(scales), load8(scales + 1)));
+      const __m256i sc_b =
+          _mm256_cvtepi8_epi16(_mm_unpacklo_epi64(load8(scales + 8), load8(scales + 9)));
       __m256i sumi[T];
 #pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
@@ -500,9 +509,10 @@ struct Q6KTile {
               g < 2 ? _mm256_and_si256(low, m4) : _mm256_and_si256(_mm256_srli_epi16(low, 4), m4);
           const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m2);
           const __m256i q = _mm256_or_si256(lo4, _mm256_slli_epi16(hi2, 4));
-          const int s = half * 8 + 2 * g;
-          const __m256i scv =
-              _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+          // [scale 2g of this half x 8 | scale 2g + 1 x 8]
+          const __m256i scv = _mm256_shuffle_epi8(
+              half == 0 ? sc_a : sc_b,
+              _mm256_set1_epi16(static_cast<int16_t>((4 * g + 1) << 8 | 4 * g)));
 #pragma GCC unroll 16
           for (int j = 0; j < T; ++j) {
             const __m256i xv = _mm256_loadu_si256(
