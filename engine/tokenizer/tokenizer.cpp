@@ -32,6 +32,12 @@ constexpr std::string_view kKeyEom = "tokenizer.ggml.eom_token_id";
 constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
 constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
 constexpr std::string_view kKeyAddSpace = "tokenizer.ggml.add_space_prefix";
+constexpr std::string_view kKeyPre = "tokenizer.ggml.pre";
+
+// tokenizer.ggml.pre values whose pre-tokenizer is GPT-2's split (absent: the same). Others
+// (llama-bpe, qwen2, deepseek-llm, ...) split text differently and are refused rather than
+// tokenized wrongly.
+constexpr std::string_view kGpt2PreTokenizers[] = {"default", "gpt-2", "phi-2", "roberta-bpe"};
 
 // Vocabularies larger than this are rejected as implausible (the largest real ones are ~260k).
 constexpr size_t kMaxVocab = size_t{1} << 24;
@@ -257,6 +263,16 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
     data.kind = VocabKind::kLlama;
   } else if (name == "gpt2") {
     data.kind = VocabKind::kGpt2;
+    if (const gguf::Value* pre = Lookup(file, kKeyPre)) {
+      if (pre->type != gguf::ValueType::kString) return WrongType(kKeyPre, "string", pre->type);
+      const std::string& pre_name = std::get<std::string>(pre->data);
+      if (std::find(std::begin(kGpt2PreTokenizers), std::end(kGpt2PreTokenizers), pre_name) ==
+          std::end(kGpt2PreTokenizers)) {
+        return Status::Unimplemented(std::string(kKeyPre) + ": pre-tokenizer " + Quote(pre_name) +
+                                     " is not supported (supported: default, gpt-2, phi-2, "
+                                     "roberta-bpe)");
+      }
+    }
   } else {
     return Status::Unimplemented(std::string(kKeyModel) + ": tokenizer " + Quote(name) +
                                  " is not supported (supported: llama, gpt2)");

@@ -6,7 +6,9 @@
 //     ("▁") and a leading space is added when tokenizer.ggml.add_space_prefix is true (the
 //     default). Matches llama.cpp's SPM tokenizer.
 //   - "gpt2": byte-level BPE. Text is split by the GPT-2 pre-tokenizer, bytes are mapped to
-//     printable code points, and merges (tokenizer.ggml.merges) are applied by rank.
+//     printable code points, and merges (tokenizer.ggml.merges) are applied by rank. Only GPT-2's
+//     pre-tokenizer is implemented: tokenizer.ggml.pre must be absent, "default", "gpt-2",
+//     "phi-2" or "roberta-bpe" (others, e.g. "llama-bpe", are refused as UNIMPLEMENTED).
 // User-defined tokens (token type 4) are matched as whole pieces in the input text before BPE;
 // control tokens (BOS, EOS, ...) are never produced from text.
 //

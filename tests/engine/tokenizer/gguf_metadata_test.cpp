@@ -204,8 +204,17 @@ TEST(TokenizerGguf, Gpt2NeedsValidMerges) {
   ExpectError(unknown, StatusCode::kInvalidArgument,
               "tokenizer.ggml.merges[1]: names unknown token 'Ġx'");
 
+  GgufWriter llama3;
+  ASSERT_TRUE(llama3.AddString("tokenizer.ggml.model", "gpt2").ok());
+  ASSERT_TRUE(llama3.AddString("tokenizer.ggml.pre", "llama-bpe").ok());
+  ASSERT_TRUE(llama3.AddStringArray("tokenizer.ggml.tokens", tokens).ok());
+  ASSERT_TRUE(llama3.AddStringArray("tokenizer.ggml.merges", {"a b"}).ok());
+  ExpectError(llama3, StatusCode::kUnimplemented,
+              "tokenizer.ggml.pre: pre-tokenizer 'llama-bpe' is not supported");
+
   GgufWriter ok;
   ASSERT_TRUE(ok.AddString("tokenizer.ggml.model", "gpt2").ok());
+  ASSERT_TRUE(ok.AddString("tokenizer.ggml.pre", "gpt-2").ok());
   ASSERT_TRUE(ok.AddStringArray("tokenizer.ggml.tokens", tokens).ok());
   ASSERT_TRUE(ok.AddStringArray("tokenizer.ggml.merges", {"a b"}).ok());
   std::vector<uint8_t> image;
