@@ -156,51 +156,58 @@ inline __m256 Dot8Keys(const float* q, const float* const* k, int hd) {
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// o[0 .. 8*NV) = sum_p s[p] * v_p[0 .. 8*NV) over n positions.
-template <int NV>
-void WeightedSum(const float* s, const float* v, int64_t kv_stride, int64_t n, float* o) {
-  __m256 acc[NV];
-#pragma GCC unroll 16
-  for (int k = 0; k < NV; ++k) acc[k] = _mm256_setzero_ps();
+// o[j][d0 .. d0 + 8 * DV) = sum_p s[j][p] * v_p[0 .. 8 * DV) for QB queries.
+template <int QB, int DV>
+void PvTile(const float* const* s, const float* v, int64_t kv_stride, int64_t n, float* const* o,
+            int d0) {
+  __m256 acc[QB][DV];
+#pragma GCC unroll 8
+  for (int j = 0; j < QB; ++j)
+#pragma GCC unroll 2
+    for (int k = 0; k < DV; ++k) acc[j][k] = _mm256_setzero_ps();
   for (int64_t p = 0; p < n; ++p) {
-    const __m256 w = _mm256_broadcast_ss(s + p);
     const float* vp = v + p * kv_stride;
-#pragma GCC unroll 16
-    for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8 * k), acc[k]);
+    __m256 vv[DV];
+#pragma GCC unroll 2
+    for (int k = 0; k < DV; ++k) vv[k] = _mm256_loadu_ps(vp + 8 * k);
+#pragma GCC unroll 8
+    for (int j = 0; j < QB; ++j) {
+      const __m256 w = _mm256_broadcast_ss(s[j] + p);
+#pragma GCC unroll 2
+      for (int k = 0; k < DV; ++k) acc[j][k] = _mm256_fmadd_ps(w, vv[k], acc[j][k]);
+    }
   }
-#pragma GCC unroll 16
-  for (int k = 0; k < NV; ++k) _mm256_storeu_ps(o + 8 * k, acc[k]);
+#pragma GCC unroll 8
+  for (int j = 0; j < QB; ++j)
+#pragma GCC unroll 2
+    for (int k = 0; k < DV; ++k) _mm256_storeu_ps(o[j] + d0 + 8 * k, acc[j][k]);
 }
 
-void WeightedSumAny(const float* s, const float* v, int64_t kv_stride, int64_t n, int hd,
-                    float* o) {
-  for (int d = 0; d < hd; d += 64) {
-    switch (std::min(8, (hd - d) / 8)) {
-      case 8:
-        WeightedSum<8>(s, v + d, kv_stride, n, o + d);
-        break;
-      case 7:
-        WeightedSum<7>(s, v + d, kv_stride, n, o + d);
-        break;
-      case 6:
-        WeightedSum<6>(s, v + d, kv_stride, n, o + d);
-        break;
-      case 5:
-        WeightedSum<5>(s, v + d, kv_stride, n, o + d);
-        break;
-      case 4:
-        WeightedSum<4>(s, v + d, kv_stride, n, o + d);
-        break;
-      case 3:
-        WeightedSum<3>(s, v + d, kv_stride, n, o + d);
-        break;
-      case 2:
-        WeightedSum<2>(s, v + d, kv_stride, n, o + d);
-        break;
-      default:
-        WeightedSum<1>(s, v + d, kv_stride, n, o + d);
-        break;
-    }
+template <int DV>
+void PvTileQ(int qb, const float* const* s, const float* v, int64_t kv_stride, int64_t n,
+             float* const* o, int d0) {
+  switch (qb) {
+    case 6:
+      return PvTile<6, DV>(s, v, kv_stride, n, o, d0);
+    case 5:
+      return PvTile<5, DV>(s, v, kv_stride, n, o, d0);
+    case 4:
+      return PvTile<4, DV>(s, v, kv_stride, n, o, d0);
+    case 3:
+      return PvTile<3, DV>(s, v, kv_stride, n, o, d0);
+    case 2:
+      return PvTile<2, DV>(s, v, kv_stride, n, o, d0);
+    default:
+      return PvTile<1, DV>(s, v, kv_stride, n, o, d0);
+  }
+}
+
+void PvTileAny(int qb, int dv, const float* const* s, const float* v, int64_t kv_stride, int64_t n,
+               float* const* o, int d0) {
+  if (dv == 2) {
+    PvTileQ<2>(qb, s, v, kv_stride, n, o, d0);
+  } else {
+    PvTileQ<1>(qb, s, v, kv_stride, n, o, d0);
   }
 }
 
@@ -234,12 +241,33 @@ void AttendAvx2(const AttendArgs& a, int g, int h0, int h1, int64_t i0, int64_t 
       }
     }
   }
-  for (int64_t i = i0; i < i1; ++i) {
-    const int64_t n = int64_t{a.q_pos[i]} + 1;
-    for (int h = h0; h < h1; ++h) {
-      float* s = scratch.data() + ((i - i0) * nh + (h - h0)) * stride;
-      SoftmaxImpl<false>(s, n);
-      WeightedSumAny(s, vbase, a.kv_stride, n, hd, a.out + i * a.out_stride + int64_t{h} * hd);
+  // Softmax per query; scores past a query's own span (up to n_max) become 0 so that queries of
+  // different lengths can share the weighted-sum loop (adding 0 * v leaves a sum unchanged).
+  const int64_t nq = (i1 - i0) * nh;
+  for (int64_t qi = 0; qi < nq; ++qi) {
+    const int64_t n = int64_t{a.q_pos[i0 + qi / nh]} + 1;
+    float* s = scratch.data() + qi * stride;
+    SoftmaxImpl<false>(s, n);
+    std::fill(s + n, s + n_max, 0.0f);
+  }
+  // Weighted sums of V for up to 6 queries x 16 dims at a time, so each V segment is read once
+  // per 6 queries rather than once per query.
+  for (int64_t q0 = 0; q0 < nq; q0 += 6) {
+    const int qb = static_cast<int>(std::min<int64_t>(6, nq - q0));
+    const float* sp[6];
+    float* op[6];
+    int64_t n_block = 0;
+    for (int j = 0; j < qb; ++j) {
+      const int64_t qi = q0 + j;
+      const int64_t i = i0 + qi / nh;
+      const int h = h0 + static_cast<int>(qi % nh);
+      sp[j] = scratch.data() + qi * stride;
+      op[j] = a.out + i * a.out_stride + int64_t{h} * hd;
+      n_block = std::max<int64_t>(n_block, int64_t{a.q_pos[i]} + 1);
+    }
+    for (int d = 0; d < hd; d += 16) {
+      const int dv = hd - d >= 16 ? 2 : 1;
+      PvTileAny(qb, dv, sp, vbase + d, a.kv_stride, n_block, op, d);
     }
   }
 }
