@@ -1,7 +1,9 @@
 // AVX-512 level (built with AVX-512 F/BW/VL/DQ/VNNI/BF16; called only where the CPU has them).
 // Float weights (F32/F16/BF16) get 512-bit register tiles: twice the FMA width of AVX2, which is
-// what bounds prompt processing on those types. The quantized types use the AVX2 kernels (every
-// AVX-512 CPU runs them); their results are identical either way.
+// what bounds prompt processing on those types. Q4_0 / Q8_0 use the shared kernels of
+// matmul_int8_x86.h compiled here with VNNI (vpdpbusd); their results are identical to AVX2's.
+// Q4_K / Q6_K use the AVX2 kernels.
+
 // GCC 12's 512-bit intrinsics pass _mm512_undefined_*() as merge sources, which -Wuninitialized
 // reports as reads of uninitialized data (a known false positive).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "engine/backends/cpu/matmul_int8_x86.h"
 #include "engine/backends/cpu/matmul_kernels.h"
 
 namespace sextant::cpu::internal {
@@ -125,6 +128,8 @@ KernelTable MakeAvx512() {
   t.gemm[kSlotF32] = GemmFloat512<Load512F32>;
   t.gemm[kSlotF16] = GemmFloat512<Load512F16>;
   t.gemm[kSlotBF16] = GemmFloat512<Load512BF16>;
+  t.gemm[kSlotQ8_0] = GemmQ8_0;  // this file's copy: vpdpbusd dot products
+  t.gemm[kSlotQ4_0] = GemmQ4_0;
   return t;
 }
 

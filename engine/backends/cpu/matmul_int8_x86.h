@@ -1,0 +1,327 @@
+// Internal to the CPU backend: the Q4_0 / Q8_0 kernels and the tile driver, shared by the AVX2
+// and AVX-512 kernel files (each compiles its own copy with its own instruction set: everything
+// here has internal linkage). With AVX-512 VNNI the u8 x s8 dot products use vpdpbusd, which gives
+// exactly the sums _mm256_maddubs_epi16 + _mm256_madd_epi16 give for the value ranges used here.
+// Include only from files built with at least -mavx2 -mfma -mf16c.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "engine/backends/cpu/matmul_kernels.h"
+
+namespace sextant::cpu::internal {
+namespace {
+
+using gguf::BlockQ4_0;
+using gguf::BlockQ8_0;
+
+// Sums of 4 adjacent u8 * s8 products per int32 lane. REQUIRES: adjacent pair sums fit in int16
+// (true for u <= 128 and |x| <= 127), so both paths agree exactly.
+inline __m256i MulSumU8I8(__m256i u, __m256i x) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+#endif
+}
+
+// MulSumU8I8(u0, x0) + MulSumU8I8(u1, x1). REQUIRES: u0, u1 <= 15 (the int16 sums of the AVX2
+// path stay below 2 * 2 * 15 * 127).
+inline __m256i MulSum2U8I8(__m256i u0, __m256i x0, __m256i u1, __m256i x1) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, x0), u1, x1);
+#else
+  return _mm256_madd_epi16(
+      _mm256_add_epi16(_mm256_maddubs_epi16(u0, x0), _mm256_maddubs_epi16(u1, x1)),
+      _mm256_set1_epi16(1));
+#endif
+}
+
+inline float Hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float Half(const void* p) { return _cvtsh_ss(LoadU16(p)); }
+
+// Tokens per cache block: enough activation rows to fill ~192 KiB of L2, a multiple of `tile`.
+inline int64_t TokenBlock(size_t x_row_bytes, int64_t tile) {
+  int64_t tb = static_cast<int64_t>((192 * 1024) / std::max<size_t>(x_row_bytes, 1));
+  tb = std::clamp<int64_t>(tb, tile, 256);
+  return tb / tile * tile;
+}
+
+// Drives a row x token tiled kernel: Tile<R, T>(a, r, t) for full tiles, smaller ones at the
+// edges. Decode (one token) walks RD rows at a time; prefill RP rows x TP tokens.
+template <int RD, int RP, int TP, template <int, int> class K>
+void Drive(const GemmArgs& a, int64_t r0, int64_t r1) {
+  if (a.n_tokens == 1) {
+    int64_t r = r0;
+    for (; r + RD <= r1; r += RD) K<RD, 1>::Run(a, r, 0);
+    for (; r < r1; ++r) K<1, 1>::Run(a, r, 0);
+    return;
+  }
+  const int64_t tb = TokenBlock(a.x_row_bytes, TP);
+  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tb) {
+    const int64_t t1 = std::min(a.n_tokens, t0 + tb);
+    int64_t r = r0;
+    auto row_tile = [&](auto rows_const) {
+      constexpr int R = decltype(rows_const)::value;
+      int64_t t = t0;
+      for (; t + TP <= t1; t += TP) K<R, TP>::Run(a, r, t);
+      for (; t < t1; ++t) K<R, 1>::Run(a, r, t);
+    };
+    for (; r + RP <= r1; r += RP) row_tile(std::integral_constant<int, RP>{});
+    for (; r < r1; ++r) row_tile(std::integral_constant<int, 1>{});
+  }
+}
+
+// ---- Q4_0 / Q8_0 weights with Q8A activations ---------------------------------------------------
+
+// The 32 nibbles of a Q4_0 block as bytes 0..15 in element order (low nibbles, then high).
+inline __m256i UnpackQ4(const uint8_t* qs) {
+  const __m256i v =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                          _mm256_set1_epi8(0xF));
+}
+
+// [S0..S7] where S_k is the sum of the 16 int16 lanes of p[k]; every |lane| <= 3810, so sums of
+// 8 lanes fit in int16. Unpack/add trees (single-uop shuffles) rather than phadd (slow on AMD).
+inline __m256i Reduce8x16(const __m256i* p) {
+  auto pair = [](__m256i a, __m256i b) {  // [a b a b ...], each a sum of 2 lanes
+    return _mm256_add_epi16(_mm256_unpacklo_epi16(a, b), _mm256_unpackhi_epi16(a, b));
+  };
+  auto quad = [](__m256i ab, __m256i cd) {  // [a b c d a b c d], each a sum of 4 lanes
+    return _mm256_add_epi16(_mm256_unpacklo_epi32(ab, cd), _mm256_unpackhi_epi32(ab, cd));
+  };
+  const __m256i abcd = quad(pair(p[0], p[1]), pair(p[2], p[3]));
+  const __m256i efgh = quad(pair(p[4], p[5]), pair(p[6], p[7]));
+  const __m256i v =  // [a..h] per 128-bit half, each a sum of 8 lanes
+      _mm256_add_epi16(_mm256_unpacklo_epi64(abcd, efgh), _mm256_unpackhi_epi64(abcd, efgh));
+  return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(v)),
+                          _mm256_cvtepi16_epi32(_mm256_extracti128_si256(v, 1)));
+}
+
+// [S0..S7] where S_k is the sum of the 8 int32 lanes of s[k].
+inline __m256i Reduce8x32(const __m256i* s) {
+  auto pair = [](__m256i a, __m256i b) {  // [a b a b] per half
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  };
+  auto quad = [](__m256i ab, __m256i cd) {  // [a b c d] per half
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+  };
+  const __m256i abcd = quad(pair(s[0], s[1]), pair(s[2], s[3]));
+  const __m256i efgh = quad(pair(s[4], s[5]), pair(s[6], s[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(abcd, efgh, 0x20),
+                          _mm256_permute2x128_si256(abcd, efgh, 0x31));
+}
+
+// Weight rows are walked in groups of 8 blocks. A group is unpacked once into an L1 buffer
+// (Q4_0: unsigned nibbles 0..15; Q8_0: |w| and w), then dotted with each token's Q8A blocks. The 8
+// per-block integer sums are reduced into one vector [S0..S7] so that the f32 scaling
+// (S * dw * dx) costs one conversion and one FMA per 8 blocks, with 8 weight scales converted at
+// once (F16C) and 8 activation scales loaded at once (Q8A rows store scales contiguously).
+// Q4_0's offset of 8 is applied after the reduction: sum((u - 8) x) = sum(u x) - 8 sum(x).
+template <bool kQ4>
+struct Q8Tile {
+  static constexpr size_t kBlock = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+
+  template <int R, int T>
+  struct K {
+    static_assert(R == 1);
+    static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+      const int64_t nb = a.cols / 32;
+      Q8ARow x[T];
+#pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) x[j] = Q8ARowAt(a.x + (t + j) * a.x_row_bytes, nb);
+      const uint8_t* w = a.w + r * a.w_row_bytes;
+      alignas(32) uint8_t wq[8][32];  // Q4_0: nibbles; Q8_0: |w|
+      alignas(32) int8_t ws[8][32];   // Q8_0: w (its sign goes onto x)
+      __m256 acc[T];
+#pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < nb; g += 8) {
+        if (g + 8 <= nb) {
+          Group<T, true>(w, g, 8, x, wq, ws, acc);
+        } else {
+          Group<T, false>(w, g, static_cast<int>(nb - g), x, wq, ws, acc);
+        }
+      }
+#pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
+    }
+
+    template <int TT, bool kFull>
+    static inline __attribute__((always_inline)) void Group(const uint8_t* w, int64_t g, int n,
+                                                            const Q8ARow* x, uint8_t (*wq)[32],
+                                                            int8_t (*ws)[32], __m256* acc) {
+      if constexpr (kFull) n = 8;
+      // With one token the unpacked weights go straight into the dot products; with several they
+      // are unpacked once into wq / ws and reloaded from L1 for each token.
+      constexpr bool kDirect = TT == 1 && kFull;
+      uint64_t h[2] = {0, 0};  // the 8 f16 scales, packed with integer ops (idle ALUs)
+#pragma GCC unroll 8
+      for (int k = 0; k < n; ++k) {
+        const uint8_t* blk = w + (g + k) * kBlock;
+        h[k / 4] |= uint64_t{LoadU16(blk)} << (16 * (k % 4));
+        if constexpr (!kDirect) {
+          if constexpr (kQ4) {
+            _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]), UnpackQ4(blk + 2));
+          } else {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(ws[k]), v);
+            _mm256_store_si256(reinterpret_cast<__m256i*>(wq[k]), _mm256_sign_epi8(v, v));
+          }
+        }
+      }
+      if constexpr (!kFull) {
+        for (int k = n; k < 8; ++k) {  // a short last group: zero weights, scale 0
+          std::memset(wq[k], 0, 32);
+          std::memset(ws[k], 0, 32);
+        }
+      }
+      const __m128i dh = _mm_set_epi64x(static_cast<int64_t>(h[1]), static_cast<int64_t>(h[0]));
+      const __m256 dw = _mm256_cvtph_ps(dh);
+#pragma GCC unroll 16
+      for (int j = 0; j < TT; ++j) {
+        const int8_t* xq = x[j].qs + g * 32;
+        __m256i p[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          const __m256i xv = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(xq + (kFull || k < n ? k : 0) * 32));
+          const uint8_t* blk = w + (g + k) * kBlock;
+          if constexpr (kQ4) {
+            const __m256i wv = kDirect ? UnpackQ4(blk + 2)
+                                       : _mm256_load_si256(reinterpret_cast<const __m256i*>(wq[k]));
+            p[k] = _mm256_maddubs_epi16(wv, xv);  // |lane| <= 2 * 15 * 127
+          } else {
+            const __m256i sv = kDirect
+                                   ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))
+                                   : _mm256_load_si256(reinterpret_cast<const __m256i*>(ws[k]));
+            const __m256i wv = kDirect ? _mm256_sign_epi8(sv, sv)
+                                       : _mm256_load_si256(reinterpret_cast<const __m256i*>(wq[k]));
+            p[k] = MulSumU8I8(wv, _mm256_sign_epi8(xv, sv));
+          }
+        }
+        __m256i sum = kQ4 ? Reduce8x16(p) : Reduce8x32(p);
+        __m256 dx;
+        if (kFull) {
+          dx = _mm256_loadu_ps(x[j].d + g);
+          if constexpr (kQ4)
+            sum = _mm256_sub_epi32(
+                sum, _mm256_slli_epi32(
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j].sum + g)), 3));
+        } else {
+          alignas(32) float dt[8] = {};
+          alignas(32) int32_t st[8] = {};
+          for (int k = 0; k < n; ++k) {
+            dt[k] = x[j].d[g + k];
+            st[k] = x[j].sum[g + k];
+          }
+          dx = _mm256_load_ps(dt);
+          if constexpr (kQ4)
+            sum = _mm256_sub_epi32(
+                sum, _mm256_slli_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(st)), 3));
+        }
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[j]);
+      }
+    }
+  };
+};
+
+// Q4_0 with Q8A4 activations: two blocks share a register (block 2p in the low 128 bits, 2p+1 in
+// the high), so unpacking is one mask and one shift per pair, and the 8-block reduction works on 4
+// vectors. Sums come out in the order 0 2 4 6 1 3 5 7, which is how Q8A4 stores d and sum.
+template <int R, int T>
+struct Q4Tile {
+  static_assert(R == 1);
+  static constexpr int64_t kBlock = sizeof(BlockQ4_0);
+
+  static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+    const int64_t nb = a.cols / 32;
+    const uint8_t* x[T];
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) x[j] = a.x + (t + j) * a.x_row_bytes;
+    const uint8_t* w = a.w + r * a.w_row_bytes;
+    __m256 acc[T];
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[j] = _mm256_setzero_ps();
+    const int64_t full = nb / 8;
+    for (int64_t g = 0; g < full; ++g) Group(w + g * 8 * kBlock, x, g * kQ8A4GroupBytes, acc);
+    if (nb % 8 != 0) {  // zero blocks (scale 0) pad the last group, as in Q8A4
+      alignas(16) uint8_t tail[8 * kBlock] = {};
+      std::memcpy(tail, w + full * 8 * kBlock, static_cast<size_t>(nb % 8) * kBlock);
+      Group(tail, x, full * kQ8A4GroupBytes, acc);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(acc[j]);
+  }
+
+  static inline __attribute__((always_inline)) void Group(const uint8_t* wg,
+                                                          const uint8_t* const* x, int64_t xoff,
+                                                          __m256* acc) {
+    // The 8 scales are packed in general-purpose registers (the vector shuffle ports are the
+    // bottleneck of this loop); the empty asm keeps the compiler from vectorizing the packing.
+    auto scale = [&](int k) { return uint64_t{LoadU16(wg + k * kBlock)}; };
+    uint64_t h0 = scale(0) | scale(2) << 16;
+    uint64_t h0b = scale(4) | scale(6) << 16;
+    uint64_t h1 = scale(1) | scale(3) << 16;
+    uint64_t h1b = scale(5) | scale(7) << 16;
+    __asm__("" : "+r"(h0), "+r"(h0b), "+r"(h1), "+r"(h1b));
+    h0 |= h0b << 32;
+    h1 |= h1b << 32;
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(h1), static_cast<int64_t>(h0)));
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m256i v =
+          _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(wg + (2 * p + 1) * kBlock + 2),
+                              reinterpret_cast<const __m128i*>(wg + 2 * p * kBlock + 2));
+      lo[p] = _mm256_and_si256(v, m4);
+      hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) {
+      const uint8_t* xg = x[j] + xoff;
+      const int8_t* xq = reinterpret_cast<const int8_t*>(xg + 64);
+      __m256i q[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        // low 128 bits: block 2p, high: block 2p+1; 4 partial sums per block
+        q[p] = MulSum2U8I8(lo[p], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p)),
+                           hi[p],
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 64 * p + 32)));
+      }
+      // Transpose-add to [S0 S2 S4 S6 | S1 S3 S5 S7].
+      auto pair = [](__m256i a, __m256i b) {
+        return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+      };
+      const __m256i a02 = pair(q[0], q[1]);  // [S0 S2 S0 S2 | S1 S3 S1 S3]
+      const __m256i a46 = pair(q[2], q[3]);
+      __m256i sum =
+          _mm256_add_epi32(_mm256_unpacklo_epi64(a02, a46), _mm256_unpackhi_epi64(a02, a46));
+      sum = _mm256_sub_epi32(
+          sum, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + 32)), 3));
+      const __m256 dx = _mm256_loadu_ps(reinterpret_cast<const float*>(xg));
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dw, dx), acc[j]);
+    }
+  }
+};
+
+void GemmQ4_0(const GemmArgs& a, int64_t r0, int64_t r1) { Drive<1, 1, 4, Q4Tile>(a, r0, r1); }
+void GemmQ8_0(const GemmArgs& a, int64_t r0, int64_t r1) {
+  Drive<1, 1, 4, Q8Tile<false>::template K>(a, r0, r1);
+}
+
+}  // namespace
+}  // namespace sextant::cpu::internal
