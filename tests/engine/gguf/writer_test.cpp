@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/quantize.h"
@@ -240,6 +241,33 @@ TEST(GgufWriterTest, WriteIsAtomicAndCancellable) {
   ASSERT_TRUE(w.Write(path).ok());
   EXPECT_TRUE(GgufFile::Open(path).ok());
   EXPECT_EQ(w.Write("/nonexistent-dir/x.gguf").code(), StatusCode::kUnavailable);
+  std::filesystem::remove(path);
+}
+
+TEST(GgufWriterTest, Sha256IsSharedAcrossThreads) {
+  GgufWriter w;
+  ASSERT_TRUE(w.AddString("general.architecture", "llama").ok());
+  const auto path = TempPath("sha.gguf");
+  ASSERT_TRUE(w.Write(path).ok());
+  auto f = GgufFile::Open(path);
+  ASSERT_TRUE(f.ok());
+  std::vector<std::string> digests(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < digests.size(); ++i) {
+    threads.emplace_back([&, i] { digests[i] = (*f)->Sha256().value_or(""); });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(digests[0].size(), 64u);
+  for (const auto& d : digests) EXPECT_EQ(d, digests[0]);
+  // A different file, a different digest; the same bytes in memory, the same digest.
+  auto bytes = w.WriteToMemory();
+  auto m = GgufFile::FromBytes(bytes->data(), bytes->size());
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*(*m)->Sha256(), digests[0]);
+  ASSERT_TRUE(w.AddBool("x", true).ok());
+  auto other = w.WriteToMemory();
+  auto o = GgufFile::FromBytes(other->data(), other->size());
+  EXPECT_NE(*(*o)->Sha256(), digests[0]);
   std::filesystem::remove(path);
 }
 
