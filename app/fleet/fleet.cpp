@@ -43,6 +43,11 @@ Result<FleetSnapshot> LoadFleet(store::ConsoleStore& st, store::TimeMs now,
   std::map<std::string, std::map<std::string, std::string>> facts_of;
   for (auto& f : facts) facts_of[f.target][f.key] = f.value;
 
+  std::map<std::string, std::vector<const store::Gpu*>> gpus_of;
+  for (const auto& g : gpus) gpus_of[g.target].push_back(&g);
+  std::map<std::string, std::vector<const store::Deployment*>> deployments_of;
+  for (const auto& d : deployments) deployments_of[d.target].push_back(&d);
+
   std::map<std::string, AccountView> by_account;
   for (const auto& a : accounts) by_account[a.name] = {a.name, a.provider, {}};
   for (const auto& t : targets) {
@@ -67,16 +72,13 @@ Result<FleetSnapshot> LoadFleet(store::ConsoleStore& st, store::TimeMs now,
     v.instance_type = fact("cloud.instance_type");
     v.account = !t.account.empty() ? t.account : fact("cloud.account");
     std::map<std::string, NodeView> nodes;
-    for (const auto& g : gpus) {
-      if (g.target != t.name) continue;
-      NodeView& n = nodes[g.node];
-      n.name = g.node;
-      if (g.kind != "cpu") n.gpus.push_back(g);
+    for (const store::Gpu* g : gpus_of[t.name]) {
+      NodeView& n = nodes[g->node];
+      n.name = g->node;
+      if (g->kind != "cpu") n.gpus.push_back(*g);
     }
     for (auto& [name, n] : nodes) v.nodes.push_back(std::move(n));
-    for (const auto& d : deployments) {
-      if (d.target == t.name) v.deployments.push_back(d);
-    }
+    for (const store::Deployment* d : deployments_of[t.name]) v.deployments.push_back(*d);
     const std::string acct = v.account.empty() ? "(none)" : v.account;
     AccountView& av = by_account[acct];
     av.name = acct;

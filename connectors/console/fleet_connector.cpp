@@ -1,0 +1,610 @@
+#include "connectors/console/fleet_connector.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "connectors/agent/agent_client.h"
+#include "connectors/agent/identity_certs.h"
+
+namespace sextant::console {
+namespace {
+
+using std::chrono::milliseconds;
+using store::TimeMs;
+
+std::string Rfc3339(TimeMs t) {
+  std::time_t secs = static_cast<std::time_t>(t / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The cause of a failed call in words, for the target's status.
+std::string ErrorText(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kUnavailable:
+      return "unreachable: " + s.message();
+    case StatusCode::kDeadlineExceeded:
+      return "no answer within the deadline: " + s.message();
+    case StatusCode::kPermissionDenied:
+      return "permission denied: " + s.message();
+    case StatusCode::kUnauthenticated:
+      return "not authenticated: " + s.message();
+    default:
+      return s.ToString();
+  }
+}
+
+// Quantile of the increase of a cumulative histogram between two snapshots, in milliseconds;
+// linear within the bucket. Returns -1 when no observation fell in between.
+double QuantileMs(const v1::Histogram& now, const v1::Histogram* before, double q) {
+  const int n = now.counts_size();
+  if (n == 0 || now.upper_bounds_size() + 1 != n) return -1;
+  std::vector<int64_t> counts(n);
+  for (int i = 0; i < n; ++i) {
+    counts[i] = now.counts(i);
+    if (before != nullptr && before->counts_size() == n) counts[i] -= before->counts(i);
+  }
+  const int64_t total = counts[n - 1];
+  if (total <= 0) return -1;
+  const double rank = q * static_cast<double>(total);
+  int64_t prev = 0;
+  for (int i = 0; i < n; ++i) {
+    if (static_cast<double>(counts[i]) >= rank) {
+      if (i == n - 1) return now.upper_bounds(n - 2) * 1000.0;  // +Inf bucket: its lower bound
+      const double lo = i == 0 ? 0.0 : now.upper_bounds(i - 1);
+      const double hi = now.upper_bounds(i);
+      const int64_t in_bucket = counts[i] - prev;
+      const double frac = in_bucket > 0 ? (rank - static_cast<double>(prev)) / in_bucket : 1.0;
+      return (lo + (hi - lo) * std::clamp(frac, 0.0, 1.0)) * 1000.0;
+    }
+    prev = counts[i];
+  }
+  return now.upper_bounds(n - 2) * 1000.0;
+}
+
+// What a connector remembers between messages of one target.
+struct TargetSync {
+  std::string node;
+  std::map<std::string, int> device_index;         // device id -> index in the inventory
+  std::map<std::string, std::string> device_kind;  // device id -> kind
+  std::map<std::string, double> gpus_requested;    // deployment -> GPUs (count × replicas)
+  std::map<std::string, int> replicas_desired;
+  std::map<std::string, v1::Histogram> prev_ttft;
+  std::map<std::string, std::pair<double, double>> last_ttft;  // p50, p99 in ms
+  TimeMs prev_snapshot_ms = 0;
+};
+
+Status SyncInventory(const v1::Inventory& inv, const std::string& target, store::ConsoleStore& st,
+                     TargetSync* sync) {
+  sync->node = inv.node().empty() ? target : inv.node();
+  sync->device_index.clear();
+  sync->device_kind.clear();
+  std::vector<store::Gpu> gpus;
+  for (int i = 0; i < inv.devices_size(); ++i) {
+    const auto& d = inv.devices(i);
+    sync->device_index[d.id()] = i;
+    sync->device_kind[d.id()] = d.kind();
+    store::Gpu g;
+    g.target = target;
+    g.node = sync->node;
+    g.index = i;
+    g.kind = d.kind();
+    g.model = d.model();
+    g.memory_total_bytes = d.memory_total_bytes();
+    gpus.push_back(std::move(g));
+  }
+  return st.ReplaceGpus(target, gpus);
+}
+
+// Reads identity, info, inventory, deployments and compliance facts into the store.
+Status SyncFacts(agent::AgentClient& client, const std::string& target, store::ConsoleStore& st,
+                 TargetSync* sync, milliseconds deadline, TargetIdentity* who) {
+  SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client.WhoAmI(deadline));
+  SEXTANT_ASSIGN_OR_RETURN(v1::AgentInfo info, client.GetAgentInfo(deadline));
+  if (who != nullptr) {
+    who->identity = me.identity();
+    who->role = me.role();
+    who->allowed_rpcs.assign(me.allowed_rpcs().begin(), me.allowed_rpcs().end());
+    who->agent_version = info.version();
+    who->build_id = info.build_id();
+    who->agent_name = info.agent_name();
+  }
+  SEXTANT_ASSIGN_OR_RETURN(v1::Inventory inv, client.GetInventory(deadline));
+  SEXTANT_RETURN_IF_ERROR(SyncInventory(inv, target, st, sync));
+
+  SEXTANT_ASSIGN_OR_RETURN(v1::ListDeploymentsResponse deps, client.ListDeployments(deadline));
+  auto facts_or = client.GetComplianceFacts(deadline);
+  // A role without compliance access still gets a fleet view; the facts are then missing.
+  if (!facts_or.ok() && facts_or.status().code() != StatusCode::kPermissionDenied) {
+    return facts_or.status();
+  }
+  const std::string engine_build = facts_or.ok() && !facts_or->engine_build_id().empty()
+                                       ? facts_or->engine_build_id()
+                                       : info.build_id();
+  std::vector<store::Deployment> out;
+  sync->gpus_requested.clear();
+  sync->replicas_desired.clear();
+  for (const auto& d : deps.deployments()) {
+    store::Deployment sd;
+    sd.target = target;
+    sd.name = d.spec().name();
+    sd.model_sha256 = d.spec().model_sha256();
+    sd.spec_digest = d.spec().spec_digest();
+    sd.engine_build_id = engine_build;
+    sd.replicas_desired = d.status().replicas_desired();
+    sd.replicas_ready = d.status().replicas_ready();
+    auto spec = nlohmann::json::parse(d.spec().spec_json(), nullptr, false);
+    int gpu_count = 0;
+    int replicas = sd.replicas_desired;
+    if (spec.is_object()) {
+      const auto res = spec.value("resources", nlohmann::json::object());
+      if (res.is_object()) {
+        const auto gpu = res.value("gpu", nlohmann::json::object());
+        if (gpu.is_object() && gpu.value("count", nlohmann::json()).is_number_integer()) {
+          gpu_count = gpu["count"].get<int>();
+        }
+        const auto reps = res.value("replicas", nlohmann::json::object());
+        if (replicas == 0 && reps.is_object() &&
+            reps.value("min", nlohmann::json()).is_number_integer()) {
+          replicas = reps["min"].get<int>();
+        }
+      }
+      const auto pol = spec.value("policy", nlohmann::json::object());
+      if (pol.is_object() && pol.value("labels", nlohmann::json()).is_object()) {
+        for (auto& [k, v] : pol["labels"].items()) {
+          if (v.is_string()) sd.labels[k] = v.get<std::string>();
+        }
+      }
+    }
+    sd.gpus_requested = static_cast<double>(gpu_count) * replicas;
+    sync->gpus_requested[sd.name] = sd.gpus_requested;
+    sync->replicas_desired[sd.name] = sd.replicas_desired;
+    out.push_back(std::move(sd));
+  }
+  SEXTANT_RETURN_IF_ERROR(st.ReplaceDeployments(target, out));
+
+  // Facts: the typed fields under the names compliance packs read, then the agent's own
+  // named facts where they do not collide.
+  std::map<std::string, std::string> f;
+  const TimeMs now = store::NowMs();
+  const auto& cloud = facts_or.ok() && facts_or->has_cloud() ? facts_or->cloud() : info.cloud();
+  f["cloud.provider"] = cloud.provider();
+  f["cloud.account"] = cloud.account();
+  f["cloud.region"] = cloud.region();
+  f["cloud.zone"] = cloud.zone();
+  f["cloud.instance_type"] = cloud.instance_type();
+  f["cloud.pricing"] = cloud.spot() ? "spot" : "on_demand";
+  f["cloud.source"] = cloud.source();
+  f["agent.version"] = info.version();
+  f["agent.build_id"] = info.build_id();
+  f["agent.name"] = info.agent_name();
+  f["console.identity"] = me.identity();
+  f["console.role"] = me.role();
+  TimeMs observed = now;
+  if (facts_or.ok()) {
+    const v1::ComplianceFacts& c = *facts_or;
+    if (c.observed_at_unix_ms() > 0) observed = c.observed_at_unix_ms();
+    f["tls.mtls_enforced"] = c.mtls_required() ? "true" : "false";
+    f["tls.min_version"] = c.tls_min_version();
+    f["audit.chain_verified"] = c.audit_chain_intact() ? "true" : "false";
+    f["audit.records"] = std::to_string(c.audit_records());
+    f["audit.head_hash"] = c.audit_head_hash();
+    // The agent verified the chain when it answered: that is when the head was last seen good.
+    f["audit.head_time"] = Rfc3339(observed);
+    f["policy.digest"] = c.policy_digest();
+    f["engine.build_id"] = c.engine_build_id();
+    f["egress.payload_bytes_to_vendor"] = std::to_string(c.payload_bytes_to_vendor());
+    f["storage.state_dir.encrypted"] = c.encryption_at_rest() ? "true" : "false";
+    std::vector<std::string> rpcs;
+    std::string roles;
+    for (const auto& v : c.vendor_scope()) {
+      if (roles.find(v.role()) == std::string::npos) roles += (roles.empty() ? "" : ",") + v.role();
+      for (const auto& r : v.rpcs()) rpcs.push_back(r);
+    }
+    if (!c.vendor_scope().empty()) {
+      std::sort(rpcs.begin(), rpcs.end());
+      rpcs.erase(std::unique(rpcs.begin(), rpcs.end()), rpcs.end());
+      std::string joined;
+      for (const auto& r : rpcs) joined += (joined.empty() ? "" : ",") + r;
+      f["vendor.role"] = roles;
+      f["vendor.rpcs"] = joined;
+    }
+    for (const auto& d : c.deployments()) {
+      f["deployment." + d.name() + ".spec_digest"] = d.spec_digest();
+      f["deployment." + d.name() + ".model_sha256"] = d.model_sha256();
+      f["deployment." + d.name() + ".engine_build_id"] = engine_build;
+    }
+    for (const auto& nf : c.facts()) {
+      if (!nf.name().empty() && !f.count(nf.name())) f[nf.name()] = nf.value();
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> list(f.begin(), f.end());
+  return st.ReplaceFacts(target, "", list, observed);
+}
+
+Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
+                     store::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+  const TimeMs ts = m.observed_at_unix_ms() > 0 ? m.observed_at_unix_ms() : store::NowMs();
+  double period = interval_ms / 1000.0;
+  if (sync->prev_snapshot_ms > 0 && ts > sync->prev_snapshot_ms) {
+    period = std::min((ts - sync->prev_snapshot_ms) / 1000.0, 3.0 * interval_ms / 1000.0);
+  }
+  sync->prev_snapshot_ms = ts;
+  std::vector<store::GpuSample> gpus;
+  double util_sum = 0;
+  for (const auto& d : m.devices()) {
+    auto kind = sync->device_kind.find(d.id());
+    const std::string k = kind != sync->device_kind.end() ? kind->second : d.kind();
+    if (k == "cpu" || k.empty()) continue;  // GPUs only: CPUs are not priced per GPU-hour
+    auto idx = sync->device_index.find(d.id());
+    store::GpuSample g;
+    g.target = target;
+    g.node = sync->node.empty() ? target : sync->node;
+    g.index = idx != sync->device_index.end() ? idx->second : 0;
+    g.ts = ts;
+    g.period_s = period;
+    g.utilization = std::max(0.0, d.utilization());
+    g.memory_used_bytes = d.memory_used_bytes();
+    g.temperature_c = d.temperature_c();
+    g.power_w = d.power_w();
+    util_sum += g.utilization;
+    gpus.push_back(g);
+  }
+  double requested_sum = 0;
+  for (const auto& [n, r] : sync->gpus_requested) requested_sum += r;
+  std::vector<store::DeploymentSample> deps;
+  for (const auto& d : m.deployments()) {
+    store::DeploymentSample s;
+    s.target = target;
+    s.deployment = d.name();
+    s.ts = ts;
+    s.period_s = period;
+    s.gpus_requested = sync->gpus_requested.count(d.name()) ? sync->gpus_requested[d.name()] : 0;
+    // GPU use is measured per device, not per deployment: it is shared out by request (or
+    // evenly when nothing is requested).
+    const double share = requested_sum > 0 ? s.gpus_requested / requested_sum
+                                           : 1.0 / std::max(1, m.deployments_size());
+    s.gpus_used = util_sum * share;
+    s.replicas_ready = d.replicas_ready();
+    s.replicas_desired =
+        sync->replicas_desired.count(d.name()) ? sync->replicas_desired[d.name()] : 0;
+    auto prev = sync->prev_ttft.find(d.name());
+    const v1::Histogram* before = prev != sync->prev_ttft.end() ? &prev->second : nullptr;
+    const double p50 = QuantileMs(d.ttft_seconds(), before, 0.5);
+    const double p99 = QuantileMs(d.ttft_seconds(), before, 0.99);
+    auto& last = sync->last_ttft[d.name()];
+    if (p50 >= 0) last = {p50, p99};  // no request since: keep the last figures
+    s.ttft_p50_ms = last.first;
+    s.ttft_p99_ms = last.second;
+    sync->prev_ttft[d.name()] = d.ttft_seconds();
+    s.tokens_per_s = d.tokens_per_second();
+    s.queue_depth = d.queue_depth();
+    s.prompt_tokens_total = d.prompt_tokens_total();
+    s.generated_tokens_total = d.generated_tokens_total();
+    deps.push_back(std::move(s));
+  }
+  return st.AppendSamples(gpus, deps);
+}
+
+milliseconds Jitter(milliseconds d) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> f(0.8, 1.2);
+  return milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * f(rng)));
+}
+
+}  // namespace
+
+Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
+                                                   milliseconds deadline) {
+  agent::AgentClientOptions o;
+  o.target = target.endpoint;
+  o.server_name_override = target.server_name;
+  o.deadline = deadline;
+  auto read = [&](const std::string& path, const char* what, std::string* out) -> Status {
+    if (path.empty()) {
+      return Status::FailedPrecondition("target " + target.name + " has no " + what + " path");
+    }
+    auto text = agent::ReadTextFile(path);
+    if (!text.ok()) {
+      return Status::FailedPrecondition("target " + target.name + ": cannot read " + what + " " +
+                                        path + ": " + text.status().message());
+    }
+    *out = std::move(text).value();
+    return Status();
+  };
+  SEXTANT_RETURN_IF_ERROR(read(target.ca_path, "CA", &o.ca_pem));
+  SEXTANT_RETURN_IF_ERROR(read(target.cert_path, "client certificate", &o.cert_pem));
+  SEXTANT_RETURN_IF_ERROR(read(target.key_path, "client key", &o.key_pem));
+  return o;
+}
+
+Result<TargetIdentity> TestTarget(const store::Target& target, milliseconds deadline) {
+  SEXTANT_ASSIGN_OR_RETURN(auto opts, ClientOptionsFor(target, deadline));
+  SEXTANT_ASSIGN_OR_RETURN(auto client, agent::AgentClient::Connect(opts));
+  TargetIdentity who;
+  SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client->WhoAmI(deadline));
+  who.identity = me.identity();
+  who.role = me.role();
+  who.allowed_rpcs.assign(me.allowed_rpcs().begin(), me.allowed_rpcs().end());
+  auto info = client->GetAgentInfo(deadline);
+  if (info.ok()) {
+    who.agent_version = info->version();
+    who.build_id = info->build_id();
+    who.agent_name = info->agent_name();
+  }
+  return who;
+}
+
+std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
+                                            const std::vector<store::Target>& targets,
+                                            const ConnectorOptions& options) {
+  std::vector<store::TargetStatus> out(targets.size());
+  std::vector<std::thread> threads;
+  threads.reserve(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    threads.emplace_back([&, i] {
+      const store::Target& t = targets[i];
+      store::TargetStatus& s = out[i];
+      s.target = t.name;
+      s.since = store::NowMs();
+      auto fail = [&](const Status& why) {
+        s.state = store::ConnState::kError;
+        s.error = ErrorText(why);
+      };
+      auto opts = ClientOptionsFor(t, options.call_deadline);
+      if (!opts.ok()) return fail(opts.status());
+      auto client = agent::AgentClient::Connect(*opts);
+      if (!client.ok()) return fail(client.status());
+      TargetSync sync;
+      TargetIdentity who;
+      Status synced = SyncFacts(**client, t.name, st, &sync, options.call_deadline, &who);
+      if (!synced.ok()) return fail(synced);
+      s.identity = who.identity;
+      s.role = who.role;
+      // One metrics snapshot (the watch sends one at once).
+      std::mutex mu;
+      Status ingest;
+      bool got = false;
+      agent::AgentClient::Watch* self = nullptr;
+      auto watch = (*client)->WatchMetrics(
+          options.metrics_interval_ms, options.call_deadline, [&](const v1::MetricsSnapshot& m) {
+            std::lock_guard lock(mu);
+            if (got) return;
+            got = true;
+            ingest = IngestMetrics(m, t.name, st, &sync, options.metrics_interval_ms);
+            if (self) self->Cancel();
+          });
+      {
+        std::lock_guard lock(mu);
+        self = watch.get();
+        if (got) watch->Cancel();
+      }
+      Status ended = watch->Wait();
+      std::lock_guard lock(mu);
+      if (!got) {
+        return fail(ended.ok() ? Status::DeadlineExceeded("no metrics snapshot") : ended);
+      }
+      if (!ingest.ok()) return fail(ingest);
+      s.state = store::ConnState::kConnected;
+      s.last_seen = store::NowMs();
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& s : out) (void)st.SetTargetStatus(s);
+  return out;
+}
+
+// ---- continuous connectors ----
+
+class TargetConnector {
+ public:
+  TargetConnector(store::Target target, store::ConsoleStore* st, ConnectorOptions o)
+      : target_(std::move(target)), store_(st), options_(o) {
+    status_.target = target_.name;
+    status_.since = store::NowMs();
+  }
+  ~TargetConnector() { Stop(); }
+
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
+  void RequestStop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+  }
+  void Stop() {
+    RequestStop();
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::string& name() const { return target_.name; }
+  store::TargetStatus status() {
+    std::lock_guard lock(mu_);
+    return status_;
+  }
+
+ private:
+  void SetStatusLocked(store::ConnState state, std::string error, TimeMs since = 0) {
+    const bool changed = state != status_.state || error != status_.error;
+    if (changed) {
+      status_.state = state;
+      status_.error = std::move(error);
+      status_.since = since ? since : store::NowMs();
+    }
+    (void)store_->SetTargetStatus(status_);
+  }
+  void SetStatus(store::ConnState state, std::string error) {
+    std::lock_guard lock(mu_);
+    SetStatusLocked(state, std::move(error));
+  }
+  // Sleeps d unless stopped; false when stopping.
+  bool Sleep(milliseconds d) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, d, [&] { return stopping_; });
+    return !stopping_;
+  }
+
+  void OnMetrics(const v1::MetricsSnapshot& m) {
+    Status s;
+    {
+      std::lock_guard lock(sync_mu_);
+      s = IngestMetrics(m, target_.name, *store_, &sync_, options_.metrics_interval_ms);
+    }
+    std::lock_guard lock(mu_);
+    if (!s.ok()) return SetStatusLocked(store::ConnState::kError, "store: " + s.message());
+    status_.last_seen = store::NowMs();
+    SetStatusLocked(store::ConnState::kConnected, "");
+  }
+
+  void Run() {
+    milliseconds backoff = options_.backoff_initial;
+    auto failed = [&](const Status& s) {
+      SetStatus(store::ConnState::kError, ErrorText(s));
+      if (!Sleep(Jitter(backoff))) return false;
+      backoff = std::min(backoff * 2, options_.backoff_max);
+      return true;
+    };
+    while (true) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+      }
+      auto opts = ClientOptionsFor(target_, options_.call_deadline);
+      if (!opts.ok()) {
+        if (!failed(opts.status())) return;
+        continue;
+      }
+      auto client = agent::AgentClient::Connect(*opts);
+      if (!client.ok()) {
+        if (!failed(client.status())) return;
+        continue;
+      }
+      TargetIdentity who;
+      Status s;
+      {
+        std::lock_guard lock(sync_mu_);
+        s = SyncFacts(**client, target_.name, *store_, &sync_, options_.call_deadline, &who);
+      }
+      if (!s.ok()) {
+        if (!failed(s)) return;
+        continue;
+      }
+      backoff = options_.backoff_initial;
+      {
+        std::lock_guard lock(mu_);
+        status_.identity = who.identity;
+        status_.role = who.role;
+        status_.last_seen = store::NowMs();
+        stream_done_ = false;
+        SetStatusLocked(store::ConnState::kConnected, "");
+      }
+      auto watch = (*client)->WatchMetrics(
+          options_.metrics_interval_ms, options_.stream_duration,
+          [this](const v1::MetricsSnapshot& m) { OnMetrics(m); },
+          [this](const Status& st) {
+            std::lock_guard lock(mu_);
+            stream_done_ = true;
+            stream_status_ = st;
+            cv_.notify_all();
+          });
+      Status failure = RunSession(**client);
+      watch->Cancel();
+      watch.reset();  // waits for on_done
+      if (!failure.ok() && !failed(failure)) return;
+    }
+  }
+
+  // Waits on the open stream, refreshing facts and watching for silence. Returns OK when the
+  // stream ended normally (reopen at once) or the connector stops; the failure otherwise.
+  Status RunSession(agent::AgentClient& client) {
+    auto next_refresh = std::chrono::steady_clock::now() + options_.refresh_interval;
+    const milliseconds tick = std::max(milliseconds(50), options_.stale_after / 4);
+    while (true) {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, std::min(next_refresh, std::chrono::steady_clock::now() + tick),
+                     [&] { return stopping_ || stream_done_; });
+      if (stopping_) return Status();
+      if (stream_done_) {
+        const Status st = stream_status_;
+        if (st.ok() || st.code() == StatusCode::kDeadlineExceeded) return Status();
+        return st;
+      }
+      const TimeMs now = store::NowMs();
+      const int64_t quiet = now - status_.last_seen;
+      if (status_.state == store::ConnState::kConnected && quiet > options_.stale_after.count()) {
+        SetStatusLocked(store::ConnState::kStale,
+                        "no report for " + std::to_string(quiet / 1000) + " s", status_.last_seen);
+      }
+      lock.unlock();
+      if (std::chrono::steady_clock::now() >= next_refresh) {
+        Status s;
+        {
+          std::lock_guard sl(sync_mu_);
+          s = SyncFacts(client, target_.name, *store_, &sync_, options_.call_deadline, nullptr);
+        }
+        if (!s.ok()) return s;
+        next_refresh = std::chrono::steady_clock::now() + options_.refresh_interval;
+      }
+    }
+  }
+
+  const store::Target target_;
+  store::ConsoleStore* const store_;
+  const ConnectorOptions options_;
+  std::thread thread_;
+
+  std::mutex sync_mu_;
+  TargetSync sync_;  // GUARDED_BY(sync_mu_)
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;       // GUARDED_BY(mu_)
+  bool stream_done_ = false;    // GUARDED_BY(mu_)
+  Status stream_status_;        // GUARDED_BY(mu_)
+  store::TargetStatus status_;  // GUARDED_BY(mu_)
+};
+
+FleetConnector::FleetConnector(store::ConsoleStore* st, ConnectorOptions options)
+    : store_(st), options_(options) {}
+
+FleetConnector::~FleetConnector() { Stop(); }
+
+void FleetConnector::Start(const std::vector<store::Target>& targets) {
+  std::lock_guard lock(mu_);
+  for (const auto& t : targets) {
+    const bool running = std::any_of(connectors_.begin(), connectors_.end(),
+                                     [&](const auto& c) { return c->name() == t.name; });
+    if (running) continue;
+    connectors_.push_back(std::make_unique<TargetConnector>(t, store_, options_));
+    connectors_.back()->Start();
+  }
+}
+
+void FleetConnector::Stop() {
+  std::vector<std::unique_ptr<TargetConnector>> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(connectors_);
+  }
+  for (auto& c : all) c->RequestStop();  // all at once, so no target waits for another
+  all.clear();                           // each destructor joins
+}
+
+std::vector<store::TargetStatus> FleetConnector::Statuses() {
+  std::lock_guard lock(mu_);
+  std::vector<store::TargetStatus> out;
+  for (const auto& c : connectors_) out.push_back(c->status());
+  return out;
+}
+
+}  // namespace sextant::console

@@ -1,0 +1,92 @@
+// The console's connections to its agents: one connector per target, each on its own thread,
+// so a slow or dead agent never stalls the rest.
+//
+// A connector dials its target over mutual TLS (the target's CA, the console's client
+// certificate and key), reads identity, agent info, inventory, deployments and compliance
+// facts (unary calls, each with a deadline), then keeps a WatchMetrics stream open (gRPC
+// callback API) whose snapshots become GPU and deployment samples in the console store. It
+// re-reads the slower facts every refresh interval. When a call or the stream fails, the
+// target's status becomes "error" with the cause in words, and the connector retries with
+// exponential backoff (initial → max, with jitter); gRPC's channel does its own connection
+// backoff underneath. A target whose stream goes quiet longer than stale_after is marked
+// stale since its last report.
+//
+// RefreshAll is the one-shot form for CLI verbs: every target in parallel, each bounded by the
+// call deadline, results in the store.
+//
+// Thread-safety: FleetConnector's public methods may be called from any thread; callbacks run
+// on gRPC's and the connectors' threads and only touch the (thread-safe) store.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "app/store/console_store.h"
+#include "engine/base/status.h"
+
+namespace sextant::agent {
+struct AgentClientOptions;
+}
+
+namespace sextant::console {
+
+struct ConnectorOptions {
+  std::chrono::milliseconds call_deadline{5000};      // every unary call
+  int32_t metrics_interval_ms = 5000;                 // WatchMetrics interval
+  std::chrono::milliseconds stream_duration{600000};  // a watch's deadline; reopened after
+  std::chrono::milliseconds refresh_interval{60000};  // facts, inventory, deployments
+  std::chrono::milliseconds backoff_initial{1000};
+  std::chrono::milliseconds backoff_max{30000};
+  std::chrono::milliseconds stale_after{15000};
+};
+
+// The client options for a target: reads its CA, certificate and key files.
+Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
+                                                   std::chrono::milliseconds deadline);
+
+// What `targets test` prints: who the agent says the console is.
+struct TargetIdentity {
+  std::string identity;
+  std::string role;
+  std::vector<std::string> allowed_rpcs;
+  std::string agent_version;
+  std::string build_id;
+  std::string agent_name;
+};
+Result<TargetIdentity> TestTarget(const store::Target& target, std::chrono::milliseconds deadline);
+
+// One pass over every target in parallel: identity, info, inventory, deployments, compliance
+// facts and one metrics snapshot, into the store, with each target's status. Returns when
+// every target has answered or failed (each bounded by about 4 call deadlines).
+std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& store,
+                                            const std::vector<store::Target>& targets,
+                                            const ConnectorOptions& options);
+
+class TargetConnector;
+
+class FleetConnector {
+ public:
+  FleetConnector(store::ConsoleStore* store, ConnectorOptions options);
+  ~FleetConnector();  // stops every connector
+  FleetConnector(const FleetConnector&) = delete;
+  FleetConnector& operator=(const FleetConnector&) = delete;
+
+  // Starts a connector per target (targets already running are left alone).
+  void Start(const std::vector<store::Target>& targets);
+  // Stops and joins every connector.
+  void Stop();
+  // The current status of each target (also written to the store on every change).
+  std::vector<store::TargetStatus> Statuses();
+
+ private:
+  store::ConsoleStore* store_;
+  ConnectorOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<TargetConnector>> connectors_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace sextant::console

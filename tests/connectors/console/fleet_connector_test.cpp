@@ -1,0 +1,433 @@
+// Real agents (the agent's gRPC service over mutual TLS on 127.0.0.1, with certificates made
+// here) feeding the console store through the fleet connector. Devices and deployment figures
+// come from purpose-made sources inside each agent, so the test knows what every agent reports.
+#include "connectors/console/fleet_connector.h"
+
+#include <gtest/gtest.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "app/agentstate/desired_state.h"
+#include "app/agentstate/sources.h"
+#include "app/audit/audit_log.h"
+#include "app/audit/egress_ledger.h"
+#include "app/compliance/policy.h"
+#include "app/fleet/fleet.h"
+#include "app/policy/policy.h"
+#include "app/store/console_store.h"
+#include "connectors/agent/agent_server.h"
+#include "connectors/agent/identity_certs.h"
+
+namespace sextant::console {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr int64_t kGiB = 1024LL * 1024 * 1024;
+
+const char* kPolicy = R"yaml(
+version: 1
+roles:
+  vendor-operator:
+    rpcs: [WhoAmI, GetAgentInfo, GetInventory, WatchInventory,
+           ApplyDeployment, GetDeployment, ListDeployments, DeleteDeployment,
+           WatchMetrics, RunValidation, GetComplianceFacts, ListAuditLog]
+    audit_scope: own
+identities:
+  - match: spiffe://example.org/vendor/
+    role: vendor-operator
+)yaml";
+
+std::string Sha256Hex(const std::string& s) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : d) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+class FakeInventory : public agent::InventorySource {
+ public:
+  explicit FakeInventory(agent::InventoryInfo inv) : inv_(std::move(inv)) {}
+  agent::InventoryInfo Snapshot() override {
+    auto copy = inv_;
+    copy.observed_at_unix_ms = store::NowMs();
+    return copy;
+  }
+
+ private:
+  agent::InventoryInfo inv_;
+};
+
+class FakeCloud : public agent::CloudContextSource {
+ public:
+  agent::CloudContextInfo Context() override {
+    agent::CloudContextInfo c;
+    c.provider = "aws";
+    c.account = "123456789012";
+    c.region = "eu-west-1";
+    c.instance_type = "p5.48xlarge";
+    c.source = "config";
+    return c;
+  }
+};
+
+class FakeObserver : public agent::DeploymentObserver {
+ public:
+  FakeObserver(agent::DeploymentMetricsInfo m, std::chrono::milliseconds delay)
+      : metrics_(std::move(m)), delay_(delay) {}
+  std::optional<agent::DeploymentStatusInfo> StatusOf(const std::string&) override {
+    agent::DeploymentStatusInfo s;
+    s.phase = agent::DeploymentPhase::kReady;
+    s.replicas_desired = 2;
+    s.replicas_ready = metrics_.replicas_ready;
+    return s;
+  }
+  std::vector<agent::DeploymentMetricsInfo> Metrics() override {
+    std::this_thread::sleep_for(delay_);
+    return {metrics_};
+  }
+
+ private:
+  agent::DeploymentMetricsInfo metrics_;
+  std::chrono::milliseconds delay_;
+};
+
+// One agent: its own state dir, audit log, policy, sources and gRPC server.
+struct TestAgent {
+  fs::path dir;
+  std::unique_ptr<agent::DesiredState> state;
+  std::unique_ptr<agent::AuditLog> audit;
+  std::unique_ptr<agent::PolicyHolder> policy;
+  std::unique_ptr<agent::EgressLedger> egress;
+  std::unique_ptr<FakeInventory> inventory;
+  std::unique_ptr<FakeCloud> cloud;
+  std::unique_ptr<FakeObserver> observer;
+  std::unique_ptr<agent::AgentServer> server;
+  int port = 0;
+  // What it reports, for the assertions.
+  int gpus = 0;
+  int64_t mem_used = 0;
+  int64_t mem_total = 0;
+  double util_sum = 0;
+  double tokens_per_s = 0;
+  int queue = 0;
+
+  Status Serve(const agent::CertAndKey& ca, const agent::CertAndKey& server_cert) {
+    agent::AgentServerOptions o;
+    o.listen = "127.0.0.1:" + std::to_string(port);
+    o.ca_pem = ca.cert_pem;
+    o.cert_pem = server_cert.cert_pem;
+    o.key_pem = server_cert.key_pem;
+    o.agent_name = dir.filename().string();
+    o.encryption_at_rest = true;
+    agent::AgentServerDeps d;
+    d.state = state.get();
+    d.audit = audit.get();
+    d.policy = policy.get();
+    d.egress = egress.get();
+    d.inventory = inventory.get();
+    d.cloud = cloud.get();
+    d.observer = observer.get();
+    SEXTANT_ASSIGN_OR_RETURN(server, agent::AgentServer::Start(o, d));
+    port = server->port();
+    return Status();
+  }
+  void Kill() {
+    if (server) server->Shutdown(0ms);
+    server.reset();
+  }
+};
+
+class FleetConnectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("fleet_connector_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    auto ca = agent::CreateCa("test CA", 86400);
+    ASSERT_TRUE(ca.ok()) << ca.status().ToString();
+    ca_ = *ca;
+    agent::CertRequest srv;
+    srv.common_name = "agent";
+    srv.dns_sans = {"localhost"};
+    srv.ip_sans = {"127.0.0.1"};
+    srv.server = true;
+    auto s = agent::IssueCert(ca_, srv);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_cert_ = *s;
+    agent::CertRequest cli;
+    cli.common_name = "console";
+    cli.uri_sans = {"spiffe://example.org/vendor/console"};
+    cli.client = true;
+    auto c = agent::IssueCert(ca_, cli);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_TRUE(agent::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false).ok());
+    ASSERT_TRUE(agent::WriteTextFile(root_ / "console.pem", c->cert_pem, false).ok());
+    ASSERT_TRUE(agent::WriteTextFile(root_ / "console.key", c->key_pem, true).ok());
+    auto st = store::ConsoleStore::Open(root_ / "console");
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    store_ = std::move(st).value();
+  }
+  void TearDown() override {
+    for (auto& a : agents_) a->Kill();
+    agents_.clear();
+    store_.reset();
+    fs::remove_all(root_);
+  }
+
+  // Starts n agents; agent i has 1 + i % 4 GPUs and one deployment "chat".
+  void StartAgents(int n, int slow_index = -1) {
+    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames());
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    for (int i = 0; i < n; ++i) {
+      auto a = std::make_unique<TestAgent>();
+      a->dir = root_ / ("agent-" + std::to_string(i));
+      fs::create_directories(a->dir);
+      auto ds = agent::DesiredState::Open(a->dir);
+      ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+      a->state = std::move(ds).value();
+      auto al = agent::AuditLog::Open(a->dir);
+      ASSERT_TRUE(al.ok()) << al.status().ToString();
+      a->audit = std::move(al).value();
+      a->policy = std::make_unique<agent::PolicyHolder>(*policy);
+      a->egress = std::make_unique<agent::EgressLedger>();
+      agent::InventoryInfo inv;
+      inv.node = "node-" + std::to_string(i);
+      inv.source = "nvml";
+      a->gpus = 1 + i % 4;
+      for (int g = 0; g < a->gpus; ++g) {
+        agent::DeviceInfo d;
+        d.id = "gpu" + std::to_string(g);
+        d.kind = "cuda";
+        d.model = "NVIDIA H100 80GB HBM3";
+        d.memory_total_bytes = 80 * kGiB;
+        d.memory_used_bytes = (i + g + 1) * kGiB;
+        d.utilization = 0.1 * ((i + g) % 10);
+        d.temperature_c = 50;
+        d.power_w = 300;
+        a->mem_used += d.memory_used_bytes;
+        a->mem_total += d.memory_total_bytes;
+        a->util_sum += d.utilization;
+        inv.devices.push_back(d);
+      }
+      a->inventory = std::make_unique<FakeInventory>(inv);
+      a->cloud = std::make_unique<FakeCloud>();
+      agent::DeploymentMetricsInfo m;
+      m.name = "chat";
+      m.tokens_per_second = 10.0 + i;
+      m.queue_depth = i;
+      m.generated_tokens_total = 1000 * (i + 1);
+      m.prompt_tokens_total = 100 * (i + 1);
+      m.replicas_ready = 1 + i % 2;
+      m.ttft_seconds.upper_bounds = {0.05, 0.1, 0.5};
+      m.ttft_seconds.counts = {0, 10, 10, 10};  // every request between 50 and 100 ms
+      m.ttft_seconds.count = 10;
+      a->tokens_per_s = m.tokens_per_second;
+      a->queue = m.queue_depth;
+      a->observer = std::make_unique<FakeObserver>(m, i == slow_index ? 3000ms : 0ms);
+      const std::string spec =
+          R"({"name":"chat","resources":{"gpu":{"count":1},"replicas":{"min":2,"max":2}}})";
+      agent::ApplyRequest req;
+      req.name = "chat";
+      req.spec_json = spec;
+      req.spec_digest = "sha256:" + Sha256Hex(spec);
+      req.model_uri = "file:///models/chat.gguf";
+      req.model_sha256 = std::string(64, 'a');
+      req.applied_by = "test";
+      ASSERT_TRUE(a->state->Apply(req).ok());
+      ASSERT_TRUE(a->Serve(ca_, server_cert_).ok());
+      store::Target t;
+      t.name = "agent-" + std::to_string(i);
+      t.endpoint = "127.0.0.1:" + std::to_string(a->port);
+      t.ca_path = (root_ / "ca.pem").string();
+      t.cert_path = (root_ / "console.pem").string();
+      t.key_path = (root_ / "console.key").string();
+      t.server_name = "localhost";
+      t.labels = {{"team", i % 2 ? "ml" : "search"}};
+      ASSERT_TRUE(store_->AddTarget(t).ok());
+      targets_.push_back(t);
+      agents_.push_back(std::move(a));
+    }
+  }
+
+  fs::path root_;
+  agent::CertAndKey ca_;
+  agent::CertAndKey server_cert_;
+  std::unique_ptr<store::ConsoleStore> store_;
+  std::vector<std::unique_ptr<TestAgent>> agents_;
+  std::vector<store::Target> targets_;
+};
+
+TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
+  StartAgents(20);
+  ConnectorOptions o;
+  o.call_deadline = 5000ms;
+  auto statuses = RefreshAll(*store_, targets_, o);
+  ASSERT_EQ(statuses.size(), 20u);
+  for (const auto& s : statuses) {
+    EXPECT_EQ(s.state, store::ConnState::kConnected) << s.target << ": " << s.error;
+    EXPECT_EQ(s.identity, "spiffe://example.org/vendor/console");
+    EXPECT_EQ(s.role, "vendor-operator");
+  }
+  auto snap = fleet::LoadFleet(*store_, store::NowMs(), 30'000);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  const fleet::FleetRow total = fleet::Totals(*snap);
+  int gpus = 0, queue = 0;
+  int64_t used = 0, cap = 0;
+  double util = 0, tps = 0;
+  int ready = 0;
+  for (size_t i = 0; i < agents_.size(); ++i) {
+    gpus += agents_[i]->gpus;
+    used += agents_[i]->mem_used;
+    cap += agents_[i]->mem_total;
+    util += agents_[i]->util_sum;
+    tps += agents_[i]->tokens_per_s;
+    queue += agents_[i]->queue;
+    ready += 1 + static_cast<int>(i) % 2;
+  }
+  EXPECT_EQ(total.targets, 20);
+  EXPECT_EQ(total.connected, 20);
+  EXPECT_EQ(total.nodes, 20);
+  EXPECT_EQ(total.gpus, gpus);
+  EXPECT_EQ(total.memory_used_bytes, used);
+  EXPECT_EQ(total.memory_total_bytes, cap);
+  EXPECT_NEAR(total.utilization, util / gpus, 1e-9);
+  EXPECT_NEAR(total.tokens_per_s, tps, 1e-9);
+  EXPECT_EQ(total.queue_depth, queue);
+  EXPECT_EQ(total.deployments, 20);
+  EXPECT_EQ(total.replicas_ready, ready);
+  EXPECT_EQ(total.replicas_desired, 40);
+  // All TTFTs fell between 50 and 100 ms: p50 interpolates to 75 ms.
+  EXPECT_NEAR(total.ttft_p50_ms, 75.0, 1e-6);
+  // Grouped by region: one region, the same totals.
+  auto by_region = fleet::Summarize(*snap, fleet::FleetGroupBy::kRegion);
+  ASSERT_EQ(by_region.size(), 1u);
+  EXPECT_EQ(by_region[0].key, "eu-west-1");
+  EXPECT_EQ(by_region[0].gpus, gpus);
+
+  // The agents' compliance facts evaluate: the policy equals the published vendor baseline.
+  auto packs = compliance::LoadPacks(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies");
+  ASSERT_TRUE(packs.ok()) << packs.status().ToString();
+  compliance::EvaluationInput in;
+  in.now = store::NowMs();
+  in.targets = {"agent-0"};
+  in.facts = *store_->ListFacts();
+  for (const auto& p : *packs) {
+    if (p.name != "soc2-baseline") continue;
+    for (const auto& f : compliance::Evaluate(p, in)) {
+      if (f.rule_id == "SOC2-CC6.1-TLS" || f.rule_id == "SOC2-CC6.3-VENDOR") {
+        EXPECT_EQ(f.verdict, compliance::Verdict::kPass) << f.rule_id << ": " << f.message;
+      }
+    }
+  }
+}
+
+TEST_F(FleetConnectorTest, ASlowAgentDoesNotHoldUpTheOthers) {
+  StartAgents(4, /*slow_index=*/2);
+  ConnectorOptions o;
+  o.call_deadline = 1000ms;
+  const auto start = std::chrono::steady_clock::now();
+  auto statuses = RefreshAll(*store_, targets_, o);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 2500ms);  // the slow agent takes 3 s per snapshot; nobody waits for it
+  for (const auto& s : statuses) {
+    if (s.target == "agent-2") {
+      EXPECT_EQ(s.state, store::ConnState::kError);
+      EXPECT_NE(s.error.find("deadline"), std::string::npos) << s.error;
+    } else {
+      EXPECT_EQ(s.state, store::ConnState::kConnected) << s.target << ": " << s.error;
+    }
+  }
+}
+
+TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecovers) {
+  StartAgents(20);
+  ConnectorOptions o;
+  o.call_deadline = 1000ms;
+  o.metrics_interval_ms = 250;
+  o.refresh_interval = 60000ms;
+  o.backoff_initial = 200ms;
+  o.backoff_max = 1000ms;
+  o.stale_after = 3000ms;
+  FleetConnector fc(store_.get(), o);
+  fc.Start(targets_);
+  auto state_of = [&](const std::string& name) {
+    for (const auto& s : fc.Statuses()) {
+      if (s.target == name) return s;
+    }
+    return store::TargetStatus{};
+  };
+  auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return pred();
+  };
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (const auto& s : fc.Statuses()) {
+          if (s.state != store::ConnState::kConnected || s.last_seen == 0) return false;
+        }
+        return true;
+      },
+      15000ms));
+  ASSERT_TRUE(wait_for([&] { return *store_->CountRows("gpu_samples") >= 100; }, 5000ms));
+
+  const int port = agents_[7]->port;
+  const auto killed_at = std::chrono::steady_clock::now();
+  agents_[7]->Kill();
+  ASSERT_TRUE(
+      wait_for([&] { return state_of("agent-7").state == store::ConnState::kError; }, 3000ms));
+  const auto noticed = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_LE(noticed, o.call_deadline + 500ms);
+  EXPECT_NE(state_of("agent-7").error.find("unreachable"), std::string::npos)
+      << state_of("agent-7").error;
+  // The store says so too (what `sextant fleet --offline` prints).
+  auto snap = fleet::LoadFleet(*store_, store::NowMs(), 30'000);
+  EXPECT_EQ(fleet::Totals(*snap).unreachable, 1);
+
+  // The others keep reporting meanwhile.
+  const auto seen_before = state_of("agent-3").last_seen;
+  ASSERT_TRUE(wait_for([&] { return state_of("agent-3").last_seen > seen_before; }, 2000ms));
+  EXPECT_EQ(state_of("agent-3").state, store::ConnState::kConnected);
+
+  // Restarted on the same port with the same state, it is connected again.
+  agents_[7]->port = port;
+  ASSERT_TRUE(agents_[7]->Serve(ca_, server_cert_).ok());
+  EXPECT_TRUE(
+      wait_for([&] { return state_of("agent-7").state == store::ConnState::kConnected; }, 15000ms))
+      << state_of("agent-7").error;
+  fc.Stop();
+}
+
+TEST_F(FleetConnectorTest, TestTargetReportsIdentityAndRole) {
+  StartAgents(1);
+  auto who = TestTarget(targets_[0], 3000ms);
+  ASSERT_TRUE(who.ok()) << who.status().ToString();
+  EXPECT_EQ(who->identity, "spiffe://example.org/vendor/console");
+  EXPECT_EQ(who->role, "vendor-operator");
+  EXPECT_FALSE(who->allowed_rpcs.empty());
+  agents_[0]->Kill();
+  auto down = TestTarget(targets_[0], 1000ms);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace sextant::console
