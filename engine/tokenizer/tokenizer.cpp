@@ -601,9 +601,9 @@ std::string_view Tokenizer::TokenBytes(int32_t id) const {
   return impl_->bytes[id];
 }
 
-std::string Tokenizer::Decode(std::span<const int32_t> ids) const {
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool strip_leading_space) const {
   std::string out;
-  bool strip_space = kind_ == VocabKind::kLlama && add_space_prefix_;
+  bool strip_space = strip_leading_space && kind_ == VocabKind::kLlama && add_space_prefix_;
   for (int32_t id : ids) {
     std::string_view bytes = TokenBytes(id);
     if (bytes.empty()) continue;

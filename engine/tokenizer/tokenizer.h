@@ -86,10 +86,12 @@ class Tokenizer {
   std::vector<int32_t> Encode(std::string_view text, bool add_bos) const;
 
   // The text of `ids`: "▁" becomes a space (llama), byte tokens become raw bytes, control tokens
-  // produce nothing, ids out of range are skipped. With add_space_prefix (llama), the leading space
-  // of the first piece is removed, so Decode(Encode(s, any)) == s. The result holds the raw bytes
-  // (it may be invalid UTF-8 when the ids split a character; StreamDecoder handles streaming).
-  std::string Decode(std::span<const int32_t> ids) const;
+  // produce nothing, ids out of range are skipped. With add_space_prefix (llama) and
+  // strip_leading_space, the leading space of the first piece is removed, so
+  // Decode(Encode(s, any)) == s; pass false to decode a continuation of earlier text (generated
+  // ids), whose leading space is real. The result holds the raw bytes (it may be invalid UTF-8
+  // when the ids split a character; StreamDecoder handles streaming).
+  std::string Decode(std::span<const int32_t> ids, bool strip_leading_space = true) const;
 
   // The vocabulary string of `id` as stored in the metadata (e.g. "▁Hello", "<0x0A>", "Ġworld");
   // empty for an id out of range.

@@ -119,6 +119,8 @@ TEST(TokenizerLlama, DecodeSkipsControlAndOutOfRange) {
   ASSERT_TRUE(t);
   const int32_t a = t->Find("▁a");
   EXPECT_EQ(t->Decode(Ids{1, a, a, 2, -7, 1 << 30}), "a a");
+  // A continuation keeps its leading space.
+  EXPECT_EQ(t->Decode(Ids{a, a}, /*strip_leading_space=*/false), " a a");
   EXPECT_EQ(t->Piece(a), "▁a");
   EXPECT_EQ(t->TokenBytes(a), " a");
   EXPECT_EQ(t->TokenBytes(ByteId('\n')), "\n");
