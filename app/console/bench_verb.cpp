@@ -5,6 +5,8 @@
 // resident memory (VmHWM) next to the file size and KV cache, and the time from the start of the
 // load to the first generated token.
 // Exit status: 0 ok, 1 failure, 2 usage.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
@@ -122,7 +124,9 @@ int Bench(const BenchArgs& args) {
   }
   std::shared_ptr<const model::Model> m = std::move(loaded).value();
   const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_load).count();
-  if (!m->backend_note().empty()) std::fprintf(stderr, "note: %s\n", m->backend_note().c_str());
+  if (isatty(STDERR_FILENO) == 1 && !m->backend_note().empty()) {
+    std::fprintf(stderr, "note: %s\n", m->backend_note().c_str());
+  }
   const model::ModelInfo& info = m->info();
 
   // Load to first token: a one-token prompt (BOS or id 1) and the first sampled token.

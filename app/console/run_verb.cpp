@@ -64,7 +64,9 @@ int Run(const RunArgs& args) {
   std::shared_ptr<const model::Model> m = std::move(loaded).value();
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (!m->backend_note().empty()) std::fprintf(stderr, "note: %s\n", m->backend_note().c_str());
+  if (tty && !m->backend_note().empty()) {
+    std::fprintf(stderr, "note: %s\n", m->backend_note().c_str());
+  }
 
   const Tokenizer& tok = m->tokenizer();
   serve::GenerateRequest req;
