@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "app/spec/sha256.h"
+#include "app/store/console_store.h"
 
 namespace sextant::report {
 namespace {
@@ -126,6 +127,29 @@ TEST_F(ReportStoreTest, TamperedRowsAreDetected) {
   Exec("UPDATE validation_reports SET passed = 0 WHERE id = " + std::to_string(other));
   EXPECT_EQ(VerifyStoredReport(*store.Get(other), key_->public_key()).status().code(),
             StatusCode::kUnauthenticated);
+}
+
+// The console store's migration and ReportStore's own schema agree: reports go into the console
+// store's file through its handle, and EnsureSchema on a migrated file changes nothing.
+TEST_F(ReportStoreTest, WorksOnTheConsoleStoresFile) {
+  const fs::path state = dir_ / "state";
+  int64_t id = 0;
+  {
+    auto console = store::ConsoleStore::Open(state);
+    ASSERT_TRUE(console.ok()) << console.status().ToString();
+    ASSERT_TRUE(ReportStore::EnsureSchema((*console)->handle()).ok());
+    ReportStore store((*console)->handle());
+    const ValidationReport r = Report("alpha", true, 1);
+    auto added = store.Add(r, *SignReport(r, *key_));
+    ASSERT_TRUE(added.ok()) << added.status().ToString();
+    id = *added;
+  }
+  auto reopened = store::ConsoleStore::Open(state);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ReportStore store((*reopened)->handle());
+  auto got = store.Get(id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(VerifyStoredReport(*got, key_->public_key()).ok());
 }
 
 }  // namespace
