@@ -156,7 +156,13 @@ Result<std::filesystem::path> ReplicaManager::ResolveModelPath(const std::filesy
   if (scheme == std::string::npos && uri[0] != '/') {
     rel = std::filesystem::path(uri).lexically_normal();
   } else {
-    std::string rest = scheme == std::string::npos ? uri : uri.substr(scheme + 3);
+    std::string rest = uri;
+    if (scheme != std::string::npos) {
+      // Drop the authority (bucket, host; empty for file:///path): what follows is the path.
+      rest = uri.substr(scheme + 3);
+      const size_t path_start = rest.find('/');
+      rest = path_start == std::string::npos ? std::string() : rest.substr(path_start);
+    }
     while (!rest.empty() && rest.back() == '/') rest.pop_back();
     const size_t slash = rest.find_last_of('/');
     rel = slash == std::string::npos ? rest : rest.substr(slash + 1);
