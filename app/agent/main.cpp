@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "app/agent/serve_verb.h"
 #include "app/cli/verb.h"
 #include "engine/base/build_info.h"
 
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "Print version, commit, build type and engine backends");
+  std::string config;
+  app.add_option("--config", config, "Run the agent with this configuration file (same as serve)");
   sextant::cli::VerbContext ctx;
   sextant::cli::SetupVerbs(app, ctx);
   try {
@@ -28,6 +31,9 @@ int main(int argc, char** argv) {
   if (show_version) {
     std::cout << sextant::GetBuildInfo().VersionLine("sextant-agent") << "\n";
     return 0;
+  }
+  if (app.get_subcommands().empty() && !config.empty()) {
+    return sextant::agent::RunServe(config);
   }
   if (app.get_subcommands().empty()) {
     std::cerr << app.help();

@@ -1,0 +1,186 @@
+// `sextant-agent serve`: wires the agent together (config, policy, state, audit log, gRPC
+// control API) and runs until SIGTERM. See serve_verb.h.
+#include "app/agent/serve_verb.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+#include "app/agentconfig/agent_config.h"
+#include "app/agentconfig/json_log.h"
+#include "app/agentstate/cpu_inventory.h"
+#include "app/agentstate/desired_state.h"
+#include "app/audit/audit_log.h"
+#include "app/audit/egress_ledger.h"
+#include "app/cli/verb.h"
+#include "app/core/paths.h"
+#include "app/policy/policy.h"
+#include "connectors/agent/agent_server.h"
+#include "connectors/agent/identity_certs.h"
+#include "engine/base/build_info.h"
+
+namespace sextant::agent {
+
+namespace {
+
+int Fail(const std::string& event, const Status& s) {
+  LogEvent(spdlog::level::critical, event, {{"error", s.ToString()}});
+  std::cerr << "sextant-agent: " << s.message() << "\n";
+  return 1;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "agent";
+  return buf;
+}
+
+// Writes text to path atomically (temp file + rename), so readers never see half a file.
+Status WriteAtomically(const std::filesystem::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp";
+  SEXTANT_RETURN_IF_ERROR(WriteTextFile(tmp, text, false));
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::Unavailable("cannot write " + path.string() + ": " + ec.message());
+  return Status();
+}
+
+}  // namespace
+
+int RunServe(const std::string& config_path) {
+  InitJsonLogging();
+  // Signals are taken synchronously by this thread (sigwait); every thread started from here
+  // on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = AgentConfig::LoadFile(config_path);
+  if (!config.ok()) return Fail("config_invalid", config.status());
+  const AgentConfig& cfg = *config;
+  if (cfg.policy.empty()) {
+    return Fail("config_invalid",
+                Status::InvalidArgument(config_path + ": 'policy' (the policy file) is required"));
+  }
+  if (cfg.grpc_ca.empty() || cfg.grpc_cert.empty() || cfg.grpc_key.empty()) {
+    return Fail("config_invalid",
+                Status::InvalidArgument(config_path +
+                                        ": grpc.ca, grpc.cert and grpc.key are required (mutual "
+                                        "TLS is mandatory)"));
+  }
+  if (Status s = EnsurePrivateDir(cfg.state_dir); !s.ok()) return Fail("state_dir", s);
+
+  const std::set<std::string> rpcs = AgentRpcNames();
+  auto policy = AgentPolicy::LoadFile(cfg.policy, rpcs);
+  if (!policy.ok()) return Fail("policy_invalid", policy.status());
+  PolicyHolder policy_holder(*policy);
+
+  auto state = DesiredState::Open(cfg.state_dir);
+  if (!state.ok()) return Fail("state_open", state.status());
+  auto audit = AuditLog::Open(cfg.state_dir);
+  if (!audit.ok()) return Fail("audit_open", audit.status());
+  auto chain = (*audit)->Verify();
+  if (!chain.ok()) return Fail("audit_open", chain.status());
+  if (!chain->intact) {
+    // The agent keeps running (refusing would hand an attacker a kill switch) but says so
+    // loudly; GetComplianceFacts reports the broken chain.
+    LogEvent(spdlog::level::critical, "audit_chain_broken",
+             {{"first_broken_seq", chain->first_broken_seq}, {"reason", chain->reason}});
+  }
+  EgressLedger egress;
+  CpuInventorySource inventory;
+  StaticCloudContextSource cloud(cfg.cloud.value_or(CloudContextInfo{}));
+
+  AgentServerOptions opts;
+  opts.listen = cfg.grpc_listen;
+  opts.agent_name = cfg.name.empty() ? HostName() : cfg.name;
+  opts.encryption_at_rest = cfg.encryption_at_rest;
+  opts.max_stream_ms = cfg.limits.max_stream_ms;
+  for (auto [path, out] :
+       {std::pair{&cfg.grpc_ca, &opts.ca_pem}, std::pair{&cfg.grpc_cert, &opts.cert_pem},
+        std::pair{&cfg.grpc_key, &opts.key_pem}}) {
+    auto text = ReadTextFile(*path);
+    if (!text.ok()) return Fail("tls_files", text.status());
+    *out = *text;
+  }
+  AgentServerDeps deps;
+  deps.state = state->get();
+  deps.audit = audit->get();
+  deps.policy = &policy_holder;
+  deps.egress = &egress;
+  deps.inventory = &inventory;
+  deps.cloud = &cloud;
+
+  auto deployments = (*state)->List();
+  if (!deployments.ok()) return Fail("state_open", deployments.status());
+
+  auto server = AgentServer::Start(opts, deps);
+  if (!server.ok()) return Fail("grpc_listen", server.status());
+  auto host = SplitHostPort(cfg.grpc_listen, "grpc.listen");
+  const std::string bound =
+      (host.ok() ? host->first : "0.0.0.0") + ":" + std::to_string((*server)->port());
+  if (Status s = WriteAtomically(cfg.state_dir / "grpc.addr", bound + "\n"); !s.ok()) {
+    LogEvent(spdlog::level::warn, "addr_file", {{"error", s.message()}});
+  }
+  LogEvent(spdlog::level::info, "started",
+           {{"version", GetBuildInfo().version},
+            {"build_id", GetBuildInfo().BuildId()},
+            {"grpc", bound},
+            {"state_dir", cfg.state_dir.string()},
+            {"policy", cfg.policy.string()},
+            {"policy_digest", "sha256:" + (*policy)->digest()},
+            {"deployments_restored", deployments->size()},
+            {"audit_records", chain->records}});
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      auto reloaded = AgentPolicy::LoadFile(cfg.policy, rpcs);
+      if (!reloaded.ok()) {
+        LogEvent(spdlog::level::err, "policy_reload_rejected",
+                 {{"error", reloaded.status().message()}, {"kept", "previous policy"}});
+        continue;
+      }
+      policy_holder.Set(*reloaded);
+      LogEvent(spdlog::level::info, "policy_reloaded",
+               {{"policy_digest", "sha256:" + (*reloaded)->digest()}});
+      continue;
+    }
+    LogEvent(spdlog::level::info, "stopping",
+             {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+              {"grace_ms", cfg.limits.shutdown_grace_ms}});
+    break;
+  }
+  (*server)->Shutdown(std::chrono::milliseconds(cfg.limits.shutdown_grace_ms));
+  (*server)->Wait();
+  LogEvent(spdlog::level::info, "stopped");
+  return 0;
+}
+
+}  // namespace sextant::agent
+
+namespace sextant::cli {
+namespace {
+
+void SetupServe(CLI::App& root, VerbContext& ctx) {
+  auto config = std::make_shared<std::string>(agent::kDefaultAgentConfigPath);
+  CLI::App* serve = root.add_subcommand(
+      "serve", "Run the agent: gRPC control API over mutual TLS, state, audit log");
+  serve->add_option("--config", *config, "Agent configuration file (YAML)")->capture_default_str();
+  serve->callback([config, &ctx] { ctx.exit_code = agent::RunServe(*config); });
+}
+
+}  // namespace
+
+SEXTANT_REGISTER_VERB(serve, SetupServe);
+
+}  // namespace sextant::cli
