@@ -363,6 +363,18 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
       if (!opts.ok()) return fail(opts.status());
       auto client = agent::AgentClient::Connect(*opts);
       if (!client.ok()) return fail(client.status());
+      // The first call also sets up the connection (TCP and TLS handshake). On a busy host a
+      // handshake can outlast one deadline; the channel keeps its progress, so ask again on
+      // the same channel for up to three deadlines.
+      const auto give_up = std::chrono::steady_clock::now() + 3 * options.call_deadline;
+      while (true) {
+        auto me = (*client)->WhoAmI(options.call_deadline);
+        if (me.ok() || me.status().code() != StatusCode::kUnavailable ||
+            std::chrono::steady_clock::now() >= give_up) {
+          break;
+        }
+        std::this_thread::sleep_for(milliseconds(100));
+      }
       TargetSync sync;
       TargetIdentity who;
       Status synced = SyncFacts(**client, t.name, st, &sync, options.call_deadline, &who);
@@ -474,26 +486,33 @@ class TargetConnector {
       backoff = std::min(backoff * 2, options_.backoff_max);
       return true;
     };
+    // One channel for the connector's life: gRPC reconnects it with its own backoff, and a
+    // handshake in progress is not thrown away by a new attempt.
+    std::unique_ptr<agent::AgentClient> channel;
     while (true) {
       {
         std::lock_guard lock(mu_);
         if (stopping_) return;
       }
-      auto opts = ClientOptionsFor(target_, options_.call_deadline);
-      if (!opts.ok()) {
-        if (!failed(opts.status())) return;
-        continue;
+      if (channel == nullptr) {
+        auto opts = ClientOptionsFor(target_, options_.call_deadline);
+        if (!opts.ok()) {
+          if (!failed(opts.status())) return;
+          continue;
+        }
+        auto connected = agent::AgentClient::Connect(*opts);
+        if (!connected.ok()) {
+          if (!failed(connected.status())) return;
+          continue;
+        }
+        channel = std::move(connected).value();
       }
-      auto client = agent::AgentClient::Connect(*opts);
-      if (!client.ok()) {
-        if (!failed(client.status())) return;
-        continue;
-      }
+      agent::AgentClient* client = channel.get();
       TargetIdentity who;
       Status s;
       {
         std::lock_guard lock(sync_mu_);
-        s = SyncFacts(**client, target_.name, *store_, &sync_, options_.call_deadline, &who);
+        s = SyncFacts(*client, target_.name, *store_, &sync_, options_.call_deadline, &who);
       }
       if (!s.ok()) {
         if (!failed(s)) return;
@@ -508,7 +527,7 @@ class TargetConnector {
         stream_done_ = false;
         SetStatusLocked(store::ConnState::kConnected, "");
       }
-      auto watch = (*client)->WatchMetrics(
+      auto watch = client->WatchMetrics(
           options_.metrics_interval_ms, options_.stream_duration,
           [this](const v1::MetricsSnapshot& m) { OnMetrics(m); },
           [this](const Status& st) {
@@ -517,7 +536,7 @@ class TargetConnector {
             stream_status_ = st;
             cv_.notify_all();
           });
-      Status failure = RunSession(**client);
+      Status failure = RunSession(*client);
       watch->Cancel();
       watch.reset();  // waits for on_done
       if (!failure.ok() && !failed(failure)) return;

@@ -238,7 +238,7 @@ class FleetConnectorTest : public ::testing::Test {
       m.ttft_seconds.count = 10;
       a->tokens_per_s = m.tokens_per_second;
       a->queue = m.queue_depth;
-      a->observer = std::make_unique<FakeObserver>(m, i == slow_index ? 3000ms : 0ms);
+      a->observer = std::make_unique<FakeObserver>(m, i == slow_index ? 8000ms : 0ms);
       const std::string spec =
           R"({"name":"chat","resources":{"gpu":{"count":1},"replicas":{"min":2,"max":2}}})";
       agent::ApplyRequest req;
@@ -275,7 +275,7 @@ class FleetConnectorTest : public ::testing::Test {
 TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   StartAgents(20);
   ConnectorOptions o;
-  o.call_deadline = 5000ms;
+  o.call_deadline = 10000ms;  // generous: 20 TLS handshakes on a busy 2-core host
   auto statuses = RefreshAll(*store_, targets_, o);
   ASSERT_EQ(statuses.size(), 20u);
   for (const auto& s : statuses) {
@@ -339,11 +339,12 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
 TEST_F(FleetConnectorTest, ASlowAgentDoesNotHoldUpTheOthers) {
   StartAgents(4, /*slow_index=*/2);
   ConnectorOptions o;
-  o.call_deadline = 1000ms;
+  o.call_deadline = 3000ms;
   const auto start = std::chrono::steady_clock::now();
   auto statuses = RefreshAll(*store_, targets_, o);
   const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(took, 2500ms);  // the slow agent takes 3 s per snapshot; nobody waits for it
+  // The slow agent takes 8 s per snapshot; nobody waits for it beyond the deadline.
+  EXPECT_LT(took, 7000ms);
   for (const auto& s : statuses) {
     if (s.target == "agent-2") {
       EXPECT_EQ(s.state, store::ConnState::kError);
@@ -357,7 +358,7 @@ TEST_F(FleetConnectorTest, ASlowAgentDoesNotHoldUpTheOthers) {
 TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecovers) {
   StartAgents(20);
   ConnectorOptions o;
-  o.call_deadline = 1000ms;
+  o.call_deadline = 2000ms;
   o.metrics_interval_ms = 250;
   o.refresh_interval = 60000ms;
   o.backoff_initial = 200ms;
@@ -386,14 +387,14 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
         }
         return true;
       },
-      15000ms));
+      60000ms));
   ASSERT_TRUE(wait_for([&] { return *store_->CountRows("gpu_samples") >= 100; }, 5000ms));
 
   const int port = agents_[7]->port;
   const auto killed_at = std::chrono::steady_clock::now();
   agents_[7]->Kill();
   ASSERT_TRUE(
-      wait_for([&] { return state_of("agent-7").state == store::ConnState::kError; }, 3000ms));
+      wait_for([&] { return state_of("agent-7").state == store::ConnState::kError; }, 5000ms));
   const auto noticed = std::chrono::steady_clock::now() - killed_at;
   EXPECT_LE(noticed, o.call_deadline + 500ms);
   EXPECT_NE(state_of("agent-7").error.find("unreachable"), std::string::npos)
@@ -404,14 +405,14 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
 
   // The others keep reporting meanwhile.
   const auto seen_before = state_of("agent-3").last_seen;
-  ASSERT_TRUE(wait_for([&] { return state_of("agent-3").last_seen > seen_before; }, 2000ms));
+  ASSERT_TRUE(wait_for([&] { return state_of("agent-3").last_seen > seen_before; }, 5000ms));
   EXPECT_EQ(state_of("agent-3").state, store::ConnState::kConnected);
 
   // Restarted on the same port with the same state, it is connected again.
   agents_[7]->port = port;
   ASSERT_TRUE(agents_[7]->Serve(ca_, server_cert_).ok());
   EXPECT_TRUE(
-      wait_for([&] { return state_of("agent-7").state == store::ConnState::kConnected; }, 15000ms))
+      wait_for([&] { return state_of("agent-7").state == store::ConnState::kConnected; }, 30000ms))
       << state_of("agent-7").error;
   fc.Stop();
 }
