@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -568,6 +569,14 @@ Status InferenceServer::Start() {
   m.server->set_read_timeout(30, 0);
   m.server->set_write_timeout(30, 0);
   m.Routes();
+  // httplib listens with a backlog of 5, too short for a burst of clients: remember the
+  // socket so the backlog can be raised once it is bound.
+  auto listen_fd = std::make_shared<int>(-1);
+  m.server->set_socket_options([listen_fd](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_fd = sock;
+  });
   if (m.options.port == 0) {
     m.bound_port = m.server->bind_to_any_port(m.options.host);
   } else {
@@ -578,6 +587,7 @@ Status InferenceServer::Start() {
     return Status::Unavailable("http listener: cannot bind " + m.options.host + ":" +
                                std::to_string(m.options.port));
   }
+  if (*listen_fd >= 0) ::listen(*listen_fd, SOMAXCONN);
   m.listener = std::thread([&m] { m.server->listen_after_bind(); });
   spdlog::info("http listener on {}:{} ({})", m.options.host, m.bound_port,
                m.is_tls ? "https" : "http");

@@ -254,11 +254,16 @@ agent::DeviceInfo DeviceInventory::CpuDevice() {
     const uint64_t busy = total - idle;
     std::lock_guard<std::mutex> lock(mu_);
     if (last_total_ != 0 && total > last_total_) {
-      d.utilization = static_cast<double>(busy - std::min(busy, last_busy_)) /
-                      static_cast<double>(total - last_total_);
+      last_utilization_ = static_cast<double>(busy - std::min(busy, last_busy_)) /
+                          static_cast<double>(total - last_total_);
+      last_busy_ = busy;
+      last_total_ = total;
+    } else if (last_total_ == 0) {
+      last_busy_ = busy;
+      last_total_ = total;
     }
-    last_busy_ = busy;
-    last_total_ = total;
+    // No clock tick since the previous sample: the previous figure still stands.
+    d.utilization = last_utilization_;
   }
   return d;
 }

@@ -61,6 +61,7 @@ class DeviceInventory : public agent::InventorySource {
   std::vector<std::string> notes_;  // GUARDED_BY(mu_)
   uint64_t last_busy_ = 0;          // GUARDED_BY(mu_): /proc/stat jiffies
   uint64_t last_total_ = 0;         // GUARDED_BY(mu_)
+  double last_utilization_ = -1;    // GUARDED_BY(mu_)
 };
 
 // Registers per-device gauges on `registry`, sampled from `source` at scrape time (at most one
