@@ -13,15 +13,20 @@
 
 #include "app/agentconfig/agent_config.h"
 #include "app/agentconfig/json_log.h"
-#include "app/agentstate/cpu_inventory.h"
 #include "app/agentstate/desired_state.h"
 #include "app/audit/audit_log.h"
 #include "app/audit/egress_ledger.h"
 #include "app/cli/verb.h"
 #include "app/core/paths.h"
+#include "app/metrics/registry.h"
 #include "app/policy/policy.h"
+#include "app/replicas/replica_manager.h"
+#include "app/replicas/serving_metrics.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "connectors/http/inference_server.h"
+#include "connectors/inventory/cloud_context.h"
+#include "connectors/inventory/gpu_inventory.h"
 #include "engine/base/build_info.h"
 
 namespace sextant::agent {
@@ -96,12 +101,20 @@ int RunServe(const std::string& config_path) {
              {{"first_broken_seq", chain->first_broken_seq}, {"reason", chain->reason}});
   }
   EgressLedger egress;
-  CpuInventorySource inventory;
-  StaticCloudContextSource cloud(cfg.cloud.value_or(CloudContextInfo{}));
-
   AgentServerOptions opts;
   opts.listen = cfg.grpc_listen;
   opts.agent_name = cfg.name.empty() ? HostName() : cfg.name;
+  const auto grace = std::chrono::milliseconds(cfg.limits.shutdown_grace_ms);
+
+  // Inventory (NVML / ROCm SMI through dlopen, else the CPU), cloud context (config, else
+  // instance metadata with short timeouts, else on-prem), metrics for /metrics.
+  metrics::Registry registry;
+  replicas::ServingMetrics serving(registry);
+  inventory::DeviceInventory inventory({.node_name = opts.agent_name});
+  auto device_metrics = inventory::ExportDeviceMetrics(inventory, registry);
+  inventory::CloudContextProbe cloud(
+      {.override_context = cfg.cloud,
+       .timeout = std::chrono::milliseconds(cfg.limits.imds_timeout_ms)});
   opts.encryption_at_rest = cfg.encryption_at_rest;
   opts.max_stream_ms = cfg.limits.max_stream_ms;
   for (auto [path, out] :
@@ -122,6 +135,28 @@ int RunServe(const std::string& config_path) {
   auto deployments = (*state)->List();
   if (!deployments.ok()) return Fail("state_open", deployments.status());
 
+  // Replicas follow the desired state: restored now (static stability: no control plane
+  // needed), then every durable change.
+  replicas::ReplicaManager manager(
+      {.model_store = cfg.model_store.empty() ? cfg.state_dir / "models" : cfg.model_store,
+       .max_queue = cfg.limits.max_queue,
+       .max_batch_cap = cfg.limits.max_batch,
+       .drain_grace = grace},
+      &serving);
+  const int subscription =
+      (*state)->Subscribe([&manager](const DeploymentChange& c) { manager.OnChange(c); });
+  for (const auto& record : *deployments) manager.ApplyRecord(record);
+  deps.observer = &manager;
+
+  auto http_addr = SplitHostPort(cfg.http_listen, "http.listen");
+  if (!http_addr.ok()) return Fail("config_invalid", http_addr.status());
+  http::InferenceServer http_server({.host = http_addr->first,
+                                     .port = http_addr->second,
+                                     .tls_cert = cfg.http_cert,
+                                     .tls_key = cfg.http_key},
+                                    manager, &serving, &registry);
+  if (Status s = http_server.Start(); !s.ok()) return Fail("http_listen", s);
+
   auto server = AgentServer::Start(opts, deps);
   if (!server.ok()) return Fail("grpc_listen", server.status());
   auto host = SplitHostPort(cfg.grpc_listen, "grpc.listen");
@@ -134,6 +169,7 @@ int RunServe(const std::string& config_path) {
            {{"version", GetBuildInfo().version},
             {"build_id", GetBuildInfo().BuildId()},
             {"grpc", bound},
+            {"http", http_addr->first + ":" + std::to_string(http_server.port())},
             {"state_dir", cfg.state_dir.string()},
             {"policy", cfg.policy.string()},
             {"policy_digest", "sha256:" + (*policy)->digest()},
@@ -160,8 +196,11 @@ int RunServe(const std::string& config_path) {
               {"grace_ms", cfg.limits.shutdown_grace_ms}});
     break;
   }
-  (*server)->Shutdown(std::chrono::milliseconds(cfg.limits.shutdown_grace_ms));
+  http_server.Shutdown(grace);
+  (*server)->Shutdown(grace);
   (*server)->Wait();
+  (*state)->Unsubscribe(subscription);
+  manager.Shutdown(grace);
   LogEvent(spdlog::level::info, "stopped");
   return 0;
 }
