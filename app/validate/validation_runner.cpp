@@ -145,7 +145,7 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
     }
     p.tokens_per_second = stats->decode_tps;
     r.prompts.push_back(p);
-    run.output_texts.push_back(model->tokenizer().Decode(out));
+    run.output_texts.push_back(model->tokenizer().Decode(out, /*strip_leading_space=*/false));
     run.outputs.push_back(std::move(out));
   }
   Progress(options, "done", 1.0);
