@@ -44,6 +44,9 @@ if(NOT SEXTANT_WITH_HIP STREQUAL "OFF")
       set(CMAKE_HIP_ARCHITECTURES gfx90a gfx1030)   # MI200 and RDNA2; MI300X (gfx942) needs ROCm >= 5.7
     endif()
     enable_language(HIP)
+    # Programs that contain HIP objects are still linked by the C++ compiler (g++), like the
+    # CUDA ones; hip::host brings the HIP runtime.
+    set(CMAKE_HIP_LINKER_PREFERENCE_PROPAGATES OFF)
     find_package(hip CONFIG REQUIRED)
     set(SEXTANT_HAVE_HIP ON)
     list(APPEND SEXTANT_BACKENDS hip)
