@@ -507,11 +507,11 @@ class GgufParser {
                                    std::to_string(type_at) + " is not supported");
     }
     t.type = *type;
-    if (t.dims[0] % BlockElements(t.type) != 0) {
-      return Status::InvalidArgument(what + ": row length " + std::to_string(t.dims[0]) +
-                                     " is not a multiple of the " +
-                                     std::string(TensorTypeName(t.type)) + " block size " +
-                                     std::to_string(BlockElements(t.type)));
+    const int64_t block = BlockElements(t.type);
+    if (block > 1 && t.dims[0] % block != 0) {
+      return Status::InvalidArgument(
+          what + ": row length " + std::to_string(t.dims[0]) + " is not a multiple of the " +
+          std::string(TensorTypeName(t.type)) + " block size " + std::to_string(block));
     }
     const std::optional<uint64_t> row = RowBytes(t.type, t.dims[0]);
     const uint64_t rows = static_cast<uint64_t>(elements / t.dims[0]);
