@@ -1,5 +1,7 @@
 #include "app/replicas/replica_manager.h"
 
+#include "app/agentconfig/json_log.h"
+
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -281,8 +283,10 @@ void ReplicaManager::LoaderLoop() {
         d.phase = agent::DeploymentPhase::kFailed;
         d.reason = loaded.status().message();
         d.model_path = model_path;
-        spdlog::warn("deployment {} generation {} failed: {}", job.name, job.target.generation,
-                     d.reason);
+        agent::LogEvent(spdlog::level::warn, "deployment_failed",
+                        {{"deployment", job.name},
+                         {"generation", job.target.generation},
+                         {"reason", d.reason}});
       } else {
         Deployment& d = it->second;
         retired = std::move(d.replicas);
@@ -292,8 +296,11 @@ void ReplicaManager::LoaderLoop() {
         d.reason.clear();
         d.model_path = model_path;
         d.backend = backend;
-        spdlog::info("deployment {} generation {} ready: {} replica(s) on {}", job.name,
-                     job.target.generation, d.replicas.size(), backend);
+        agent::LogEvent(spdlog::level::info, "deployment_ready",
+                        {{"deployment", job.name},
+                         {"generation", job.target.generation},
+                         {"replicas", d.replicas.size()},
+                         {"backend", backend}});
       }
       changed_.notify_all();
     }

@@ -1,6 +1,8 @@
 // The only translation unit of the HTTP front that includes httplib.h (a large header).
 #include "connectors/http/inference_server.h"
 
+#include "app/agentconfig/json_log.h"
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -124,8 +126,11 @@ void InferenceServer::Impl::SendError(httplib::Response& res, const ApiError& e,
   res.set_content(e.ToJson(), kJson);
   if (metrics != nullptr) metrics->For(deployment).CountRequest(e.http_status);
   // The message may quote request fields by name but never their values.
-  spdlog::info("http {} deployment={} status={} param={}", path, deployment, e.http_status,
-               e.param.empty() ? "-" : e.param);
+  agent::LogEvent(spdlog::level::info, "http_request",
+                  {{"path", path},
+                   {"deployment", deployment},
+                   {"status", e.http_status},
+                   {"param", e.param.empty() ? "-" : e.param}});
 }
 
 int InferenceServer::Impl::RetryAfterSeconds(replicas::Replica& r) const {
@@ -151,10 +156,15 @@ void InferenceServer::Impl::Finish(const std::shared_ptr<Generation>& g, int cod
     avg_request_seconds.store(prev * 0.8 + total_s * 0.2);
   }
   if (g->metrics != nullptr) g->metrics->CountRequest(code);
-  spdlog::info(
-      "http {} deployment={} status={} stream={} prompt_tokens={} generated_tokens={} "
-      "ttft_ms={:.1f} total_ms={:.1f}",
-      path, g->deployment, code, g->stream, g->prompt_tokens, generated, ttft_ms, total_s * 1e3);
+  agent::LogEvent(spdlog::level::info, "http_request",
+                  {{"path", path},
+                   {"deployment", g->deployment},
+                   {"status", code},
+                   {"stream", g->stream},
+                   {"prompt_tokens", g->prompt_tokens},
+                   {"generated_tokens", generated},
+                   {"ttft_ms", ttft_ms},
+                   {"total_ms", total_s * 1e3}});
   {
     std::lock_guard<std::mutex> lock(inflight_mu);
     inflight.erase(g);
@@ -589,8 +599,9 @@ Status InferenceServer::Start() {
   }
   if (*listen_fd >= 0) ::listen(*listen_fd, SOMAXCONN);
   m.listener = std::thread([&m] { m.server->listen_after_bind(); });
-  spdlog::info("http listener on {}:{} ({})", m.options.host, m.bound_port,
-               m.is_tls ? "https" : "http");
+  agent::LogEvent(spdlog::level::info, "http_listening",
+                  {{"address", m.options.host + ":" + std::to_string(m.bound_port)},
+                   {"scheme", m.is_tls ? "https" : "http"}});
   return Status::Ok();
 }
 

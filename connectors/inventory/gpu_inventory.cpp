@@ -1,7 +1,9 @@
 #include "connectors/inventory/gpu_inventory.h"
 
 #include <dlfcn.h>
+
 #include <unistd.h>
+#include <filesystem>
 
 #include <chrono>
 #include <fstream>
@@ -147,6 +149,10 @@ struct DeviceInventory::RocmSmi {
   }
 
   std::string Open(const std::string& path) {
+    // ROCm SMI prints its own errors to stderr when the amdgpu driver is absent; without the
+    // kernel's KFD interface there is no AMD GPU to find, so do not load it at all.
+    std::error_code ec;
+    if (!std::filesystem::exists("/sys/class/kfd", ec)) return "no AMD GPU driver (/sys/class/kfd)";
     lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) return DlError();
     std::string missing;
