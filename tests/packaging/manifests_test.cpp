@@ -1,6 +1,7 @@
 // The agent's Kubernetes manifests keep the security properties a reviewer relies on, and the
 // check that says so fails when a forbidden permission is added.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -48,7 +49,8 @@ TEST(KubernetesManifests, AmdOverlaySwapsTheGpuResource) {
 // violations the check reports there.
 std::vector<std::string> ViolationsAfter(const std::string& file, const std::string& from,
                                          const std::string& to) {
-  const fs::path dir = fs::path(::testing::TempDir()) / "sextant-k8s-mutant";
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("sextant-k8s-mutant-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::copy(kK8s / "base", dir, fs::copy_options::recursive);
   std::string text = Read(dir / file);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -16,7 +17,8 @@ namespace fs = std::filesystem;
 class ReportStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / "sextant_report_store";
+    // Per process: CTest runs the cases of this suite in parallel processes.
+    dir_ = fs::path(::testing::TempDir()) / ("sextant_report_store_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     ASSERT_EQ(sqlite3_open((dir_ / "console.db").c_str(), &db_), SQLITE_OK);
