@@ -102,6 +102,21 @@ struct DeploymentMetricsInfo {
   HistogramInfo inter_token_seconds;
   int32_t replicas_ready = 0;
   int64_t rejected_total = 0;
+  int32_t replicas_desired = 0;
+  int32_t replicas_pending = 0;
+  std::string pending_reason;
+  int64_t in_flight = 0;
+};
+
+// A scaling decision of the agent's autoscaler.
+struct ScalingEventInfo {
+  std::string deployment;
+  int32_t from_replicas = 0;
+  int32_t to_replicas = 0;
+  std::string reason;
+  int64_t at_unix_ms = 0;
+  double queue_depth = 0;
+  double in_flight = 0;
 };
 
 // What the replica manager observes of deployments. Figures only: nothing here may carry a
@@ -112,6 +127,11 @@ class DeploymentObserver {
   // nullopt when the deployment is unknown to the replica manager (not started yet).
   virtual std::optional<DeploymentStatusInfo> StatusOf(const std::string& name) = 0;
   virtual std::vector<DeploymentMetricsInfo> Metrics() = 0;
+  // Scaling decisions taken strictly after after_unix_ms, oldest first.
+  virtual std::vector<ScalingEventInfo> ScalingEventsSince(int64_t after_unix_ms) {
+    (void)after_unix_ms;
+    return {};
+  }
 };
 
 }  // namespace sextant::agent
@@ -128,6 +148,8 @@ struct ValidationPromptResult {
   int32_t generated_tokens = 0;
   double ttft_ms = 0;
   double decode_tokens_per_second = 0;
+  bool stopped_at_eos = false;
+  double inter_token_ms = 0;
 };
 
 struct ValidationRunResult {
@@ -136,6 +158,9 @@ struct ValidationRunResult {
   std::string backend;
   std::vector<ValidationPromptResult> prompts;
   int64_t peak_memory_bytes = 0;
+  std::string output_digest;  // report::CombineOutputDigests over the prompts
+  std::string device;
+  int32_t threads = 0;
 };
 
 // Runs a deployment's validation prompts on the agent's own model copy. Returns digests and
