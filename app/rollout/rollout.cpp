@@ -94,7 +94,11 @@ void Restore(Run& run, size_t i, TargetChannel& channel, const std::string& depl
   }
   out.generation = restored_generation;
   out.changed = false;
-  run.records[i].generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(run.mu);
+    run.records[i].generation = 0;
+    run.records[i].apply_unknown = false;
+  }
   const std::string what = previous ? "restored " + Short(previous->spec.spec_digest) +
                                           " as generation " + std::to_string(restored_generation)
                                     : std::string("deleted (absent before)");
@@ -272,6 +276,7 @@ Result<PushResult> Push(const PushPlan& plan, const PushOptions& options) {
       return;
     }
     run.records[i].previous = *got;
+    run.records[i].previous_known = true;
     if (*got) {
       run.outcomes[i].previous_generation = (*got)->generation;
       run.outcomes[i].generation = (*got)->generation;
@@ -420,6 +425,11 @@ Result<PushResult> Push(const PushPlan& plan, const PushOptions& options) {
         }
         if (!*now || !SameDigest((*now)->spec.spec_digest, dep.spec_digest)) {
           run.outcomes[i].error += "; the apply did not take effect";
+          {
+            std::lock_guard<std::mutex> lock(run.mu);
+            run.records[i].apply_unknown = false;
+          }
+          (void)run.Emit(i, TargetState::kFailed, run.outcomes[i].error);
           return;  // unchanged: nothing to restore
         }
         generation = (*now)->generation;
@@ -456,6 +466,10 @@ Result<PushResult> Rollback(const RollbackPlan& plan, const PushOptions& options
       o.previous_generation = p->generation;
       o.previous_spec_digest = "sha256:" + BareDigest(p->spec.spec_digest);
     }
+    if (!plan.records[i].previous_known) {
+      return Status::InvalidArgument("rollback: the previous state of target '" + o.target +
+                                     "' is unknown");
+    }
     if (!by_name.count(o.target)) {
       return Status::InvalidArgument("rollback: no channel for target '" + o.target + "'");
     }
@@ -488,6 +502,11 @@ Result<PushResult> Rollback(const RollbackPlan& plan, const PushOptions& options
       return;
     }
     if (at_previous) {
+      {
+        std::lock_guard<std::mutex> lock(run.mu);
+        run.records[i].generation = 0;
+        run.records[i].apply_unknown = false;
+      }
       (void)run.Emit(i, TargetState::kUnchanged, "already at its previous generation");
       return;
     }

@@ -172,6 +172,7 @@ struct ExpectedOutput {
 // What a target was before a push, and what the push made of it: the journal's row.
 struct TargetRecord {
   std::string target;
+  bool previous_known = false;               // `previous` was read from the target
   std::optional<RemoteDeployment> previous;  // nullopt: absent before
   int64_t generation = 0;  // the generation this push created (0: none (yet) or unknown)
   TargetState state = TargetState::kPending;
