@@ -471,12 +471,30 @@ void ParseResources(Reader& r, const Reader::Entry& en, Resources& out) {
 }
 
 void ParseScaling(Reader& r, const Reader::Entry& en, Scaling& out) {
-  auto m = r.Map(en.value, en.key.Mark(), "scaling", {"targetQueueDepth", "scaleToZeroAfter"});
+  auto m = r.Map(en.value, en.key.Mark(), "scaling",
+                 {"targetQueueDepth", "scaleToZeroAfter", "targetInFlight", "scaleUpWindow",
+                  "scaleDownWindow", "queueTimeout", "maxQueue"});
   if (!m) return;
   if (auto* e = Reader::Find(*m, "targetQueueDepth"))
     Set(out.target_queue_depth, r.Int(*e, "scaling.targetQueueDepth", 1, 100000));
   if (auto* e = Reader::Find(*m, "scaleToZeroAfter"))
     Set(out.scale_to_zero_after_seconds, ParseDuration(r, *e, "scaling.scaleToZeroAfter"));
+  if (auto* e = Reader::Find(*m, "targetInFlight"))
+    Set(out.target_in_flight, r.Int(*e, "scaling.targetInFlight", 0, 100000));
+  if (auto* e = Reader::Find(*m, "scaleUpWindow"))
+    Set(out.scale_up_window_seconds, ParseDuration(r, *e, "scaling.scaleUpWindow"));
+  if (auto* e = Reader::Find(*m, "scaleDownWindow"))
+    Set(out.scale_down_window_seconds, ParseDuration(r, *e, "scaling.scaleDownWindow"));
+  if (auto* e = Reader::Find(*m, "queueTimeout")) {
+    const std::optional<int64_t> v = ParseDuration(r, *e, "scaling.queueTimeout");
+    if (v && *v < 1) {
+      r.Error(e->value.Mark(), "scaling.queueTimeout", "must be at least 1s, got " + e->value.Scalar());
+    } else {
+      Set(out.queue_timeout_seconds, v);
+    }
+  }
+  if (auto* e = Reader::Find(*m, "maxQueue"))
+    Set(out.max_queue, r.Int(*e, "scaling.maxQueue", 0, 100000));
 }
 
 void ParseValidation(Reader& r, const Reader::Entry& en, Validation& out) {
@@ -717,7 +735,12 @@ nlohmann::json ToCanonicalJsonValue(const DeploymentSpec& s) {
         {"replicas", {{"min", s.resources.replicas_min}, {"max", s.resources.replicas_max}}}}},
       {"scaling",
        {{"targetQueueDepth", s.scaling.target_queue_depth},
-        {"scaleToZeroAfter", s.scaling.scale_to_zero_after_seconds}}},
+        {"scaleToZeroAfter", s.scaling.scale_to_zero_after_seconds},
+        {"targetInFlight", s.scaling.target_in_flight},
+        {"scaleUpWindow", s.scaling.scale_up_window_seconds},
+        {"scaleDownWindow", s.scaling.scale_down_window_seconds},
+        {"queueTimeout", s.scaling.queue_timeout_seconds},
+        {"maxQueue", s.scaling.max_queue}}},
       {"validation",
        {{"prompts", s.validation.prompts},
         {"maxTokens", s.validation.max_tokens},

@@ -64,6 +64,11 @@ struct Resources {
 struct Scaling {
   int target_queue_depth = 4;               // queued requests per replica before scaling out
   int64_t scale_to_zero_after_seconds = 0;  // idle time before scaling to zero; 0: never
+  int target_in_flight = 0;                 // generating requests per replica; 0: engine.maxBatch
+  int64_t scale_up_window_seconds = 5;      // load must call for more replicas this long
+  int64_t scale_down_window_seconds = 300;  // load must call for fewer replicas this long
+  int64_t queue_timeout_seconds = 30;  // a request waiting for a ready replica, then 503
+  int max_queue = 64;                  // requests waiting for a ready replica, beyond: 503
 };
 
 struct Thresholds {

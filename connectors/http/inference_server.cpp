@@ -60,6 +60,7 @@ struct Generation {
   int prompt_tokens = 0;
   Clock::time_point arrival;
   std::shared_ptr<replicas::Replica> replica;
+  replicas::ReplicaLease lease;  // outstanding work on `replica` until the request is finished
   const replicas::ServingMetrics::Deployment* metrics = nullptr;  // may be null
   uint64_t scheduler_id = 0;
 
@@ -199,7 +200,8 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
     SendError(res, error, kNoDeployment, path);
     return;
   }
-  Result<std::shared_ptr<replicas::Replica>> acquired = replicas.Acquire(request->model);
+  // Waits (bounded) while the deployment has no ready replica: scaled to zero, loading.
+  Result<replicas::ReplicaLease> acquired = replicas.AcquireLease(request->model);
   if (!acquired.ok()) {
     const Status& s = acquired.status();
     if (s.code() == StatusCode::kNotFound) {
@@ -212,12 +214,15 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
     ApiError e{
         503, s.message(), "model", "server_error",
         s.code() == StatusCode::kFailedPrecondition ? "deployment_failed" : "deployment_not_ready"};
-    if (s.code() != StatusCode::kFailedPrecondition) res.set_header("Retry-After", "5");
+    if (s.code() != StatusCode::kFailedPrecondition) {
+      res.set_header("Retry-After", std::to_string(replicas.RetryAfterSeconds(request->model)));
+    }
     SendError(res, e, request->model, path);
     return;
   }
-  std::shared_ptr<replicas::Replica> replica = std::move(acquired).value();
-  const std::string& deployment = replica->deployment();
+  replicas::ReplicaLease lease = std::move(acquired).value();
+  std::shared_ptr<replicas::Replica> replica = lease.replica();
+  const std::string deployment = replica->deployment();
   const Tokenizer& tok = replica->model().tokenizer();
 
   std::vector<int32_t> prompt;
@@ -296,6 +301,7 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
   g->prompt_tokens = prompt_len;
   g->arrival = arrival;
   g->replica = replica;
+  g->lease = std::move(lease);
   g->metrics = metrics != nullptr ? &metrics->For(deployment) : nullptr;
   g->decoder = std::make_unique<StreamDecoder>(tok);
   g->stop = std::make_unique<StopMatcher>(request->stop);
@@ -351,8 +357,20 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
     std::lock_guard<std::mutex> lock(inflight_mu);
     inflight.insert(g);
   }
-  Result<uint64_t> submitted =
-      replica->scheduler().Submit(std::move(gen), std::move(on_token), std::move(on_done));
+  Result<uint64_t> submitted = replica->scheduler().Submit(gen, on_token, on_done);
+  // A replica that began to drain after it was picked refuses new work: the request moves to
+  // another ready replica (a scale-down never fails a request).
+  for (int attempt = 0; !submitted.ok() && submitted.status().code() == StatusCode::kUnavailable &&
+                        attempt < 3 && !draining.load();
+       ++attempt) {
+    Result<replicas::ReplicaLease> again = replicas.AcquireLease(deployment);
+    // Only a replica of the same model: the prompt was tokenized and the decoder built for it.
+    if (!again.ok() || &again.value()->model() != &replica->model()) break;
+    g->lease = std::move(again).value();
+    g->replica = g->lease.replica();
+    replica = g->replica;
+    submitted = replica->scheduler().Submit(gen, on_token, on_done);
+  }
   if (!submitted.ok()) {
     {
       std::lock_guard<std::mutex> lock(inflight_mu);

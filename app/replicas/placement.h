@@ -1,0 +1,43 @@
+// Replica placement: which devices one engine replica runs on.
+//
+// A replica that asks for GPUs (resources.gpu.count > 0) gets that many whole GPUs of the agent's
+// inventory (kind "cuda" or "rocm", of resources.gpu.model when the spec names one) that no
+// other replica holds: a GPU is never shared by two replicas. When there are not enough free
+// GPUs the replica is not placed, and the error says why in words an operator can act on. A
+// replica that asks for no GPU runs on a set of CPU threads.
+//
+// Thread-safety: free functions of their arguments.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/agentstate/sources.h"
+#include "engine/base/status.h"
+
+namespace sextant::replicas {
+
+// The devices one replica is bound to.
+struct DeviceShare {
+  std::vector<std::string> gpus;  // device ids from the inventory ("gpu0"); empty: the CPU
+  int threads = 0;                // CPU threads of the replica's engine (0: the model's)
+
+  // "gpu0,gpu1" or "cpu x4 threads".
+  std::string Describe() const;
+};
+
+struct PlacementRequest {
+  int gpu_count = 0;      // whole GPUs per replica; 0: CPU
+  std::string gpu_model;  // empty: any GPU model
+  int cpu_threads = 0;    // threads for a CPU replica
+};
+
+// Picks the GPUs of one replica from `inventory`, skipping those in `taken` (held by other
+// replicas), lowest device id first. RESOURCE_EXHAUSTED with the reason ("needs 2 GPUs of model
+// X; the agent has 3, 2 in use by other replicas") when they are not there.
+Result<DeviceShare> PlaceReplica(const agent::InventoryInfo& inventory,
+                                 const PlacementRequest& request,
+                                 const std::set<std::string>& taken);
+
+}  // namespace sextant::replicas

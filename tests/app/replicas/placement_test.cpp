@@ -1,0 +1,53 @@
+#include "app/replicas/placement.h"
+
+#include <gtest/gtest.h>
+
+namespace sextant::replicas {
+namespace {
+
+agent::InventoryInfo Inventory() {
+  agent::InventoryInfo inv;
+  inv.devices.push_back({.id = "cpu", .kind = "cpu", .model = "Some CPU", .cores = 8});
+  inv.devices.push_back({.id = "gpu1", .kind = "cuda", .model = "NVIDIA H100 80GB HBM3"});
+  inv.devices.push_back({.id = "gpu0", .kind = "cuda", .model = "NVIDIA H100 80GB HBM3"});
+  inv.devices.push_back({.id = "gpu2", .kind = "rocm", .model = "AMD Instinct MI300X"});
+  return inv;
+}
+
+TEST(Placement, CpuReplicasGetThreads) {
+  auto share = PlaceReplica(Inventory(), {.gpu_count = 0, .cpu_threads = 4}, {});
+  ASSERT_TRUE(share.ok());
+  EXPECT_TRUE(share->gpus.empty());
+  EXPECT_EQ(share->Describe(), "cpu x4 threads");
+}
+
+TEST(Placement, GpusAreTakenWholeLowestIdFirstAndNeverShared) {
+  auto a = PlaceReplica(Inventory(), {.gpu_count = 1}, {});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->gpus, std::vector<std::string>{"gpu0"});
+  auto b = PlaceReplica(Inventory(), {.gpu_count = 2}, {"gpu0"});
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->Describe(), "gpu1,gpu2");
+  auto c = PlaceReplica(Inventory(), {.gpu_count = 1}, {"gpu0", "gpu1", "gpu2"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(c.status().message(),
+            "needs 1 GPU; the agent has 3 such GPUs, 3 in use by other replicas");
+}
+
+TEST(Placement, TheGpuModelOfTheSpecIsRespected) {
+  auto h100 = PlaceReplica(Inventory(), {.gpu_count = 2, .gpu_model = "NVIDIA H100 80GB HBM3"}, {});
+  ASSERT_TRUE(h100.ok());
+  EXPECT_EQ(h100->Describe(), "gpu0,gpu1");
+  auto mi = PlaceReplica(Inventory(), {.gpu_count = 2, .gpu_model = "AMD Instinct MI300X"}, {});
+  ASSERT_FALSE(mi.ok());
+  EXPECT_EQ(mi.status().message(),
+            "needs 2 GPUs of model AMD Instinct MI300X; the agent has 1 such GPU, 0 in use by "
+            "other replicas");
+  auto none = PlaceReplica(agent::InventoryInfo{}, {.gpu_count = 1}, {});
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("the agent has 0 such GPUs"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sextant::replicas
