@@ -68,45 +68,55 @@ Result<std::pair<int64_t, std::string>> ReadHead(SqliteDb& db) {
 }
 
 Result<ChainVerification> VerifyDb(SqliteDb& db) {
-  ChainVerification v;
-  v.head_hash = kGenesisHash;
   SEXTANT_ASSIGN_OR_RETURN(
       auto stmt, db.Prepare(std::string("SELECT ") + kColumns + " FROM audit_log ORDER BY rowid"));
-  std::string prev = kGenesisHash;
-  int64_t expected_seq = 1;
+  AuditChainVerifier verifier(/*whole_chain=*/true);
   while (true) {
     SEXTANT_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    const AuditRecord r = ReadRecord(stmt);
-    ++v.records;
-    auto fail = [&](std::string why) {
-      v.intact = false;
-      v.first_broken_seq = expected_seq;
-      v.reason = "record " + std::to_string(expected_seq) + " (stored seq " +
-                 std::to_string(r.seq) + "): " + std::move(why);
-    };
-    if (r.seq != expected_seq) {
-      fail("sequence gap or reorder: expected seq " + std::to_string(expected_seq));
-      return v;
-    }
-    if (r.prev_hash != prev) {
-      fail("prev_hash does not match the hash of the record before it");
-      return v;
-    }
-    const std::string want = Sha256Hex(r.prev_hash + r.Canonical());
-    if (r.hash != want) {
-      fail("hash does not match its contents (recomputed " + want.substr(0, 16) + "...)");
-      return v;
-    }
-    prev = r.hash;
-    v.head_seq = r.seq;
-    v.head_hash = r.hash;
-    ++expected_seq;
+    if (!row || !verifier.Add(ReadRecord(stmt))) break;
   }
-  return v;
+  return verifier.result();
 }
 
 }  // namespace
+
+bool AuditChainVerifier::Add(const AuditRecord& r) {
+  if (!v_.intact) return false;
+  ++v_.records;
+  const int64_t expected_seq = last_seq_ + 1;
+  auto fail = [&](std::string why) {
+    v_.intact = false;
+    if (whole_chain_) {
+      v_.first_broken_seq = expected_seq;
+      v_.reason = "record " + std::to_string(expected_seq) + " (stored seq " +
+                  std::to_string(r.seq) + "): " + std::move(why);
+    } else {
+      v_.first_broken_seq = r.seq;
+      v_.reason = "record " + std::to_string(r.seq) + ": " + std::move(why);
+    }
+    return false;
+  };
+  if (whole_chain_ && r.seq != expected_seq) {
+    return fail("sequence gap or reorder: expected seq " + std::to_string(expected_seq));
+  }
+  if (!whole_chain_ && r.seq <= last_seq_) {
+    return fail("out of order: follows seq " + std::to_string(last_seq_));
+  }
+  // In a filtered view only neighbours (and the first record of the log) can be linked.
+  const bool linked = r.seq == expected_seq;
+  if (linked && r.prev_hash != last_hash_) {
+    return fail("prev_hash does not match the hash of the record before it");
+  }
+  const std::string want = Sha256Hex(r.prev_hash + r.Canonical());
+  if (r.hash != want) {
+    return fail("hash does not match its contents (recomputed " + want.substr(0, 16) + "...)");
+  }
+  last_seq_ = r.seq;
+  last_hash_ = r.hash;
+  v_.head_seq = r.seq;
+  v_.head_hash = r.hash;
+  return true;
+}
 
 std::string AuditRecord::Canonical() const {
   // nlohmann::json objects keep keys sorted; dump() with no indent has no whitespace.

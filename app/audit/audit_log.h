@@ -62,6 +62,28 @@ struct ChainVerification {
 inline constexpr char kGenesisHash[] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+// Checks the records of a chain in order, one at a time: AuditLog::Verify runs it over the
+// whole file, the console over the records an agent sends. whole_chain: the records are the
+// entire log (seq 1, 2, 3 ... each linked to the one before). Otherwise they are a filtered view
+// (a caller's own records): each record must hash to its stated hash from its prev_hash and
+// contents, seqs must increase, seq 1 must start from the genesis hash, and consecutive seqs
+// must link. Not thread-safe (one per check).
+class AuditChainVerifier {
+ public:
+  explicit AuditChainVerifier(bool whole_chain = true) : whole_chain_(whole_chain) {
+    v_.head_hash = kGenesisHash;
+  }
+  // Adds the next record; false once the chain is broken (result() says where and why).
+  bool Add(const AuditRecord& record);
+  const ChainVerification& result() const { return v_; }
+
+ private:
+  bool whole_chain_;
+  ChainVerification v_;
+  int64_t last_seq_ = 0;
+  std::string last_hash_ = kGenesisHash;
+};
+
 class AuditLog {
  public:
   // Opens or creates <dir>/audit.db.

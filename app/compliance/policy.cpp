@@ -72,7 +72,8 @@ const std::vector<CheckSpec>& Checks() {
       {"tls", {}, {"min_version"}, {"min_version"}},
       {"cert_validity", {}, {"min_days", "warn_days"}, {"min_days"}},
       {"encryption_at_rest", {"stores"}, {}, {"stores"}},
-      {"egress_declared", {}, {}, {}},
+      {"egress_declared", {"allowed"}, {}, {}},
+      {"console_keys", {}, {"min_keys", "when_none"}, {}},
       {"vendor_scope", {"baseline", "payload_rpcs"}, {"role"}, {"role", "baseline"}},
       {"audit_chain", {}, {"max_head_age"}, {"max_head_age"}},
       {"deployment_digests", {}, {}, {}},
@@ -110,7 +111,13 @@ Status ValidateParams(const std::string& name, const YAML::Node& params_node,
       return YamlError(name, params_node, "check " + check + " needs parameter '" + r + "'");
     }
   }
-  for (const char* p : {"min_days", "warn_days"}) {
+  if (params.contains("when_none")) {
+    const std::string v = params["when_none"].get<std::string>();
+    if (v != "warn" && v != "fail") {
+      return YamlError(name, params_node["when_none"], "when_none must be warn or fail");
+    }
+  }
+  for (const char* p : {"min_days", "warn_days", "min_keys"}) {
     if (params.contains(p)) {
       const std::string s = params[p].get<std::string>();
       char* end = nullptr;
@@ -281,8 +288,11 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     return c.Set(Verdict::kPass, "mutual TLS enforced, TLS >= " + *ver);
   }
   if (rule.check == "cert_validity") {
-    const auto keys = c.KeysWithPrefix("tls.cert_not_after");
-    if (keys.empty()) return c.Missing("tls.cert_not_after");
+    // The agent reports its server certificate's notAfter as tls.cert_expires_at; other
+    // certificates may come as tls.cert_not_after.<which>.
+    auto keys = c.KeysWithPrefix("tls.cert_not_after");
+    for (const auto& k : c.KeysWithPrefix("tls.cert_expires_at")) keys.push_back(k);
+    if (keys.empty()) return c.Missing("tls.cert_expires_at");
     const int64_t min_days = std::atol(p["min_days"].get<std::string>().c_str());
     const int64_t warn_days =
         p.contains("warn_days") ? std::atol(p["warn_days"].get<std::string>().c_str()) : min_days;
@@ -300,6 +310,10 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     }
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.1f", worst_days);
+    if (worst_days <= 0) {
+      std::snprintf(buf, sizeof(buf), "%.1f", -worst_days);
+      return c.Set(Verdict::kFail, worst + ": expired " + buf + " days ago");
+    }
     if (worst_days < static_cast<double>(min_days)) {
       return c.Set(Verdict::kFail, worst + " expires in " + buf + " days (minimum " +
                                        std::to_string(min_days) + ")");
@@ -312,9 +326,12 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   if (rule.check == "encryption_at_rest") {
     std::vector<std::string> plain;
     for (const auto& s : p["stores"]) {
+      // storage.<store>.encrypted, or the agent's own <store>.encrypted (model_store.encrypted).
       const std::string key = "storage." + s.get<std::string>() + ".encrypted";
+      const std::string own = s.get<std::string>() + ".encrypted";
       const std::string* v = c.Get(key);
-      if (!v) return c.Missing(key);
+      if (!v) v = c.Get(own);
+      if (!v) return c.Missing(s.get<std::string>() == "model_store" ? own : key);
       if (!Truthy(*v)) plain.push_back(s.get<std::string>());
     }
     if (!plain.empty())
@@ -322,15 +339,52 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     return c.Set(Verdict::kPass, "encryption at rest declared");
   }
   if (rule.check == "egress_declared") {
-    const std::string* d = c.Get("egress.policy_declared");
-    if (!d) return c.Missing("egress.policy_declared");
-    if (!Truthy(*d)) return c.Set(Verdict::kFail, "no egress policy declared");
+    // egress.policy names what may leave; agents of older versions said only
+    // egress.policy_declared.
+    std::vector<std::string> allowed = {"digests-and-figures"};
+    if (p.contains("allowed")) allowed = p["allowed"].get<std::vector<std::string>>();
+    if (const std::string* policy = c.Get("egress.policy")) {
+      if (policy->empty()) return c.Set(Verdict::kFail, "no egress policy declared");
+      if (std::find(allowed.begin(), allowed.end(), *policy) == allowed.end()) {
+        return c.Set(Verdict::kFail,
+                     "egress policy '" + *policy + "' is not one of: " + JoinStrings(allowed));
+      }
+    } else {
+      const std::string* d = c.Get("egress.policy_declared");
+      if (!d) return c.Missing("egress.policy");
+      if (!Truthy(*d)) return c.Set(Verdict::kFail, "no egress policy declared");
+    }
     if (const std::string* bytes = c.Get("egress.payload_bytes_to_vendor")) {
       if (*bytes != "0") {
         return c.Set(Verdict::kFail, "payload bytes sent to vendor: " + *bytes);
       }
     }
     return c.Set(Verdict::kPass, "egress policy declared");
+  }
+  if (rule.check == "console_keys") {
+    // Trusted console keys: with none, the agent applies specs without a signed report.
+    const std::string* n = c.Get("deploy.console_keys");
+    if (!n) return c.Missing("deploy.console_keys");
+    char* end = nullptr;
+    const long keys = std::strtol(n->c_str(), &end, 10);
+    if (n->empty() || *end != '\0' || keys < 0) {
+      return c.Set(Verdict::kUnknown, "deploy.console_keys: not a count: '" + *n + "'");
+    }
+    (void)c.Get("deploy.report_required");
+    const long min_keys =
+        p.contains("min_keys") ? std::atol(p["min_keys"].get<std::string>().c_str()) : 1;
+    if (keys < std::max(1L, min_keys)) {
+      const Verdict v = p.value("when_none", std::string("fail")) == "warn" && keys == 0
+                            ? Verdict::kWarn
+                            : Verdict::kFail;
+      return c.Set(v, keys == 0 ? "no trusted console keys: applies need no signed validation "
+                                  "report"
+                                : std::to_string(keys) + " trusted console keys, fewer than " +
+                                      std::to_string(min_keys));
+    }
+    return c.Set(Verdict::kPass, std::to_string(keys) +
+                                     " trusted console keys: applies need a signed passing "
+                                     "validation report");
   }
   if (rule.check == "vendor_scope") {
     const std::string* role = c.Get("vendor.role");

@@ -19,10 +19,16 @@
 // Checks and the facts they read (facts are per target, see store::Fact):
 //   region_in            cloud.region in params.allowed
 //   tls                  tls.mtls_enforced == true; tls.min_version >= params.min_version
-//   cert_validity        every tls.cert_not_after* at least params.min_days away (warn below
-//                        params.warn_days)
-//   encryption_at_rest   storage.<p>.encrypted == true for each p in params.stores
-//   egress_declared      egress.policy_declared == true; egress.payload_bytes_to_vendor == 0
+//   cert_validity        tls.cert_expires_at (the agent's server certificate) and every
+//                        tls.cert_not_after*: fail when expired or under params.min_days away,
+//                        warn under params.warn_days
+//   encryption_at_rest   storage.<p>.encrypted (or <p>.encrypted, e.g. model_store.encrypted)
+//                        == true for each p in params.stores
+//   egress_declared      egress.policy in params.allowed (default [digests-and-figures]; older
+//                        agents: egress.policy_declared == true); egress.payload_bytes_to_vendor
+//                        == 0
+//   console_keys         deploy.console_keys (count of trusted console keys) >= params.min_keys
+//                        (default 1); with none: params.when_none (fail, or warn)
 //   vendor_scope         vendor.role == params.role; vendor.rpcs (comma list) equals
 //                        params.baseline, none of them in params.payload_rpcs
 //   audit_chain          audit.chain_verified == true; audit.head_time within params.max_head_age

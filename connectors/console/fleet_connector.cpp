@@ -231,7 +231,8 @@ Status SyncFacts(agent::AgentClient& client, const std::string& target, store::C
 }
 
 Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
-                     store::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+                     store::ConsoleStore& st, TargetSync* sync, int32_t interval_ms,
+                     const std::function<void(const IngestEvent&)>& on_ingest = {}) {
   const TimeMs ts = m.observed_at_unix_ms() > 0 ? m.observed_at_unix_ms() : store::NowMs();
   double period = interval_ms / 1000.0;
   if (sync->prev_snapshot_ms > 0 && ts > sync->prev_snapshot_ms) {
@@ -291,7 +292,18 @@ Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
     s.generated_tokens_total = d.generated_tokens_total();
     deps.push_back(std::move(s));
   }
-  return st.AppendSamples(gpus, deps);
+  if (!on_ingest) return st.AppendSamples(gpus, deps);
+  const auto start = std::chrono::steady_clock::now();
+  Status written = st.AppendSamples(gpus, deps);
+  IngestEvent ev;
+  ev.target = target;
+  ev.gpu_samples = static_cast<int>(gpus.size());
+  ev.deployment_samples = static_cast<int>(deps.size());
+  ev.store_write = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  ev.ok = written.ok();
+  on_ingest(ev);
+  return written;
 }
 
 milliseconds Jitter(milliseconds d) {
@@ -470,7 +482,8 @@ class TargetConnector {
     Status s;
     {
       std::lock_guard lock(sync_mu_);
-      s = IngestMetrics(m, target_.name, *store_, &sync_, options_.metrics_interval_ms);
+      s = IngestMetrics(m, target_.name, *store_, &sync_, options_.metrics_interval_ms,
+                        options_.on_ingest);
     }
     std::lock_guard lock(mu_);
     if (!s.ok()) return SetStatusLocked(store::ConnState::kError, "store: " + s.message());
@@ -592,6 +605,76 @@ class TargetConnector {
   Status stream_status_;        // GUARDED_BY(mu_)
   store::TargetStatus status_;  // GUARDED_BY(mu_)
 };
+
+Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOptions& options) {
+  SEXTANT_ASSIGN_OR_RETURN(auto opts, ClientOptionsFor(target, options.call_deadline));
+  SEXTANT_ASSIGN_OR_RETURN(auto client, agent::AgentClient::Connect(opts));
+  AuditReadout out;
+  out.target = target.name;
+  v1::ListAuditLogRequest req;
+  req.set_page_size(options.page_size);
+  req.set_identity(options.identity);
+  req.set_rpc(options.rpc);
+  v1::ListAuditLogResponse last;
+  // Bounded: a page always advances after_seq, and a log cannot outgrow this many pages.
+  for (int page = 0; page < 1000000; ++page) {
+    SEXTANT_ASSIGN_OR_RETURN(last, client->ListAuditLog(req, options.call_deadline));
+    for (const auto& r : last.records()) {
+      agent::AuditRecord a;
+      a.seq = r.seq();
+      a.time = r.time();
+      a.entry.identity = r.identity();
+      a.entry.role = r.role();
+      a.entry.rpc = r.rpc();
+      a.entry.target = r.target();
+      a.entry.outcome = r.outcome();
+      a.prev_hash = r.prev_hash();
+      a.hash = r.hash();
+      if (out.canonical_mismatch.empty() && !r.canonical().empty() &&
+          r.canonical() != a.Canonical()) {
+        out.canonical_mismatch = "record " + std::to_string(a.seq) +
+                                 ": the canonical form the agent sent differs from its fields";
+      }
+      out.records.push_back(std::move(a));
+    }
+    if (last.next_after_seq() <= req.after_seq()) break;
+    req.set_after_seq(last.next_after_seq());
+  }
+  out.scope = last.scope();
+  out.whole_chain = out.scope == "all" && options.identity.empty() && options.rpc.empty();
+  agent::AuditChainVerifier verifier(out.whole_chain);
+  for (const auto& r : out.records) {
+    if (!verifier.Add(r)) break;
+  }
+  out.console = verifier.result();
+  out.agent_verified = last.head().verified();
+  out.agent_head_seq = last.head().seq();
+  out.agent_head_hash = last.head().hash();
+  out.agent_first_broken_seq = last.head().first_broken_seq();
+  out.agent_broken_reason = last.head().broken_reason();
+  bool head_ok = true;
+  for (const auto& r : out.records) {
+    if (r.seq == out.agent_head_seq && r.hash != out.agent_head_hash) head_ok = false;
+  }
+  out.intact =
+      out.console.intact && out.agent_verified && head_ok && out.canonical_mismatch.empty();
+  if (!out.console.intact) {
+    out.verdict = "broken (found by the console): " + out.console.reason;
+  } else if (!out.agent_verified) {
+    out.verdict = "broken (reported by the agent): " + (out.agent_broken_reason.empty()
+                                                            ? std::string("chain not verified")
+                                                            : out.agent_broken_reason);
+  } else if (!head_ok) {
+    out.verdict = "broken: the agent's head hash differs from the record the console holds";
+  } else if (!out.canonical_mismatch.empty()) {
+    out.verdict = "broken: " + out.canonical_mismatch;
+  } else {
+    out.verdict = "intact: " + std::to_string(out.records.size()) +
+                  (out.whole_chain ? " records, the whole chain" : " records of a filtered view") +
+                  " verified by the console; agent head seq " + std::to_string(out.agent_head_seq);
+  }
+  return out;
+}
 
 FleetConnector::FleetConnector(store::ConsoleStore* st, ConnectorOptions options)
     : store_(st), options_(options) {}

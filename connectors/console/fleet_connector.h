@@ -20,11 +20,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "app/audit/audit_log.h"
 #include "app/store/console_store.h"
 #include "engine/base/status.h"
 
@@ -34,6 +36,15 @@ struct AgentClientOptions;
 
 namespace sextant::console {
 
+// One metrics snapshot taken into the store, for benchmarks and diagnostics.
+struct IngestEvent {
+  std::string target;
+  int gpu_samples = 0;
+  int deployment_samples = 0;
+  std::chrono::microseconds store_write{0};  // the AppendSamples transaction
+  bool ok = true;
+};
+
 struct ConnectorOptions {
   std::chrono::milliseconds call_deadline{5000};      // every unary call
   int32_t metrics_interval_ms = 5000;                 // WatchMetrics interval
@@ -42,6 +53,9 @@ struct ConnectorOptions {
   std::chrono::milliseconds backoff_initial{1000};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds stale_after{15000};
+  // Called after every snapshot's store write, on the connector's or gRPC's thread; must be
+  // thread-safe and quick. Empty: nothing is called.
+  std::function<void(const IngestEvent&)> on_ingest;
 };
 
 // The client options for a target: reads its CA, certificate and key files.
@@ -65,6 +79,39 @@ Result<TargetIdentity> TestTarget(const store::Target& target, std::chrono::mill
 std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& store,
                                             const std::vector<store::Target>& targets,
                                             const ConnectorOptions& options);
+
+// The audit log of one target as the console reads it (`sextant audit`): every page of
+// ListAuditLog the console's role may read, and the hash chain verified here, from the records,
+// with the same checks as the agent's own (agent::AuditChainVerifier) — the console does not
+// take the agent's word for it. Records are the whole log when the role's scope is "all" and
+// no filter is set; otherwise a filtered view, where only neighbouring records can be linked.
+struct AuditReadOptions {
+  std::chrono::milliseconds call_deadline{10000};  // each page
+  std::string identity;                            // optional filters, as ListAuditLog takes them
+  std::string rpc;
+  int page_size = 1000;
+};
+
+struct AuditReadout {
+  std::string target;
+  std::string scope;  // "own" or "all"
+  std::vector<agent::AuditRecord> records;
+  bool whole_chain = false;
+  agent::ChainVerification console;  // verified here from `records`
+  // What the agent says of its own chain in the last page.
+  bool agent_verified = false;
+  int64_t agent_head_seq = 0;
+  std::string agent_head_hash;
+  int64_t agent_first_broken_seq = 0;
+  std::string agent_broken_reason;
+  // A record whose `canonical` differs from what the console computes from its fields.
+  std::string canonical_mismatch;
+  // Both sides find the chain intact, and where the console holds the agent's head record its
+  // hash is the head the agent reports.
+  bool intact = false;
+  std::string verdict;  // in words: "intact: ..." or the first breakage found
+};
+Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOptions& options);
 
 class TargetConnector;
 
