@@ -147,7 +147,9 @@ class TerminalUi {
   void PutLine(int y, const std::string& text, attr_t attr = A_NORMAL) {
     int h, w;
     getmaxyx(stdscr, h, w);
-    std::string line = FitText(text, w - (y == h - 1 ? 1 : 0));
+    const int width = std::max(0, w - (y == h - 1 ? 1 : 0));
+    std::string line = text.substr(0, std::min<size_t>(text.size(), width));
+    line.resize(width, ' ');  // the whole line carries the row's attribute
     Put(y, 0, line, attr);
   }
 
@@ -212,13 +214,14 @@ class TerminalUi {
     if (stack_.size() > 1) title += "   " + path;
     PutLine(2, title, colour_ ? COLOR_PAIR(5) : A_REVERSE);
 
-    const auto widths = FitColumns(table, rows, w - 1);
+    // One space of margin on each side; one between columns.
+    const auto widths = FitColumns(table, rows, w - 2);
     auto render = [&](const std::vector<std::string>& cells) {
-      std::string line = " ";
+      std::string line;
       for (size_t i = 0; i < table.columns.size(); ++i) {
         if (widths[i] <= 0) continue;
         const std::string cell = i < cells.size() ? cells[i] : "";
-        line += FitText(cell, widths[i], table.columns[i].right) + " ";
+        line += " " + FitText(cell, widths[i], table.columns[i].right);
       }
       return line;
     };
@@ -314,7 +317,7 @@ class TerminalUi {
         "                         validation (deployments)",
         "?                        this help; any key closes",
     };
-    const int bw = std::min(w - 2, 52);
+    const int bw = std::min(w - 2, 58);
     const int bh = std::min(h - 2, static_cast<int>(lines.size()) + 2);
     const int y0 = std::max(0, (h - bh) / 2), x0 = std::max(0, (w - bw) / 2);
     for (int i = 0; i < bh; ++i) {

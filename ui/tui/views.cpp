@@ -114,7 +114,7 @@ ViewTable Fleet(const ConsoleSnapshot& s) {
         util += g.utilization;
         used += g.memory_used_bytes;
         total += g.memory_total_bytes;
-        if (model.empty()) model = g.model;
+        if (model.empty()) model = cost::CatalogGpuModel(g.model);
       }
     }
     Row r;
