@@ -1,0 +1,303 @@
+// Benchmark of the console side of the fleet: the FleetConnector against N agents of
+// `sextant-loadgen` (started here as a child process, so this process holds only the console),
+// each streaming metrics at --interval-ms. Prints samples stored per second, the latency of the
+// store writes, the latency of a fleet read (what `sextant fleet` does) meanwhile, and the CPU
+// and memory of this process.
+//
+//   fleet_connector_bench --agents 100 --seconds 30 [--interval-ms 1000] [--gpus 8]
+//                         [--loadgen PATH] [--state DIR]
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/fleet/fleet.h"
+#include "app/store/console_store.h"
+#include "connectors/console/fleet_connector.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double CpuSeconds(int who) {
+  rusage ru{};
+  getrusage(who, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// kB of a /proc/<pid>/status field ("VmRSS", "VmHWM").
+long StatusKb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + (pid ? std::to_string(pid) : std::string("self")) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
+  }
+  return -1;
+}
+
+double CpuSecondsOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = all.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> f;
+  std::string cur;
+  for (char c : all.substr(close + 2)) {
+    if (c == ' ') {
+      f.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (f.size() < 13) return 0;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (std::stod(f[11]) + std::stod(f[12])) / hz;  // utime, stime (fields 14, 15)
+}
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  return v[i];
+}
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;
+};
+
+// Starts the load generator and waits (bounded) for its "ready N" line.
+bool StartLoadgen(const std::string& exe, const std::vector<std::string>& args, Child* child,
+                  std::chrono::seconds wait) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return false;
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(exe.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(exe.c_str(), argv.data());
+    std::perror("exec sextant-loadgen");
+    _exit(127);
+  }
+  close(pipefd[1]);
+  child->pid = pid;
+  child->out = pipefd[0];
+  std::string line;
+  const auto deadline = Clock::now() + wait;
+  while (Clock::now() < deadline) {
+    pollfd p{child->out, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char c;
+    const ssize_t n = read(child->out, &c, 1);
+    if (n <= 0) return false;  // exited
+    if (c == '\n') {
+      if (line.rfind("ready ", 0) == 0) return true;
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  return false;
+}
+
+void StopChild(Child* c) {
+  if (c->pid <= 0) return;
+  kill(c->pid, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 300; ++i) {  // 30 s
+    if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+      c->pid = -1;
+      return;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  kill(c->pid, SIGKILL);
+  waitpid(c->pid, &status, 0);
+  c->pid = -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int agents = 20, seconds = 30, gpus = 0;
+  int32_t interval_ms = 1000;
+  std::string loadgen, state;
+  CLI::App app{"FleetConnector ingest benchmark against sextant-loadgen"};
+  app.add_option("--agents", agents)->check(CLI::Range(1, 5000));
+  app.add_option("--seconds", seconds, "measured window")->check(CLI::Range(1, 3600));
+  app.add_option("--interval-ms", interval_ms, "metrics interval")->check(CLI::Range(10, 60000));
+  app.add_option("--gpus", gpus, "GPUs per agent (0: profile count)");
+  app.add_option("--loadgen", loadgen, "path of sextant-loadgen (default: next to this)");
+  app.add_option("--state", state, "console state dir (default: a temp dir, removed)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  std::error_code ec;
+  if (loadgen.empty()) {
+    loadgen = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "sextant-loadgen").string();
+  }
+  const bool temp_state = state.empty();
+  if (temp_state) {
+    state = (fs::temp_directory_path() / ("fleet_bench_" + std::to_string(getpid()))).string();
+  }
+
+  Child child;
+  const auto t_start = Clock::now();
+  if (!StartLoadgen(
+          loadgen,
+          {"--agents", std::to_string(agents), "--interval-ms", std::to_string(interval_ms),
+           "--state", state, "--gpus", std::to_string(gpus), "--prefix", "bench-"},
+          &child, std::chrono::seconds(60 + agents))) {
+    std::cerr << "fleet_connector_bench: " << loadgen << " did not become ready\n";
+    StopChild(&child);
+    return 1;
+  }
+  const double startup_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+
+  auto st = sextant::store::ConsoleStore::Open(state);
+  if (!st.ok()) {
+    std::cerr << "fleet_connector_bench: " << st.status().message() << "\n";
+    StopChild(&child);
+    return 1;
+  }
+  auto& store = **st;
+  auto all = store.ListTargets();
+  std::vector<sextant::store::Target> targets;
+  for (const auto& t : *all) {
+    if (t.name.rfind("bench-", 0) == 0) targets.push_back(t);
+  }
+
+  std::mutex mu;
+  std::vector<double> write_ms;  // GUARDED_BY(mu)
+  std::atomic<int64_t> snapshots{0}, gpu_samples{0}, dep_samples{0}, failures{0};
+  std::atomic<bool> measuring{false};
+  sextant::console::ConnectorOptions o;
+  o.metrics_interval_ms = interval_ms;
+  o.call_deadline = 20000ms;
+  o.stale_after = std::chrono::milliseconds(std::max(15000, 5 * interval_ms));
+  o.on_ingest = [&](const sextant::console::IngestEvent& e) {
+    if (!measuring.load()) return;
+    ++snapshots;
+    gpu_samples += e.gpu_samples;
+    dep_samples += e.deployment_samples;
+    if (!e.ok) ++failures;
+    std::lock_guard lock(mu);
+    write_ms.push_back(static_cast<double>(e.store_write.count()) / 1000.0);
+  };
+  sextant::console::FleetConnector connector(&store, o);
+  const auto t_connect = Clock::now();
+  connector.Start(targets);
+  // Warm-up: every target connected (bounded), then one more interval.
+  int connected = 0;
+  while (Clock::now() - t_connect < std::chrono::seconds(60 + agents)) {
+    connected = 0;
+    for (const auto& s : connector.Statuses()) {
+      connected += s.state == sextant::store::ConnState::kConnected && s.last_seen > 0;
+    }
+    if (connected == static_cast<int>(targets.size())) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  const double connect_s = std::chrono::duration<double>(Clock::now() - t_connect).count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+
+  const auto rows_before = store.CountRows("gpu_samples");
+  const double cpu0 = CpuSeconds(RUSAGE_SELF);
+  const double agents_cpu0 = CpuSecondsOf(child.pid);
+  measuring = true;
+  const auto t0 = Clock::now();
+  // A fleet read every second meanwhile (what `sextant fleet` and the views do), on this
+  // thread, whose CPU is accounted separately.
+  std::vector<double> read_ms;
+  const double read_cpu0 = ThreadCpuSeconds();
+  while (Clock::now() - t0 < std::chrono::seconds(seconds)) {
+    const auto r0 = Clock::now();
+    auto snap = sextant::fleet::LoadFleet(store, sextant::store::NowMs(), 30000);
+    if (snap.ok()) (void)sextant::fleet::Totals(*snap);
+    read_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - r0).count());
+    std::this_thread::sleep_until(r0 + 1s);
+  }
+  const double read_cpu = ThreadCpuSeconds() - read_cpu0;
+  measuring = false;
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
+  const double agents_cpu = CpuSecondsOf(child.pid) - agents_cpu0;
+  const auto rows_after = store.CountRows("gpu_samples");
+  const long rss_kb = StatusKb(0, "VmRSS"), hwm_kb = StatusKb(0, "VmHWM");
+  const long agents_rss_kb = StatusKb(child.pid, "VmRSS");
+  int end_connected = 0;
+  for (const auto& s : connector.Statuses()) {
+    end_connected += s.state == sextant::store::ConnState::kConnected;
+  }
+  connector.Stop();
+  StopChild(&child);
+
+  std::vector<double> writes;
+  {
+    std::lock_guard lock(mu);
+    writes = write_ms;
+  }
+  const double expected = static_cast<double>(targets.size()) * 1000.0 / interval_ms;
+  std::printf("fleet connector benchmark: %zu agents, interval %d ms, %.0f s measured\n",
+              targets.size(), interval_ms, wall);
+  std::printf("  loadgen ready in %.1f s; all targets connected in %.1f s (%d/%zu)\n", startup_s,
+              connect_s, connected, targets.size());
+  std::printf("  snapshots stored/s      %9.1f (expected %.1f)\n",
+              static_cast<double>(snapshots.load()) / wall, expected);
+  std::printf("  GPU samples stored/s    %9.1f\n", static_cast<double>(gpu_samples.load()) / wall);
+  std::printf("  deployment samples/s    %9.1f\n", static_cast<double>(dep_samples.load()) / wall);
+  if (rows_before.ok() && rows_after.ok()) {
+    std::printf("  gpu_samples rows added  %9lld (%.1f/s)\n",
+                static_cast<long long>(*rows_after - *rows_before),
+                static_cast<double>(*rows_after - *rows_before) / wall);
+  }
+  std::printf("  store write ms          p50 %.2f  p99 %.2f  max %.2f  (%zu writes, %lld failed)\n",
+              Percentile(writes, 0.5), Percentile(writes, 0.99), Percentile(writes, 1.0),
+              writes.size(), static_cast<long long>(failures.load()));
+  std::printf("  fleet read ms (1 Hz)    p50 %.2f  p99 %.2f  max %.2f  (%zu reads)\n",
+              Percentile(read_ms, 0.5), Percentile(read_ms, 0.99), Percentile(read_ms, 1.0),
+              read_ms.size());
+  std::printf("  console CPU             %.1f%% of one core (ingest %.1f%%, fleet reads %.1f%%)\n",
+              100.0 * cpu / wall, 100.0 * (cpu - read_cpu) / wall, 100.0 * read_cpu / wall);
+  std::printf("  console memory          RSS %.1f MiB, peak %.1f MiB\n", rss_kb / 1024.0,
+              hwm_kb / 1024.0);
+  std::printf("  loadgen (agents) CPU    %.1f%% of one core, RSS %.1f MiB\n",
+              100.0 * agents_cpu / wall, agents_rss_kb / 1024.0);
+  std::printf("  connected at the end    %d/%zu\n", end_connected, targets.size());
+  st->reset();
+  if (temp_state) fs::remove_all(state, ec);
+  return end_connected == static_cast<int>(targets.size()) ? 0 : 1;
+}
