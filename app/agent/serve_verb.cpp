@@ -14,6 +14,7 @@
 #include "app/agentconfig/agent_config.h"
 #include "app/agentconfig/json_log.h"
 #include "app/agentstate/desired_state.h"
+#include "app/agentstate/engine_validation_runner.h"
 #include "app/audit/audit_log.h"
 #include "app/audit/egress_ledger.h"
 #include "app/cli/verb.h"
@@ -100,7 +101,8 @@ int RunServe(const std::string& config_path) {
     LogEvent(spdlog::level::critical, "audit_chain_broken",
              {{"first_broken_seq", chain->first_broken_seq}, {"reason", chain->reason}});
   }
-  EgressLedger egress;
+  auto egress = EgressLedger::Open(cfg.state_dir);
+  if (!egress.ok()) return Fail("egress_open", egress.status());
   AgentServerOptions opts;
   opts.listen = cfg.grpc_listen;
   opts.agent_name = cfg.name.empty() ? HostName() : cfg.name;
@@ -116,6 +118,11 @@ int RunServe(const std::string& config_path) {
       {.override_context = cfg.cloud,
        .timeout = std::chrono::milliseconds(cfg.limits.imds_timeout_ms)});
   opts.encryption_at_rest = cfg.encryption_at_rest;
+  for (const auto& key_file : cfg.console_keys) {
+    auto pem = ReadTextFile(key_file);
+    if (!pem.ok()) return Fail("console_keys", pem.status());
+    opts.console_keys_pem.push_back(*pem);
+  }
   opts.max_stream_ms = cfg.limits.max_stream_ms;
   for (auto [path, out] :
        {std::pair{&cfg.grpc_ca, &opts.ca_pem}, std::pair{&cfg.grpc_cert, &opts.cert_pem},
@@ -128,7 +135,7 @@ int RunServe(const std::string& config_path) {
   deps.state = state->get();
   deps.audit = audit->get();
   deps.policy = &policy_holder;
-  deps.egress = &egress;
+  deps.egress = egress->get();
   deps.inventory = &inventory;
   deps.cloud = &cloud;
 
@@ -137,12 +144,16 @@ int RunServe(const std::string& config_path) {
 
   // Replicas follow the desired state: restored now (static stability: no control plane
   // needed), then every durable change.
-  replicas::ReplicaManager manager(
-      {.model_store = cfg.model_store.empty() ? cfg.state_dir / "models" : cfg.model_store,
-       .max_queue = cfg.limits.max_queue,
-       .max_batch_cap = cfg.limits.max_batch,
-       .drain_grace = grace},
-      &serving);
+  const std::filesystem::path model_store =
+      cfg.model_store.empty() ? cfg.state_dir / "models" : cfg.model_store;
+  EngineValidationRunner validation(model_store);
+  opts.model_store = model_store;
+  deps.validation = &validation;
+  replicas::ReplicaManager manager({.model_store = model_store,
+                                    .max_queue = cfg.limits.max_queue,
+                                    .max_batch_cap = cfg.limits.max_batch,
+                                    .drain_grace = grace},
+                                   &serving);
   const int subscription =
       (*state)->Subscribe([&manager](const DeploymentChange& c) { manager.OnChange(c); });
   for (const auto& record : *deployments) manager.ApplyRecord(record);

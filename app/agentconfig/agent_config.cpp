@@ -134,7 +134,7 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
     if (root.IsNull()) return c;
     SEXTANT_RETURN_IF_ERROR(r.Keys(root,
                                    {"name", "grpc", "http", "policy", "state_dir", "model_store",
-                                    "encryption_at_rest", "cloud", "limits"},
+                                    "encryption_at_rest", "cloud", "limits", "console_keys"},
                                    "agent config"));
     SEXTANT_RETURN_IF_ERROR(r.String(root, "name", &c.name));
     if (const YAML::Node g = root["grpc"]) {
@@ -161,6 +161,17 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
     SEXTANT_RETURN_IF_ERROR(r.Path(root, "state_dir", &c.state_dir));
     SEXTANT_RETURN_IF_ERROR(r.Path(root, "model_store", &c.model_store));
     SEXTANT_RETURN_IF_ERROR(r.Bool(root, "encryption_at_rest", &c.encryption_at_rest));
+    if (const YAML::Node keys = root["console_keys"]) {
+      if (!keys.IsSequence() && !keys.IsNull()) {
+        return r.Error(keys, "console_keys must be a list of PEM files");
+      }
+      for (const auto& k : keys) {
+        if (!k.IsScalar() || k.Scalar().empty()) {
+          return r.Error(k, "console_keys: each entry must be the path of a PEM file");
+        }
+        c.console_keys.push_back(r.Resolve(k.Scalar()));
+      }
+    }
     if (const YAML::Node cl = root["cloud"]) {
       SEXTANT_RETURN_IF_ERROR(
           r.Keys(cl, {"provider", "account", "region", "zone", "instance_type", "spot"}, "cloud"));

@@ -16,6 +16,9 @@
 //   state_dir: /var/lib/sextant-agent
 //   model_store: /var/lib/sextant-agent/models   # a path or file:// URI
 //   encryption_at_rest: false                    # declared by the operator (volume encryption)
+//   console_keys:                                # Ed25519 public keys (PEM) of trusted consoles
+//     - /etc/sextant-agent/console-keys/acme.pem #   (`sextant reports key`); non-empty: every
+//                                                #   apply needs a passing report signed by one
 //   cloud:                                       # overrides instance metadata when present
 //     provider: aws
 //     account: "123456789012"
@@ -37,6 +40,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/agentstate/sources.h"
 #include "engine/base/status.h"
@@ -69,7 +73,8 @@ struct AgentConfig {
   std::filesystem::path state_dir = kDefaultAgentStateDir;
   std::filesystem::path model_store;
   bool encryption_at_rest = false;
-  std::optional<CloudContextInfo> cloud;  // set when the file has a cloud: section
+  std::vector<std::filesystem::path> console_keys;  // PEM files; relative to the config's dir
+  std::optional<CloudContextInfo> cloud;            // set when the file has a cloud: section
   AgentLimits limits;
 
   // Parses YAML text; source names it in errors; base_dir resolves relative paths.

@@ -62,6 +62,66 @@ Result<fs::path> ResolveModelPath(const spec::ModelRef& model, const fs::path& m
   return path;
 }
 
+Result<GreedyPromptRuns> RunGreedyPrompts(const std::shared_ptr<const model::Model>& model,
+                                          const spec::DeploymentSpec& spec,
+                                          const std::function<void(size_t, size_t)>& on_prompt,
+                                          const std::function<bool()>& cancelled) {
+  serve::Session session(model, spec.engine.context_length);
+  SEXTANT_RETURN_IF_ERROR(session.status());
+  GreedyPromptRuns runs;
+  const auto& prompts = spec.validation.prompts;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (on_prompt) on_prompt(i, prompts.size());
+    serve::GenerateRequest req;
+    req.prompt = model->tokenizer().Encode(prompts[i], /*add_bos=*/true);
+    req.max_tokens = spec.validation.max_tokens;
+    req.sampling.temperature = 0.0f;  // greedy: the oracle
+    req.sampling.repeat_penalty = 1.0f;
+    req.sampling.seed = 0;
+    req.stop_at_eos = true;
+
+    std::vector<int32_t> out;
+    std::vector<Clock::time_point> times;
+    out.reserve(static_cast<size_t>(req.max_tokens));
+    times.reserve(static_cast<size_t>(req.max_tokens));
+    bool was_cancelled = false;
+    auto stats = session.Generate(req, [&](int32_t token) {
+      if (cancelled && cancelled()) {
+        was_cancelled = true;
+        return false;
+      }
+      times.push_back(Clock::now());
+      out.push_back(token);
+      return true;
+    });
+    if (!stats.ok()) {
+      return stats.status().WithContext("validation prompt " + std::to_string(i));
+    }
+    if (was_cancelled || (cancelled && cancelled())) {
+      return Status::Cancelled("validation cancelled at prompt " + std::to_string(i));
+    }
+
+    report::PromptResult p;
+    p.index = static_cast<int>(i);
+    p.output_digest = ToHex(TokenIdsDigest(out));
+    p.prompt_tokens = stats->prompt_tokens;
+    p.generated_tokens = static_cast<int>(out.size());
+    p.stopped_at_eos = static_cast<int>(out.size()) < req.max_tokens;
+    p.ttft_ms = stats->ttft_ms;
+    if (times.size() >= 2) {
+      p.inter_token_ms =
+          std::chrono::duration<double, std::milli>(times.back() - times.front()).count() /
+          static_cast<double>(times.size() - 1);
+    }
+    p.tokens_per_second = stats->decode_tps;
+    runs.prompts.push_back(p);
+    runs.prompt_digests.push_back(ToHex(TokenIdsDigest(req.prompt)));
+    runs.outputs.push_back(std::move(out));
+  }
+  SEXTANT_ASSIGN_OR_RETURN(runs.output_digest, report::CombineOutputDigests(runs.prompts));
+  return runs;
+}
+
 Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
                                     const ValidateOptions& options) {
   ValidationRun run;
@@ -89,9 +149,6 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
                            model::Model::Load(run.model_path, load));
   run.backend_note = model->backend_note();
 
-  serve::Session session(model, spec.engine.context_length);
-  SEXTANT_RETURN_IF_ERROR(session.status());
-
   report::ValidationReport& r = run.report;
   r.spec_name = spec.name;
   r.spec_digest = spec::SpecDigest(spec);
@@ -106,51 +163,20 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
   r.max_ttft_ms_threshold = spec.validation.thresholds.max_ttft_ms;
   r.min_tokens_per_second_threshold = spec.validation.thresholds.min_tokens_per_second;
 
-  const auto& prompts = spec.validation.prompts;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    Progress(options, "prompt " + std::to_string(i + 1) + "/" + std::to_string(prompts.size()),
-             static_cast<double>(i) / static_cast<double>(prompts.size()));
-    serve::GenerateRequest req;
-    req.prompt = model->tokenizer().Encode(prompts[i], /*add_bos=*/true);
-    req.max_tokens = spec.validation.max_tokens;
-    req.sampling.temperature = 0.0f;  // greedy: the oracle
-    req.sampling.repeat_penalty = 1.0f;
-    req.sampling.seed = 0;
-    req.stop_at_eos = true;
-
-    std::vector<int32_t> out;
-    std::vector<Clock::time_point> times;
-    out.reserve(static_cast<size_t>(req.max_tokens));
-    times.reserve(static_cast<size_t>(req.max_tokens));
-    auto stats = session.Generate(req, [&](int32_t token) {
-      times.push_back(Clock::now());
-      out.push_back(token);
-      return true;
-    });
-    if (!stats.ok()) {
-      return stats.status().WithContext("validation prompt " + std::to_string(i));
-    }
-
-    report::PromptResult p;
-    p.index = static_cast<int>(i);
-    p.output_digest = ToHex(TokenIdsDigest(out));
-    p.prompt_tokens = stats->prompt_tokens;
-    p.generated_tokens = static_cast<int>(out.size());
-    p.stopped_at_eos = static_cast<int>(out.size()) < req.max_tokens;
-    p.ttft_ms = stats->ttft_ms;
-    if (times.size() >= 2) {
-      p.inter_token_ms =
-          std::chrono::duration<double, std::milli>(times.back() - times.front()).count() /
-          static_cast<double>(times.size() - 1);
-    }
-    p.tokens_per_second = stats->decode_tps;
-    r.prompts.push_back(p);
-    run.output_texts.push_back(model->tokenizer().Decode(out, /*strip_leading_space=*/false));
-    run.outputs.push_back(std::move(out));
-  }
+  const size_t n = spec.validation.prompts.size();
+  SEXTANT_ASSIGN_OR_RETURN(
+      GreedyPromptRuns runs, RunGreedyPrompts(model, spec, [&](size_t i, size_t count) {
+        Progress(options, "prompt " + std::to_string(i + 1) + "/" + std::to_string(count),
+                 static_cast<double>(i) / static_cast<double>(count));
+      }));
   Progress(options, "done", 1.0);
-
-  SEXTANT_ASSIGN_OR_RETURN(r.output_digest, report::CombineOutputDigests(r.prompts));
+  r.prompts = std::move(runs.prompts);
+  r.output_digest = std::move(runs.output_digest);
+  run.outputs = std::move(runs.outputs);
+  for (size_t i = 0; i < n; ++i) {
+    run.output_texts.push_back(
+        model->tokenizer().Decode(run.outputs[i], /*strip_leading_space=*/false));
+  }
   r.peak_memory_bytes = PeakRssBytes();
   report::EvaluateThresholds(r);
   return run;

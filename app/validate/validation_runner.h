@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,10 @@
 #include "app/report/validation_report.h"
 #include "app/spec/deployment_spec.h"
 #include "engine/base/status.h"
+
+namespace sextant::model {
+class Model;
+}
 
 namespace sextant::validate {
 
@@ -44,6 +49,23 @@ struct ValidationRun {
   std::vector<std::vector<int32_t>> outputs;  // generated token ids per prompt
   std::vector<std::string> output_texts;      // the same, decoded
 };
+
+// The greedy prompt runs of a validation on a loaded model, shared by `sextant validate` and
+// every agent's RunValidation so that both compute the same digests the same way: each prompt
+// encoded with BOS, temperature 0, no repetition penalty, stop at end of generation, at most
+// validation.maxTokens; per prompt the sha256 of the output token ids (little-endian int32) and
+// the figures; output_digest = report::CombineOutputDigests. `on_prompt` (optional) is called
+// before prompt i of n; `cancelled` (optional) is polled per token: true ends with CANCELLED.
+struct GreedyPromptRuns {
+  std::vector<report::PromptResult> prompts;
+  std::vector<std::string> prompt_digests;    // sha256 hex of each prompt's token ids
+  std::vector<std::vector<int32_t>> outputs;  // generated token ids per prompt
+  std::string output_digest;
+};
+Result<GreedyPromptRuns> RunGreedyPrompts(
+    const std::shared_ptr<const model::Model>& model, const spec::DeploymentSpec& spec,
+    const std::function<void(size_t index, size_t count)>& on_prompt = {},
+    const std::function<bool()>& cancelled = {});
 
 // FAILED_PRECONDITION when the model's sha256 differs from the spec's (nothing is loaded then);
 // NOT_FOUND for a missing model; the engine's errors otherwise (OUT_OF_RANGE when a prompt plus

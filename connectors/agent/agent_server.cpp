@@ -6,12 +6,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
 #include <thread>
 
 #include "app/agentconfig/json_log.h"
 #include "app/agentstate/cpu_inventory.h"
+#include "app/agentstate/model_store.h"
+#include "app/report/signing.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/grpc_status.h"
 #include "engine/base/build_info.h"
@@ -27,6 +31,15 @@ using Clock = std::chrono::system_clock;
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
       .count();
+}
+
+std::string Rfc3339(int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 void FillCloud(const CloudContextInfo& in, v1::CloudContext* out) {
@@ -92,6 +105,9 @@ struct AgentServer::Impl {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   int64_t started_at_unix_ms = NowUnixMs();
+  std::vector<report::VerifyingKey> console_keys;  // from options.console_keys_pem
+  std::unique_ptr<ModelStore> model_store;         // null: options.model_store empty
+  int64_t cert_not_after_unix = 0;                 // of the server certificate
 
   std::mutex mu;
   std::condition_variable cv;
@@ -179,6 +195,14 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     Caller c;
     const auto& spec = req->spec();
     if (auto s = Admit(ctx, "ApplyDeployment", spec.name(), &c); !s.ok()) return s;
+    if (Status trust = CheckApplyTrust(*req); !trust.ok()) {
+      LogEvent(spdlog::level::warn, "deployment_refused",
+               {{"name", spec.name()},
+                {"spec_digest", spec.spec_digest()},
+                {"by", c.identity},
+                {"error", trust.message()}});
+      return Finish(c, "ApplyDeployment", spec.name(), trust);
+    }
     ApplyRequest a;
     a.name = spec.name();
     a.spec_json = spec.spec_json();
@@ -242,6 +266,7 @@ class AgentServiceImpl final : public v1::AgentService::Service {
                             grpc::ServerWriter<v1::MetricsSnapshot>* writer) override {
     Caller c;
     if (auto s = Admit(ctx, "WatchMetrics", "", &c); !s.ok()) return s;
+    int64_t last_event_ms = 0;  // the newest scaling event this stream has sent
     return Watch(ctx, c, "WatchMetrics", req->interval_ms(), [&]() {
       v1::MetricsSnapshot snap;
       snap.set_observed_at_unix_ms(NowUnixMs());
@@ -259,6 +284,23 @@ class AgentServiceImpl final : public v1::AgentService::Service {
           FillHistogram(m.inter_token_seconds, d->mutable_inter_token_seconds());
           d->set_replicas_ready(m.replicas_ready);
           d->set_rejected_total(m.rejected_total);
+          d->set_replicas_desired(m.replicas_desired);
+          d->set_replicas_pending(m.replicas_pending);
+          d->set_pending_reason(m.pending_reason);
+          d->set_in_flight(m.in_flight);
+        }
+        // Scaling decisions since the previous snapshot of this stream (the first snapshot
+        // carries what the observer still keeps).
+        for (const auto& e : impl_->deps.observer->ScalingEventsSince(last_event_ms)) {
+          auto* out = snap.add_scaling_events();
+          out->set_deployment(e.deployment);
+          out->set_from_replicas(e.from_replicas);
+          out->set_to_replicas(e.to_replicas);
+          out->set_reason(e.reason);
+          out->set_at_unix_ms(e.at_unix_ms);
+          out->set_queue_depth(e.queue_depth);
+          out->set_in_flight(e.in_flight);
+          last_event_ms = std::max(last_event_ms, e.at_unix_ms);
         }
       }
       for (const auto& dev : impl_->inventory().Snapshot().devices) {
@@ -304,7 +346,12 @@ class AgentServiceImpl final : public v1::AgentService::Service {
       out->set_generated_tokens(p.generated_tokens);
       out->set_ttft_ms(p.ttft_ms);
       out->set_decode_tokens_per_second(p.decode_tokens_per_second);
+      out->set_stopped_at_eos(p.stopped_at_eos);
+      out->set_inter_token_ms(p.inter_token_ms);
     }
+    resp->set_output_digest(run->output_digest);
+    resp->set_device(run->device);
+    resp->set_threads(run->threads);
     (void)Finish(c, "RunValidation", req->name(), Status());
     return Reply(c, "RunValidation", "validation-digest", *resp);
   }
@@ -368,6 +415,34 @@ class AgentServiceImpl final : public v1::AgentService::Service {
          "egress ledger since " + std::to_string(impl_->deps.egress->since_unix_ms()));
     fact("policy.digest", "sha256:" + policy->digest(), policy->source());
     fact("engine.build_id", GetBuildInfo().BuildId(), "this agent binary");
+    {
+      const int64_t not_after = impl_->cert_not_after_unix;
+      const int64_t days_left = (not_after - NowUnixMs() / 1000) / 86400;
+      fact("tls.cert_expires_at", Rfc3339(not_after),
+           std::to_string(days_left) + " days left (the agent's gRPC server certificate)");
+      fact("tls.cert_days_left", std::to_string(days_left),
+           "notAfter " + Rfc3339(not_after) + " of the agent's gRPC server certificate");
+    }
+    fact("model_store.encrypted", impl_->options.encryption_at_rest ? "true" : "false",
+         "encryption_at_rest declared in the agent config (model store and state volume)");
+    fact("egress.policy", "digests-and-figures",
+         "the control API returns digests, figures and metadata only; prompts, outputs and "
+         "model bytes never leave (payload bytes to vendor: " +
+             std::to_string(payload) + ")");
+    {
+      std::string ids;
+      for (const auto& k : impl_->console_keys) ids += (ids.empty() ? "" : ",") + k.key_id();
+      fact("deploy.console_keys", std::to_string(impl_->console_keys.size()),
+           ids.empty() ? "no trusted console keys configured" : "key ids " + ids);
+      fact("deploy.report_required", impl_->console_keys.empty() ? "false" : "true",
+           impl_->console_keys.empty()
+               ? "warning: no console_keys configured; applies need no signed validation report"
+               : "applies need a passing validation report signed by a trusted console key");
+      fact("deploy.model_store_check", impl_->model_store ? "true" : "false",
+           impl_->model_store ? "applies are refused unless the model's sha256 matches this "
+                                "agent's own store"
+                              : "no model store configured for the control API");
+    }
     return Reply(c, "GetComplianceFacts", "compliance", *resp);
   }
 
@@ -443,6 +518,78 @@ class AgentServiceImpl final : public v1::AgentService::Service {
   }
 
  private:
+  // What the customer's trust settings require of an apply, checked before anything is
+  // durable: a report signed by a trusted console key that passed, for this spec and model
+  // (when console keys are configured), and the model in this agent's own store with the
+  // sha256 the request names (when a store is configured).
+  Status CheckApplyTrust(const v1::ApplyDeploymentRequest& req) {
+    const auto& spec = req.spec();
+    std::string model_uri = spec.model_uri();
+    std::string model_sha = spec.model_sha256();
+    if (!impl_->console_keys.empty()) {
+      if (req.signed_report_json().empty()) {
+        return Status::PermissionDenied(
+            "report signature not from a trusted console key: the apply carries no signed "
+            "validation report, and this agent requires one");
+      }
+      const nlohmann::json j = nlohmann::json::parse(req.signed_report_json(), nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        return Status::InvalidArgument("signed_report_json: not a JSON object");
+      }
+      auto signed_report = report::SignedReportFromJson(j);
+      if (!signed_report.ok()) {
+        return signed_report.status().WithContext("signed_report_json");
+      }
+      Result<report::ValidationReport> verified = Status::PermissionDenied(
+          "report signature not from a trusted console key (key id " + signed_report->key_id +
+          " is not one of this agent's " + std::to_string(impl_->console_keys.size()) + ")");
+      for (const auto& key : impl_->console_keys) {
+        if (key.key_id() != signed_report->key_id) continue;
+        verified = report::VerifySignedReport(*signed_report, key);
+        if (!verified.ok()) {
+          verified = Status::PermissionDenied("report signature not from a trusted console key: " +
+                                              verified.status().message());
+        }
+        break;
+      }
+      if (!verified.ok()) return verified.status();
+      if (!verified->passed) {
+        std::string why;
+        for (const auto& f : verified->failures) why += (why.empty() ? "" : "; ") + f;
+        return Status::FailedPrecondition("report did not pass" + (why.empty() ? "" : ": " + why));
+      }
+      const std::string want_spec = BareHex(spec.spec_digest());
+      if (verified->spec_digest != want_spec) {
+        return Status::FailedPrecondition("report is for spec sha256:" + verified->spec_digest +
+                                          ", not sha256:" + want_spec);
+      }
+      // The report names the model; the request may leave it to the spec.
+      if (model_sha.empty()) model_sha = verified->model_sha256;
+      if (model_uri.empty()) model_uri = verified->model_uri;
+      if (BareHex(model_sha) != verified->model_sha256) {
+        return Status::FailedPrecondition("report is for model sha256:" + verified->model_sha256 +
+                                          ", not sha256:" + BareHex(model_sha));
+      }
+    }
+    if (impl_->model_store) {
+      if (model_uri.empty() || model_sha.empty()) {
+        return Status::InvalidArgument(
+            "spec.model_uri and spec.model_sha256 are required: the model is checked in this "
+            "agent's store before the apply");
+      }
+      auto verified = impl_->model_store->Verify(model_uri, model_sha);
+      if (!verified.ok()) return verified.status();
+    }
+    return Status();
+  }
+
+  static std::string BareHex(std::string digest) {
+    if (digest.rfind("sha256:", 0) == 0) digest = digest.substr(7);
+    std::transform(digest.begin(), digest.end(), digest.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return digest;
+  }
+
   // Identity, authorization and the audit record, before anything else happens.
   grpc::Status Admit(grpc::ServerContext* ctx, const char* rpc, const std::string& target,
                      Caller* caller) {
@@ -601,6 +748,19 @@ Result<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentServerOptions
   impl->options = options;
   impl->deps = deps;
   impl->service = std::make_unique<AgentServiceImpl>(impl.get());
+  for (size_t i = 0; i < options.console_keys_pem.size(); ++i) {
+    auto key = report::VerifyingKey::FromPem(options.console_keys_pem[i]);
+    if (!key.ok()) {
+      return key.status().WithContext("console key " + std::to_string(i + 1));
+    }
+    impl->console_keys.push_back(*key);
+  }
+  if (!options.model_store.empty()) {
+    impl->model_store = std::make_unique<ModelStore>(options.model_store);
+  }
+  auto not_after = NotAfterUnixOfPem(options.cert_pem);
+  if (!not_after.ok()) return not_after.status().WithContext("server certificate");
+  impl->cert_not_after_unix = *not_after;
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = options.ca_pem;

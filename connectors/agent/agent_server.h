@@ -8,6 +8,9 @@
 //   written to the audit log (identity, role, RPC, target, outcome); if the record cannot be
 //   written the call fails with INTERNAL and has no effect. Denied: PERMISSION_DENIED naming
 //   the role and the RPC. Mutating RPCs append a second record with their result.
+// - ApplyDeployment checks trust before the change is durable: the signed validation report
+//   against the customer's console keys, then the model's sha256 in the agent's own store.
+//   A refused apply changes nothing (the generation stays).
 // - Every response's serialized size is counted in the egress ledger under the caller.
 // - Handlers honour the caller's deadline and cancellation; watch streams end at the deadline
 //   (or max_stream_ms) and at shutdown.
@@ -18,9 +21,11 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "app/agentstate/desired_state.h"
 #include "app/agentstate/sources.h"
@@ -39,6 +44,16 @@ struct AgentServerOptions {
   std::string agent_name;
   bool encryption_at_rest = false;  // declared in the config; reported as a fact
   int64_t max_stream_ms = 3600000;  // longest a watch stream stays open
+  // Ed25519 public keys (PEM) of the consoles the customer trusts (config `console_keys:`).
+  // Non-empty: ApplyDeployment requires a signed validation report that verifies under one of
+  // them, passed, for the request's spec digest and model sha256. Empty: the report is
+  // optional (reported as the fact deploy.report_required=false). A key that does not parse
+  // makes Start fail.
+  std::vector<std::string> console_keys_pem;
+  // The agent's own model store (a directory or file:// URI). Non-empty: ApplyDeployment
+  // refuses, before anything is durable, a model that is not in it or whose sha256 differs
+  // from the request's. Empty: no store check (control-API tests without models only).
+  std::filesystem::path model_store;
 };
 
 // Borrowed; each must outlive the server. Optional ones may be null.

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -178,6 +179,16 @@ Result<std::string> SpiffeIdOfPem(const std::string& cert_pem) {
     if (u.rfind("spiffe://", 0) == 0) return u;
   }
   return std::string();
+}
+
+Result<int64_t> NotAfterUnixOfPem(const std::string& cert_pem) {
+  SEXTANT_ASSIGN_OR_RETURN(Cert cert, ReadCert(cert_pem));
+  const ASN1_TIME* not_after = X509_get0_notAfter(cert.get());
+  struct tm tm {};
+  if (not_after == nullptr || ASN1_TIME_to_tm(not_after, &tm) != 1) {
+    return Status::InvalidArgument("certificate has no readable notAfter");
+  }
+  return static_cast<int64_t>(timegm(&tm));
 }
 
 Result<std::string> ReadTextFile(const std::filesystem::path& path) {

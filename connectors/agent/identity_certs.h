@@ -53,6 +53,8 @@ struct CertsInitOptions {
 };
 // Returns the paths written. Refuses to overwrite an existing ca.key.
 Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& options);
+// The certificate's notAfter as Unix seconds (first certificate of the PEM).
+Result<int64_t> NotAfterUnixOfPem(const std::string& cert_pem);
 
 Result<std::string> ReadTextFile(const std::filesystem::path& path);
 Status WriteTextFile(const std::filesystem::path& path, const std::string& text, bool secret);

@@ -256,6 +256,9 @@ TEST_F(AgentProgramTest, AuditVerifyNamesTheFirstBrokenRecord) {
 // kill -9 at an arbitrary moment of a burst of applies: every acknowledged apply survives,
 // none is applied twice, the files are intact and the audit chain verifies.
 TEST_F(AgentProgramTest, KillNineDuringApplyBurstLosesNothingAcknowledged) {
+  // The agent checks the model's sha256 in its own store before an apply is durable.
+  fs::create_directories(dir_ / "state" / "models");
+  std::ofstream(dir_ / "state" / "models" / "tiny.gguf") << "not a model";
   AgentProcess agent(dir_, dir_ / "agent.yaml");
   agent.Start();
   std::string addr = agent.WaitForAddress();
@@ -268,7 +271,7 @@ TEST_F(AgentProgramTest, KillNineDuringApplyBurstLosesNothingAcknowledged) {
     s->set_spec_json("{\"name\":\"" + name + "\",\"version\":" + std::to_string(version) + "}");
     s->set_spec_digest("sha256:" + Sha256Hex(s->spec_json()));
     s->set_model_uri("tiny.gguf");
-    s->set_model_sha256(std::string(64, 'c'));
+    s->set_model_sha256(Sha256Hex("not a model"));
     return req;
   };
 
