@@ -240,8 +240,6 @@ class CpuContext final : public BackendContext {
     tokens_.assign(static_cast<size_t>(max_tokens_), 0);
     positions_.assign(static_cast<size_t>(max_tokens_), 0);
     slots_.assign(static_cast<size_t>(max_tokens_), 0);
-    scores_.assign(static_cast<size_t>(pool_.n_threads()) * static_cast<size_t>(kv_.context_length),
-                   0.0f);
     return Status::Ok();
   }
 
@@ -344,11 +342,11 @@ class CpuContext final : public BackendContext {
     const int64_t tasks = int64_t{n_} * shape.heads;
     const int group = shape.heads / shape.kv_heads;
     const int64_t hd = shape.head_dim;
-    const int n_threads = pool_.n_threads();
-    const auto run = [&](int64_t thread_index) {
-      int64_t begin = 0, end = 0;
-      ThreadPool::Chunk(tasks, static_cast<int>(thread_index), n_threads, &begin, &end);
-      float* scores = scores_.data() + thread_index * ctx;
+    // Tasks (token, head) go out in small chunks claimed dynamically: causal rows late in a
+    // prefill cost more than early ones, and a descheduled thread holds up one chunk only.
+    const auto run = [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> scores;
+      if (scores.size() < static_cast<size_t>(ctx)) scores.resize(static_cast<size_t>(ctx));
       for (int64_t t = begin; t < end; ++t) {
         const int64_t r = t / shape.heads;
         const int64_t h = t % shape.heads;
@@ -359,18 +357,22 @@ class CpuContext final : public BackendContext {
         const float* vbase = v_cache + slots_[static_cast<size_t>(r)] * slot_stride + kvh * hd;
         float* o = ob.row(r) + h * hd;
         if (kHaveAvx2) {
-          AttendHeadAvx2(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores, o);
+          AttendHeadAvx2(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores.data(), o);
         } else {
-          AttendHeadPortable(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores, o);
+          AttendHeadPortable(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores.data(), o);
         }
       }
     };
-    if (n_threads == 1 || tasks < 2) {
-      run(0);
+    const int n_threads = pool_.n_threads();
+    // Small jobs (a tiny model's decode step) cost less inline than a hand-off to the workers.
+    int32_t max_pos = 0;
+    for (int32_t r = 0; r < n_; ++r)
+      max_pos = std::max(max_pos, positions_[static_cast<size_t>(r)]);
+    const int64_t work = tasks * (int64_t{max_pos} + 1) * hd;
+    if (n_threads == 1 || tasks < 2 || work < (int64_t{1} << 15)) {
+      run(0, tasks);
     } else {
-      pool_.ParallelFor(n_threads, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) run(i);
-      });
+      pool_.ParallelForDynamic(tasks, std::max<int64_t>(1, tasks / (int64_t{n_threads} * 16)), run);
     }
   }
 
@@ -423,7 +425,6 @@ class CpuContext final : public BackendContext {
   std::vector<Buf> buffers_;
   int32_t n_ = 0;
   std::vector<int32_t> tokens_, positions_, slots_;
-  std::vector<float> scores_;  // n_threads x context_length
 };
 
 Result<std::unique_ptr<BackendContext>> CpuBackend::NewContext(const ContextConfig& config) const {

@@ -296,6 +296,8 @@ std::vector<uint8_t>& ActivationScratch() {
 
 // Rows per unit of work handed to threads: a multiple of every kernel's row tile.
 constexpr int64_t kRowUnit = 16;
+// Work chunks per thread of a parallel MatMul (claimed dynamically).
+constexpr int64_t kChunksPerThread = 8;
 // Below this many multiply-adds a call runs on the calling thread (dispatch costs more).
 constexpr int64_t kMinParallelWork = 1 << 16;
 
@@ -375,8 +377,12 @@ void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
     gemm(a, 0, w.rows);
     return;
   }
+  // Rows go out in chunks claimed by whichever thread is free (about kChunksPerThread per
+  // thread), so a thread descheduled on a busy host delays one chunk, not half the matrix.
   const int64_t units = (w.rows + kRowUnit - 1) / kRowUnit;
-  pool->ParallelFor(units, [&](int64_t u0, int64_t u1) {
+  const int64_t grain =
+      std::max<int64_t>(1, units / (int64_t{pool->n_threads()} * kChunksPerThread));
+  pool->ParallelForDynamic(units, grain, [&](int64_t u0, int64_t u1) {
     gemm(a, u0 * kRowUnit, std::min(u1 * kRowUnit, w.rows));
   });
 }
