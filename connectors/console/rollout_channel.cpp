@@ -1,0 +1,121 @@
+#include "connectors/console/rollout_channel.h"
+
+#include <algorithm>
+#include <string>
+
+#include "connectors/agent/agent_client.h"
+#include "connectors/console/fleet_connector.h"
+
+namespace sextant::console {
+namespace {
+
+using std::chrono::milliseconds;
+
+rollout::DeploymentPayload FromProto(const v1::DeploymentSpecRef& s) {
+  rollout::DeploymentPayload p;
+  p.name = s.name();
+  p.spec_json = s.spec_json();
+  p.spec_digest = s.spec_digest();
+  p.model_uri = s.model_uri();
+  p.model_sha256 = s.model_sha256();
+  return p;
+}
+
+class GrpcTargetChannel : public rollout::TargetChannel {
+ public:
+  GrpcTargetChannel(std::string name, std::unique_ptr<agent::AgentClient> client,
+                    milliseconds validation_deadline)
+      : name_(std::move(name)),
+        client_(std::move(client)),
+        validation_deadline_(validation_deadline) {}
+
+  std::string name() const override { return name_; }
+
+  Result<std::optional<rollout::RemoteDeployment>> Get(const std::string& deployment) override {
+    auto got = client_->GetDeployment(deployment);
+    if (!got.ok()) {
+      if (got.status().code() == StatusCode::kNotFound) {
+        return std::optional<rollout::RemoteDeployment>();
+      }
+      return got.status();
+    }
+    rollout::RemoteDeployment d;
+    d.spec = FromProto(got->spec());
+    d.generation = got->generation();
+    return std::optional<rollout::RemoteDeployment>(std::move(d));
+  }
+
+  Result<rollout::ApplyReply> Apply(const rollout::DeploymentPayload& p, int64_t if_generation,
+                                    bool require_absent) override {
+    v1::ApplyDeploymentRequest req;
+    auto* s = req.mutable_spec();
+    s->set_name(p.name);
+    s->set_spec_json(p.spec_json);
+    s->set_spec_digest(p.spec_digest);
+    s->set_model_uri(p.model_uri);
+    s->set_model_sha256(p.model_sha256);
+    req.set_if_generation(if_generation);
+    req.set_require_absent(require_absent);
+    req.set_signed_report_json(p.signed_report_json);
+    SEXTANT_ASSIGN_OR_RETURN(v1::ApplyDeploymentResponse resp, client_->ApplyDeployment(req));
+    return rollout::ApplyReply{resp.generation(), resp.changed()};
+  }
+
+  Result<rollout::RemoteValidation> Validate(const std::string& deployment,
+                                             int64_t generation) override {
+    v1::RunValidationRequest req;
+    req.set_name(deployment);
+    req.set_generation(generation);
+    SEXTANT_ASSIGN_OR_RETURN(v1::RunValidationResponse resp,
+                             client_->RunValidation(req, validation_deadline_));
+    rollout::RemoteValidation v;
+    v.output_digest = resp.output_digest();
+    v.backend = resp.backend();
+    v.device = resp.device();
+    v.generation = resp.generation();
+    v.model_sha256 = resp.model_sha256();
+    std::vector<const v1::PromptResult*> prompts;
+    for (const auto& p : resp.prompts()) prompts.push_back(&p);
+    std::sort(prompts.begin(), prompts.end(),
+              [](const auto* a, const auto* b) { return a->index() < b->index(); });
+    double decode_tokens = 0, decode_seconds = 0;
+    for (const auto* p : prompts) {
+      v.prompt_digests.push_back(p->output_tokens_digest());
+      v.worst_ttft_ms = std::max(v.worst_ttft_ms, p->ttft_ms());
+      const double after_first = std::max(0, p->generated_tokens() - 1);
+      if (after_first > 0 && p->decode_tokens_per_second() > 0) {
+        decode_tokens += after_first;
+        decode_seconds += after_first / p->decode_tokens_per_second();
+      }
+    }
+    v.tokens_per_second = decode_seconds > 0 ? decode_tokens / decode_seconds : 0;
+    return v;
+  }
+
+  Status Delete(const std::string& deployment, int64_t if_generation) override {
+    return client_->DeleteDeployment(deployment, if_generation).status();
+  }
+
+ private:
+  std::string name_;
+  std::unique_ptr<agent::AgentClient> client_;
+  milliseconds validation_deadline_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
+    const std::string& name, const agent::AgentClientOptions& options,
+    milliseconds validation_deadline) {
+  SEXTANT_ASSIGN_OR_RETURN(auto client, agent::AgentClient::Connect(options));
+  return std::shared_ptr<rollout::TargetChannel>(
+      std::make_shared<GrpcTargetChannel>(name, std::move(client), validation_deadline));
+}
+
+Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
+    const store::Target& target, milliseconds call_deadline, milliseconds validation_deadline) {
+  SEXTANT_ASSIGN_OR_RETURN(auto options, ClientOptionsFor(target, call_deadline));
+  return ConnectTargetChannel(target.name, options, validation_deadline);
+}
+
+}  // namespace sextant::console

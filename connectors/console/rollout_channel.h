@@ -1,0 +1,32 @@
+// The gRPC TargetChannel of a rollout: one agent of the console store's targets, reached over
+// mutual TLS with the target's CA and the console's client certificate
+// (fleet_connector.h's ClientOptionsFor). Apply carries the signed report; Validate calls
+// RunValidation with its own, longer deadline (it runs the model).
+//
+// Thread-safety: the channel is safe for concurrent calls (AgentClient is).
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include "app/rollout/rollout.h"
+#include "app/store/console_store.h"
+#include "engine/base/status.h"
+
+namespace sextant::agent {
+struct AgentClientOptions;
+}
+
+namespace sextant::console {
+
+// Creates the channel (no connection is made until the first call).
+Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
+    const store::Target& target, std::chrono::milliseconds call_deadline,
+    std::chrono::milliseconds validation_deadline);
+
+// The same from explicit client options (tests, the benchmark).
+Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
+    const std::string& name, const agent::AgentClientOptions& options,
+    std::chrono::milliseconds validation_deadline);
+
+}  // namespace sextant::console
