@@ -23,6 +23,7 @@
 #include "app/policy/policy.h"
 #include "app/replicas/replica_manager.h"
 #include "app/replicas/serving_metrics.h"
+#include "app/scaling/autoscaler.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/http/inference_server.h"
@@ -152,12 +153,17 @@ int RunServe(const std::string& config_path) {
   replicas::ReplicaManager manager({.model_store = model_store,
                                     .max_queue = cfg.limits.max_queue,
                                     .max_batch_cap = cfg.limits.max_batch,
-                                    .drain_grace = grace},
+                                    .drain_grace = grace,
+                                    .inventory = &inventory,
+                                    .audit = audit->get()},
                                    &serving);
   const int subscription =
       (*state)->Subscribe([&manager](const DeploymentChange& c) { manager.OnChange(c); });
   for (const auto& record : *deployments) manager.ApplyRecord(record);
   deps.observer = &manager;
+  // Scaling follows the specs' scaling sections locally, with or without a console.
+  scaling::Autoscaler autoscaler(manager);
+  autoscaler.Start();
 
   auto http_addr = SplitHostPort(cfg.http_listen, "http.listen");
   if (!http_addr.ok()) return Fail("config_invalid", http_addr.status());
@@ -211,6 +217,7 @@ int RunServe(const std::string& config_path) {
   (*server)->Shutdown(grace);
   (*server)->Wait();
   (*state)->Unsubscribe(subscription);
+  autoscaler.Stop();
   manager.Shutdown(grace);
   LogEvent(spdlog::level::info, "stopped");
   return 0;
