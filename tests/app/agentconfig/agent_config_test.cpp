@@ -90,3 +90,30 @@ TEST(AgentConfig, SplitHostPort) {
 
 }  // namespace
 }  // namespace sextant::agent
+
+namespace sextant::agent {
+namespace {
+
+TEST(AgentConfig, ConsoleKeysAreAListOfPemFilesResolvedAgainstTheConfigDir) {
+  auto c = AgentConfig::Parse("console_keys:\n  - keys/acme.pem\n  - /etc/k/other.pem\n",
+                              "agent.yaml", "/etc/sextant-agent");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->console_keys.size(), 2u);
+  EXPECT_EQ(c->console_keys[0], "/etc/sextant-agent/keys/acme.pem");
+  EXPECT_EQ(c->console_keys[1], "/etc/k/other.pem");
+  auto none = AgentConfig::Parse("console_keys: []\n", "agent.yaml", "/");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->console_keys.empty());
+
+  auto scalar = AgentConfig::Parse("name: a\nconsole_keys: acme.pem\n", "agent.yaml", "/");
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_EQ(scalar.status().message(), "agent.yaml:2:15: console_keys must be a list of PEM files");
+  auto nested = AgentConfig::Parse("console_keys:\n  - {a: 1}\n", "agent.yaml", "/");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("agent.yaml:2:5: console_keys: each entry"),
+            std::string::npos)
+      << nested.status().message();
+}
+
+}  // namespace
+}  // namespace sextant::agent
