@@ -488,7 +488,8 @@ void ParseScaling(Reader& r, const Reader::Entry& en, Scaling& out) {
   if (auto* e = Reader::Find(*m, "queueTimeout")) {
     const std::optional<int64_t> v = ParseDuration(r, *e, "scaling.queueTimeout");
     if (v && *v < 1) {
-      r.Error(e->value.Mark(), "scaling.queueTimeout", "must be at least 1s, got " + e->value.Scalar());
+      r.Error(e->value.Mark(), "scaling.queueTimeout",
+              "must be at least 1s, got " + e->value.Scalar());
     } else {
       Set(out.queue_timeout_seconds, v);
     }

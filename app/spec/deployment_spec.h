@@ -67,8 +67,8 @@ struct Scaling {
   int target_in_flight = 0;                 // generating requests per replica; 0: engine.maxBatch
   int64_t scale_up_window_seconds = 5;      // load must call for more replicas this long
   int64_t scale_down_window_seconds = 300;  // load must call for fewer replicas this long
-  int64_t queue_timeout_seconds = 30;  // a request waiting for a ready replica, then 503
-  int max_queue = 64;                  // requests waiting for a ready replica, beyond: 503
+  int64_t queue_timeout_seconds = 30;       // a request waiting for a ready replica, then 503
+  int max_queue = 64;                       // requests waiting for a ready replica, beyond: 503
 };
 
 struct Thresholds {
