@@ -1,0 +1,185 @@
+// RunValidation over real mutual TLS with the real engine: the digests an agent returns for a
+// deployment equal those of `sextant validate` for the same spec, and the response carries
+// digests and figures only. WatchMetrics carries the autoscaler's fields and scaling events.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "app/agentstate/engine_validation_runner.h"
+#include "app/validate/validation_runner.h"
+#include "tests/app/agentstate/tiny_deployment.h"
+#include "tests/connectors/agent/agent_test_env.h"
+
+namespace sextant::agent {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = ::sextant::v1;
+using std::chrono::milliseconds;
+using testing_agent::TinyDeployment;
+
+v1::ApplyDeploymentRequest ApplyOf(const TinyDeployment& d) {
+  v1::ApplyDeploymentRequest req;
+  auto* s = req.mutable_spec();
+  s->set_name(d.record.name);
+  s->set_spec_json(d.record.spec_json);
+  s->set_spec_digest(d.record.spec_digest);
+  s->set_model_uri(d.record.model_uri);
+  s->set_model_sha256(d.record.model_sha256);
+  return req;
+}
+
+void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string& file,
+                                  const fs::path& source) {
+  testing_env::AgentEnv env;
+  ASSERT_EQ(env.Init(env_name), "");
+  TinyDeployment d;
+  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d), "");
+  EngineValidationRunner runner(d.store);
+  env.deps.validation = &runner;
+  env.options.model_store = d.store;
+  ASSERT_TRUE(env.Start().ok());
+
+  validate::ValidateOptions local;
+  local.model_dir = d.store;
+  auto expected = validate::RunValidation(d.spec, local);
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+
+  auto op = env.Client("vendor/operator");
+  auto applied = op->ApplyDeployment(ApplyOf(d));
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  v1::RunValidationRequest req;
+  req.set_name(d.spec.name);
+  req.set_generation(applied->generation());
+  auto got = op->RunValidation(req, milliseconds(60000));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+
+  EXPECT_EQ(got->output_digest(), expected->report.output_digest);
+  EXPECT_EQ(got->output_digest().size(), 64u);
+  EXPECT_EQ(got->spec_digest(), d.record.spec_digest);
+  EXPECT_EQ(got->model_sha256(), expected->report.model_sha256);
+  EXPECT_EQ(got->engine_build_id(), expected->report.engine_build_id);
+  EXPECT_EQ(got->backend(), expected->report.backend);
+  EXPECT_EQ(got->device(), expected->report.device);
+  EXPECT_EQ(got->threads(), expected->report.threads);
+  EXPECT_GT(got->peak_memory_bytes(), 0);
+  ASSERT_EQ(got->prompts_size(), static_cast<int>(expected->report.prompts.size()));
+  for (int i = 0; i < got->prompts_size(); ++i) {
+    const auto& e = expected->report.prompts[static_cast<size_t>(i)];
+    EXPECT_EQ(got->prompts(i).output_tokens_digest(), e.output_digest) << "prompt " << i;
+    EXPECT_EQ(got->prompts(i).generated_tokens(), e.generated_tokens);
+    EXPECT_EQ(got->prompts(i).stopped_at_eos(), e.stopped_at_eos);
+    EXPECT_GT(got->prompts(i).ttft_ms(), 0);
+  }
+  // Digests and figures only: no prompt and no output text anywhere in the response.
+  const std::string wire = got->SerializeAsString();
+  for (const auto& prompt : d.spec.validation.prompts) {
+    EXPECT_EQ(wire.find(prompt), std::string::npos) << prompt;
+  }
+  for (const auto& text : expected->output_texts) {
+    if (text.size() >= 8) {
+      EXPECT_EQ(wire.find(text), std::string::npos) << text;
+    }
+  }
+  // A stale generation is refused.
+  req.set_generation(applied->generation() + 1);
+  EXPECT_EQ(op->RunValidation(req).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(AgentRunValidation, DigestEqualsLocalValidationOnASynthesizedModel) {
+  ExpectAgentDigestEqualsLocal("validation-synth", "tiny.gguf", {});
+}
+
+TEST(AgentRunValidation, DigestEqualsLocalValidationOnStories260K) {
+  const fs::path stories = fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf";
+  if (!fs::exists(stories)) GTEST_SKIP() << "no " << stories << " (a checkout without ../shared)";
+  ExpectAgentDigestEqualsLocal("validation-stories", "stories260K.gguf", stories);
+}
+
+// An observer with fixed figures and a list of scaling events that grows while streams run.
+class FakeObserver : public DeploymentObserver {
+ public:
+  std::optional<DeploymentStatusInfo> StatusOf(const std::string&) override { return {}; }
+  std::vector<DeploymentMetricsInfo> Metrics() override {
+    DeploymentMetricsInfo m;
+    m.name = "chat";
+    m.replicas_ready = 1;
+    m.replicas_desired = 3;
+    m.replicas_pending = 2;
+    m.pending_reason = "no free device for 2 replicas";
+    m.in_flight = 5;
+    return {m};
+  }
+  std::vector<ScalingEventInfo> ScalingEventsSince(int64_t after) override {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<ScalingEventInfo> out;
+    for (const auto& e : events) {
+      if (e.at_unix_ms > after) out.push_back(e);
+    }
+    return out;
+  }
+  void Add(int64_t at, int from, int to) {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back({"chat", from, to, "scale-up: queue 12 > 4 x 1 replicas", at, 12, 5});
+  }
+  std::mutex mu;
+  std::vector<ScalingEventInfo> events;
+};
+
+TEST(AgentWatchMetrics, CarriesAutoscalerFieldsAndEachScalingEventOncePerStream) {
+  testing_env::AgentEnv env;
+  ASSERT_EQ(env.Init("metrics-scaling"), "");
+  FakeObserver observer;
+  observer.Add(1000, 1, 2);
+  env.deps.observer = &observer;
+  ASSERT_TRUE(env.Start().ok());
+  auto op = env.Client("vendor/operator");
+
+  std::mutex mu;
+  std::vector<v1::MetricsSnapshot> snaps;
+  auto watch = op->WatchMetrics(250, milliseconds(60000), [&](const v1::MetricsSnapshot& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    snaps.push_back(s);
+  });
+  auto count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return snaps.size();
+  };
+  const auto end = std::chrono::steady_clock::now() + milliseconds(10000);
+  while (count() < 2 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  observer.Add(2000, 2, 3);
+  const size_t before = count();
+  while (count() < before + 3 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  watch->Cancel();
+  (void)watch->Wait();
+
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(snaps.size(), 4u);
+  const auto& d = snaps[0].deployments(0);
+  EXPECT_EQ(d.replicas_desired(), 3);
+  EXPECT_EQ(d.replicas_pending(), 2);
+  EXPECT_EQ(d.pending_reason(), "no free device for 2 replicas");
+  EXPECT_EQ(d.in_flight(), 5);
+  std::vector<int64_t> seen;
+  for (const auto& s : snaps) {
+    for (const auto& e : s.scaling_events()) {
+      seen.push_back(e.at_unix_ms());
+      EXPECT_EQ(e.deployment(), "chat");
+      EXPECT_EQ(e.to_replicas(), e.from_replicas() + 1);
+      EXPECT_EQ(e.queue_depth(), 12);
+      EXPECT_EQ(e.in_flight(), 5);
+      EXPECT_FALSE(e.reason().empty());
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{1000, 2000}));
+  ASSERT_EQ(snaps[0].scaling_events_size(), 1);  // the first snapshot carries what is kept
+}
+
+}  // namespace
+}  // namespace sextant::agent
