@@ -3,22 +3,28 @@
 // batches, tg generates -n tokens one at a time (greedy, each token fed back). Every figure is
 // the mean and standard deviation over -r repetitions after one warm-up run. Also reported: peak
 // resident memory (VmHWM) next to the file size and KV cache, and the time from the start of the
-// load to the first generated token.
+// load to the first generated token. With --streams N, also N concurrent greedy streams through
+// the continuous-batching scheduler against one stream (aggregate t/s; run after the peak memory
+// is read, since N sequences hold N KV regions).
 // Exit status: 0 ok, 1 failure, 2 usage.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "app/cli/verb.h"
 #include "engine/model/model.h"
+#include "engine/serve/scheduler.h"
 
 namespace sextant::cli {
 namespace {
@@ -32,6 +38,7 @@ struct BenchArgs {
   int threads = 0;
   int reps = 5;
   int batch = 512;
+  int streams = 0;  // > 0: also the concurrent-streams test
   std::string backend = "auto";
   std::string output = "table";
 };
@@ -96,6 +103,45 @@ Result<double> GenPass(model::ModelContext& ctx, int n, std::vector<float>& logi
     token = Argmax(logits);
   }
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Aggregate generated tokens per second of `streams` greedy requests of n tokens each (8-token
+// prompts) run together through the continuous-batching scheduler, wall time from the first
+// Submit to the last completion.
+Result<double> StreamsPass(const std::shared_ptr<const model::Model>& m, int streams, int n) {
+  serve::SchedulerOptions so;
+  so.max_batch = streams;
+  so.max_queue = streams;
+  so.context_length = 8 + n + 1;
+  serve::BatchScheduler sched(m, so);
+  SEXTANT_RETURN_IF_ERROR(sched.status());
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  Status failure;
+  const int64_t vocab = m->info().vocab_size;
+  const Clock::time_point t0 = Clock::now();
+  for (int s = 0; s < streams; ++s) {
+    serve::GenerateRequest req;
+    for (int i = 0; i < 8; ++i) {
+      req.prompt.push_back(static_cast<int32_t>((int64_t{s} * 104729 + i * 7919 + 13) % vocab));
+    }
+    req.max_tokens = n;
+    req.stop_at_eos = false;
+    Result<uint64_t> id =
+        sched.Submit(std::move(req), nullptr, [&](Result<serve::GenerateStats> r) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!r.ok() && failure.ok()) failure = r.status();
+          ++done;
+          cv.notify_all();
+        });
+    if (!id.ok()) return id.status();
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done == streams; });
+  SEXTANT_RETURN_IF_ERROR(failure);
+  return static_cast<double>(streams) * n /
+         std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 std::string FmtFigure(const Figures& f) {
@@ -186,6 +232,21 @@ int Bench(const BenchArgs& args) {
   const Figures ppf = Summarize(pp);
   const Figures tgf = Summarize(tg);
   const double peak_mib = PeakRssMib();
+  // Concurrent streams vs one stream through the same scheduler (best of -r runs each).
+  double one_tps = 0, many_tps = 0;
+  if (args.streams > 0 && args.n_gen > 0) {
+    for (int rep = 0; rep < args.reps; ++rep) {
+      Result<double> one = StreamsPass(m, 1, args.n_gen);
+      Result<double> many = StreamsPass(m, args.streams, args.n_gen);
+      if (!one.ok() || !many.ok()) {
+        std::fprintf(stderr, "sextant bench: %s\n",
+                     (!one.ok() ? one.status() : many.status()).ToString().c_str());
+        return 1;
+      }
+      one_tps = std::max(one_tps, *one);
+      many_tps = std::max(many_tps, *many);
+    }
+  }
   const double file_mib = static_cast<double>(info.file_size) / (1024.0 * 1024.0);
   const double kv_mib = static_cast<double>(ctx.kv_bytes()) / (1024.0 * 1024.0);
   Result<std::string> sha = m->Sha256();
@@ -216,6 +277,12 @@ int Bench(const BenchArgs& args) {
     j["kv_cache_mib"] = kv_mib;
     j["load_ms"] = load_ms;
     j["load_to_first_token_ms"] = first_token_ms;
+    if (args.streams > 0) {
+      j["streams"] = args.streams;
+      j["streams_tps"] = many_tps;
+      j["single_stream_tps"] = one_tps;
+      j["streams_speedup"] = one_tps > 0 ? many_tps / one_tps : 0.0;
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
@@ -239,6 +306,11 @@ int Bench(const BenchArgs& args) {
                 backend.c_str(), m->threads(), ("tg" + std::to_string(args.n_gen)).c_str(),
                 FmtFigure(tgf).c_str());
   }
+  if (args.streams > 0 && args.n_gen > 0) {
+    std::printf(
+        "\n%d concurrent streams: %.2f t/s aggregate; 1 stream: %.2f t/s (%.2fx), best of %d\n",
+        args.streams, many_tps, one_tps, one_tps > 0 ? many_tps / one_tps : 0.0, args.reps);
+  }
   std::printf(
       "\npeak RSS %.1f MiB (file %.1f MiB + KV cache %.1f MiB); load %.0f ms, "
       "load to first token %.0f ms\nsha256 %s\n",
@@ -258,6 +330,10 @@ void SetupBench(CLI::App& root, VerbContext& ctx) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", args->reps, "Repetitions (default 5)");
   cmd->add_option("-b,--batch-size", args->batch, "Tokens per forward pass in pp (default 512)");
+  cmd->add_option("--streams", args->streams,
+                  "Also run N concurrent greedy streams of -n tokens through the batch scheduler "
+                  "and compare their aggregate t/s with one stream's")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--backend", args->backend, "auto, cpu, cuda or hip (default auto)");
   cmd->add_option("-o,--output", args->output, "table or json (default table)");
   cmd->callback([args, &ctx] { ctx.exit_code = Bench(*args); });
