@@ -401,8 +401,8 @@ class TerminalUi {
         return;
       case '/':
         mode_ = Mode::kFilter;
-        saved_filter_ = top().filter;
-        input_ = top().filter;
+        saved_filter_ = top().filter;  // Esc while typing puts it back
+        input_.clear();
         return;
       case '?':
         mode_ = Mode::kHelp;
