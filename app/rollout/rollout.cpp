@@ -32,10 +32,23 @@ bool SameDigest(const std::string& a, const std::string& b) {
   return !a.empty() && BareDigest(a) == BareDigest(b);
 }
 
-// Runs fn(i) for every i in `indices`, each on its own thread, and joins them.
+// Calls made at once: a bound on the connections a push opens together.
+constexpr size_t kMaxParallel = 8;
+
+// Runs fn(i) for every i in `indices`, each on its own thread (at most kMaxParallel at once),
+// and joins them.
 void RunParallel(const std::vector<size_t>& indices, const std::function<void(size_t)>& fn) {
   if (indices.size() == 1) {
     fn(indices[0]);
+    return;
+  }
+  if (indices.size() > kMaxParallel) {
+    for (size_t at = 0; at < indices.size(); at += kMaxParallel) {
+      RunParallel(std::vector<size_t>(indices.begin() + static_cast<std::ptrdiff_t>(at),
+                                      indices.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                            indices.size(), at + kMaxParallel))),
+                  fn);
+    }
     return;
   }
   std::vector<std::thread> threads;

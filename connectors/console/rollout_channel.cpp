@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/fleet_connector.h"
@@ -32,7 +33,14 @@ class GrpcTargetChannel : public rollout::TargetChannel {
   std::string name() const override { return name_; }
 
   Result<std::optional<rollout::RemoteDeployment>> Get(const std::string& deployment) override {
+    // A read is safe to repeat: the first call on a new channel may fail while many TLS
+    // handshakes compete (a push opens one channel per target at once).
     auto got = client_->GetDeployment(deployment);
+    for (int attempt = 0;
+         attempt < 3 && !got.ok() && got.status().code() == StatusCode::kUnavailable; ++attempt) {
+      std::this_thread::sleep_for(milliseconds(100 << attempt));
+      got = client_->GetDeployment(deployment);
+    }
     if (!got.ok()) {
       if (got.status().code() == StatusCode::kNotFound) {
         return std::optional<rollout::RemoteDeployment>();
