@@ -1,0 +1,190 @@
+// `sextant audit --target T [--verify] [-o json]` as a user runs it: an agent (the agent's gRPC
+// service over mutual TLS on 127.0.0.1, in this test process) registered as a target in a
+// console state dir, the sextant binary reading its audit log, and a tampered chain making
+// --verify exit 1 and name the broken record.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "app/agentstate/desired_state.h"
+#include "app/audit/audit_log.h"
+#include "app/audit/egress_ledger.h"
+#include "app/policy/policy.h"
+#include "app/store/console_store.h"
+#include "connectors/agent/agent_server.h"
+#include "connectors/agent/identity_certs.h"
+#include "tests/support/command.h"
+
+namespace sextant {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using sextant::testing::RunCommand;
+
+const char* kPolicy = R"yaml(
+version: 1
+roles:
+  customer-auditor:
+    rpcs: [WhoAmI, GetAgentInfo, GetComplianceFacts, ListAuditLog, GetEgressLedger]
+    audit_scope: all
+identities:
+  - match: spiffe://example.org/customer/auditor
+    role: customer-auditor
+)yaml";
+
+class AuditVerbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("audit_verb_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "agent");
+    auto ca = agent::CreateCa("test CA", 86400);
+    ASSERT_TRUE(ca.ok()) << ca.status().ToString();
+    agent::CertRequest srv;
+    srv.common_name = "agent";
+    srv.dns_sans = {"localhost"};
+    srv.ip_sans = {"127.0.0.1"};
+    srv.server = true;
+    auto server_cert = agent::IssueCert(*ca, srv);
+    ASSERT_TRUE(server_cert.ok()) << server_cert.status().ToString();
+    agent::CertRequest cli;
+    cli.common_name = "auditor";
+    cli.uri_sans = {"spiffe://example.org/customer/auditor"};
+    cli.client = true;
+    auto c = agent::IssueCert(*ca, cli);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_TRUE(agent::WriteTextFile(root_ / "ca.pem", ca->cert_pem, false).ok());
+    ASSERT_TRUE(agent::WriteTextFile(root_ / "auditor.pem", c->cert_pem, false).ok());
+    ASSERT_TRUE(agent::WriteTextFile(root_ / "auditor.key", c->key_pem, true).ok());
+
+    auto ds = agent::DesiredState::Open(root_ / "agent");
+    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    state_ = std::move(ds).value();
+    auto al = agent::AuditLog::Open(root_ / "agent");
+    ASSERT_TRUE(al.ok()) << al.status().ToString();
+    audit_ = std::move(al).value();
+    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames());
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    policy_ = std::make_unique<agent::PolicyHolder>(*policy);
+    // Records to read: what earlier callers did.
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE(audit_
+                      ->Append({"spiffe://example.org/vendor/operator", "vendor-operator",
+                                "ApplyDeployment", "chat", i % 2 ? "ok" : "allowed"})
+                      .ok());
+    }
+    agent::AgentServerOptions o;
+    o.ca_pem = ca->cert_pem;
+    o.cert_pem = server_cert->cert_pem;
+    o.key_pem = server_cert->key_pem;
+    o.agent_name = "audit-agent";
+    agent::AgentServerDeps d;
+    d.state = state_.get();
+    d.audit = audit_.get();
+    d.policy = policy_.get();
+    d.egress = &egress_;
+    auto server = agent::AgentServer::Start(o, d);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
+
+    auto st = store::ConsoleStore::Open(root_ / "state");
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    store::Target t;
+    t.name = "clinic-eu";
+    t.endpoint = "127.0.0.1:" + std::to_string(server_->port());
+    t.ca_path = (root_ / "ca.pem").string();
+    t.cert_path = (root_ / "auditor.pem").string();
+    t.key_path = (root_ / "auditor.key").string();
+    t.server_name = "localhost";
+    ASSERT_TRUE((*st)->AddTarget(t).ok());
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown(0ms);
+    server_.reset();
+    fs::remove_all(root_);
+  }
+
+  std::string Sextant(const std::string& args) const {
+    return std::string(SEXTANT_CONSOLE_BIN) + " audit --state " + (root_ / "state").string() + " " +
+           args;
+  }
+
+  fs::path root_;
+  std::unique_ptr<agent::DesiredState> state_;
+  std::unique_ptr<agent::AuditLog> audit_;
+  std::unique_ptr<agent::PolicyHolder> policy_;
+  agent::EgressLedger egress_;
+  std::unique_ptr<agent::AgentServer> server_;
+};
+
+TEST_F(AuditVerbTest, ListsAndVerifiesTheChain) {
+  auto r = RunCommand(Sextant("--target clinic-eu --verify"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ApplyDeployment"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("spiffe://example.org/vendor/operator"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("chain: intact"), std::string::npos) << r.output;
+
+  r = RunCommand(Sextant("--target clinic-eu --verify -o json") + " 2>/dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.output;
+  EXPECT_EQ(j["target"], "clinic-eu");
+  EXPECT_EQ(j["scope"], "all");
+  ASSERT_GE(j["records"].size(), 6u);  // 5 + the first ListAuditLog
+  EXPECT_EQ(j["records"][0]["seq"], 1);
+  EXPECT_EQ(j["records"][0]["rpc"], "ApplyDeployment");
+  EXPECT_EQ(j["records"][0]["prev_hash"], std::string(64, '0'));
+  EXPECT_EQ(j["verification"]["intact"], true);
+  EXPECT_EQ(j["verification"]["console"]["whole_chain"], true);
+  EXPECT_EQ(j["verification"]["agent"]["verified"], true);
+}
+
+TEST_F(AuditVerbTest, ATamperedChainFailsVerifyAndNamesTheRecord) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((root_ / "agent" / "audit.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TRIGGER audit_log_no_update; "
+                         "UPDATE audit_log SET identity='spiffe://example.org/customer/admin' "
+                         "WHERE seq=4;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto r = RunCommand(Sextant("--target clinic-eu --verify"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("record 4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("broken"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("clinic-eu"), std::string::npos) << r.output;
+
+  // Without --verify the records are still listed, and the exit code says nothing of the chain.
+  r = RunCommand(Sextant("--target clinic-eu -o csv"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("seq,time,identity"), std::string::npos) << r.output;
+}
+
+TEST_F(AuditVerbTest, UsageAndUnknownTargets) {
+  auto r = RunCommand(Sextant(""));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = RunCommand(Sextant("--target nowhere"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
+  r = RunCommand(Sextant("--target clinic-eu -o yaml"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
+TEST_F(AuditVerbTest, AnUnreachableAgentIsNamedWithItsCause) {
+  server_->Shutdown(0ms);
+  server_.reset();
+  auto r = RunCommand(Sextant("--target clinic-eu --timeout-ms 2000"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("target clinic-eu"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace sextant
