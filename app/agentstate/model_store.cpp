@@ -21,15 +21,8 @@ std::filesystem::path StripFileScheme(const std::filesystem::path& p) {
 ModelStore::ModelStore(std::filesystem::path root) : root_(StripFileScheme(root)) {}
 
 Result<std::filesystem::path> ModelStore::Locate(const std::string& uri) const {
-  // "file://NAME" (no path after the authority) is the spec format's relative form, as
-  // `sextant validate` reads it: NAME below the store.
-  std::string effective = uri;
-  if (uri.rfind("file://", 0) == 0 && uri.size() > 7 && uri[7] != '/' &&
-      uri.find('/', 7) == std::string::npos) {
-    effective = uri.substr(7);
-  }
   SEXTANT_ASSIGN_OR_RETURN(std::filesystem::path file,
-                           replicas::ReplicaManager::ResolveModelPath(root_, effective));
+                           replicas::ReplicaManager::ResolveModelPath(root_, uri));
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
     return Status::FailedPrecondition("model " + uri + " not in this agent's store");

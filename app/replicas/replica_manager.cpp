@@ -191,7 +191,12 @@ Result<std::filesystem::path> ReplicaManager::ResolveModelPath(const std::filesy
   if (uri.empty()) return Status::InvalidArgument("model.uri is empty");
   const size_t scheme = uri.find("://");
   std::filesystem::path rel;
-  if (scheme == std::string::npos && uri[0] != '/') {
+  if (uri.rfind("file://", 0) == 0 && uri.size() > 7 && uri[7] != '/' &&
+      uri.find('/', 7) == std::string::npos) {
+    // "file://NAME" (no path after the authority): the spec format's relative form, as
+    // `sextant validate` reads it: NAME below the store.
+    rel = std::filesystem::path(uri.substr(7)).lexically_normal();
+  } else if (scheme == std::string::npos && uri[0] != '/') {
     rel = std::filesystem::path(uri).lexically_normal();
   } else {
     std::string rest = uri;

@@ -53,6 +53,9 @@ TEST(ReplicaManagerStore, ResolvesUrisInsideTheStoreOnly) {
   auto file = ReplicaManager::ResolveModelPath("file:///srv/models", "file:///elsewhere/y.gguf");
   ASSERT_TRUE(file.ok());
   EXPECT_EQ(file.value(), "/srv/models/y.gguf");
+  auto bare = ReplicaManager::ResolveModelPath(store, "file://stories260K.gguf");
+  ASSERT_TRUE(bare.ok()) << bare.status().message();
+  EXPECT_EQ(bare.value(), "/srv/models/stories260K.gguf");
   auto abs = ReplicaManager::ResolveModelPath(store, "/etc/passwd");
   ASSERT_TRUE(abs.ok());
   EXPECT_EQ(abs.value(), "/srv/models/passwd");  // only the name counts: never outside
