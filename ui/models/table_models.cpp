@@ -264,7 +264,7 @@ QVariant ComplianceMatrixModel::data(const QModelIndex& index, int role) const {
 }
 
 const compliance::Finding* ComplianceMatrixModel::FindingAt(const QModelIndex& index) const {
-  if (!snapshot_) return nullptr;
+  if (!snapshot_ || !index.isValid()) return nullptr;
   const int i = data(index, FindingRole).toInt();
   if (i < 0 || static_cast<size_t>(i) >= snapshot_->findings.size()) return nullptr;
   return &snapshot_->findings[static_cast<size_t>(i)];

@@ -80,7 +80,7 @@ void AuditView::Activated() {
 }
 
 void AuditView::FetchAll() {
-  if (!ctx_->actions || in_flight_ > 0) return;
+  if (!ctx_->actions || in_flight_ > 0 || targets_.isEmpty()) return;
   fetched_once_ = true;
   auto actions = ctx_->actions;
   QPointer<AuditView> self(this);

@@ -118,7 +118,10 @@ void DeploymentsView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& 
     while (h.size() > kHistoryPoints) h.pop_front();
   }
   if (selected_.isEmpty() && proxy_->rowCount() > 0) {
-    table_->selectRow(0);  // show something live from the start
+    // Show something live from the start: the first row.
+    table_->setCurrentIndex(proxy_->index(0, 0));
+    selected_ = proxy_->index(0, 0).data(KeyRole).toString();
+    ShowDetail();
   } else {
     ShowDetail();
   }
@@ -127,7 +130,9 @@ void DeploymentsView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& 
 void DeploymentsView::Select(const QString& key) {
   for (int r = 0; r < proxy_->rowCount(); ++r) {
     if (proxy_->index(r, 0).data(KeyRole).toString() == key) {
-      table_->selectRow(r);
+      table_->setCurrentIndex(proxy_->index(r, 0));
+      selected_ = key;
+      ShowDetail();
       return;
     }
   }

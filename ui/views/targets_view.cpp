@@ -83,7 +83,9 @@ void TargetsView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snap
   const QString selected = SelectedTarget();
   model_->SetSnapshot(snapshot);
   accounts_model_->SetSnapshot(snapshot);
-  if (selected.isEmpty() && table_->model()->rowCount() > 0) table_->selectRow(0);
+  if (selected.isEmpty() && table_->model()->rowCount() > 0) {
+    table_->setCurrentIndex(table_->model()->index(0, 0));
+  }
 }
 
 QString TargetsView::SelectedTarget() const {
