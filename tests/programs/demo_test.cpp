@@ -188,7 +188,7 @@ TEST_F(DemoProgramTest, CtrlCStopsEveryAgent) {
       WaitUntil([&] { return ::waitpid(demo, &status, WNOHANG) == demo; }, milliseconds(15000)))
       << Slurp(dir_ / "demo.err");
   EXPECT_TRUE(AgentProcessesMentioning(state.string()).empty()) << Slurp(dir_ / "demo.err");
-  EXPECT_TRUE(fs::exists(state / "console.db"));  // a given state directory is kept
+  EXPECT_TRUE(fs::exists(state / "tls" / "ca.pem"));  // a given state directory is kept
 }
 
 TEST_F(DemoProgramTest, AgentsEndWhenTheDemoIsKilled) {
