@@ -289,6 +289,9 @@ Status DemoFleet::StartAgent(DemoAgent& a) {
     << "state_dir: state\n"
     << "model_store: models\n"
     << "encryption_at_rest: " << (a.encryption_at_rest ? "true" : "false") << "\n"
+    << "# Deployments must carry a passing report signed by this console's key.\n"
+    << "console_keys:\n"
+    << "  - " << Quoted(console_key_pem_.string()) << "\n"
     << "cloud:\n"
     << "  provider: " << a.provider << "\n";
   for (const AgentPlan& p : kPlan) {

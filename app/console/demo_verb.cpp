@@ -31,17 +31,13 @@
 #include "app/compliance/policy.h"
 #include "app/console/console_common.h"
 #include "app/console/demo_fleet.h"
+#include "app/console/tui_launch.h"
 #include "app/core/paths.h"
 #include "app/cost/cost_model.h"
 #include "connectors/console/fleet_connector.h"
-#if __has_include("app/console/tui_launch.h")
-#include "app/console/tui_launch.h"
-#define SEXTANT_DEMO_HAS_TUI 1
-#endif
-// The push is compiled in where its implementation is part of the tree.
-#if __has_include("connectors/console/push.cpp")
 #include "connectors/console/push.h"
-#define SEXTANT_DEMO_HAS_PUSH 1
+#if defined(SEXTANT_WITH_GUI)
+#include "app/console/gui_launch.h"
 #endif
 
 namespace sextant::cli {
@@ -324,7 +320,6 @@ struct PushOutcome {
 
 PushOutcome Push(demo::DemoFleet& fleet) {
   PushOutcome out;
-#if defined(SEXTANT_DEMO_HAS_PUSH)
   console::PushRequest req;
   req.spec_file = fleet.spec_file();
   req.targets = fleet.target_names();
@@ -347,37 +342,46 @@ PushOutcome Push(demo::DemoFleet& fleet) {
                            t.output_digest, t.backend, t.device, t.comparison, t.error,
                            t.generation});
   }
-#else
-  (void)fleet;
-  out.stopped_because = "this build of sextant has no push (connectors/console/push.h)";
-#endif
   return out;
 }
 
 // Whether ShowInGui can open the desktop console.
-bool GuiBuilt() { return false; }
+bool GuiBuilt() {
+#if defined(SEXTANT_WITH_GUI)
+  return true;
+#else
+  return false;
+#endif
+}
 
 // The desktop console on the demo's state, while the agents run; with screenshots_dir, every
 // view rendered to a PNG file and closed.
-int ShowInGui(const std::string& state, const std::string& screenshots_dir) {
+int ShowInGui(const std::string& state, const std::string& screenshots_dir,
+              const std::string& spec) {
+#if defined(SEXTANT_WITH_GUI)
+  static char arg0[] = "sextant";
+  static char* argv[] = {arg0, nullptr};
+  GuiLaunchOptions o;
+  o.state = state;
+  o.screenshots_dir = screenshots_dir;
+  o.spec = spec;
+  o.argc = 1;
+  o.argv = argv;
+  return LaunchGui(o);
+#else
   (void)state;
   (void)screenshots_dir;
+  (void)spec;
   std::cerr << "sextant demo: this build of sextant has no desktop console\n";
   return 2;
+#endif
 }
 
 // The terminal UI on the demo's state until the user quits it.
 int ShowInTui(const std::string& state) {
-#if defined(SEXTANT_DEMO_HAS_TUI)
   TuiOptions o;
   o.state = state;
   return RunTuiOnState(o);
-#else
-  std::cerr << "sextant demo: this build of sextant has no terminal UI; try sextant demo --keep "
-               "and sextant fleet --state "
-            << state << "\n";
-  return 2;
-#endif
 }
 
 bool DisplayAvailable() {
@@ -510,7 +514,7 @@ int Demo(const DemoArgs& a) {
   const std::string state = fleet->state_dir().string();
   int view_rc = 0;
   if (!a.screenshots.empty()) {
-    view_rc = ShowInGui(state, a.screenshots);
+    view_rc = ShowInGui(state, a.screenshots, fleet->spec_file().string());
   } else if (a.tui) {
     view_rc = ShowInTui(state);
   } else if (a.keep) {
@@ -521,7 +525,7 @@ int Demo(const DemoArgs& a) {
               << "Ctrl-C stops the agents (the state stays in " << state << ").\n";
     signals.WaitForSignal();
   } else if (!a.headless && !json && GuiBuilt() && DisplayAvailable()) {
-    view_rc = ShowInGui(state, "");
+    view_rc = ShowInGui(state, "", fleet->spec_file().string());
   } else if (!json) {
     std::cout << "\nTo look around while the agents run: sextant demo --keep (then sextant fleet "
                  "--state DIR, sextant tui --state DIR, sextant compliance --state DIR)"

@@ -19,13 +19,6 @@
 #include "connectors/console/fleet_connector.h"
 #include "connectors/console/push.h"
 
-// Rollback uses the rollout journal of connectors/console/push; a tree without its
-// implementation offers the action as unavailable and says why.
-#if __has_include("connectors/console/push.cpp")
-#define SEXTANT_TUI_HAVE_ROLLBACK 1
-#else
-#define SEXTANT_TUI_HAVE_ROLLBACK 0
-#endif
 #include "ui/tui/console_actions.h"
 #include "ui/tui/console_snapshot.h"
 #include "ui/tui/terminal_ui.h"
@@ -66,9 +59,6 @@ class FleetActions : public tui::ConsoleActions {
   }
 
   tui::ActionAvailability Check(tui::ActionKind kind, const tui::DeploymentRef& ref) override {
-    if (kind == tui::ActionKind::kRollback && !SEXTANT_TUI_HAVE_ROLLBACK) {
-      return {false, "this build has no rollout journal to roll back from (sextant rollback)"};
-    }
     std::lock_guard<std::mutex> l(mu_);
     auto it = roles_.find(ref.target);
     if (it == roles_.end()) {
@@ -155,10 +145,6 @@ class FleetActions : public tui::ConsoleActions {
   // Rollback returns every target of the deployment's latest push to its previous generation
   // (the rollout journal in the console store knows what that was).
   Result<std::string> Rollback(const tui::DeploymentRef& ref) {
-#if !SEXTANT_TUI_HAVE_ROLLBACK
-    return Status::Unimplemented("no rollout journal in this build to roll " + ref.deployment +
-                                 " back from");
-#else
     SEXTANT_ASSIGN_OR_RETURN(rollout::PushResult r,
                              console::RollbackFromStore(*store_, ref.deployment));
     int done = 0;
@@ -172,7 +158,6 @@ class FleetActions : public tui::ConsoleActions {
     }
     if (!failed.empty()) return Status::Aborted("rollback failed on " + failed);
     return "rolled back on " + std::to_string(done) + " target(s)";
-#endif
   }
 
   void RefreshRoles() {
