@@ -459,13 +459,18 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
       const std::string* build = c.Get("deployment." + d + ".engine_build_id");
       if (!model) return c.Missing("deployment." + d + ".model_sha256");
       if (!build) return c.Missing("deployment." + d + ".engine_build_id");
+      // Agents say "sha256:<hex>", reports may store the bare hex: compare the digests.
+      const auto bare = [](std::string_view digest) {
+        if (digest.rfind("sha256:", 0) == 0) digest.remove_prefix(7);
+        return std::string(digest);
+      };
       const ValidationRecord* rep = nullptr;
       for (const auto& r : in.reports) {
-        if (r.spec_digest == *spec && r.passed) rep = &r;
+        if (bare(r.spec_digest) == bare(*spec) && r.passed) rep = &r;
       }
       if (rep == nullptr) {
         problems.push_back(d + ": no passing validation report for spec " + *spec);
-      } else if (rep->model_sha256 != *model) {
+      } else if (bare(rep->model_sha256) != bare(*model)) {
         problems.push_back(d + ": model " + *model + " != validated " + rep->model_sha256);
       } else if (rep->engine_build_id != *build) {
         problems.push_back(d + ": engine " + *build + " != validated " + rep->engine_build_id);

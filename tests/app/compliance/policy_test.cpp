@@ -172,6 +172,14 @@ TEST(Compliance, FailedValidationReportDoesNotCount) {
   EXPECT_EQ(f.verdict, Verdict::kFail);
 }
 
+// Agents report "sha256:<hex>"; the console's report store keeps the bare hex digest.
+TEST(Compliance, ReportDigestsMatchWithOrWithoutTheirPrefix) {
+  Finding f = Judge("R-DIGEST", GoodFacts(), kNow - 1000, {{"spec1", "m1", "0.1.0+abc", true}});
+  EXPECT_EQ(f.verdict, Verdict::kPass) << f.message;
+  f = Judge("R-DIGEST", GoodFacts(), kNow - 1000, {{"spec2", "m1", "0.1.0+abc", true}});
+  EXPECT_EQ(f.verdict, Verdict::kFail);
+}
+
 TEST(Compliance, OldEvidenceTurnsAPassIntoAWarning) {
   Finding f = Judge("R-REGION", GoodFacts(), kNow - 2 * 3'600'000);
   EXPECT_EQ(f.verdict, Verdict::kWarn);
