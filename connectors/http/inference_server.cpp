@@ -489,9 +489,11 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
                                       Usage{g->prompt_tokens, generated})));
           }
         }
+        // Counted before the client sees [DONE]: a scrape right after a finished stream
+        // includes it.
+        Finish(g, code, path);
         write(std::string(kSseDone));
         sink.done();
-        Finish(g, code, path);
         return true;
       },
       [this, g, path](bool) {
