@@ -92,29 +92,12 @@ void FillFigures(RenderedRow& r, const Figures& f, bool with_deployments) {
 }
 
 RenderedRow EmptyRow(const QString& key, const QString& name) {
-  RenderedRow r;
-  r.key = key;
-  r.display.resize(FleetTreeModel::kColumnCount);
-  r.sort.resize(FleetTreeModel::kColumnCount);
-  r.tooltip.resize(FleetTreeModel::kColumnCount);
-  r.background.resize(FleetTreeModel::kColumnCount);
+  RenderedRow r = RenderedRow::Sized(key, FleetTreeModel::kColumnCount);
   r.display[FleetTreeModel::kName] = name;
   return r;
 }
 
-QString StateWord(store::ConnState s) {
-  switch (s) {
-    case store::ConnState::kConnected:
-      return "connected";
-    case store::ConnState::kStale:
-      return "stale";
-    case store::ConnState::kError:
-      return "error";
-    case store::ConnState::kUnknown:
-      break;
-  }
-  return "unknown";
-}
+QString StateWord(store::ConnState s) { return QString::fromUtf8(store::ConnStateName(s)); }
 
 QVariant StateColor(const QString& state) {
   if (state == "stale" || state == "unknown") {

@@ -36,6 +36,17 @@ struct RenderedRow {
   QVector<QVariant> background;  // optional, per column (QColor)
   QVariant foreground;           // optional, for the whole row (QColor)
   bool bold = false;
+
+  // A row with `columns` empty cells in every per-column vector.
+  static RenderedRow Sized(const QString& key, int columns) {
+    RenderedRow r;
+    r.key = key;
+    r.display.resize(columns);
+    r.sort.resize(columns);
+    r.tooltip.resize(columns);
+    r.background.resize(columns);
+    return r;
+  }
 };
 
 class RowTableModel : public QAbstractTableModel {

@@ -15,29 +15,9 @@ QString Short(const std::string& digest) {
   return Q(d.substr(0, 12));
 }
 
-RenderedRow Row(const QString& key, int columns) {
-  RenderedRow r;
-  r.key = key;
-  r.display.resize(columns);
-  r.sort.resize(columns);
-  r.tooltip.resize(columns);
-  r.background.resize(columns);
-  return r;
-}
+RenderedRow Row(const QString& key, int columns) { return RenderedRow::Sized(key, columns); }
 
-QString ConnWord(store::ConnState s) {
-  switch (s) {
-    case store::ConnState::kConnected:
-      return "connected";
-    case store::ConnState::kStale:
-      return "stale";
-    case store::ConnState::kError:
-      return "error";
-    case store::ConnState::kUnknown:
-      break;
-  }
-  return "unknown";
-}
+QString ConnWord(store::ConnState s) { return QString::fromUtf8(store::ConnStateName(s)); }
 
 QString Labels(const std::map<std::string, std::string>& labels) {
   QStringList out;
