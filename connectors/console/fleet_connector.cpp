@@ -569,6 +569,12 @@ class TargetConnector {
       if (stream_done_) {
         const Status st = stream_status_;
         if (st.ok() || st.code() == StatusCode::kDeadlineExceeded) return Status();
+        // The console cancels its stream only after this loop returns, so a cancelled stream
+        // here was ended by the agent: a server shutting down cancels its open calls.
+        if (st.code() == StatusCode::kCancelled) {
+          return Status::Unavailable(
+              "the agent ended the metrics stream (shutting down or restarting)");
+        }
         return st;
       }
       const TimeMs now = store::NowMs();
