@@ -5,7 +5,7 @@
 #include <cctype>
 #include <chrono>
 
-#include "app/agentstate/sha256.h"
+#include "app/spec/sha256.h"
 
 namespace sextant::agent {
 

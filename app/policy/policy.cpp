@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "app/agentstate/sha256.h"
+#include "app/spec/sha256.h"
 
 namespace sextant::agent {
 

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "app/agentstate/sha256.h"
+#include "app/spec/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "tests/support/command.h"
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "app/agentstate/cpu_inventory.h"
-#include "app/agentstate/sha256.h"
+#include "app/spec/sha256.h"
 
 namespace sextant::agent {
 namespace {

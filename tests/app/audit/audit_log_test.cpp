@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "app/agentstate/sha256.h"
+#include "app/spec/sha256.h"
 
 namespace sextant::agent {
 namespace {

@@ -14,7 +14,7 @@
 #include <set>
 #include <thread>
 
-#include "app/agentstate/sha256.h"
+#include "app/spec/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"

@@ -10,10 +10,10 @@
 #include <filesystem>
 
 #include "app/agentstate/desired_state.h"
-#include "app/agentstate/sha256.h"
 #include "app/audit/audit_log.h"
 #include "app/audit/egress_ledger.h"
 #include "app/policy/policy.h"
+#include "app/spec/sha256.h"
 #include "app/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
@@ -217,7 +217,7 @@ TEST_F(FleetAuditTest, AConsistentForgeryBreaksTheLinkToTheNextRecord) {
   agent::AuditRecord forged = (*records)[1];
   ASSERT_EQ(forged.seq, 2);
   forged.entry.outcome = "denied";
-  const std::string hash = agent::Sha256Hex(forged.prev_hash + forged.Canonical());
+  const std::string hash = Sha256Hex(forged.prev_hash + forged.Canonical());
   Tamper("UPDATE audit_log SET outcome='denied', hash='" + hash + "' WHERE seq=2;");
   auto r = ReadAuditLog(TargetAs("customer-auditor"), {});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
