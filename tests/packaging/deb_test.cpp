@@ -97,6 +97,12 @@ TEST_F(DebPackages, ConsolePackageHasTheConsole) {
   const std::string files = RunCommand("dpkg-deb -c " + deb.string()).output;
   EXPECT_NE(files.find("./usr/bin/sextant\n"), std::string::npos) << files;
   EXPECT_EQ(files.find("sextant-agent"), std::string::npos) << files;
+  // The data files `sextant cost`, `compliance` and `demo` read when installed.
+  for (const char* f : {"./usr/share/sextant/prices/aws.csv", "./usr/share/sextant/prices/gcp.csv",
+                        "./usr/share/sextant/policies/soc2-baseline.yaml",
+                        "./usr/share/sextant/examples/stories260k.yaml"}) {
+    EXPECT_NE(files.find(f), std::string::npos) << f << " missing:\n" << files;
+  }
 #if defined(SEXTANT_WITH_GUI)
   EXPECT_NE(Field(deb, "Depends").find("libqt6widgets6"), std::string::npos);
 #endif
