@@ -1,7 +1,8 @@
 // `sextant fleet`: accounts → targets → nodes → GPUs → deployments, with utilization, memory,
-// replicas, time to first token, tokens/s and queue depth; stale and unreachable targets are
-// marked. By default it first asks every target (in parallel, each within the deadline) and
-// then prints from the console store; --offline prints what the store holds.
+// replicas, time to first token, inter-token latency, KV cache use, tokens/s and queue depth;
+// stale and unreachable targets are marked. By default it first asks every target (in parallel,
+// each within the deadline) and then prints from the console store; --offline prints what the store
+// holds.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -48,9 +49,10 @@ int Run(const FleetArgs& a) {
   auto rows = fleet::Summarize(*snap, *by);
   if (*fmt == OutputFormat::kTable) rows.push_back(fleet::Totals(*snap));
   OutputTable t;
-  t.columns = {a.by,          "targets",      "status",        "nodes",       "gpus",
-               "util_pct",    "mem_used_gib", "mem_total_gib", "deployments", "replicas",
-               "ttft_p50_ms", "ttft_p99_ms",  "tokens_per_s",  "queue"};
+  t.columns = {a.by,           "targets",      "status",        "nodes",       "gpus",
+               "util_pct",     "mem_used_gib", "mem_total_gib", "deployments", "replicas",
+               "ttft_p50_ms",  "ttft_p99_ms",  "itl_p50_ms",    "itl_p99_ms",  "kv_cache_pct",
+               "tokens_per_s", "queue"};
   constexpr double kGiB = 1024.0 * 1024 * 1024;
   for (const auto& r : rows) {
     Tone tone = r.unreachable ? Tone::kBad : r.stale ? Tone::kWarn : Tone::kNormal;
@@ -60,7 +62,8 @@ int Run(const FleetArgs& a) {
                   ? nlohmann::json(std::to_string(r.replicas_ready) + "/" +
                                    std::to_string(r.replicas_desired))
                   : nlohmann::json({{"ready", r.replicas_ready}, {"desired", r.replicas_desired}}),
-              r.ttft_p50_ms, r.ttft_p99_ms, r.tokens_per_s, r.queue_depth},
+              r.ttft_p50_ms, r.ttft_p99_ms, r.itl_p50_ms, r.itl_p99_ms, r.kv_cache_use * 100,
+              r.tokens_per_s, r.queue_depth},
              tone);
   }
   if (*fmt == OutputFormat::kCsv) {

@@ -138,6 +138,9 @@ void AddDeployment(Acc& a, const store::Deployment& d) {
   a.row.replicas_desired += d.replicas_desired;
   a.row.ttft_p50_ms = std::max(a.row.ttft_p50_ms, d.ttft_p50_ms);
   a.row.ttft_p99_ms = std::max(a.row.ttft_p99_ms, d.ttft_p99_ms);
+  a.row.itl_p50_ms = std::max(a.row.itl_p50_ms, d.itl_p50_ms);
+  a.row.itl_p99_ms = std::max(a.row.itl_p99_ms, d.itl_p99_ms);
+  a.row.kv_cache_use = std::max(a.row.kv_cache_use, d.kv_cache_use);
   a.row.tokens_per_s += d.tokens_per_s;
   a.row.queue_depth += d.queue_depth;
 }

@@ -70,6 +70,9 @@ struct FleetRow {
   int replicas_desired = 0;
   double ttft_p50_ms = 0;  // worst (highest) over deployments
   double ttft_p99_ms = 0;
+  double itl_p50_ms = 0;  // inter-token latency: worst (highest) over deployments
+  double itl_p99_ms = 0;
+  double kv_cache_use = 0;  // highest over deployments, 0..1
   double tokens_per_s = 0;  // sum
   int64_t queue_depth = 0;  // sum
   std::string status;       // by target: its StatusText(); otherwise a count summary

@@ -111,6 +111,10 @@ struct Deployment {
   int64_t queue_depth = 0;
   int64_t prompt_tokens_total = 0;
   int64_t generated_tokens_total = 0;
+  // Last: positional initializers of the fields above stay valid.
+  double itl_p50_ms = 0;  // inter-token latency (time between output tokens)
+  double itl_p99_ms = 0;
+  double kv_cache_use = 0;  // 0..1
 };
 
 // A GPU sample covers `period_s` seconds ending at `ts`.
@@ -144,6 +148,10 @@ struct DeploymentSample {
   int64_t queue_depth = 0;
   int64_t prompt_tokens_total = 0;
   int64_t generated_tokens_total = 0;
+  // Last: positional initializers of the fields above stay valid.
+  double itl_p50_ms = 0;  // inter-token latency over the period (the last figures when idle)
+  double itl_p99_ms = 0;
+  double kv_cache_use = 0;  // 0..1
 };
 
 // Usage of one target (or one deployment on it) in one hour, from the hourly rollup.
@@ -180,7 +188,7 @@ struct StoreOptions {
 class ConsoleStore {
  public:
   // The schema version this build writes; Open migrates older files up to it.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating when missing) <state_dir>/console.db; state_dir is created mode 0700.
   static Result<std::unique_ptr<ConsoleStore>> Open(const std::filesystem::path& state_dir,

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/identity_certs.h"
@@ -79,6 +80,8 @@ struct TargetSync {
   std::map<std::string, int> replicas_desired;
   std::map<std::string, v1::Histogram> prev_ttft;
   std::map<std::string, std::pair<double, double>> last_ttft;  // p50, p99 in ms
+  std::map<std::string, v1::Histogram> prev_itl;
+  std::map<std::string, std::pair<double, double>> last_itl;  // p50, p99 in ms
   TimeMs prev_snapshot_ms = 0;
 };
 
@@ -277,15 +280,24 @@ Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
     s.replicas_ready = d.replicas_ready();
     s.replicas_desired =
         sync->replicas_desired.count(d.name()) ? sync->replicas_desired[d.name()] : 0;
-    auto prev = sync->prev_ttft.find(d.name());
-    const v1::Histogram* before = prev != sync->prev_ttft.end() ? &prev->second : nullptr;
-    const double p50 = QuantileMs(d.ttft_seconds(), before, 0.5);
-    const double p99 = QuantileMs(d.ttft_seconds(), before, 0.99);
-    auto& last = sync->last_ttft[d.name()];
-    if (p50 >= 0) last = {p50, p99};  // no request since: keep the last figures
-    s.ttft_p50_ms = last.first;
-    s.ttft_p99_ms = last.second;
-    sync->prev_ttft[d.name()] = d.ttft_seconds();
+    // Quantiles of what was observed since the previous snapshot; with nothing observed in
+    // between, the last figures stand.
+    auto quantiles = [&](const v1::Histogram& h, std::map<std::string, v1::Histogram>& prev,
+                         std::map<std::string, std::pair<double, double>>& last_of) {
+      auto it = prev.find(d.name());
+      const v1::Histogram* before = it != prev.end() ? &it->second : nullptr;
+      const double p50 = QuantileMs(h, before, 0.5);
+      const double p99 = QuantileMs(h, before, 0.99);
+      auto& last = last_of[d.name()];
+      if (p50 >= 0) last = {p50, p99};
+      prev[d.name()] = h;
+      return last;
+    };
+    std::tie(s.ttft_p50_ms, s.ttft_p99_ms) =
+        quantiles(d.ttft_seconds(), sync->prev_ttft, sync->last_ttft);
+    std::tie(s.itl_p50_ms, s.itl_p99_ms) =
+        quantiles(d.inter_token_seconds(), sync->prev_itl, sync->last_itl);
+    s.kv_cache_use = std::clamp(d.kv_cache_use(), 0.0, 1.0);
     s.tokens_per_s = d.tokens_per_second();
     s.queue_depth = d.queue_depth();
     s.prompt_tokens_total = d.prompt_tokens_total();

@@ -79,6 +79,76 @@ TEST_F(StoreTest, RefusesAFileFromANewerBuild) {
   EXPECT_NE(s.status().message().find("newer"), std::string::npos) << s.status().ToString();
 }
 
+// A console.db written by a build of schema version 1 (deployments without inter-token latency
+// or KV cache use) opens here: it is migrated in place, its rows kept, the new figures zero
+// until the next sample, and from then on stored and listed.
+TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
+  {
+    auto s = OpenStore();
+    ASSERT_NE(s, nullptr);
+    // Take the file back to version 1: the columns version 2 added go, the version with them.
+    const char* to_v1 =
+        "ALTER TABLE deployments DROP COLUMN itl_p50;"
+        "ALTER TABLE deployments DROP COLUMN itl_p99;"
+        "ALTER TABLE deployments DROP COLUMN kv_cache_use;"
+        "ALTER TABLE deployment_samples DROP COLUMN itl_p50;"
+        "ALTER TABLE deployment_samples DROP COLUMN itl_p99;"
+        "ALTER TABLE deployment_samples DROP COLUMN kv_cache_use;"
+        "UPDATE schema_version SET version = 1;"
+        "INSERT INTO deployments(target, name, model_sha256, engine_build_id, spec_digest, "
+        "gpus_requested, labels, sampled_at, ttft_p50, ttft_p99) "
+        "VALUES('t', 'chat', 'ab', 'b1', 'd1', 2, '{}', 1000, 40, 90);"
+        "INSERT INTO deployment_samples(target, deployment, ts, period, gpus_requested, "
+        "gpus_used, replicas_ready, replicas_desired, ttft_p50, ttft_p99, tokens_per_s, "
+        "queue_depth, prompt_delta, generated_delta) "
+        "VALUES('t', 'chat', 1000, 1, 2, 1, 1, 1, 40, 90, 5, 0, 0, 0);";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(s->handle(), to_v1, nullptr, nullptr, &err), SQLITE_OK) << err;
+    EXPECT_EQ(QueryText(s->handle(),
+                        "SELECT count(*) FROM pragma_table_info('deployments') WHERE name IN "
+                        "('itl_p50', 'itl_p99', 'kv_cache_use')"),
+              "0");
+  }
+  auto s = OpenStore();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(*s->SchemaVersion(), 2);
+  auto deps = s->ListDeployments();
+  ASSERT_TRUE(deps.ok()) << deps.status().ToString();
+  ASSERT_EQ(deps->size(), 1u);
+  EXPECT_EQ((*deps)[0].model_sha256, "ab");
+  EXPECT_DOUBLE_EQ((*deps)[0].ttft_p99_ms, 90);
+  EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 0);
+  EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0);
+  EXPECT_EQ(*s->CountRows("deployment_samples"), 1);
+
+  DeploymentSample d;
+  d.target = "t";
+  d.deployment = "chat";
+  d.ts = 2000;
+  d.ttft_p50_ms = 41;
+  d.ttft_p99_ms = 95;
+  d.itl_p50_ms = 12.5;
+  d.itl_p99_ms = 48;
+  d.kv_cache_use = 0.625;
+  ASSERT_TRUE(s->AppendSamples({}, {d}).ok());
+  deps = s->ListDeployments();
+  ASSERT_EQ(deps->size(), 1u);
+  EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 12.5);
+  EXPECT_DOUBLE_EQ((*deps)[0].itl_p99_ms, 48);
+  EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0.625);
+  EXPECT_EQ((*deps)[0].spec_digest, "d1");  // the facts stay
+  // The raw history holds them too.
+  EXPECT_EQ(QueryText(s->handle(),
+                      "SELECT itl_p50 || ',' || itl_p99 || ',' || kv_cache_use FROM "
+                      "deployment_samples WHERE ts = 2000"),
+            "12.5,48.0,0.625");
+  // An older sample arriving late does not overwrite the latest figures.
+  d.ts = 1500;
+  d.itl_p50_ms = 99;
+  ASSERT_TRUE(s->AppendSamples({}, {d}).ok());
+  EXPECT_DOUBLE_EQ(s->ListDeployments()->at(0).itl_p50_ms, 12.5);
+}
+
 TEST_F(StoreTest, AccountsAndTargetsAddListRemove) {
   auto s = OpenStore();
   Target t;

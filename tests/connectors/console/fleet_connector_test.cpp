@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "app/agentstate/desired_state.h"
@@ -96,10 +97,21 @@ class FakeObserver : public agent::DeploymentObserver {
   }
   std::vector<agent::DeploymentMetricsInfo> Metrics() override {
     std::this_thread::sleep_for(delay_);
+    std::lock_guard lock(mu_);
     return {metrics_};
+  }
+  // What the agent reports from now on.
+  void Set(agent::DeploymentMetricsInfo m) {
+    std::lock_guard lock(mu_);
+    metrics_ = std::move(m);
+  }
+  agent::DeploymentMetricsInfo Get() {
+    std::lock_guard lock(mu_);
+    return metrics_;
   }
 
  private:
+  std::mutex mu_;
   agent::DeploymentMetricsInfo metrics_;
   std::chrono::milliseconds delay_;
 };
@@ -236,6 +248,11 @@ class FleetConnectorTest : public ::testing::Test {
       m.ttft_seconds.upper_bounds = {0.05, 0.1, 0.5};
       m.ttft_seconds.counts = {0, 10, 10, 10};  // every request between 50 and 100 ms
       m.ttft_seconds.count = 10;
+      // Inter-token gaps all between 20 and 50 ms, scaled by (i + 1): p50 35 ms × (i + 1).
+      m.inter_token_seconds.upper_bounds = {0.01 * (i + 1), 0.02 * (i + 1), 0.05 * (i + 1)};
+      m.inter_token_seconds.counts = {0, 0, 100, 100};
+      m.inter_token_seconds.count = 100;
+      m.kv_cache_use = 0.01 * (i + 1);
       a->tokens_per_s = m.tokens_per_second;
       a->queue = m.queue_depth;
       a->observer = std::make_unique<FakeObserver>(m, i == slow_index ? 8000ms : 0ms);
@@ -313,6 +330,18 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   EXPECT_EQ(total.replicas_desired, 40);
   // All TTFTs fell between 50 and 100 ms: p50 interpolates to 75 ms.
   EXPECT_NEAR(total.ttft_p50_ms, 75.0, 1e-6);
+  // Inter-token latency and KV cache use of each deployment, as its agent reported them.
+  auto deps = store_->ListDeployments();
+  ASSERT_TRUE(deps.ok()) << deps.status().ToString();
+  ASSERT_EQ(deps->size(), 20u);
+  for (const auto& d : *deps) {
+    const int i = std::stoi(d.target.substr(std::string("agent-").size()));
+    EXPECT_NEAR(d.itl_p50_ms, 35.0 * (i + 1), 1e-6) << d.target;
+    EXPECT_NEAR(d.itl_p99_ms, (20 + 30 * 0.99) * (i + 1), 1e-6) << d.target;
+    EXPECT_NEAR(d.kv_cache_use, 0.01 * (i + 1), 1e-12) << d.target;
+  }
+  EXPECT_NEAR(total.itl_p99_ms, (20 + 30 * 0.99) * 20, 1e-6);  // the worst deployment
+  EXPECT_NEAR(total.kv_cache_use, 0.20, 1e-12);
   // Grouped by region: one region, the same totals.
   auto by_region = fleet::Summarize(*snap, fleet::FleetGroupBy::kRegion);
   ASSERT_EQ(by_region.size(), 1u);
@@ -414,6 +443,50 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
   EXPECT_TRUE(
       wait_for([&] { return state_of("agent-7").state == store::ConnState::kConnected; }, 30000ms))
       << state_of("agent-7").error;
+  fc.Stop();
+}
+
+// The connector's quantiles cover what was observed between two snapshots (the increase of the
+// agent's cumulative histogram), as for time to first token; an idle period keeps the last.
+TEST_F(FleetConnectorTest, InterTokenLatencyIsTakenFromTheIncreaseBetweenSnapshots) {
+  StartAgents(1);
+  ConnectorOptions o;
+  o.call_deadline = 5000ms;
+  o.metrics_interval_ms = 100;
+  o.stale_after = 5000ms;
+  FleetConnector fc(store_.get(), o);
+  fc.Start(targets_);
+  auto dep = [&] {
+    auto d = store_->ListDeployments();
+    return d.ok() && d->size() == 1 ? (*d)[0] : store::Deployment{};
+  };
+  auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return pred();
+  };
+  // First snapshot: the whole histogram, every gap between 20 and 50 ms.
+  ASSERT_TRUE(wait_for([&] { return dep().sampled_at > 0; }, 30000ms));
+  EXPECT_NEAR(dep().itl_p50_ms, 35.0, 1e-6);
+  EXPECT_NEAR(dep().kv_cache_use, 0.01, 1e-12);
+  // The same counters again: nothing new, the figures stand.
+  const auto first = dep().sampled_at;
+  ASSERT_TRUE(wait_for([&] { return dep().sampled_at > first; }, 5000ms));
+  EXPECT_NEAR(dep().itl_p50_ms, 35.0, 1e-6);
+  // 100 more gaps, all under 10 ms, and a fuller cache. Over the whole history the median
+  // would be 10 ms; over the increase it is 5 ms and the p99 9.9 ms.
+  agent::DeploymentMetricsInfo m = agents_[0]->observer->Get();
+  m.inter_token_seconds.counts = {100, 100, 200, 200};
+  m.inter_token_seconds.count = 200;
+  m.kv_cache_use = 0.875;
+  agents_[0]->observer->Set(m);
+  ASSERT_TRUE(wait_for([&] { return dep().kv_cache_use > 0.5; }, 5000ms));
+  EXPECT_NEAR(dep().itl_p50_ms, 5.0, 1e-6);
+  EXPECT_NEAR(dep().itl_p99_ms, 9.9, 1e-6);
+  EXPECT_NEAR(dep().kv_cache_use, 0.875, 1e-12);
   fc.Stop();
 }
 
