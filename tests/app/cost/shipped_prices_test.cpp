@@ -43,6 +43,8 @@ TEST(ShippedPrices, H200AndMI300XWhereSold) {
   }
   EXPECT_TRUE(h200.count("aws")) << "p5e.48xlarge (Capacity Blocks)";
   EXPECT_TRUE(h200.count("coreweave"));
+  EXPECT_TRUE(h200.count("gcp")) << "A3 Ultra (a3-ultragpu-8g)";
+  EXPECT_TRUE(h200.count("azure")) << "ND H200 v5";
   EXPECT_TRUE(mi300x.count("azure")) << "ND MI300X v5";
   EXPECT_TRUE(mi300x.count("oci")) << "BM.GPU.MI300X.8";
 
@@ -59,6 +61,17 @@ TEST(ShippedPrices, H200AndMI300XWhereSold) {
   ASSERT_TRUE(p5e.ok()) << p5e.status().ToString();
   EXPECT_NEAR(p5e->usd_per_gpu_hour, 43.26 / 8, 1e-9);
   EXPECT_FALSE(c.Rate({"aws", "us-east-2", "p5e.48xlarge", "", PricingModel::kOnDemand}).ok());
+  // H200 on demand on GCP (A3 Ultra) and Azure (ND H200 v5), per GPU-hour.
+  auto a3u = c.Rate({"gcp", "us-central1", "a3-ultragpu-8g", "", PricingModel::kOnDemand});
+  ASSERT_TRUE(a3u.ok()) << a3u.status().ToString();
+  EXPECT_NEAR(a3u->usd_per_gpu_hour, 84.8069 / 8, 1e-9);
+  auto nd = c.Rate({"azure", "eastus2", "Standard_ND96isr_H200_v5", "", PricingModel::kOnDemand});
+  ASSERT_TRUE(nd.ok()) << nd.status().ToString();
+  EXPECT_NEAR(nd->usd_per_gpu_hour, 84.80 / 8, 1e-9);
+  // A target that reports only its GPU model is priced by it.
+  auto by_h200 = c.Rate({"azure", "eastus2", "", "H200", PricingModel::kOnDemand});
+  ASSERT_TRUE(by_h200.ok()) << by_h200.status().ToString();
+  EXPECT_NEAR(by_h200->usd_per_gpu_hour, 84.80 / 8, 1e-9);
 }
 
 TEST(ShippedPrices, TheCostModelPricesMI300XAndH200Targets) {
