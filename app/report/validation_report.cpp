@@ -23,9 +23,11 @@ class Fields {
  public:
   Fields(const nlohmann::json& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
 
-  Status CheckExactly(std::initializer_list<const char*> names) const {
+  Status CheckExactly(std::initializer_list<const char*> names,
+                      std::initializer_list<const char*> optional = {}) const {
     if (!obj_.is_object()) return Status::InvalidArgument(path_ + ": expected an object");
     std::set<std::string> known(names.begin(), names.end());
+    known.insert(optional.begin(), optional.end());
     for (auto it = obj_.begin(); it != obj_.end(); ++it) {
       if (known.count(it.key()) == 0) {
         return Status::InvalidArgument(path_ + "." + it.key() + ": unknown field");
@@ -131,27 +133,34 @@ nlohmann::json ToJson(const ValidationReport& r) {
                        {"interTokenMs", Finite(p.inter_token_ms)},
                        {"tokensPerSecond", Finite(p.tokens_per_second)}});
   }
-  return json{{"format", kReportFormat},
-              {"specName", r.spec_name},
-              {"specDigest", r.spec_digest},
-              {"modelUri", r.model_uri},
-              {"modelSha256", r.model_sha256},
-              {"engineBuildId", r.engine_build_id},
-              {"backend", r.backend},
-              {"device", r.device},
-              {"threads", r.threads},
-              {"createdAt", r.created_at},
-              {"maxTokens", r.max_tokens},
-              {"prompts", prompts},
-              {"outputDigest", r.output_digest},
-              {"peakMemoryBytes", r.peak_memory_bytes},
-              {"thresholds",
-               {{"maxTimeToFirstTokenMs", Finite(r.max_ttft_ms_threshold)},
-                {"minTokensPerSecond", Finite(r.min_tokens_per_second_threshold)}}},
-              {"worstTtftMs", Finite(r.worst_ttft_ms)},
-              {"tokensPerSecond", Finite(r.tokens_per_second)},
-              {"passed", r.passed},
-              {"failures", r.failures}};
+  json out{{"format", kReportFormat},
+           {"specName", r.spec_name},
+           {"specDigest", r.spec_digest},
+           {"modelUri", r.model_uri},
+           {"modelSha256", r.model_sha256},
+           {"engineBuildId", r.engine_build_id},
+           {"backend", r.backend},
+           {"device", r.device},
+           {"threads", r.threads},
+           {"createdAt", r.created_at},
+           {"maxTokens", r.max_tokens},
+           {"prompts", prompts},
+           {"outputDigest", r.output_digest},
+           {"peakMemoryBytes", r.peak_memory_bytes},
+           {"thresholds",
+            {{"maxTimeToFirstTokenMs", Finite(r.max_ttft_ms_threshold)},
+             {"minTokensPerSecond", Finite(r.min_tokens_per_second_threshold)}}},
+           {"worstTtftMs", Finite(r.worst_ttft_ms)},
+           {"tokensPerSecond", Finite(r.tokens_per_second)},
+           {"passed", r.passed},
+           {"failures", r.failures}};
+  if (r.carried_from) {
+    out["carriedFrom"] = {{"specDigest", r.carried_from->spec_digest},
+                          {"reportId", r.carried_from->report_id},
+                          {"reportSha256", r.carried_from->report_sha256},
+                          {"reason", r.carried_from->reason}};
+  }
+  return out;
 }
 
 Result<ValidationReport> FromJson(const nlohmann::json& j) {
@@ -160,7 +169,8 @@ Result<ValidationReport> FromJson(const nlohmann::json& j) {
   SEXTANT_RETURN_IF_ERROR(f.CheckExactly(
       {"format", "specName", "specDigest", "modelUri", "modelSha256", "engineBuildId", "backend",
        "device", "threads", "createdAt", "maxTokens", "prompts", "outputDigest", "peakMemoryBytes",
-       "thresholds", "worstTtftMs", "tokensPerSecond", "passed", "failures"}));
+       "thresholds", "worstTtftMs", "tokensPerSecond", "passed", "failures"},
+      {"carriedFrom"}));
   std::string format;
   SEXTANT_RETURN_IF_ERROR(f.Str("format", format));
   if (format != kReportFormat) {
@@ -186,6 +196,16 @@ Result<ValidationReport> FromJson(const nlohmann::json& j) {
   SEXTANT_RETURN_IF_ERROR(t.CheckExactly({"maxTimeToFirstTokenMs", "minTokensPerSecond"}));
   SEXTANT_RETURN_IF_ERROR(t.Num("maxTimeToFirstTokenMs", r.max_ttft_ms_threshold));
   SEXTANT_RETURN_IF_ERROR(t.Num("minTokensPerSecond", r.min_tokens_per_second_threshold));
+  if (j.contains("carriedFrom")) {
+    CarriedFrom c;
+    Fields cf(j.at("carriedFrom"), "report.carriedFrom");
+    SEXTANT_RETURN_IF_ERROR(cf.CheckExactly({"specDigest", "reportId", "reportSha256", "reason"}));
+    SEXTANT_RETURN_IF_ERROR(cf.Digest("specDigest", c.spec_digest));
+    SEXTANT_RETURN_IF_ERROR(cf.Int("reportId", c.report_id));
+    SEXTANT_RETURN_IF_ERROR(cf.Digest("reportSha256", c.report_sha256));
+    SEXTANT_RETURN_IF_ERROR(cf.Str("reason", c.reason));
+    r.carried_from = std::move(c);
+  }
   const auto& failures = j.at("failures");
   if (!failures.is_array()) return Status::InvalidArgument("report.failures: expected a list");
   for (const auto& x : failures) {

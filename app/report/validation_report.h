@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +34,15 @@ struct PromptResult {
   double ttft_ms = 0;            // start of generation to the first output token
   double inter_token_ms = 0;     // mean time between consecutive output tokens
   double tokens_per_second = 0;  // decode rate: tokens after the first / their time
+};
+
+// Where a carried report's results were measured (report/carried_report.h): a passing report of
+// another spec that differs from this report's spec only in scaling fields.
+struct CarriedFrom {
+  std::string spec_digest;    // the spec the results were measured on
+  int64_t report_id = 0;      // that report's id in the console store
+  std::string report_sha256;  // sha256 of that report's signed canonical JSON
+  std::string reason;         // e.g. "spec differs only in scaling"
 };
 
 struct ValidationReport {
@@ -58,6 +68,9 @@ struct ValidationReport {
   double tokens_per_second = 0;  // decode tokens over all prompts / their decode time
   bool passed = false;
   std::vector<std::string> failures;  // why it did not pass, in words
+  // Set on a carried report only; absent from the JSON otherwise, so a report measured here
+  // has the same canonical bytes (and signature) as before this field existed.
+  std::optional<CarriedFrom> carried_from;
 };
 
 // Combines per-prompt digests (64 hex each) into ValidationReport::output_digest.
@@ -68,7 +81,8 @@ Result<std::string> CombineOutputDigests(std::span<const PromptResult> prompts);
 void EvaluateThresholds(ValidationReport& report);
 
 nlohmann::json ToJson(const ValidationReport& report);
-// Strict: every field present with its type, nothing else; INVALID_ARGUMENT naming the field.
+// Strict: every field present with its type (carriedFrom only on a carried report), nothing
+// else; INVALID_ARGUMENT naming the field.
 Result<ValidationReport> FromJson(const nlohmann::json& json);
 std::string CanonicalJson(const ValidationReport& report);
 
