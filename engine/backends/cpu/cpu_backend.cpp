@@ -1,5 +1,6 @@
 #include "engine/backends/cpu/cpu_backend.h"
 
+#include <immintrin.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -152,6 +153,104 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const fl
     std::fill(out, out + hd, 0.0f);
     for (int64_t p = 0; p < n; ++p) AxpyAvx2(scores[p] * inv, v + p * stride, out, hd);
   }
+}
+
+// [S0..S7] where S_i is the sum of the 8 lanes of s[i], by the same tree for every i (so a key's
+// score does not depend on which other keys share its block). Written to out.
+__attribute__((target("avx2,fma"))) inline void Reduce8Ps(const __m256* s, float* out) {
+  __m256 ab[4];  // [a b a b] per half, each a sum of 2 lanes
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i)
+    ab[i] = _mm256_add_ps(_mm256_unpacklo_ps(s[2 * i], s[2 * i + 1]),
+                          _mm256_unpackhi_ps(s[2 * i], s[2 * i + 1]));
+  __m256 abcd[2];  // [a b c d] per half, each a sum of 4 lanes
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {
+    const __m256d x = _mm256_castps_pd(ab[2 * i]), y = _mm256_castps_pd(ab[2 * i + 1]);
+    abcd[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
+                            _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+  }
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(abcd[0], abcd[1], 0x20),
+                                      _mm256_permute2f128_ps(abcd[0], abcd[1], 0x31)));
+}
+
+// AttendHeadAvx2 for head_dim = 8 * NV: the query stays in registers, keys are scored 8 at a
+// time (8 independent FMA chains, one transpose-add), and the output accumulates in registers.
+template <int NV>
+__attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, const float* k,
+                                                             const float* v, int64_t stride,
+                                                             int64_t n, float scale, float* scores,
+                                                             float* out) {
+  __m256 qv[NV];
+#pragma GCC unroll 32
+  for (int j = 0; j < NV; ++j) qv[j] = _mm256_loadu_ps(q + 8 * j);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  for (int64_t p = 0; p < n; p += 8) {
+    const int m = static_cast<int>(std::min<int64_t>(8, n - p));
+    __m256 s[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      if (i < m) {
+        const float* kr = k + (p + i) * stride;
+        __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
+#pragma GCC unroll 32
+        for (int j = 1; j < NV; ++j) acc = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(kr + 8 * j), acc);
+        s[i] = acc;
+      } else {
+        s[i] = _mm256_setzero_ps();
+      }
+    }
+    alignas(32) float red[8];
+    Reduce8Ps(s, red);
+    const __m256 sc = _mm256_mul_ps(_mm256_load_ps(red), vscale);
+    if (m == 8) {
+      _mm256_storeu_ps(scores + p, sc);
+      vmax = _mm256_max_ps(vmax, sc);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, sc);
+      for (int i = 0; i < m; ++i) scores[p + i] = tmp[i];
+      vmax = _mm256_max_ps(
+          vmax,
+          _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), sc,
+                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                               _mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))));
+    }
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float mx = _mm_cvtss_f32(m4);
+  float sum = 0;
+  {
+    const v8f vmx = {mx, mx, mx, mx, mx, mx, mx, mx};
+    v8f vsum = {};
+    int64_t p = 0;
+    for (; p + 8 <= n; p += 8) {
+      const v8f e = ExpNonPositiveAvx2(Load8(scores + p) - vmx);
+      std::memcpy(scores + p, &e, sizeof(e));
+      vsum += e;
+    }
+    for (; p < n; ++p) {
+      scores[p] = std::exp(scores[p] - mx);
+      sum += scores[p];
+    }
+    sum +=
+        ((vsum[0] + vsum[4]) + (vsum[1] + vsum[5])) + ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7]));
+  }
+  const float inv = 1.0f / sum;
+  __m256 acc[NV];
+#pragma GCC unroll 32
+  for (int j = 0; j < NV; ++j) acc[j] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < n; ++p) {
+    const __m256 vw = _mm256_set1_ps(scores[p] * inv);
+    const float* vr = v + p * stride;
+#pragma GCC unroll 32
+    for (int j = 0; j < NV; ++j) acc[j] = _mm256_fmadd_ps(vw, _mm256_loadu_ps(vr + 8 * j), acc[j]);
+  }
+#pragma GCC unroll 32
+  for (int j = 0; j < NV; ++j) _mm256_storeu_ps(out + 8 * j, acc[j]);
 }
 
 void AttendHeadPortable(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
@@ -356,7 +455,11 @@ class CpuContext final : public BackendContext {
         const float* kbase = k_cache + slots_[static_cast<size_t>(r)] * slot_stride + kvh * hd;
         const float* vbase = v_cache + slots_[static_cast<size_t>(r)] * slot_stride + kvh * hd;
         float* o = ob.row(r) + h * hd;
-        if (kHaveAvx2) {
+        if (kHaveAvx2 && hd == 64) {
+          AttendHeadAvx2Fixed<8>(qv, kbase, vbase, kv_dim, pos + 1, shape.scale, scores.data(), o);
+        } else if (kHaveAvx2 && hd == 128) {
+          AttendHeadAvx2Fixed<16>(qv, kbase, vbase, kv_dim, pos + 1, shape.scale, scores.data(), o);
+        } else if (kHaveAvx2) {
           AttendHeadAvx2(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores.data(), o);
         } else {
           AttendHeadPortable(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores.data(), o);

@@ -50,15 +50,20 @@ inline float Hsum(__m256 v) {
 
 inline float Half(const void* p) { return _cvtsh_ss(LoadU16(p)); }
 
-// Tokens per cache block: enough activation rows to fill ~192 KiB of L2, a multiple of `tile`.
-inline int64_t TokenBlock(size_t x_row_bytes, int64_t tile) {
-  int64_t tb = static_cast<int64_t>((192 * 1024) / std::max<size_t>(x_row_bytes, 1));
-  tb = std::clamp<int64_t>(tb, tile, 256);
-  return tb / tile * tile;
+// Rows per cache block of a prefill: enough weight rows to fill ~384 KiB of L2, a multiple of
+// `tile`.
+inline int64_t RowBlock(size_t w_row_bytes, int64_t tile) {
+  int64_t rb = static_cast<int64_t>((384 * 1024) / std::max<size_t>(w_row_bytes, 1));
+  rb = std::clamp<int64_t>(rb, tile, 1024);
+  return rb / tile * tile;
 }
 
 // Drives a row x token tiled kernel: Tile<R, T>(a, r, t) for full tiles, smaller ones at the
-// edges. Decode (one token) walks RD rows at a time; prefill RP rows x TP tokens.
+// edges. Decode (one token) walks RD rows at a time; prefill RP rows x TP tokens. Prefill takes
+// the rows in blocks that stay in L2 and, for each block, walks the tokens a tile at a time: the
+// tile's activations stay in L1 while the block's rows go by, so each weight byte comes from
+// memory once per block and each activation byte from L2 once per block. A tile computes each
+// (row, token) exactly as a lone token would, so the order of the walk changes no result.
 template <int RD, int RP, int TP, template <int, int> class K>
 void Drive(const GemmArgs& a, int64_t r0, int64_t r1) {
   if (a.n_tokens == 1) {
@@ -67,18 +72,18 @@ void Drive(const GemmArgs& a, int64_t r0, int64_t r1) {
     for (; r < r1; ++r) K<1, 1>::Run(a, r, 0);
     return;
   }
-  const int64_t tb = TokenBlock(a.x_row_bytes, TP);
-  for (int64_t t0 = 0; t0 < a.n_tokens; t0 += tb) {
-    const int64_t t1 = std::min(a.n_tokens, t0 + tb);
-    int64_t r = r0;
-    auto row_tile = [&](auto rows_const) {
-      constexpr int R = decltype(rows_const)::value;
-      int64_t t = t0;
-      for (; t + TP <= t1; t += TP) K<R, TP>::Run(a, r, t);
-      for (; t < t1; ++t) K<R, 1>::Run(a, r, t);
+  const int64_t rb = RowBlock(a.w_row_bytes, RP);
+  for (int64_t rs = r0; rs < r1; rs += rb) {
+    const int64_t re = std::min(r1, rs + rb);
+    int64_t t = 0;
+    auto token_tile = [&](auto tokens_const) {
+      constexpr int T = decltype(tokens_const)::value;
+      int64_t r = rs;
+      for (; r + RP <= re; r += RP) K<RP, T>::Run(a, r, t);
+      for (; r < re; ++r) K<1, T>::Run(a, r, t);
     };
-    for (; r + RP <= r1; r += RP) row_tile(std::integral_constant<int, RP>{});
-    for (; r < r1; ++r) row_tile(std::integral_constant<int, 1>{});
+    for (; t + TP <= a.n_tokens; t += TP) token_tile(std::integral_constant<int, TP>{});
+    for (; t < a.n_tokens; ++t) token_tile(std::integral_constant<int, 1>{});
   }
 }
 
