@@ -138,10 +138,13 @@ class Backend {
 
 struct BackendOptions {
   int32_t threads = 0;  // 0 = all cores
+  int32_t device = 0;   // GPU backends: device index of that vendor's runtime
 };
 
-// Creates the backend named by a registry choice. Only the CPU runs models today: a CUDA or HIP
-// choice is FAILED_PRECONDITION saying that backend has no model support yet.
+// Creates the backend named by a registry choice. The CPU is always available. A CUDA or HIP
+// choice is FAILED_PRECONDITION when that backend was not compiled in, UNAVAILABLE when its
+// runtime sees no usable device, INVALID_ARGUMENT for a device index past the device count
+// (engine/backends/gpu_backend.h).
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendChoice& choice,
                                                const BackendOptions& options);
 

@@ -271,17 +271,21 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::filesystem::path& pa
                                                  const LoadOptions& options) {
   if (options.threads < 0) return Status::InvalidArgument("threads must be >= 0");
   if (options.context_length < 0) return Status::InvalidArgument("context length must be >= 0");
+  if (options.device < 0) return Status::InvalidArgument("device must be >= 0");
   SEXTANT_ASSIGN_OR_RETURN(BackendChoice choice, ChooseBackend(options.backend));
   std::string note = choice.note;
-  if (choice.kind != BackendKind::kCpu && options.backend == "auto") {
-    note = std::string(BackendName(choice.kind)) + " device '" + choice.device +
-           "' found, but that backend has no model support yet; using the CPU";
-    choice = BackendChoice{BackendKind::kCpu, "cpu", note};
-  }
   BackendOptions backend_options;
   backend_options.threads = options.threads;
-  SEXTANT_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                           CreateBackend(choice, backend_options));
+  backend_options.device = options.device;
+  Result<std::unique_ptr<Backend>> created = CreateBackend(choice, backend_options);
+  if (!created.ok() && choice.kind != BackendKind::kCpu && options.backend == "auto") {
+    note = std::string(BackendName(choice.kind)) + " device '" + choice.device +
+           "' found but unusable (" + created.status().message() + "); using the CPU";
+    choice = BackendChoice{BackendKind::kCpu, "cpu", note};
+    created = CreateBackend(choice, backend_options);
+  }
+  if (!created.ok()) return created.status();
+  std::unique_ptr<Backend> backend = std::move(created).value();
 
   std::shared_ptr<Model> model(new Model());
   model->backend_ = std::move(backend);

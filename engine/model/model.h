@@ -74,6 +74,7 @@ Result<ModelInfo> ReadModelInfo(const gguf::GgufFile& file);
 struct LoadOptions {
   std::string backend = "auto";  // auto | cpu | cuda | hip (engine/backends/registry.h)
   int threads = 0;               // CPU threads; 0 = all cores
+  int device = 0;                // GPU backends: which device of that vendor (0 = the first)
   int context_length = 0;        // default context of new contexts; 0 = the model's
   // Called with the fraction loaded (0..1) from the loading thread; returning false cancels the
   // load, which then returns CANCELLED.
@@ -104,8 +105,9 @@ class Model {
  public:
   // Opens, validates and maps the file, builds the tokenizer and registers the weights on the
   // chosen backend, touching every page of the mapping (with progress) so that a loaded model
-  // is resident. Errors: those of the GGUF reader, the metadata and tensor checks, backend
-  // choice (a GPU backend that cannot run models yet is FAILED_PRECONDITION), CANCELLED.
+  // is resident. With backend "auto", a GPU the registry found that cannot be used falls back
+  // to the CPU (backend_note() says why). Errors: those of the GGUF reader, the metadata and
+  // tensor checks, backend choice and creation (engine/backends/backend.h), CANCELLED.
   static Result<std::shared_ptr<const Model>> Load(const std::filesystem::path& path,
                                                    const LoadOptions& options);
   ~Model();
