@@ -340,9 +340,76 @@ struct Q4Tile {
 };
 
 void GemmQ4_0(const GemmArgs& a, int64_t r0, int64_t r1) { Drive<1, 1, 4, Q4Tile>(a, r0, r1); }
-void GemmQ8_0(const GemmArgs& a, int64_t r0, int64_t r1) {
-  Drive<1, 1, 4, Q8Tile<false>::template K>(a, r0, r1);
-}
+// Q8_0 weights with Q8A activations, scaled per block: each block's 8 int32 partial sums are
+// converted and added into f32 lanes with that block's scale (two accumulators per token, even
+// and odd blocks, summed at the end), so no per-group integer reduction sits on the critical
+// path. A weight block is loaded once per tile and its |w| formed once; each token applies the
+// sign of w to its activations (_mm256_sign_epi8). Every (row, token) runs the same sequence of
+// operations whatever the tile, so a token's result does not depend on the batch.
+template <int R, int T>
+struct Q8BlockTile {
+  static_assert(R == 1);
+  static constexpr int64_t kBlock = sizeof(BlockQ8_0);
+
+  static void Run(const GemmArgs& a, int64_t r, int64_t t) {
+    const int64_t nb = a.cols / 32;
+    Q8ARow x[T];
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) x[j] = Q8ARowAt(a.x + (t + j) * a.x_row_bytes, nb);
+    const uint8_t* w = a.w + r * a.w_row_bytes;
+    __m256 acc0[T], acc1[T];
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
+    alignas(32) float sc[T][8];  // dw * dx of the group's blocks, per token
+    for (int64_t g = 0; g < nb; g += 8) {
+      const int n = static_cast<int>(std::min<int64_t>(8, nb - g));
+      if constexpr (T == 1) {  // decode: the next row's group (5 lines cover its 272 bytes)
+        const char* next = reinterpret_cast<const char*>(w + a.w_row_bytes + g * kBlock);
+#pragma GCC unroll 5
+        for (int l = 0; l < 5; ++l) _mm_prefetch(next + 64 * l, _MM_HINT_T0);
+      }
+      if (n == 8) {
+        uint64_t h[2] = {0, 0};
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k)
+          h[k / 4] |= uint64_t{LoadU16(w + (g + k) * kBlock)} << (16 * (k % 4));
+        const __m256 dw =
+            _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(h[1]), static_cast<int64_t>(h[0])));
+#pragma GCC unroll 16
+        for (int j = 0; j < T; ++j)
+          _mm256_store_ps(sc[j], _mm256_mul_ps(dw, _mm256_loadu_ps(x[j].d + g)));
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k)
+          Block(w + (g + k) * kBlock, x, g + k, sc, k, k % 2 == 0 ? acc0 : acc1);
+      } else {
+        for (int k = 0; k < n; ++k) {
+          const float dw = Half(w + (g + k) * kBlock);
+#pragma GCC unroll 16
+          for (int j = 0; j < T; ++j) sc[j][k] = dw * x[j].d[g + k];
+        }
+        for (int k = 0; k < n; ++k)
+          Block(w + (g + k) * kBlock, x, g + k, sc, k, k % 2 == 0 ? acc0 : acc1);
+      }
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) a.y[(t + j) * a.ldy + r] = Hsum(_mm256_add_ps(acc0[j], acc1[j]));
+  }
+
+  static inline __attribute__((always_inline)) void Block(const uint8_t* blk, const Q8ARow* x,
+                                                          int64_t b, const float (*sc)[8], int k,
+                                                          __m256* acc) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    const __m256i wa = _mm256_sign_epi8(wv, wv);
+#pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[j].qs + b * 32));
+      const __m256i p = MulSumU8I8(wa, _mm256_sign_epi8(xv, wv));
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[j][k]), acc[j]);
+    }
+  }
+};
+
+void GemmQ8_0(const GemmArgs& a, int64_t r0, int64_t r1) { Drive<1, 1, 4, Q8BlockTile>(a, r0, r1); }
 
 }  // namespace
 }  // namespace sextant::cpu::internal
