@@ -256,6 +256,12 @@ Result<std::unique_ptr<ConsoleStore>> ConsoleStore::Open(const std::filesystem::
 
 Status ConsoleStore::Migrate() {
   std::lock_guard lock(mu_);
+  {
+    // A current file needs no write lock: opening it beside a busy writer (another process
+    // ingesting) does not wait for that writer.
+    Stmt q(db_, "SELECT version FROM schema_version");
+    if (q.status().ok() && q.Step() == SQLITE_ROW && q.Int(0) == kSchemaVersion) return Status();
+  }
   SEXTANT_RETURN_IF_ERROR(
       Exec(db_, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)"));
   return InTransaction(db_, [&]() -> Status {
@@ -626,6 +632,17 @@ Result<std::vector<Deployment>> ConsoleStore::ListDeployments() {
 Status ConsoleStore::AppendSamples(const std::vector<GpuSample>& gpu,
                                    const std::vector<DeploymentSample>& dep) {
   std::lock_guard lock(mu_);
+  return AppendLocked(gpu, dep, {});
+}
+
+Status ConsoleStore::Append(const IngestBatch& batch) {
+  std::lock_guard lock(mu_);
+  return AppendLocked(batch.gpu, batch.dep, batch.last_seen);
+}
+
+Status ConsoleStore::AppendLocked(const std::vector<GpuSample>& gpu,
+                                  const std::vector<DeploymentSample>& dep,
+                                  const std::vector<std::pair<std::string, TimeMs>>& last_seen) {
   Status s = InTransaction(db_, [&]() -> Status {
     if (!gpu.empty()) {
       Stmt ins(db_,
@@ -698,6 +715,13 @@ Status ConsoleStore::AppendSamples(const std::vector<GpuSample>& gpu,
         cur.Bind(11, d.prompt_tokens_total).Bind(12, d.generated_tokens_total);
         cur.Bind(13, d.itl_p50_ms).Bind(14, d.itl_p99_ms).Bind(15, d.kv_cache_use);
         SEXTANT_RETURN_IF_ERROR(cur.Run());
+      }
+    }
+    if (!last_seen.empty()) {
+      Stmt seen(db_, "UPDATE target_status SET last_seen = max(last_seen, ?2) WHERE target = ?1");
+      SEXTANT_RETURN_IF_ERROR(seen.status());
+      for (const auto& [target, t] : last_seen) {
+        SEXTANT_RETURN_IF_ERROR(seen.Bind(1, target).Bind(2, t).Run());
       }
     }
     return Status();

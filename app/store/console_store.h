@@ -166,6 +166,14 @@ struct HourUsage {
   int64_t tokens_prompt = 0;           // deployment rows
 };
 
+// What the ingest path writes in one transaction: samples of any number of targets, and when
+// each target was last heard from.
+struct IngestBatch {
+  std::vector<GpuSample> gpu;
+  std::vector<DeploymentSample> dep;
+  std::vector<std::pair<std::string, TimeMs>> last_seen;  // target, time (only ever raised)
+};
+
 struct Budget {
   std::string label;  // "team=ml"
   double amount_usd = 0;
@@ -234,6 +242,10 @@ class ConsoleStore {
 
   // Appends samples in one transaction and updates the latest values. May run retention.
   Status AppendSamples(const std::vector<GpuSample>& gpu, const std::vector<DeploymentSample>& dep);
+  // The same for a batch of many targets' snapshots, with their last-seen times, in one
+  // transaction (samples of one series in the order given). Raising last_seen of a target
+  // without a status row does nothing.
+  Status Append(const IngestBatch& batch);
   // Counts of raw rows, for tests and diagnostics.
   Result<int64_t> CountRows(const std::string& table);
 
@@ -250,6 +262,8 @@ class ConsoleStore {
  private:
   ConsoleStore(sqlite3* db, std::filesystem::path path, StoreOptions options);
   Status Migrate();
+  Status AppendLocked(const std::vector<GpuSample>& gpu, const std::vector<DeploymentSample>& dep,
+                      const std::vector<std::pair<std::string, TimeMs>>& last_seen);
   Status RollUpLocked();
   Status ApplyRetentionLocked(TimeMs now);
 

@@ -233,9 +233,10 @@ Status SyncFacts(agent::AgentClient& client, const std::string& target, store::C
   return st.ReplaceFacts(target, "", list, observed);
 }
 
-Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
-                     store::ConsoleStore& st, TargetSync* sync, int32_t interval_ms,
-                     const std::function<void(const IngestEvent&)>& on_ingest = {}) {
+// The samples of one metrics snapshot of `target`.
+void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, TargetSync* sync,
+                  int32_t interval_ms, std::vector<store::GpuSample>* gpus_out,
+                  std::vector<store::DeploymentSample>* deps_out) {
   const TimeMs ts = m.observed_at_unix_ms() > 0 ? m.observed_at_unix_ms() : store::NowMs();
   double period = interval_ms / 1000.0;
   if (sync->prev_snapshot_ms > 0 && ts > sync->prev_snapshot_ms) {
@@ -304,18 +305,17 @@ Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
     s.generated_tokens_total = d.generated_tokens_total();
     deps.push_back(std::move(s));
   }
-  if (!on_ingest) return st.AppendSamples(gpus, deps);
-  const auto start = std::chrono::steady_clock::now();
-  Status written = st.AppendSamples(gpus, deps);
-  IngestEvent ev;
-  ev.target = target;
-  ev.gpu_samples = static_cast<int>(gpus.size());
-  ev.deployment_samples = static_cast<int>(deps.size());
-  ev.store_write = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - start);
-  ev.ok = written.ok();
-  on_ingest(ev);
-  return written;
+  *gpus_out = std::move(gpus);
+  *deps_out = std::move(deps);
+}
+
+// One snapshot written at once (RefreshAll).
+Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
+                     store::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+  std::vector<store::GpuSample> gpus;
+  std::vector<store::DeploymentSample> deps;
+  BuildSamples(m, target, sync, interval_ms, &gpus, &deps);
+  return st.AppendSamples(gpus, deps);
 }
 
 milliseconds Jitter(milliseconds d) {
@@ -324,7 +324,163 @@ milliseconds Jitter(milliseconds d) {
   return milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * f(rng)));
 }
 
+// Uniform in [0, d).
+milliseconds Spread(milliseconds d) {
+  if (d.count() <= 0) return milliseconds(0);
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return milliseconds(std::uniform_int_distribution<int64_t>(0, d.count() - 1)(rng));
+}
+
 }  // namespace
+
+// A counting semaphore for connection setup whose waiters give up when their connector stops.
+class ConnectGate {
+ public:
+  explicit ConnectGate(int slots) : free_(std::max(1, slots)) {}
+  // Takes a slot; false when stopped() turned true first.
+  bool Acquire(const std::function<bool()>& stopped) {
+    while (true) {
+      if (stopped()) return false;
+      std::unique_lock lock(mu_);
+      if (free_ > 0) {
+        --free_;
+        return true;
+      }
+      cv_.wait_for(lock, milliseconds(50));
+    }
+  }
+  void Release() {
+    {
+      std::lock_guard lock(mu_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int free_;  // GUARDED_BY(mu_)
+};
+
+// Writes the snapshots of every target in batches: the first snapshot queued starts a batch,
+// and flush_interval later the whole queue goes to the store in one transaction. Callbacks run
+// on the writer's thread after the write.
+class IngestWriter {
+ public:
+  struct Item {
+    std::string target;
+    std::vector<store::GpuSample> gpu;
+    std::vector<store::DeploymentSample> dep;
+    TimeMs seen = 0;
+    std::chrono::steady_clock::time_point received;
+    std::function<void(const Status&)> done;
+  };
+
+  IngestWriter(store::ConsoleStore* st, milliseconds every,
+               std::function<void(const IngestEvent&)> on_ingest)
+      : store_(st), every_(every), on_ingest_(std::move(on_ingest)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~IngestWriter() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void Add(Item item) {
+    std::lock_guard lock(mu_);
+    const bool first = queue_.empty();
+    if (first) first_ = std::chrono::steady_clock::now();
+    queue_.push_back(std::move(item));
+    ++added_;
+    if (first) cv_.notify_all();  // the writer waits for a first item, then for the interval
+  }
+
+  // Writes everything queued so far (at once, not waiting for the interval) and returns after.
+  void Flush() {
+    std::unique_lock lock(mu_);
+    const uint64_t upto = added_;
+    flush_now_ = true;
+    cv_.notify_all();
+    written_cv_.wait(lock, [&] { return written_ >= upto; });
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      cv_.wait_until(lock, first_ + every_, [&] { return stopping_ || flush_now_; });
+      flush_now_ = false;
+      std::vector<Item> batch;
+      batch.swap(queue_);
+      lock.unlock();
+      Write(batch);
+      lock.lock();
+      written_ += batch.size();
+      written_cv_.notify_all();
+    }
+  }
+
+  void Write(std::vector<Item>& batch) {
+    store::IngestBatch b;
+    size_t ng = 0, nd = 0;
+    for (const auto& it : batch) {
+      ng += it.gpu.size();
+      nd += it.dep.size();
+    }
+    b.gpu.reserve(ng);
+    b.dep.reserve(nd);
+    std::map<std::string, TimeMs> seen;
+    std::vector<std::pair<int, int>> counts;
+    counts.reserve(batch.size());
+    for (auto& it : batch) {
+      counts.emplace_back(static_cast<int>(it.gpu.size()), static_cast<int>(it.dep.size()));
+      std::move(it.gpu.begin(), it.gpu.end(), std::back_inserter(b.gpu));
+      std::move(it.dep.begin(), it.dep.end(), std::back_inserter(b.dep));
+      TimeMs& t = seen[it.target];
+      t = std::max(t, it.seen);
+    }
+    b.last_seen.assign(seen.begin(), seen.end());
+    const auto start = std::chrono::steady_clock::now();
+    const Status s = store_->Append(b);
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Item& it = batch[i];
+      if (it.done) it.done(s);
+      if (!on_ingest_) continue;
+      IngestEvent ev;
+      ev.target = it.target;
+      ev.gpu_samples = counts[i].first;
+      ev.deployment_samples = counts[i].second;
+      ev.store_write = took;
+      ev.queued = std::chrono::duration_cast<std::chrono::microseconds>(start - it.received);
+      ev.batch_snapshots = static_cast<int>(batch.size());
+      ev.ok = s.ok();
+      on_ingest_(ev);
+    }
+  }
+
+  store::ConsoleStore* const store_;
+  const milliseconds every_;
+  const std::function<void(const IngestEvent&)> on_ingest_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable written_cv_;
+  std::vector<Item> queue_;                      // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point first_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  bool flush_now_ = false;                       // GUARDED_BY(mu_)
+  uint64_t added_ = 0;                           // GUARDED_BY(mu_)
+  uint64_t written_ = 0;                         // GUARDED_BY(mu_)
+};
 
 Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
                                                    milliseconds deadline) {
@@ -371,10 +527,10 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
                                             const std::vector<store::Target>& targets,
                                             const ConnectorOptions& options) {
   std::vector<store::TargetStatus> out(targets.size());
-  std::vector<std::thread> threads;
-  threads.reserve(targets.size());
-  for (size_t i = 0; i < targets.size(); ++i) {
-    threads.emplace_back([&, i] {
+  // A bounded pool: each worker takes the next target; a slow one holds up only its worker.
+  std::atomic<size_t> next{0};
+  auto refresh_one = [&](size_t i) {
+    {
       const store::Target& t = targets[i];
       store::TargetStatus& s = out[i];
       s.target = t.name;
@@ -431,6 +587,15 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
       if (!ingest.ok()) return fail(ingest);
       s.state = store::ConnState::kConnected;
       s.last_seen = store::NowMs();
+    }
+  };
+  const size_t workers =
+      std::min(targets.size(), static_cast<size_t>(std::max(1, options.max_concurrent_connects)));
+  std::vector<std::thread> threads;
+  threads.reserve(workers);
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      for (size_t i = next++; i < targets.size(); i = next++) refresh_one(i);
     });
   }
   for (auto& th : threads) th.join();
@@ -442,8 +607,9 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
 
 class TargetConnector {
  public:
-  TargetConnector(store::Target target, store::ConsoleStore* st, ConnectorOptions o)
-      : target_(std::move(target)), store_(st), options_(o) {
+  TargetConnector(store::Target target, store::ConsoleStore* st, ConnectorOptions o,
+                  ConnectGate* gate, IngestWriter* writer)
+      : target_(std::move(target)), store_(st), options_(o), gate_(gate), writer_(writer) {
     status_.target = target_.name;
     status_.since = store::NowMs();
   }
@@ -461,6 +627,9 @@ class TargetConnector {
   }
   void Stop() {
     RequestStop();
+    Join();
+  }
+  void Join() {
     if (thread_.joinable()) thread_.join();
   }
   const std::string& name() const { return target_.name; }
@@ -490,17 +659,44 @@ class TargetConnector {
     return !stopping_;
   }
 
+  bool stopping() {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  }
+
+  // On gRPC's thread: the samples go to the batch writer; the status changes only when it
+  // does (last_seen reaches the store with the batch).
   void OnMetrics(const v1::MetricsSnapshot& m) {
+    IngestWriter::Item item;
+    {
+      std::lock_guard lock(sync_mu_);
+      BuildSamples(m, target_.name, &sync_, options_.metrics_interval_ms, &item.gpu, &item.dep);
+    }
+    const TimeMs now = store::NowMs();
+    item.target = target_.name;
+    item.seen = now;
+    item.received = std::chrono::steady_clock::now();
+    item.done = [this](const Status& s) {
+      if (!s.ok()) SetStatus(store::ConnState::kError, "store: " + s.message());
+    };
+    writer_->Add(std::move(item));
+    std::lock_guard lock(mu_);
+    status_.last_seen = now;
+    if (status_.state != store::ConnState::kConnected || !status_.error.empty()) {
+      SetStatusLocked(store::ConnState::kConnected, "");
+    }
+  }
+
+  // Connection setup (the first calls of a session) under the fleet's connect gate.
+  Status SyncFactsGated(agent::AgentClient& client, TargetIdentity* who) {
+    if (!gate_->Acquire([this] { return stopping(); })) return Status::Cancelled("stopping");
     Status s;
     {
       std::lock_guard lock(sync_mu_);
-      s = IngestMetrics(m, target_.name, *store_, &sync_, options_.metrics_interval_ms,
-                        options_.on_ingest);
+      s = SyncFacts(client, target_.name, *store_, &sync_, options_.call_deadline, who);
     }
-    std::lock_guard lock(mu_);
-    if (!s.ok()) return SetStatusLocked(store::ConnState::kError, "store: " + s.message());
-    status_.last_seen = store::NowMs();
-    SetStatusLocked(store::ConnState::kConnected, "");
+    gate_->Release();
+    return s;
   }
 
   void Run() {
@@ -511,6 +707,8 @@ class TargetConnector {
       backoff = std::min(backoff * 2, options_.backoff_max);
       return true;
     };
+    // Connectors started together do not knock at once.
+    if (!Sleep(Spread(milliseconds(200)))) return;
     // One channel for the connector's life: gRPC reconnects it with its own backoff, and a
     // handshake in progress is not thrown away by a new attempt.
     std::unique_ptr<agent::AgentClient> channel;
@@ -534,11 +732,8 @@ class TargetConnector {
       }
       agent::AgentClient* client = channel.get();
       TargetIdentity who;
-      Status s;
-      {
-        std::lock_guard lock(sync_mu_);
-        s = SyncFacts(*client, target_.name, *store_, &sync_, options_.call_deadline, &who);
-      }
+      Status s = SyncFactsGated(*client, &who);
+      if (stopping()) return;
       if (!s.ok()) {
         if (!failed(s)) return;
         continue;
@@ -571,7 +766,8 @@ class TargetConnector {
   // Waits on the open stream, refreshing facts and watching for silence. Returns OK when the
   // stream ended normally (reopen at once) or the connector stops; the failure otherwise.
   Status RunSession(agent::AgentClient& client) {
-    auto next_refresh = std::chrono::steady_clock::now() + options_.refresh_interval;
+    // Refreshes spread out: targets connected together do not all come back together.
+    auto next_refresh = std::chrono::steady_clock::now() + Jitter(options_.refresh_interval);
     const milliseconds tick = std::max(milliseconds(50), options_.stale_after / 4);
     while (true) {
       std::unique_lock lock(mu_);
@@ -603,7 +799,7 @@ class TargetConnector {
           s = SyncFacts(client, target_.name, *store_, &sync_, options_.call_deadline, nullptr);
         }
         if (!s.ok()) return s;
-        next_refresh = std::chrono::steady_clock::now() + options_.refresh_interval;
+        next_refresh = std::chrono::steady_clock::now() + Jitter(options_.refresh_interval);
       }
     }
   }
@@ -611,6 +807,8 @@ class TargetConnector {
   const store::Target target_;
   store::ConsoleStore* const store_;
   const ConnectorOptions options_;
+  ConnectGate* const gate_;
+  IngestWriter* const writer_;
   std::thread thread_;
 
   std::mutex sync_mu_;
@@ -695,7 +893,10 @@ Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOp
 }
 
 FleetConnector::FleetConnector(store::ConsoleStore* st, ConnectorOptions options)
-    : store_(st), options_(options) {}
+    : store_(st),
+      options_(options),
+      gate_(std::make_unique<ConnectGate>(options.max_concurrent_connects)),
+      writer_(std::make_unique<IngestWriter>(st, options.flush_interval, options.on_ingest)) {}
 
 FleetConnector::~FleetConnector() { Stop(); }
 
@@ -705,7 +906,8 @@ void FleetConnector::Start(const std::vector<store::Target>& targets) {
     const bool running = std::any_of(connectors_.begin(), connectors_.end(),
                                      [&](const auto& c) { return c->name() == t.name; });
     if (running) continue;
-    connectors_.push_back(std::make_unique<TargetConnector>(t, store_, options_));
+    connectors_.push_back(
+        std::make_unique<TargetConnector>(t, store_, options_, gate_.get(), writer_.get()));
     connectors_.back()->Start();
   }
 }
@@ -717,7 +919,10 @@ void FleetConnector::Stop() {
     all.swap(connectors_);
   }
   for (auto& c : all) c->RequestStop();  // all at once, so no target waits for another
-  all.clear();                           // each destructor joins
+  for (auto& c : all) c->Join();
+  // What they sent last is in the store before they go (the writer calls back into them).
+  writer_->Flush();
+  all.clear();
 }
 
 std::vector<store::TargetStatus> FleetConnector::Statuses() {

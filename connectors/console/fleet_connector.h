@@ -1,5 +1,8 @@
 // The console's connections to its agents: one connector per target, each on its own thread,
-// so a slow or dead agent never stalls the rest.
+// so a slow or dead agent never stalls the rest. At most max_concurrent_connects targets set up
+// a connection (TCP, TLS handshake, first reads) at once, so a console starting on a thousand
+// targets does not drown its host, or theirs, in handshakes. Snapshots from every target are
+// written to the store together: one transaction per flush_interval.
 //
 // A connector dials its target over mutual TLS (the target's CA, the console's client
 // certificate and key), reads identity, agent info, inventory, deployments and compliance
@@ -41,7 +44,9 @@ struct IngestEvent {
   std::string target;
   int gpu_samples = 0;
   int deployment_samples = 0;
-  std::chrono::microseconds store_write{0};  // the AppendSamples transaction
+  std::chrono::microseconds store_write{0};  // the transaction that wrote it (with its batch)
+  std::chrono::microseconds queued{0};       // from its arrival to the start of that write
+  int batch_snapshots = 1;                   // snapshots written in that transaction
   bool ok = true;
 };
 
@@ -53,6 +58,11 @@ struct ConnectorOptions {
   std::chrono::milliseconds backoff_initial{1000};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds stale_after{15000};
+  // Targets setting up a connection (and RefreshAll's targets in flight) at once; the others
+  // wait their turn.
+  int max_concurrent_connects = 16;
+  // Metrics snapshots of all targets are written together, one transaction this often.
+  std::chrono::milliseconds flush_interval{250};
   // Called after every snapshot's store write, on the connector's or gRPC's thread; must be
   // thread-safe and quick. Empty: nothing is called.
   std::function<void(const IngestEvent&)> on_ingest;
@@ -73,9 +83,10 @@ struct TargetIdentity {
 };
 Result<TargetIdentity> TestTarget(const store::Target& target, std::chrono::milliseconds deadline);
 
-// One pass over every target in parallel: identity, info, inventory, deployments, compliance
-// facts and one metrics snapshot, into the store, with each target's status. Returns when
-// every target has answered or failed (each bounded by about 4 call deadlines).
+// One pass over every target, max_concurrent_connects at a time: identity, info, inventory,
+// deployments, compliance facts and one metrics snapshot, into the store, with each target's
+// status. Returns when every target has answered or failed (each bounded by about 4 call
+// deadlines).
 std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& store,
                                             const std::vector<store::Target>& targets,
                                             const ConnectorOptions& options);
@@ -114,6 +125,8 @@ struct AuditReadout {
 Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOptions& options);
 
 class TargetConnector;
+class ConnectGate;
+class IngestWriter;
 
 class FleetConnector {
  public:
@@ -132,6 +145,9 @@ class FleetConnector {
  private:
   store::ConsoleStore* store_;
   ConnectorOptions options_;
+  // Declared before the connectors, which use them: destroyed after.
+  std::unique_ptr<ConnectGate> gate_;
+  std::unique_ptr<IngestWriter> writer_;
   std::mutex mu_;
   std::vector<std::unique_ptr<TargetConnector>> connectors_;  // GUARDED_BY(mu_)
 };

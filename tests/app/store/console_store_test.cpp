@@ -121,10 +121,12 @@ TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0);
   EXPECT_EQ(*s->CountRows("deployment_samples"), 1);
 
+  // Recent samples: older raw rows are rolled up and dropped by the retention ingest runs.
+  const TimeMs now = NowMs();
   DeploymentSample d;
   d.target = "t";
   d.deployment = "chat";
-  d.ts = 2000;
+  d.ts = now;
   d.ttft_p50_ms = 41;
   d.ttft_p99_ms = 95;
   d.itl_p50_ms = 12.5;
@@ -138,12 +140,13 @@ TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0.625);
   EXPECT_EQ((*deps)[0].spec_digest, "d1");  // the facts stay
   // The raw history holds them too.
-  EXPECT_EQ(QueryText(s->handle(),
-                      "SELECT itl_p50 || ',' || itl_p99 || ',' || kv_cache_use FROM "
-                      "deployment_samples WHERE ts = 2000"),
+  EXPECT_EQ(QueryText(s->handle(), ("SELECT itl_p50 || ',' || itl_p99 || ',' || kv_cache_use FROM "
+                                    "deployment_samples WHERE ts = " +
+                                    std::to_string(now))
+                                       .c_str()),
             "12.5,48.0,0.625");
   // An older sample arriving late does not overwrite the latest figures.
-  d.ts = 1500;
+  d.ts = now - 500;
   d.itl_p50_ms = 99;
   ASSERT_TRUE(s->AppendSamples({}, {d}).ok());
   EXPECT_DOUBLE_EQ(s->ListDeployments()->at(0).itl_p50_ms, 12.5);
@@ -239,6 +242,38 @@ TEST_F(StoreTest, RetentionAppliesItselfOnIngest) {
   EXPECT_EQ(*s->CountRows("gpu_rollup_minute"), 0);
   EXPECT_EQ(*s->CountRows("gpu_rollup_hour"), 2);
   EXPECT_EQ(*s->CountRows("gpu_samples"), 0);
+}
+
+// The ingest path's batch: many targets' samples in one transaction, and last_seen only ever
+// raised (a late batch does not move it back), and only for targets that have a status.
+TEST_F(StoreTest, ABatchOfManyTargetsIsOneWrite) {
+  auto s = OpenStore();
+  ASSERT_TRUE(s->SetTargetStatus({"a", ConnState::kConnected, 5, 100, "", "", ""}).ok());
+  ASSERT_TRUE(s->SetTargetStatus({"b", ConnState::kError, 5, 100, "unreachable: x", "", ""}).ok());
+  const TimeMs now = NowMs();  // recent: retention keeps raw rows of the last hour
+  IngestBatch b;
+  for (const char* t : {"a", "b", "c"}) {
+    for (int i = 0; i < 8; ++i) b.gpu.push_back({t, "n", i, now, 1, 0.5, 1, 40, 300});
+    DeploymentSample d;
+    d.target = t;
+    d.deployment = "chat";
+    d.ts = now;
+    d.itl_p99_ms = 20;
+    b.dep.push_back(d);
+  }
+  b.last_seen = {{"a", 900}, {"b", 200}, {"c", 300}};
+  ASSERT_TRUE(s->Append(b).ok());
+  EXPECT_EQ(*s->CountRows("gpu_samples"), 24);
+  EXPECT_EQ(*s->CountRows("deployment_samples"), 3);
+  auto st = s->ListTargetStatus();
+  ASSERT_EQ(st->size(), 2u);  // no row made up for "c"
+  EXPECT_EQ((*st)[0].last_seen, 900);
+  EXPECT_EQ((*st)[1].last_seen, 200);
+  EXPECT_EQ((*st)[1].state, ConnState::kError);  // the state is not the batch's business
+  IngestBatch late;
+  late.last_seen = {{"a", 500}};
+  ASSERT_TRUE(s->Append(late).ok());
+  EXPECT_EQ(s->ListTargetStatus()->at(0).last_seen, 900);
 }
 
 TEST_F(StoreTest, StatusAndBudgets) {

@@ -109,6 +109,9 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
   if (options.agents < 1) return Status::InvalidArgument("--agents must be at least 1");
   if (options.interval_ms < 1) return Status::InvalidArgument("--interval-ms must be positive");
   if (options.state.empty()) return Status::InvalidArgument("--state is required");
+  if (options.targets_per_server < 1) {
+    return Status::InvalidArgument("--targets-per-server must be at least 1");
+  }
   std::error_code ec;
   fs::create_directories(options.state, ec);
   if (ec) return Status::Internal("cannot create " + options.state.string() + ": " + ec.message());
@@ -121,9 +124,23 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
   std::vector<store::Target> targets;
   std::map<std::string, store::Account> accounts;
   for (int i = 0; i < options.agents; ++i) {
-    auto a = std::make_unique<Agent>();
     char name[64];
     std::snprintf(name, sizeof(name), "%s%03d", options.name_prefix.c_str(), i);
+    const int k = options.targets_per_server;
+    if (i % k != 0) {
+      // Served by the server of target i - i % k: same port, figures and profile.
+      const Agent& server = *fleet->agents_.back();
+      store::Target t = targets.back();
+      t.name = name;
+      static const char* kTeams[] = {"ml", "search", "ads"};
+      t.labels = {
+          {"team", kTeams[i % 3]}, {"env", i % 4 == 3 ? "staging" : "prod"}, {"source", "loadgen"}};
+      targets.push_back(std::move(t));
+      fleet->targets_++;
+      fleet->target_gpus_ += server.gpus;
+      continue;
+    }
+    auto a = std::make_unique<Agent>();
     const fs::path dir = options.state / "loadgen-agents" / name;
     fs::create_directories(dir, ec);
     if (ec) return Status::Internal("cannot create " + dir.string() + ": " + ec.message());
@@ -191,6 +208,8 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
     t.labels = {
         {"team", kTeams[i % 3]}, {"env", i % 4 == 3 ? "staging" : "prod"}, {"source", "loadgen"}};
     targets.push_back(std::move(t));
+    fleet->targets_++;
+    fleet->target_gpus_ += a->gpus;
     fleet->agents_.push_back(std::move(a));
   }
 
@@ -228,12 +247,10 @@ void LoadgenFleet::Stop() {
   for (auto& t : stopping) t.join();
 }
 
-int LoadgenFleet::size() const { return static_cast<int>(agents_.size()); }
+int LoadgenFleet::size() const { return targets_; }
 
-int LoadgenFleet::gpus() const {
-  int n = 0;
-  for (const auto& a : agents_) n += a->gpus;
-  return n;
-}
+int LoadgenFleet::servers() const { return static_cast<int>(agents_.size()); }
+
+int LoadgenFleet::gpus() const { return target_gpus_; }
 
 }  // namespace sextant::loadgen

@@ -1,7 +1,8 @@
 // LoadgenFleet: N real agents (AgentServer over mutual TLS on 127.0.0.1) in one process, fed
 // by the synthetic sources of synthetic_sources.h, and registered as targets in a console store.
-// `sextant-loadgen` runs one until it is signalled; the fleet connector benchmark starts one as
-// a child process. For load and benchmarks only: nothing in the product uses it.
+// Several targets may share one agent server (targets_per_server). `sextant-loadgen` runs one until
+// it is signalled; the fleet connector benchmark starts one as a child process. For load and
+// benchmarks only: nothing in the product uses it.
 //
 // In the state dir it creates (once; reused on later runs) loadgen-pki/ with a CA, the agents'
 // server certificate and the console's client identity spiffe://example.org/vendor/console,
@@ -28,6 +29,11 @@ struct LoadgenOptions {
   std::filesystem::path state;
   int gpus = 0;  // GPUs per agent; 0: the profile's count (8 on most machines)
   std::string name_prefix = "load-";
+  // Targets served by one agent server (one gRPC server, one port). 1: a server per target.
+  // More: `agents` targets share agents / targets_per_server servers, round the clock the same
+  // figures; the console still holds one mTLS connection and one metrics stream per target, so
+  // its ingest sees the same load with fewer server threads here.
+  int targets_per_server = 1;
 };
 
 class LoadgenFleet {
@@ -36,8 +42,11 @@ class LoadgenFleet {
   ~LoadgenFleet();
   // Shuts every agent down. Idempotent.
   void Stop();
+  // Targets registered (agents × 1, or shared servers × targets_per_server).
   int size() const;
-  // Total GPUs over the agents.
+  // Agent servers running.
+  int servers() const;
+  // Total GPUs over the targets.
   int gpus() const;
 
   struct Agent;
@@ -45,6 +54,8 @@ class LoadgenFleet {
  private:
   LoadgenFleet() = default;
   std::vector<std::unique_ptr<Agent>> agents_;
+  int targets_ = 0;
+  int target_gpus_ = 0;
 };
 
 }  // namespace sextant::loadgen

@@ -2,6 +2,7 @@
 // as targets in a console store, for load tests and benchmarks of the console.
 //
 //   sextant-loadgen --agents 100 --interval-ms 1000 --state DIR [--gpus 8]
+//                   [--targets-per-server K]
 //
 // Prints "ready N" once every agent listens and the targets are in DIR/console.db, then runs
 // until SIGTERM or SIGINT, shuts the agents down and exits 0.
@@ -27,6 +28,9 @@ int main(int argc, char** argv) {
   app.add_option("--gpus", o.gpus, "GPUs per agent (0: the machine profile's count)")
       ->check(CLI::Range(0, 64));
   app.add_option("--prefix", o.name_prefix, "target name prefix");
+  app.add_option("--targets-per-server", o.targets_per_server,
+                 "targets served by one agent server (same port and figures)")
+      ->check(CLI::Range(1, 1000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -47,6 +51,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("ready %d\n", (*fleet)->size());
+  std::fprintf(stderr, "sextant-loadgen: %d targets on %d agent servers, %d GPUs\n",
+               (*fleet)->size(), (*fleet)->servers(), (*fleet)->gpus());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&sigs, &sig);
