@@ -1,8 +1,8 @@
 #include "app/replicas/replica_manager.h"
 
 #include "app/agentconfig/json_log.h"
+#include "app/spec/sha256.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,31 +24,11 @@ std::string NormalizeSha(std::string s) {
 }  // namespace
 
 Result<std::string> Sha256OfFile(const std::filesystem::path& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return std::filesystem::exists(path)
-               ? Status::Unavailable("cannot read " + path.string())
-               : Status::NotFound("model file " + path.string() + " is not in the model store");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return Status::NotFound("model file " + path.string() + " is not in the model store");
   }
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<unsigned char> buf(1 << 20);
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) EVP_DigestUpdate(ctx, buf.data(), n);
-  const bool read_error = std::ferror(f) != 0;
-  std::fclose(f);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  if (read_error) return Status::Unavailable("read error on " + path.string());
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex += kHex[md[i] >> 4];
-    hex += kHex[md[i] & 15];
-  }
-  return hex;
+  return Sha256FileHex(path);
 }
 
 namespace {
