@@ -367,6 +367,36 @@ INSTANTIATE_TEST_SUITE_P(AllOps, GpuOpTest, ::testing::ValuesIn(AllCases()),
                            return p.param.name + "_" + BackendLabel(p.param.backend);
                          });
 
+// The scenarios themselves, on the CPU alone (every machine): each runs without error and reads
+// finite values, so a GPU case that fails points at the GPU, not at the scenario.
+class CpuScenarioTest : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(CpuScenarioTest, RunsOnTheCpu) {
+  Result<std::unique_ptr<Backend>> cpu =
+      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  Result<std::vector<float>> out = GetParam().scenario()(**cpu);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_FALSE(out->empty());
+  double norm = 0.0;
+  for (float v : *out) {
+    ASSERT_TRUE(std::isfinite(v));
+    norm += static_cast<double>(v) * v;
+  }
+  EXPECT_GT(norm, 0.0);  // a scenario that reads only zeros would compare nothing
+}
+
+std::vector<OpCase> CpuCases() {
+  std::vector<OpCase> cases;
+  for (const OpCase& c : AllCases()) {
+    if (c.backend == BackendKind::kCuda) cases.push_back(c);  // each scenario once
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, CpuScenarioTest, ::testing::ValuesIn(CpuCases()),
+                         [](const ::testing::TestParamInfo<OpCase>& p) { return p.param.name; });
+
 const char* kModelPath = SEXTANT_SHARED_DIR "/models/stories260K.gguf";
 
 std::vector<int32_t> Greedy(const std::string& backend, int n) {
