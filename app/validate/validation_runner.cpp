@@ -1,10 +1,16 @@
 #include "app/validate/validation_runner.h"
 
+#include <openssl/evp.h>
 #include <sys/resource.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "app/spec/sha256.h"
 #include "engine/base/build_info.h"
@@ -35,6 +41,47 @@ int64_t PeakRssBytes() {
 
 void Progress(const ValidateOptions& o, std::string_view stage, double f) {
   if (o.on_progress) o.on_progress(stage, f);
+}
+
+bool Cancelled(const ValidateOptions& o) { return o.cancelled && o.cancelled(); }
+
+Status CancelledStatus(std::string_view when) {
+  return Status::Cancelled("validation cancelled " + std::string(when) + "; no report was made");
+}
+
+// The model file's sha256 (lowercase hex), read in chunks with progress; polls cancel between
+// chunks so that a large model can be abandoned while it is read.
+Result<std::string> ModelSha256(const fs::path& file, const ValidateOptions& o) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec) return Status::NotFound("cannot read " + file.string() + ": " + ec.message());
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status::Unavailable("cannot open " + file.string() + ": " + std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return Status::Internal("sha256: cannot initialize the digest");
+  }
+  std::vector<char> buf(4 << 20);
+  uintmax_t done = 0;
+  while (in) {
+    if (Cancelled(o)) return CancelledStatus("while checking the model's sha256");
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    if (EVP_DigestUpdate(ctx.get(), buf.data(), n) != 1) {
+      return Status::Internal("sha256: digest update failed");
+    }
+    done += n;
+    if (size > 0) {
+      Progress(o, "checking model sha256", static_cast<double>(done) / static_cast<double>(size));
+    }
+  }
+  if (in.bad()) return Status::Unavailable("error reading " + file.string());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1 || len != 32) {
+    return Status::Internal("sha256: digest final failed");
+  }
+  return ToHex(std::span<const uint8_t>(digest, len));
 }
 
 }  // namespace
@@ -71,6 +118,9 @@ Result<GreedyPromptRuns> RunGreedyPrompts(const std::shared_ptr<const model::Mod
   GreedyPromptRuns runs;
   const auto& prompts = spec.validation.prompts;
   for (size_t i = 0; i < prompts.size(); ++i) {
+    if (cancelled && cancelled()) {
+      return Status::Cancelled("validation cancelled before prompt " + std::to_string(i));
+    }
     if (on_prompt) on_prompt(i, prompts.size());
     serve::GenerateRequest req;
     req.prompt = model->tokenizer().Encode(prompts[i], /*add_bos=*/true);
@@ -128,9 +178,8 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
   SEXTANT_ASSIGN_OR_RETURN(run.model_path, ResolveModelPath(spec.model, options.model_dir));
 
   // The model must be the one the spec names before anything is measured.
-  SEXTANT_ASSIGN_OR_RETURN(std::string sha, Sha256FileHex(run.model_path, [&](double f) {
-                             Progress(options, "checking model sha256", f);
-                           }));
+  if (Cancelled(options)) return CancelledStatus("before it started");
+  SEXTANT_ASSIGN_OR_RETURN(std::string sha, ModelSha256(run.model_path, options));
   if (sha != spec.model.sha256) {
     return Status::FailedPrecondition("model sha256 mismatch: the spec names " + spec.model.sha256 +
                                       " but " + run.model_path.string() + " has " + sha +
@@ -143,10 +192,17 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
   load.context_length = spec.engine.context_length;
   load.on_progress = [&](float f) {
     Progress(options, "loading model", f);
-    return true;
+    return !Cancelled(options);  // false cancels the load (CANCELLED)
   };
-  SEXTANT_ASSIGN_OR_RETURN(std::shared_ptr<const model::Model> model,
-                           model::Model::Load(run.model_path, load));
+  auto loaded = model::Model::Load(run.model_path, load);
+  if (!loaded.ok()) {
+    if (loaded.status().code() == StatusCode::kCancelled) {
+      return CancelledStatus("while the model loaded");
+    }
+    return loaded.status();
+  }
+  std::shared_ptr<const model::Model> model = std::move(loaded).value();
+  if (Cancelled(options)) return CancelledStatus("after the model loaded");
   run.backend_note = model->backend_note();
 
   report::ValidationReport& r = run.report;
@@ -165,10 +221,14 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
 
   const size_t n = spec.validation.prompts.size();
   SEXTANT_ASSIGN_OR_RETURN(
-      GreedyPromptRuns runs, RunGreedyPrompts(model, spec, [&](size_t i, size_t count) {
-        Progress(options, "prompt " + std::to_string(i + 1) + "/" + std::to_string(count),
-                 static_cast<double>(i) / static_cast<double>(count));
-      }));
+      GreedyPromptRuns runs,
+      RunGreedyPrompts(
+          model, spec,
+          [&](size_t i, size_t count) {
+            Progress(options, "prompt " + std::to_string(i + 1) + "/" + std::to_string(count),
+                     static_cast<double>(i) / static_cast<double>(count));
+          },
+          options.cancelled));
   Progress(options, "done", 1.0);
   r.prompts = std::move(runs.prompts);
   r.output_digest = std::move(runs.output_digest);

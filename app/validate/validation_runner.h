@@ -32,6 +32,10 @@ struct ValidateOptions {
   std::filesystem::path model_dir;  // where relative model URIs resolve; empty: current dir
   // Stages: "checking model sha256", "loading model", "prompt N/M"; fraction in 0..1.
   std::function<void(std::string_view stage, double fraction)> on_progress;
+  // Polled while the model's sha256 is read, while it loads and before every generated token:
+  // once it returns true, RunValidation stops and returns CANCELLED (no report). Called on the
+  // validating thread and the engine's loading thread; must be cheap and thread-safe.
+  std::function<bool()> cancelled;
 };
 
 // Where the model of a spec is on this machine:
@@ -68,8 +72,8 @@ Result<GreedyPromptRuns> RunGreedyPrompts(
     const std::function<bool()>& cancelled = {});
 
 // FAILED_PRECONDITION when the model's sha256 differs from the spec's (nothing is loaded then);
-// NOT_FOUND for a missing model; the engine's errors otherwise (OUT_OF_RANGE when a prompt plus
-// maxTokens exceed the context length).
+// NOT_FOUND for a missing model; CANCELLED once options.cancelled returns true; the engine's
+// errors otherwise (OUT_OF_RANGE when a prompt plus maxTokens exceed the context length).
 Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
                                     const ValidateOptions& options);
 
