@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -164,6 +165,77 @@ TEST_F(ValidationOnStories, ThresholdsThatCannotBeMetFail) {
   EXPECT_FALSE(run->report.passed);
   ASSERT_EQ(run->report.failures.size(), 1u);
   EXPECT_NE(run->report.failures[0].find("tokens/s"), std::string::npos);
+}
+
+TEST_F(ValidationOnStories, CancelAfterNTokensStopsTheEngineAndReturnsCancelled) {
+  spec::DeploymentSpec s = ExampleSpec();
+  s.engine.backend = "cpu";
+  s.engine.threads = 2;
+  ValidateOptions opts;
+  opts.model_dir = kModelDir;
+  // After the first prompt starts every poll is a token's: the engine asks before it hands over
+  // each generated token. Cancel on the (kAllowed + 1)-th.
+  constexpr int kAllowed = 5;
+  std::vector<std::string> stages;
+  bool in_first_prompt = false;
+  int token_polls = 0;
+  int polls_after_cancel = 0;
+  opts.on_progress = [&](std::string_view stage, double) {
+    if (stages.empty() || stages.back() != stage) stages.emplace_back(stage);
+    in_first_prompt = stage == "prompt 1/3";
+  };
+  opts.cancelled = [&] {
+    if (!in_first_prompt) return false;
+    if (token_polls > kAllowed) ++polls_after_cancel;
+    ++token_polls;
+    return token_polls > kAllowed;
+  };
+  ASSERT_EQ(s.validation.prompts.size(), 3u);
+  ASSERT_GT(s.validation.max_tokens, kAllowed + 1);
+  auto run = RunValidation(s, opts);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kCancelled) << run.status().ToString();
+  // kAllowed tokens taken, the next one refused, and the engine asked nothing more: it stopped.
+  EXPECT_EQ(token_polls, kAllowed + 1);
+  EXPECT_LE(polls_after_cancel, 1);
+  EXPECT_EQ(std::count(stages.begin(), stages.end(), "prompt 2/3"), 0);
+  EXPECT_EQ(std::count(stages.begin(), stages.end(), "done"), 0);
+
+  // The same spec uncancelled generates far more than that: the cancel cut the run short.
+  int full_polls = 0;
+  opts.on_progress = {};
+  opts.cancelled = [&] {
+    ++full_polls;
+    return false;
+  };
+  auto full = RunValidation(s, opts);
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  int generated = 0;
+  for (const auto& p : full->report.prompts) generated += p.generated_tokens;
+  EXPECT_GT(generated, 3 * kAllowed);
+  EXPECT_GE(full_polls, generated);  // polled at least once per token
+}
+
+TEST_F(ValidationOnStories, CancelBeforeStartOrDuringTheLoadReturnsCancelled) {
+  spec::DeploymentSpec s = ExampleSpec();
+  s.engine.backend = "cpu";
+  ValidateOptions opts;
+  opts.model_dir = kModelDir;
+  std::vector<std::string> stages;
+  opts.on_progress = [&](std::string_view stage, double) { stages.emplace_back(stage); };
+  opts.cancelled = [] { return true; };
+  auto before = RunValidation(s, opts);
+  EXPECT_EQ(before.status().code(), StatusCode::kCancelled) << before.status().ToString();
+  EXPECT_TRUE(stages.empty());  // not even the sha256 was read
+
+  // Cancelled once the model starts loading: the load stops and no prompt runs.
+  stages.clear();
+  opts.cancelled = [&] { return !stages.empty() && stages.back() == "loading model"; };
+  auto during = RunValidation(s, opts);
+  EXPECT_EQ(during.status().code(), StatusCode::kCancelled) << during.status().ToString();
+  ASSERT_FALSE(stages.empty());
+  EXPECT_EQ(stages.back(), "loading model");
+  for (const auto& st : stages) EXPECT_EQ(st.rfind("prompt", 0), std::string::npos) << st;
 }
 
 TEST_F(ValidationOnStories, Sha256MismatchIsRefused) {
