@@ -62,6 +62,10 @@ class ActionRunner : public QObject {
 
   // Blocks until every started job has finished (tests, shutdown).
   void WaitForIdle() { pool_.waitForDone(); }
+  // The same, for at most timeout_ms; false when a job was still running then.
+  bool WaitForIdle(int timeout_ms) { return pool_.waitForDone(timeout_ms); }
+  // Jobs running now (not counting queued ones).
+  int active_jobs() const { return pool_.activeThreadCount(); }
 
  private:
   QThreadPool pool_;

@@ -82,7 +82,11 @@ struct ValidationOutcome {
 struct PushProgress {
   std::string target;
   std::string state;
-  std::string message;
+  std::string message;  // the refusal or failure cause, or the comparison verdict
+  // Known in the final outcome only (0: absent, or not known yet): the target's deployment
+  // generation at the end and before the push.
+  int64_t generation = 0;
+  int64_t previous_generation = 0;
 };
 
 struct PushOutcome {

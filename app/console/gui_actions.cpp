@@ -28,10 +28,8 @@ ui::PushOutcome FromResult(const rollout::PushResult& r) {
   for (const auto& t : r.targets) {
     std::string message = t.error;
     if (message.empty() && !t.comparison.empty()) message = t.comparison;
-    if (message.empty() && t.generation > 0) {
-      message = "generation " + std::to_string(t.generation);
-    }
-    o.targets.push_back({t.target, std::string(rollout::TargetStateName(t.state)), message});
+    o.targets.push_back({t.target, std::string(rollout::TargetStateName(t.state)), message,
+                         t.generation, t.previous_generation});
   }
   return o;
 }
@@ -127,8 +125,10 @@ Result<ui::ValidationOutcome> ConnectorConsoleActions::Validate(
   vo.on_progress = [&progress](std::string_view stage, double f) {
     if (progress) progress(stage, f);
   };
+  // Polled per chunk of the sha256, per step of the load and per token: the engine stops.
+  vo.cancelled = [&cancel] { return cancel.load(); };
   SEXTANT_ASSIGN_OR_RETURN(validate::ValidationRun run, validate::RunValidation(spec, vo));
-  // The engine run itself is not interruptible; a cancelled run stores nothing.
+  // A cancel that lands after the last token still stores nothing.
   if (cancel.load()) return Status::Cancelled("validation cancelled; no report was stored");
 
   SEXTANT_ASSIGN_OR_RETURN(report::SignedReport signed_report, report::SignReport(run.report, key));

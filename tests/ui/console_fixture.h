@@ -122,6 +122,9 @@ inline void FillStore(store::ConsoleStore& st, store::TimeMs now) {
       d.ttft_p99_ms = target == "eu1" ? 120 : 400;
       d.tokens_per_s = target == "eu1" ? 250 : 80;
       d.queue_depth = target == "eu1" ? 3 : 9;
+      d.itl_p50_ms = target == "eu1" ? 12 : 25;
+      d.itl_p99_ms = target == "eu1" ? 30 : 80;
+      d.kv_cache_use = target == "eu1" ? 0.42 : 0.95;
       d.generated_tokens_total = (120 - m) * 15000LL;
       d.prompt_tokens_total = (120 - m) * 1000LL;
       ds.push_back(d);

@@ -6,6 +6,7 @@
 #include <openssl/sha.h>
 
 #include <QLabel>
+#include <QLineEdit>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QTableView>
@@ -14,6 +15,7 @@
 #include <QTreeView>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -213,6 +215,11 @@ class LiveAgentsTest : public ::testing::Test {
       m.ttft_seconds.upper_bounds = {0.05, 0.1, 0.5};
       m.ttft_seconds.counts = {0, 10, 0, 0};
       m.ttft_seconds.count = 10;
+      // Inter-token latency between 10 and 20 ms; KV cache 25 %, 35 %, ...
+      m.inter_token_seconds.upper_bounds = {0.01, 0.02, 0.05};
+      m.inter_token_seconds.counts = {0, 20, 20, 20};  // cumulative
+      m.inter_token_seconds.count = 20;
+      m.kv_cache_use = 0.25 + 0.1 * i;
       a->tokens_per_s = m.tokens_per_second;
       a->observer = std::make_unique<FixedObserver>(m);
       const std::string spec =
@@ -342,6 +349,24 @@ TEST_F(LiveAgentsTest, ViewsShowWhatAgentsReportAndDeadOrWedgedAgentsShowAsSuch)
   // The live chart of the selected deployment grows with the samples.
   auto* dv = static_cast<DeploymentsView*>(window_->View("deployments"));
   ASSERT_TRUE(QTest::qWaitFor([&] { return dv->ChartPoints() >= 3; }, 10000));
+  // Inter-token latency and KV cache use as each agent reports them, in the table and charts.
+  for (int i = 0; i < 3; ++i) {
+    const int row = dv->model()->RowOfKey(QString("agent-%1/chat").arg(i));
+    ASSERT_GE(row, 0);
+    const double itl = dv->model()->index(row, DeploymentsModel::kItlP50).data(SortRole).toDouble();
+    EXPECT_GT(itl, 10.0) << i;
+    EXPECT_LE(itl, 20.0) << i;
+    EXPECT_NEAR(dv->model()->index(row, DeploymentsModel::kKvCache).data(SortRole).toDouble(),
+                0.25 + 0.1 * i, 1e-9);
+  }
+  dv->Select("agent-1/chat");
+  const QList<QPointF> kv = dv->SeriesPoints("KV cache use (%)");
+  ASSERT_FALSE(kv.isEmpty());
+  EXPECT_NEAR(kv.back().y(), 35.0, 1e-9);
+  const QList<QPointF> itl = dv->SeriesPoints("ITL p99 (ms)");
+  ASSERT_FALSE(itl.isEmpty());
+  EXPECT_GT(itl.back().y(), 10.0);
+  EXPECT_LE(itl.back().y(), 20.0);
 
   // A killed agent: unreachable, with the cause and since when.
   agents_[1]->Kill();
@@ -409,11 +434,10 @@ TEST_F(LiveAgentsTest, AuditAndTargetTestGoToTheAgents) {
       15000));
 }
 
-// Holds the first progress callback of a validation until the test lets it go, so that a
-// cancel lands while the run is known to be in flight.
-class GatedActions : public ConsoleActions {
+// Passes every action to the connector-backed one; tests override what they watch.
+class ForwardingActions : public ConsoleActions {
  public:
-  explicit GatedActions(std::shared_ptr<ConsoleActions> inner) : inner_(std::move(inner)) {}
+  explicit ForwardingActions(std::shared_ptr<ConsoleActions> inner) : inner_(std::move(inner)) {}
   Result<TargetTestResult> TestTarget(const std::string& t) override {
     return inner_->TestTarget(t);
   }
@@ -422,6 +446,29 @@ class GatedActions : public ConsoleActions {
   Result<AuditFetch> FetchAudit(const std::string& t, int n) override {
     return inner_->FetchAudit(t, n);
   }
+  Result<ValidationOutcome> Validate(const std::string& spec, const std::string& model_dir,
+                                     const std::function<void(std::string_view, double)>& progress,
+                                     const std::atomic<bool>& cancel) override {
+    return inner_->Validate(spec, model_dir, progress, cancel);
+  }
+  Result<PushOutcome> Push(const PushArgs& a, const std::function<void(const PushProgress&)>& p,
+                           const std::atomic<bool>& c) override {
+    return inner_->Push(a, p, c);
+  }
+  Result<PushOutcome> Rollback(const std::string& d,
+                               const std::function<void(const PushProgress&)>& p) override {
+    return inner_->Rollback(d, p);
+  }
+
+ protected:
+  std::shared_ptr<ConsoleActions> inner_;
+};
+
+// Holds the first progress callback of a validation until the test lets it go, so that a
+// cancel lands while the run is known to be in flight.
+class GatedActions : public ForwardingActions {
+ public:
+  using ForwardingActions::ForwardingActions;
   Result<ValidationOutcome> Validate(const std::string& spec, const std::string& model_dir,
                                      const std::function<void(std::string_view, double)>& progress,
                                      const std::atomic<bool>& cancel) override {
@@ -440,14 +487,6 @@ class GatedActions : public ConsoleActions {
         },
         cancel);
   }
-  Result<PushOutcome> Push(const PushArgs& a, const std::function<void(const PushProgress&)>& p,
-                           const std::atomic<bool>& c) override {
-    return inner_->Push(a, p, c);
-  }
-  Result<PushOutcome> Rollback(const std::string& d,
-                               const std::function<void(const PushProgress&)>& p) override {
-    return inner_->Rollback(d, p);
-  }
   bool InFlight() {
     std::lock_guard lock(mu_);
     return in_flight_;
@@ -459,11 +498,36 @@ class GatedActions : public ConsoleActions {
   }
 
  private:
-  std::shared_ptr<ConsoleActions> inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool in_flight_ = false;
   bool open_ = false;
+};
+
+// Records, on the worker thread, the prompt a validation last reported and how it ended.
+class RecordingActions : public ForwardingActions {
+ public:
+  using ForwardingActions::ForwardingActions;
+  Result<ValidationOutcome> Validate(const std::string& spec, const std::string& model_dir,
+                                     const std::function<void(std::string_view, double)>& progress,
+                                     const std::atomic<bool>& cancel) override {
+    auto r = inner_->Validate(
+        spec, model_dir,
+        [&](std::string_view stage, double f) {
+          int prompt = 0;
+          if (std::sscanf(std::string(stage).c_str(), "prompt %d/", &prompt) == 1) {
+            last_prompt = prompt;
+          }
+          progress(stage, f);
+        },
+        cancel);
+    code = static_cast<int>(r.status().code());
+    returned = true;
+    return r;
+  }
+  std::atomic<int> last_prompt{0};
+  std::atomic<int> code{-1};
+  std::atomic<bool> returned{false};
 };
 
 TEST_F(LiveAgentsTest, ValidationShowsProgressAndCanBeCancelled) {
@@ -485,19 +549,22 @@ TEST_F(LiveAgentsTest, ValidationShowsProgressAndCanBeCancelled) {
   ASSERT_TRUE(report::ReportStore::EnsureSchema(store_->handle()).ok());
   ASSERT_EQ(count_reports(), 0);
 
-  // Cancel while the run is in flight: the GUI is idle at once and nothing is stored.
+  // Cancel while the run is in flight: the view says so and stays busy until the run has
+  // stopped; then it is idle, says "cancelled", and nothing is stored.
   QTest::mouseClick(validate, Qt::LeftButton);
   EXPECT_TRUE(vv->validating());
   EXPECT_TRUE(cancel->isEnabled());
   ASSERT_TRUE(QTest::qWaitFor([&] { return gated->InFlight(); }, 10000));
   QTest::mouseClick(cancel, Qt::LeftButton);
-  EXPECT_FALSE(vv->validating());
-  EXPECT_TRUE(validate->isEnabled());
-  EXPECT_EQ(stage->text(), "cancelled");
+  EXPECT_TRUE(vv->validating());
+  EXPECT_FALSE(cancel->isEnabled());
+  EXPECT_FALSE(validate->isEnabled());
+  EXPECT_EQ(stage->text(), "cancelling…");
   gated->Open();
-  window_->runner()->WaitForIdle();
-  QCoreApplication::processEvents();
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !vv->validating(); }, 10000));
+  EXPECT_TRUE(window_->runner()->WaitForIdle(5000));
   EXPECT_EQ(stage->text(), "cancelled");
+  EXPECT_TRUE(validate->isEnabled());
   EXPECT_EQ(count_reports(), 0);
 
   // Run to the end: progress reaches 100 %, the signed report is stored and shown.
@@ -513,6 +580,64 @@ TEST_F(LiveAgentsTest, ValidationShowsProgressAndCanBeCancelled) {
   auto* reports = window_->findChild<QTableView*>("reportsTable");
   ASSERT_TRUE(QTest::qWaitFor([&] { return reports->model()->rowCount() == 1; }, 5000));
   EXPECT_EQ(reports->model()->index(0, 3).data().toString(), "passed");
+}
+
+// A long validation on the real engine (many prompts, many tokens each): cancel stops the
+// engine mid-run, the worker goes idle within a bounded wait and the view says "cancelled".
+TEST_F(LiveAgentsTest, CancelStopsTheEngineMidValidation) {
+  const fs::path model = fs::path(SEXTANT_SHARED_DIR) / "models/stories260K.gguf";
+  if (!fs::exists(model)) GTEST_SKIP() << "needs " << model << " (../shared/models)";
+  constexpr int kPrompts = 200;
+  std::string yaml = R"yaml(apiVersion: sextant/v1
+kind: Deployment
+name: long-validation
+model:
+  uri: file://stories260K.gguf
+  sha256: 047bf46455a544931cff6fef14d7910154c56afbc23ab1c5e56a72e69912c04b
+engine:
+  backend: cpu
+  contextLength: 512
+  threads: 1
+resources:
+  replicas:
+    min: 1
+    max: 1
+validation:
+  maxTokens: 256
+  prompts:
+)yaml";
+  for (int i = 0; i < kPrompts; ++i)
+    yaml += "    - Once upon a time there was a dog number " + std::to_string(i) + "\n";
+  const fs::path spec = root_ / "long.yaml";
+  ASSERT_TRUE(agent::WriteTextFile(spec, yaml, false).ok());
+  OpenConsole();
+  auto recording = std::make_shared<RecordingActions>(actions_);
+  window_->context().actions = recording;
+  window_->ShowView("validate");
+  auto* vv = static_cast<ValidateView*>(window_->View("validate"));
+  window_->findChild<QLineEdit*>("specPath")->setText(QString::fromStdString(spec.string()));
+  auto* validate = window_->findChild<QPushButton*>("validateButton");
+  auto* cancel = window_->findChild<QPushButton*>("cancelButton");
+  auto* stage = window_->findChild<QLabel*>("validateStage");
+
+  QTest::mouseClick(validate, Qt::LeftButton);
+  ASSERT_TRUE(vv->validating());
+  // The engine is generating (past the first prompt) when the cancel lands.
+  ASSERT_TRUE(
+      QTest::qWaitFor([&] { return recording->last_prompt >= 2 || recording->returned; }, 60000));
+  ASSERT_FALSE(recording->returned) << "the validation ended before it could be cancelled";
+  QTest::mouseClick(cancel, Qt::LeftButton);
+  EXPECT_EQ(stage->text(), "cancelling…");
+  // Bounded: the engine stops at its next token, not at the end of 200 prompts.
+  ASSERT_TRUE(QTest::qWaitFor([&] { return !vv->validating(); }, 15000))
+      << "still running at prompt " << recording->last_prompt;
+  EXPECT_TRUE(window_->runner()->WaitForIdle(5000));
+  EXPECT_EQ(window_->runner()->active_jobs(), 0);
+  EXPECT_EQ(recording->code, static_cast<int>(StatusCode::kCancelled));
+  EXPECT_LT(recording->last_prompt, kPrompts);
+  EXPECT_EQ(stage->text(), "cancelled");
+  EXPECT_TRUE(validate->isEnabled());
+  EXPECT_FALSE(cancel->isEnabled());
 }
 
 }  // namespace

@@ -97,6 +97,20 @@ TEST_F(MainWindowStoreTest, ViewsShowTheStoresDataAndShortcutsSwitchViews) {
   auto* deployments = window.findChild<QTableView*>("deploymentsTable");
   ASSERT_NE(deployments, nullptr);
   EXPECT_EQ(deployments->model()->rowCount(), 2);
+  // The detail pane follows the selected deployment: latency, inter-token latency, KV cache.
+  auto* dv = static_cast<DeploymentsView*>(window.View("deployments"));
+  dv->Select("eu1/chat");
+  const QList<QPointF> itl = dv->SeriesPoints("ITL p50 (ms)");
+  ASSERT_FALSE(itl.isEmpty());
+  EXPECT_DOUBLE_EQ(itl.back().y(), 12.0);
+  EXPECT_DOUBLE_EQ(dv->SeriesPoints("ITL p99 (ms)").back().y(), 30.0);
+  const QList<QPointF> kv = dv->SeriesPoints("KV cache use (%)");
+  ASSERT_FALSE(kv.isEmpty());
+  EXPECT_NEAR(kv.back().y(), 42.0, 1e-9);
+  EXPECT_EQ(kv.size(), dv->ChartPoints());
+  auto* detail = window.findChild<QLabel*>("deploymentDetail");
+  EXPECT_TRUE(detail->text().contains("ITL p50 12.0 ms")) << detail->text().toStdString();
+  EXPECT_TRUE(detail->text().contains("KV cache 42 %")) << detail->text().toStdString();
   auto* costs = window.findChild<QTableView*>("costTable");
   EXPECT_GE(costs->model()->rowCount(), 3);  // two deployments and the total
   auto* matrix = window.findChild<QTableView*>("complianceMatrix");

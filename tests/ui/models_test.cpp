@@ -139,10 +139,25 @@ TEST_F(ModelsTest, DeploymentsTableHasOneRowPerTargetDeployment) {
                    250.0);
   EXPECT_DOUBLE_EQ(model.index(us, DeploymentsModel::kTtftP99).data(SortRole).toDouble(), 400.0);
   EXPECT_EQ(model.index(us, DeploymentsModel::kQueue).data().toString(), "9");
+  // Inter-token latency and KV cache use, as the latest sample has them.
+  EXPECT_EQ(model.index(eu, DeploymentsModel::kItlP50).data().toString(), "12.0 ms");
+  EXPECT_DOUBLE_EQ(model.index(eu, DeploymentsModel::kItlP50).data(SortRole).toDouble(), 12.0);
+  EXPECT_EQ(model.index(us, DeploymentsModel::kItlP99).data().toString(), "80.0 ms");
+  EXPECT_DOUBLE_EQ(model.index(us, DeploymentsModel::kItlP99).data(SortRole).toDouble(), 80.0);
+  EXPECT_EQ(model.index(eu, DeploymentsModel::kKvCache).data().toString(), "42 %");
+  EXPECT_DOUBLE_EQ(model.index(eu, DeploymentsModel::kKvCache).data(SortRole).toDouble(), 0.42);
+  EXPECT_EQ(model.index(us, DeploymentsModel::kKvCache).data().toString(), "95 %");
+  // A nearly full KV cache is marked; a comfortable one is not.
+  EXPECT_TRUE(model.index(us, DeploymentsModel::kKvCache).data(Qt::BackgroundRole).isValid());
+  EXPECT_FALSE(model.index(eu, DeploymentsModel::kKvCache).data(Qt::BackgroundRole).isValid());
+  EXPECT_EQ(model.headerData(DeploymentsModel::kItlP50, Qt::Horizontal).toString(), "ITL p50");
+  EXPECT_EQ(model.headerData(DeploymentsModel::kKvCache, Qt::Horizontal).toString(), "KV cache");
   EXPECT_EQ(model.index(us, 0).data(StateRole).toString(), "stale");
   auto d = model.Deployment("eu1/chat");
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->ttft_p50_ms, 40);
+  EXPECT_EQ(d->itl_p99_ms, 30);
+  EXPECT_DOUBLE_EQ(d->kv_cache_use, 0.42);
 }
 
 TEST_F(ModelsTest, CostModelMatchesTheCostEngineAndExportsCsv) {

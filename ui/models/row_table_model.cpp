@@ -113,6 +113,8 @@ QString FormatBytes(int64_t bytes) {
 
 QString FormatMs(double ms) { return QString::number(ms, 'f', ms < 10 ? 2 : 1) + " ms"; }
 
+QString FormatPercent(double fraction) { return QString::number(fraction * 100, 'f', 0) + " %"; }
+
 QString FormatTimeMs(int64_t ms) {
   if (ms <= 0) return {};
   return QDateTime::fromMSecsSinceEpoch(ms, Qt::UTC).toString(Qt::ISODate);

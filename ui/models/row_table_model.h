@@ -79,7 +79,8 @@ class RowTableModel : public QAbstractTableModel {
 // Formatting shared by the renderers.
 QString FormatBytes(int64_t bytes);
 QString FormatMs(double ms);
-QString FormatTimeMs(int64_t ms);  // RFC 3339 UTC, "" for 0
+QString FormatPercent(double fraction);  // 0.423 -> "42 %"
+QString FormatTimeMs(int64_t ms);        // RFC 3339 UTC, "" for 0
 QString FormatUsd(double usd);
 QColor UtilizationColor(double utilization);  // green (idle) to red (saturated), translucent
 

@@ -45,9 +45,10 @@ QColor StateColor(const QString& word) {
 // ---- Deployments ------------------------------------------------------------------------------
 
 DeploymentsModel::DeploymentsModel(QObject* parent)
-    : RowTableModel({"Target", "Deployment", "Replicas", "TTFT p50", "TTFT p99", "Tokens/s",
-                     "Queue", "Model", "Spec", "Sampled", "Target state"},
-                    parent) {}
+    : RowTableModel(
+          {"Target", "Deployment", "Replicas", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99",
+           "Tokens/s", "Queue", "KV cache", "Model", "Spec", "Sampled", "Target state"},
+          parent) {}
 
 void DeploymentsModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapshot) {
   snapshot_ = snapshot;
@@ -68,10 +69,19 @@ void DeploymentsModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>&
           r.sort[kTtftP50] = d.ttft_p50_ms;
           r.display[kTtftP99] = FormatMs(d.ttft_p99_ms);
           r.sort[kTtftP99] = d.ttft_p99_ms;
+          r.display[kItlP50] = FormatMs(d.itl_p50_ms);
+          r.sort[kItlP50] = d.itl_p50_ms;
+          r.display[kItlP99] = FormatMs(d.itl_p99_ms);
+          r.sort[kItlP99] = d.itl_p99_ms;
+          r.tooltip[kItlP50] = r.tooltip[kItlP99] =
+              QString("inter-token latency: time between output tokens");
           r.display[kTokensPerSecond] = QString::number(d.tokens_per_s, 'f', 1);
           r.sort[kTokensPerSecond] = d.tokens_per_s;
           r.display[kQueue] = QString::number(d.queue_depth);
           r.sort[kQueue] = static_cast<qlonglong>(d.queue_depth);
+          r.display[kKvCache] = FormatPercent(d.kv_cache_use);
+          r.sort[kKvCache] = d.kv_cache_use;
+          if (d.kv_cache_use >= 0.9) r.background[kKvCache] = StateColor("warn");
           r.display[kModel] = Short(d.model_sha256);
           r.tooltip[kModel] = Q(d.model_sha256);
           r.display[kSpec] = Short(d.spec_digest);

@@ -29,8 +29,11 @@ class DeploymentsModel : public RowTableModel {
     kReplicas,
     kTtftP50,
     kTtftP99,
+    kItlP50,  // inter-token latency
+    kItlP99,
     kTokensPerSecond,
     kQueue,
+    kKvCache,  // KV cache use, % (sort: 0..1)
     kModel,
     kSpec,
     kSampledAt,

@@ -57,16 +57,22 @@ DeploymentsView::DeploymentsView(ViewContext* ctx, QWidget* parent)
   detail_->setObjectName("deploymentDetail");
   dl->addWidget(detail_);
   chart_ = new QChart();
-  chart_->setTitle("Live: time to first token and tokens/s");
+  chart_->setTitle("Live: time to first token, inter-token latency and tokens/s");
   chart_->legend()->setAlignment(Qt::AlignBottom);
   p50_ = new QLineSeries();
   p50_->setName("TTFT p50 (ms)");
   p99_ = new QLineSeries();
   p99_->setName("TTFT p99 (ms)");
+  itl50_ = new QLineSeries();
+  itl50_->setName("ITL p50 (ms)");
+  itl99_ = new QLineSeries();
+  itl99_->setName("ITL p99 (ms)");
   tps_ = new QLineSeries();
   tps_->setName("tokens/s");
   chart_->addSeries(p50_);
   chart_->addSeries(p99_);
+  chart_->addSeries(itl50_);
+  chart_->addSeries(itl99_);
   chart_->addSeries(tps_);
   time_axis_ = new QDateTimeAxis();
   time_axis_->setFormat("HH:mm:ss");
@@ -80,7 +86,7 @@ DeploymentsView::DeploymentsView(ViewContext* ctx, QWidget* parent)
   chart_->addAxis(time_axis_, Qt::AlignBottom);
   chart_->addAxis(ms_axis_, Qt::AlignLeft);
   chart_->addAxis(tps_axis_, Qt::AlignRight);
-  for (QLineSeries* s : {p50_, p99_}) {
+  for (QLineSeries* s : {p50_, p99_, itl50_, itl99_}) {
     s->attachAxis(time_axis_);
     s->attachAxis(ms_axis_);
   }
@@ -90,7 +96,35 @@ DeploymentsView::DeploymentsView(ViewContext* ctx, QWidget* parent)
   chart_view_->setObjectName("deploymentChart");
   chart_view_->setRenderHint(QPainter::Antialiasing);
   chart_view_->setMinimumHeight(220);
-  dl->addWidget(chart_view_, 1);
+
+  kv_chart_ = new QChart();
+  kv_chart_->setTitle("Live: KV cache use");
+  kv_chart_->legend()->setAlignment(Qt::AlignBottom);
+  kv_ = new QLineSeries();
+  kv_->setName("KV cache use (%)");
+  kv_chart_->addSeries(kv_);
+  kv_time_axis_ = new QDateTimeAxis();
+  kv_time_axis_->setFormat("HH:mm:ss");
+  kv_time_axis_->setTitleText("UTC");
+  auto* kv_axis = new QValueAxis();
+  kv_axis->setTitleText("%");
+  kv_axis->setLabelFormat("%.0f");
+  kv_axis->setRange(0, 100);
+  kv_chart_->addAxis(kv_time_axis_, Qt::AlignBottom);
+  kv_chart_->addAxis(kv_axis, Qt::AlignLeft);
+  kv_->attachAxis(kv_time_axis_);
+  kv_->attachAxis(kv_axis);
+  auto* kv_view = new QChartView(kv_chart_, detail);
+  kv_view->setObjectName("deploymentKvChart");
+  kv_view->setRenderHint(QPainter::Antialiasing);
+  kv_view->setMinimumHeight(160);
+  auto* charts = new QSplitter(Qt::Horizontal, detail);
+  charts->setObjectName("deploymentChartsSplitter");
+  charts->addWidget(chart_view_);
+  charts->addWidget(kv_view);
+  charts->setStretchFactor(0, 3);
+  charts->setStretchFactor(1, 1);
+  dl->addWidget(charts, 1);
   split->addWidget(table_);
   split->addWidget(detail);
   split->setStretchFactor(0, 1);
@@ -114,7 +148,8 @@ void DeploymentsView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& 
     if (!d || d->sampled_at <= 0) continue;
     auto& h = history_[row.key];
     if (!h.empty() && h.back().t >= d->sampled_at) continue;
-    h.push_back({d->sampled_at, d->ttft_p50_ms, d->ttft_p99_ms, d->tokens_per_s, d->queue_depth});
+    h.push_back({d->sampled_at, d->ttft_p50_ms, d->ttft_p99_ms, d->tokens_per_s, d->queue_depth,
+                 d->itl_p50_ms, d->itl_p99_ms, d->kv_cache_use});
     while (h.size() > kHistoryPoints) h.pop_front();
   }
   if (selected_.isEmpty() && proxy_->rowCount() > 0) {
@@ -140,40 +175,56 @@ void DeploymentsView::Select(const QString& key) {
 
 int DeploymentsView::ChartPoints() const { return static_cast<int>(p50_->count()); }
 
+QList<QPointF> DeploymentsView::SeriesPoints(const QString& name) const {
+  for (QLineSeries* s : {p50_, p99_, itl50_, itl99_, tps_, kv_}) {
+    if (s->name() == name) return s->points();
+  }
+  return {};
+}
+
 void DeploymentsView::ShowDetail() {
   auto d = selected_.isEmpty() ? std::nullopt : model_->Deployment(selected_);
   if (!d) {
-    p50_->clear();
-    p99_->clear();
-    tps_->clear();
+    for (QLineSeries* s : {p50_, p99_, itl50_, itl99_, tps_, kv_}) s->clear();
     return;
   }
-  detail_->setText(QString("<b>%1</b> · replicas %2/%3 · TTFT p50 %4 · p99 %5 · %6 tokens/s · "
-                           "queue %7 · model %8")
+  detail_->setText(QString("<b>%1</b> · replicas %2/%3 · TTFT p50 %4 · p99 %5 · ITL p50 %6 · "
+                           "p99 %7 · %8 tokens/s · queue %9 · KV cache %10 · model %11")
                        .arg(selected_.toHtmlEscaped())
                        .arg(d->replicas_ready)
                        .arg(d->replicas_desired)
-                       .arg(FormatMs(d->ttft_p50_ms), FormatMs(d->ttft_p99_ms))
+                       .arg(FormatMs(d->ttft_p50_ms), FormatMs(d->ttft_p99_ms),
+                            FormatMs(d->itl_p50_ms), FormatMs(d->itl_p99_ms))
                        .arg(d->tokens_per_s, 0, 'f', 1)
                        .arg(d->queue_depth)
-                       .arg(QString::fromStdString(d->model_sha256.substr(0, 16))));
+                       .arg(FormatPercent(d->kv_cache_use),
+                            QString::fromStdString(d->model_sha256.substr(0, 16))));
   const auto& h = history_[selected_];
-  QList<QPointF> p50, p99, tps;
+  QList<QPointF> p50, p99, itl50, itl99, tps, kv;
   double max_ms = 1, max_tps = 1;
   for (const auto& s : h) {
-    p50.append(QPointF(static_cast<double>(s.t), s.p50));
-    p99.append(QPointF(static_cast<double>(s.t), s.p99));
-    tps.append(QPointF(static_cast<double>(s.t), s.tps));
-    max_ms = std::max(max_ms, s.p99);
+    const auto t = static_cast<double>(s.t);
+    p50.append(QPointF(t, s.p50));
+    p99.append(QPointF(t, s.p99));
+    itl50.append(QPointF(t, s.itl50));
+    itl99.append(QPointF(t, s.itl99));
+    tps.append(QPointF(t, s.tps));
+    kv.append(QPointF(t, s.kv * 100));
+    max_ms = std::max({max_ms, s.p99, s.itl99});
     max_tps = std::max(max_tps, s.tps);
   }
   p50_->replace(p50);
   p99_->replace(p99);
+  itl50_->replace(itl50);
+  itl99_->replace(itl99);
   tps_->replace(tps);
+  kv_->replace(kv);
   const qint64 last = h.empty() ? QDateTime::currentMSecsSinceEpoch() : h.back().t;
   const qint64 first = h.empty() ? last - 60000 : std::min(h.front().t, last - 60000);
-  time_axis_->setRange(QDateTime::fromMSecsSinceEpoch(first, Qt::UTC),
-                       QDateTime::fromMSecsSinceEpoch(last, Qt::UTC));
+  for (QDateTimeAxis* axis : {time_axis_, kv_time_axis_}) {
+    axis->setRange(QDateTime::fromMSecsSinceEpoch(first, Qt::UTC),
+                   QDateTime::fromMSecsSinceEpoch(last, Qt::UTC));
+  }
   ms_axis_->setRange(0, max_ms * 1.15);
   tps_axis_->setRange(0, max_tps * 1.15);
 }

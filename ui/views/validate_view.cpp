@@ -15,6 +15,8 @@
 #include <QTextEdit>
 #include <QVBoxLayout>
 
+#include <algorithm>
+
 #include "ui/views/views.h"
 
 namespace sextant::ui {
@@ -27,6 +29,15 @@ QString Q(const std::string& s) { return QString::fromStdString(s); }
 // console from offering what would be refused).
 bool RoleMayApply(const std::string& role) {
   return role.empty() || role == "vendor-operator" || role == "customer-admin";
+}
+
+// "3", "3 (was 1)", "1 (new)"; empty while not known.
+QString GenerationText(const PushProgress& p) {
+  if (p.generation == 0 && p.previous_generation == 0) return {};
+  const QString now = p.generation > 0 ? QString::number(p.generation) : QString("absent");
+  if (p.previous_generation == p.generation) return now;
+  if (p.previous_generation == 0) return now + " (new)";
+  return now + QString(" (was %1)").arg(p.previous_generation);
 }
 
 }  // namespace
@@ -63,6 +74,7 @@ ValidateView::ValidateView(ViewContext* ctx, QWidget* parent)
   cancel_->setObjectName("cancelButton");
   cancel_->setEnabled(false);
   cancel_->setShortcut(QKeySequence("Esc"));
+  cancel_->setToolTip("Stop the running validation; no report is stored (Esc)");
   progress_ = new QProgressBar(vbox);
   progress_->setObjectName("validateProgress");
   progress_->setRange(0, 1000);
@@ -106,9 +118,9 @@ ValidateView::ValidateView(ViewContext* ctx, QWidget* parent)
   rb->addWidget(rollback_);
   left->addLayout(rb);
   pl->addLayout(left, 1);
-  push_table_ = new QTableWidget(0, 3, pbox);
+  push_table_ = new QTableWidget(0, kPushColumns, pbox);
   push_table_->setObjectName("pushProgress");
-  push_table_->setHorizontalHeaderLabels({"Target", "State", "Message"});
+  push_table_->setHorizontalHeaderLabels({"Target", "Wave", "State", "Generation", "Message"});
   push_table_->horizontalHeader()->setStretchLastSection(true);
   push_table_->verticalHeader()->hide();
   push_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -198,7 +210,8 @@ void ValidateView::SetRunning(bool validating, bool pushing) {
   validate_->setEnabled(idle && ctx_->actions != nullptr);
   push_->setEnabled(idle && ctx_->actions != nullptr);
   rollback_->setEnabled(idle && ctx_->actions != nullptr);
-  cancel_->setEnabled(validating || pushing);
+  // A push is not cancelled half-way (the rollout's journal finishes or rolls it back).
+  cancel_->setEnabled(validating);
 }
 
 void ValidateView::StartValidation() {
@@ -219,11 +232,12 @@ void ValidateView::StartValidation() {
   auto cancel = cancel_flag_;
   ActionRunner* runner = ctx_->runner;
   QPointer<ValidateView> self(this);
-  auto progress = [runner, self, generation](std::string_view stage, double fraction) {
-    runner->Post([self, generation,
+  auto progress = [runner, self, generation, cancel](std::string_view stage, double fraction) {
+    runner->Post([self, generation, cancel,
                   stage = QString::fromUtf8(stage.data(), static_cast<int>(stage.size())),
                   fraction] {
-      if (!self || self->generation_ != generation) return;
+      // Once cancelled the stage says so until the run has stopped.
+      if (!self || self->generation_ != generation || cancel->load()) return;
       self->progress_->setValue(static_cast<int>(fraction * 1000));
       self->stage_->setText(stage);
     });
@@ -233,12 +247,15 @@ void ValidateView::StartValidation() {
         return actions->Validate(spec, model_dir, progress, *cancel);
       },
       [self, generation](Result<ValidationOutcome> r) {
-        if (!self || self->generation_ != generation) return;  // cancelled: already idle
+        if (!self || self->generation_ != generation) return;
         self->SetRunning(false, false);
         if (!r.ok()) {
-          self->stage_->setText(r.status().code() == StatusCode::kCancelled ? "cancelled"
-                                                                            : "failed");
-          self->report_->setPlainText(Q(r.status().message()));
+          const bool cancelled = r.status().code() == StatusCode::kCancelled;
+          self->stage_->setText(cancelled ? "cancelled" : "failed");
+          if (cancelled) self->progress_->setValue(0);
+          self->report_->setPlainText(cancelled ? "Validation cancelled; no report was stored.\n" +
+                                                      Q(r.status().message())
+                                                : Q(r.status().message()));
           return;
         }
         self->progress_->setValue(1000);
@@ -249,15 +266,12 @@ void ValidateView::StartValidation() {
 }
 
 void ValidateView::CancelValidation() {
-  if (cancel_flag_) cancel_flag_->store(true);
-  if (validating_) {
-    // The GUI is free at once; the run stops at its next check and stores nothing.
-    ++generation_;
-    SetRunning(false, false);
-    stage_->setText("cancelled");
-    progress_->setValue(0);
-    report_->setPlainText("Validation cancelled; no report was stored.");
-  }
+  if (!validating_ || !cancel_flag_ || cancel_flag_->load()) return;
+  // The engine checks the flag per token (and while it reads and loads the model); the view
+  // stays busy until the run has really stopped, so that no second engine starts beside it.
+  cancel_flag_->store(true);
+  cancel_->setEnabled(false);
+  stage_->setText("cancelling…");
 }
 
 void ValidateView::ShowOutcome(const ValidationOutcome& o) {
@@ -287,22 +301,28 @@ void ValidateView::ShowOutcome(const ValidationOutcome& o) {
   report_->setHtml(html);
 }
 
-void ValidateView::SetPushRow(const PushProgress& p) {
+void ValidateView::SetPushRow(const PushProgress& p, const QString& wave) {
   const QString target = Q(p.target);
   int row = -1;
   for (int r = 0; r < push_table_->rowCount(); ++r) {
-    if (push_table_->item(r, 0)->text() == target) row = r;
+    if (push_table_->item(r, kPushTarget)->text() == target) row = r;
   }
   if (row < 0) {
     row = push_table_->rowCount();
     push_table_->insertRow(row);
-    push_table_->setItem(row, 0, new QTableWidgetItem(target));
-    push_table_->setItem(row, 1, new QTableWidgetItem());
-    push_table_->setItem(row, 2, new QTableWidgetItem());
+    for (int c = 0; c < kPushColumns; ++c) push_table_->setItem(row, c, new QTableWidgetItem());
+    push_table_->item(row, kPushTarget)->setText(target);
   }
-  push_table_->item(row, 1)->setText(Q(p.state));
-  push_table_->item(row, 1)->setBackground(StateColor(Q(p.state)));
-  push_table_->item(row, 2)->setText(Q(p.message));
+  if (!wave.isEmpty()) push_table_->item(row, kPushWave)->setText(wave);
+  push_table_->item(row, kPushState)->setText(Q(p.state));
+  push_table_->item(row, kPushState)->setBackground(StateColor(Q(p.state)));
+  const QString generation = GenerationText(p);
+  if (!generation.isEmpty()) push_table_->item(row, kPushGeneration)->setText(generation);
+  // Progress events carry a message only now and then: keep the last one shown.
+  if (!p.message.empty() || !generation.isEmpty()) {
+    push_table_->item(row, kPushMessage)->setText(Q(p.message));
+    push_table_->item(row, kPushMessage)->setToolTip(Q(p.message));
+  }
 }
 
 void ValidateView::StartPush() {
@@ -319,14 +339,26 @@ void ValidateView::StartPush() {
     stage_->setText("choose a spec and at least one target");
     return;
   }
+  if (args.canary.empty()) args.canary = args.targets.front();
+  if (std::find(args.targets.begin(), args.targets.end(), args.canary) == args.targets.end()) {
+    stage_->setText("the canary must be one of the checked targets");
+    return;
+  }
   if (!ctx_->confirm("Push deployment", QString("Push %1 to %2 target(s), canary %3 first?")
                                             .arg(spec_->text())
                                             .arg(args.targets.size())
                                             .arg(canary_->currentText()))) {
     return;
   }
+  // The rollout's order: the canary alone, then the others in waves of max_unavailable.
   push_table_->setRowCount(0);
-  for (const auto& t : args.targets) SetPushRow({t, "pending", ""});
+  SetPushRow({args.canary, "pending", ""}, "canary");
+  int placed = 0;
+  for (const auto& t : args.targets) {
+    if (t == args.canary) continue;
+    const int wave = 1 + placed++ / std::max(1, args.max_unavailable);
+    SetPushRow({t, "pending", ""}, QString("wave %1").arg(wave));
+  }
   SetRunning(false, true);
   cancel_flag_ = ctx_->runner->NewCancelFlag();
   auto actions = ctx_->actions;

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <QHash>
+#include <QList>
+#include <QPointF>
 #include <QPointer>
 #include <QString>
 #include <QVector>
@@ -92,6 +94,9 @@ class DeploymentsView : public ConsoleView {
   DeploymentsModel* model() const { return model_; }
   // The points the detail chart holds for the selected deployment's TTFT p50 series.
   int ChartPoints() const;
+  // The points of the selected deployment's series named `name` ("TTFT p50 (ms)", "ITL p99 (ms)",
+  // "tokens/s", "KV cache use (%)" ...); empty when there is no such series.
+  QList<QPointF> SeriesPoints(const QString& name) const;
   void Select(const QString& key);
 
  private:
@@ -99,6 +104,7 @@ class DeploymentsView : public ConsoleView {
     qint64 t;
     double p50, p99, tps;
     int64_t queue;
+    double itl50, itl99, kv;
   };
   void ShowDetail();
   DeploymentsModel* model_;
@@ -111,9 +117,14 @@ class DeploymentsView : public ConsoleView {
   QLineSeries* p50_;
   QLineSeries* p99_;
   QLineSeries* tps_;
+  QLineSeries* itl50_;
+  QLineSeries* itl99_;
   QDateTimeAxis* time_axis_;
   QValueAxis* ms_axis_;
   QValueAxis* tps_axis_;
+  QChart* kv_chart_;  // KV cache use, %
+  QLineSeries* kv_;
+  QDateTimeAxis* kv_time_axis_;
   QString selected_;
   QHash<QString, std::deque<Sample>> history_;
 };
@@ -128,11 +139,21 @@ class ValidateView : public ConsoleView {
   void StartRollback();
   bool validating() const { return validating_; }
   bool pushing() const { return pushing_; }
+  // Columns of the push progress table (object name "pushProgress").
+  enum PushColumn {
+    kPushTarget,
+    kPushWave,
+    kPushState,
+    kPushGeneration,
+    kPushMessage,
+    kPushColumns
+  };
 
  private:
   void SetRunning(bool validating, bool pushing);
   void ShowOutcome(const ValidationOutcome& o);
-  void SetPushRow(const PushProgress& p);
+  // Adds or updates the target's row; `wave` (when not empty) is "canary" or "wave N".
+  void SetPushRow(const PushProgress& p, const QString& wave = {});
   QLineEdit* spec_;
   QLineEdit* model_dir_;
   QPushButton* validate_;
@@ -151,7 +172,7 @@ class ValidateView : public ConsoleView {
   std::shared_ptr<std::atomic<bool>> cancel_flag_;
   bool validating_ = false;
   bool pushing_ = false;
-  int generation_ = 0;  // bumps on cancel: results of an abandoned run are ignored
+  int generation_ = 0;  // bumps per validation: results of an older run are ignored
 };
 
 class CostView : public ConsoleView {
