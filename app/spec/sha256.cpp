@@ -89,7 +89,8 @@ Result<std::vector<uint8_t>> FromHex(std::string_view hex) {
 }
 
 Result<std::string> Sha256FileHex(const std::filesystem::path& file,
-                                  const std::function<void(double)>& on_progress) {
+                                  const std::function<void(double)>& on_progress,
+                                  const std::function<bool()>& cancelled) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(file, ec);
   if (ec) return Status::NotFound("cannot read " + file.string() + ": " + ec.message());
@@ -99,6 +100,9 @@ Result<std::string> Sha256FileHex(const std::filesystem::path& file,
   std::vector<char> buf(1 << 20);
   uintmax_t done = 0;
   while (in) {
+    if (cancelled && cancelled()) {
+      return Status::Cancelled("sha256 of " + file.string() + " cancelled");
+    }
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     const auto n = static_cast<size_t>(in.gcount());
     h.Update(buf.data(), n);

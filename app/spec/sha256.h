@@ -23,9 +23,11 @@ std::string ToHex(std::span<const uint8_t> bytes);
 // Decodes lowercase or uppercase hex; INVALID_ARGUMENT on odd length or a non-hex digit.
 Result<std::vector<uint8_t>> FromHex(std::string_view hex);
 
-// sha256 of a whole file, read in chunks. on_progress (optional) gets the fraction read.
+// sha256 of a whole file, read in chunks. on_progress (optional) gets the fraction read;
+// cancelled (optional) is polled before each chunk: true ends with CANCELLED.
 Result<std::string> Sha256FileHex(const std::filesystem::path& file,
-                                  const std::function<void(double)>& on_progress = {});
+                                  const std::function<void(double)>& on_progress = {},
+                                  const std::function<bool()>& cancelled = {});
 
 // The digest of a sequence of token ids: sha256 of each id as 4 little-endian bytes (int32).
 Sha256Bytes TokenIdsDigest(std::span<const int32_t> ids);

@@ -1,6 +1,5 @@
 #include "app/validate/validation_runner.h"
 
-#include <openssl/evp.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -49,39 +48,16 @@ Status CancelledStatus(std::string_view when) {
   return Status::Cancelled("validation cancelled " + std::string(when) + "; no report was made");
 }
 
-// The model file's sha256 (lowercase hex), read in chunks with progress; polls cancel between
-// chunks so that a large model can be abandoned while it is read.
+// The model file's sha256 (lowercase hex), with progress; polls cancel between chunks so that a
+// large model can be abandoned while it is read.
 Result<std::string> ModelSha256(const fs::path& file, const ValidateOptions& o) {
-  std::error_code ec;
-  const auto size = fs::file_size(file, ec);
-  if (ec) return Status::NotFound("cannot read " + file.string() + ": " + ec.message());
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Status::Unavailable("cannot open " + file.string() + ": " + std::strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return Status::Internal("sha256: cannot initialize the digest");
+  Result<std::string> sha = Sha256FileHex(
+      file, [&](double f) { Progress(o, "checking model sha256", f); },
+      [&] { return Cancelled(o); });
+  if (!sha.ok() && sha.status().code() == StatusCode::kCancelled) {
+    return CancelledStatus("while checking the model's sha256");
   }
-  std::vector<char> buf(4 << 20);
-  uintmax_t done = 0;
-  while (in) {
-    if (Cancelled(o)) return CancelledStatus("while checking the model's sha256");
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto n = static_cast<size_t>(in.gcount());
-    if (EVP_DigestUpdate(ctx.get(), buf.data(), n) != 1) {
-      return Status::Internal("sha256: digest update failed");
-    }
-    done += n;
-    if (size > 0) {
-      Progress(o, "checking model sha256", static_cast<double>(done) / static_cast<double>(size));
-    }
-  }
-  if (in.bad()) return Status::Unavailable("error reading " + file.string());
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1 || len != 32) {
-    return Status::Internal("sha256: digest final failed");
-  }
-  return ToHex(std::span<const uint8_t>(digest, len));
+  return sha;
 }
 
 }  // namespace
