@@ -302,6 +302,11 @@ struct OpCase {
 
 std::string BackendLabel(BackendKind k) { return std::string(BackendName(k)); }
 
+// How a case reads in test listings (instead of its bytes).
+void PrintTo(const OpCase& c, std::ostream* os) {
+  *os << c.name << " on " << BackendLabel(c.backend);
+}
+
 std::vector<OpCase> AllCases() {
   const TensorType kTypes[] = {TensorType::kF32,  TensorType::kF16,  TensorType::kBF16,
                                TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K,
@@ -389,7 +394,9 @@ TEST_P(CpuScenarioTest, RunsOnTheCpu) {
 std::vector<OpCase> CpuCases() {
   std::vector<OpCase> cases;
   for (const OpCase& c : AllCases()) {
-    if (c.backend == BackendKind::kCuda) cases.push_back(c);  // each scenario once
+    if (c.backend != BackendKind::kCuda) continue;  // each scenario once
+    cases.push_back(c);
+    cases.back().backend = BackendKind::kCpu;
   }
   return cases;
 }
