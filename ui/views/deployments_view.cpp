@@ -106,6 +106,7 @@ DeploymentsView::DeploymentsView(ViewContext* ctx, QWidget* parent)
   kv_time_axis_ = new QDateTimeAxis();
   kv_time_axis_->setFormat("HH:mm:ss");
   kv_time_axis_->setTitleText("UTC");
+  kv_time_axis_->setTickCount(2);  // a narrower chart: the first and last time only
   auto* kv_axis = new QValueAxis();
   kv_axis->setTitleText("%");
   kv_axis->setLabelFormat("%.0f");
@@ -122,7 +123,7 @@ DeploymentsView::DeploymentsView(ViewContext* ctx, QWidget* parent)
   charts->setObjectName("deploymentChartsSplitter");
   charts->addWidget(chart_view_);
   charts->addWidget(kv_view);
-  charts->setStretchFactor(0, 3);
+  charts->setStretchFactor(0, 2);
   charts->setStretchFactor(1, 1);
   dl->addWidget(charts, 1);
   split->addWidget(table_);
@@ -225,8 +226,12 @@ void DeploymentsView::ShowDetail() {
     axis->setRange(QDateTime::fromMSecsSinceEpoch(first, Qt::UTC),
                    QDateTime::fromMSecsSinceEpoch(last, Qt::UTC));
   }
-  ms_axis_->setRange(0, max_ms * 1.15);
-  tps_axis_->setRange(0, max_tps * 1.15);
+  // At least 0..10 so that an idle deployment's axes read 0, 2, 4 ... rather than repeated
+  // rounded fractions; nice numbers keep the tick labels whole at any scale.
+  ms_axis_->setRange(0, std::max(10.0, max_ms * 1.15));
+  ms_axis_->applyNiceNumbers();
+  tps_axis_->setRange(0, std::max(10.0, max_tps * 1.15));
+  tps_axis_->applyNiceNumbers();
 }
 
 }  // namespace sextant::ui
