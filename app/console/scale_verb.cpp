@@ -99,39 +99,6 @@ Result<std::vector<std::string>> JournalTargets(store::ConsoleStore& st,
   return out;
 }
 
-// The selection `push` makes from --to / --selector.
-Result<std::vector<store::Target>> SelectTargets(store::ConsoleStore& st,
-                                                 const std::vector<std::string>& names,
-                                                 const std::string& selector) {
-  std::vector<store::Target> out;
-  if (!selector.empty()) {
-    const size_t eq = selector.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("selector '" + selector + "' is not KEY=VALUE");
-    }
-    SEXTANT_ASSIGN_OR_RETURN(auto all, st.ListTargets());
-    for (auto& t : all) {
-      auto it = t.labels.find(selector.substr(0, eq));
-      if (it != t.labels.end() && it->second == selector.substr(eq + 1)) out.push_back(t);
-    }
-    if (out.empty()) return Status::NotFound("no target has the label " + selector);
-    return out;
-  }
-  std::set<std::string> seen;
-  for (const auto& n : names) {
-    if (!seen.insert(n).second) return Status::InvalidArgument("target '" + n + "' named twice");
-    auto t = st.GetTarget(n);
-    if (!t.ok()) {
-      if (t.status().code() == StatusCode::kNotFound) {
-        return Status::NotFound("no target named '" + n + "' (see `sextant targets list`)");
-      }
-      return t.status();
-    }
-    out.push_back(std::move(t).value());
-  }
-  return out;
-}
-
 // The spec every target runs: one digest, and canonical JSON that hashes to it.
 Result<spec::DeploymentSpec> SpecTheTargetsRun(const std::vector<store::Target>& targets,
                                                const std::string& deployment,
@@ -207,7 +174,7 @@ int Scale(const ScaleArgs& a) {
     if (!journal.ok()) return ReportError(verb, journal.status());
     names = *journal;
   }
-  auto targets = SelectTargets(store, names, a.selector);
+  auto targets = console::ResolveTargets(store, names, a.selector);
   if (!targets.ok()) return ReportError(verb, targets.status());
   names.clear();
   for (const auto& t : *targets) names.push_back(t.name);

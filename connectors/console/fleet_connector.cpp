@@ -32,6 +32,10 @@ std::string ErrorText(const Status& s) {
   switch (s.code()) {
     case StatusCode::kUnavailable:
       return "unreachable: " + s.message();
+    case StatusCode::kCancelled:
+      // The console cancels its own calls only when it stops, and then records nothing: a
+      // cancelled call was ended by the agent (a server shutting down cancels its calls).
+      return "unreachable: the agent ended the call (shutting down or restarting)";
     case StatusCode::kDeadlineExceeded:
       return "no answer within the deadline: " + s.message();
     case StatusCode::kPermissionDenied:

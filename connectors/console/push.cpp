@@ -139,6 +139,17 @@ std::string ReportJsonFor(sqlite3* db, const std::string& spec_digest) {
   return report::SignedReportToJson((*latest)->signed_report).dump();
 }
 
+rollout::ExpectedOutput Expected(const report::ValidationReport& r, int64_t id) {
+  rollout::ExpectedOutput e;
+  e.backend = r.backend;
+  e.output_digest = r.output_digest;
+  for (const auto& p : r.prompts) e.prompt_digests.push_back(p.output_digest);
+  e.report_id = id;
+  return e;
+}
+
+}  // namespace
+
 Result<std::vector<store::Target>> ResolveTargets(store::ConsoleStore& st,
                                                   const std::vector<std::string>& names,
                                                   const std::string& selector) {
@@ -177,17 +188,6 @@ Result<std::vector<store::Target>> ResolveTargets(store::ConsoleStore& st,
   }
   return out;
 }
-
-rollout::ExpectedOutput Expected(const report::ValidationReport& r, int64_t id) {
-  rollout::ExpectedOutput e;
-  e.backend = r.backend;
-  e.output_digest = r.output_digest;
-  for (const auto& p : r.prompts) e.prompt_digests.push_back(p.output_digest);
-  e.report_id = id;
-  return e;
-}
-
-}  // namespace
 
 Status EnsureRolloutSchema(store::ConsoleStore& st) {
   std::lock_guard<std::mutex> lock(DbMutex());

@@ -46,6 +46,12 @@ struct PushRequest {
 // unknown target. Failures of targets are in the result (ok = false), not errors.
 Result<rollout::PushResult> PushFromStore(store::ConsoleStore& store, const PushRequest& r);
 
+// The targets a push names: `names` (each once, each known to the store) or every target whose
+// label matches `selector` (KEY=VALUE), not both. NOT_FOUND / INVALID_ARGUMENT name the cause.
+Result<std::vector<store::Target>> ResolveTargets(store::ConsoleStore& st,
+                                                  const std::vector<std::string>& names,
+                                                  const std::string& selector);
+
 struct RollbackRequest {
   std::function<void(const rollout::PushEvent&)> on_event;
   std::chrono::milliseconds call_deadline{30000};

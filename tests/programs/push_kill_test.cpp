@@ -231,7 +231,7 @@ TEST_F(PushKillTest, KilledAfterApplyEndsRolledBackAfterRestart) {
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_FALSE(result->ok);
   EXPECT_EQ(result->targets[0].state, rollout::TargetState::kRolledBack)
-      << result->targets[0].error;
+      << result->stopped_because << " / " << result->targets[0].error;
   EXPECT_EQ(result->targets[1].state, rollout::TargetState::kFailed);
   EXPECT_TRUE(result->targets[1].changed);
   EXPECT_NE(result->targets[1].error.find("sextant rollback tiny"), std::string::npos)
@@ -263,7 +263,8 @@ TEST_F(PushKillTest, KilledBeforeApplyEndsUnchangedAfterRestart) {
   auto result = PushFromStore(*store_, Request("agent-1", rollout::TargetState::kApplying));
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_FALSE(result->ok);
-  EXPECT_EQ(result->targets[0].state, rollout::TargetState::kRolledBack);
+  EXPECT_EQ(result->targets[0].state, rollout::TargetState::kRolledBack)
+      << result->stopped_because << " / " << result->targets[0].error;
   EXPECT_EQ(result->targets[1].state, rollout::TargetState::kFailed);
   EXPECT_NE(result->targets[1].error.find("cannot tell whether the apply took effect"),
             std::string::npos)
