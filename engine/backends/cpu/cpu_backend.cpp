@@ -98,6 +98,26 @@ __attribute__((target("avx2,fma"))) inline v8f ExpNonPositiveAvx2(v8f x) {
   return underflow ? v8f{} : result;
 }
 
+// scores[p] = exp(scores[p] - mx) for p < n (mx the maximum, so every exponent is <= 0); returns
+// their sum, always in the same order (8 lanes, then the tail, then a fixed lane tree).
+__attribute__((target("avx2,fma"))) float SoftmaxExpAvx2(float* scores, int64_t n, float mx) {
+  const v8f vmx = {mx, mx, mx, mx, mx, mx, mx, mx};
+  v8f vsum = {};
+  float sum = 0;
+  int64_t p = 0;
+  for (; p + 8 <= n; p += 8) {
+    const v8f e = ExpNonPositiveAvx2(Load8(scores + p) - vmx);
+    std::memcpy(scores + p, &e, sizeof(e));
+    vsum += e;
+  }
+  for (; p < n; ++p) {
+    scores[p] = std::exp(scores[p] - mx);
+    sum += scores[p];
+  }
+  return sum + (((vsum[0] + vsum[4]) + (vsum[1] + vsum[5])) +
+                ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7])));
+}
+
 __attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const float* k,
                                                         const float* v, int64_t stride, int64_t hd,
                                                         int64_t n, float scale, float* scores,
@@ -120,23 +140,7 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const fl
       mx = s > mx ? s : mx;
     }
   }
-  float sum = 0;
-  {
-    const v8f vmx = {mx, mx, mx, mx, mx, mx, mx, mx};
-    v8f vsum = {};
-    int64_t p = 0;
-    for (; p + 8 <= n; p += 8) {
-      const v8f e = ExpNonPositiveAvx2(Load8(scores + p) - vmx);
-      std::memcpy(scores + p, &e, sizeof(e));
-      vsum += e;
-    }
-    for (; p < n; ++p) {
-      scores[p] = std::exp(scores[p] - mx);
-      sum += scores[p];
-    }
-    sum +=
-        ((vsum[0] + vsum[4]) + (vsum[1] + vsum[5])) + ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7]));
-  }
+  const float sum = SoftmaxExpAvx2(scores, n, mx);
   const float inv = 1.0f / sum;
   if (hd % 8 == 0 && hd <= 256) {
     v8f acc[32];
@@ -222,23 +226,7 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, con
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
   m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
   const float mx = _mm_cvtss_f32(m4);
-  float sum = 0;
-  {
-    const v8f vmx = {mx, mx, mx, mx, mx, mx, mx, mx};
-    v8f vsum = {};
-    int64_t p = 0;
-    for (; p + 8 <= n; p += 8) {
-      const v8f e = ExpNonPositiveAvx2(Load8(scores + p) - vmx);
-      std::memcpy(scores + p, &e, sizeof(e));
-      vsum += e;
-    }
-    for (; p < n; ++p) {
-      scores[p] = std::exp(scores[p] - mx);
-      sum += scores[p];
-    }
-    sum +=
-        ((vsum[0] + vsum[4]) + (vsum[1] + vsum[5])) + ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7]));
-  }
+  const float sum = SoftmaxExpAvx2(scores, n, mx);
   const float inv = 1.0f / sum;
   __m256 acc[NV];
 #pragma GCC unroll 32
