@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using sextant::testing::RunCommand;
 
-fs::path TinyModel() { return fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf"; }
+using pushtest::TinyModel;
 
 class ScaleVerbTest : public ::testing::Test {
  protected:

@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-fs::path TinyModel() { return fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf"; }
+using pushtest::TinyModel;
 
 class PushViewTest : public ::testing::Test {
  protected:

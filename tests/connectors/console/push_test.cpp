@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using rollout::TargetState;
 
-fs::path TinyModel() { return fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf"; }
+using pushtest::TinyModel;
 
 class PushTest : public ::testing::Test {
  protected:

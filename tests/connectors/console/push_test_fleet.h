@@ -68,6 +68,9 @@ struct FleetAgent {
   int port = 0;
 };
 
+// The model every push test runs: stories260K from ../shared (absent in a fresh clone; tests skip).
+inline fs::path TinyModel() { return fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf"; }
+
 class LocalFleet {
  public:
   // `root` is created (and removed by the destructor).
