@@ -41,6 +41,7 @@ BatchScheduler::BatchScheduler(std::shared_ptr<const model::Model> model, Schedu
     return;
   }
   options_.max_batch_tokens = std::max(options_.max_batch_tokens, options_.max_batch);
+  idle_slots_ = options_.max_batch;  // before the worker starts: no request holds a slot
   model::ContextOptions copts;
   copts.context_length = options_.context_length;
   copts.slots = options_.max_batch;
@@ -75,7 +76,8 @@ Result<uint64_t> BatchScheduler::Submit(GenerateRequest request, TokenCallback o
   r->submitted = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return Status::Unavailable("scheduler: shutting down");
-  if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+  // Requests waiting beyond the idle slots they are about to take must fit in max_queue.
+  if (static_cast<int>(queue_.size()) >= options_.max_queue + idle_slots_) {
     return Status::ResourceExhausted("scheduler: the queue is full (" +
                                      std::to_string(options_.max_queue) + " requests waiting)");
   }
@@ -137,6 +139,7 @@ void BatchScheduler::WorkerLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.queue_depth = static_cast<int>(queue_.size());
       stats_.active = static_cast<int>(active.size());
+      idle_slots_ = static_cast<int>(free_slots.size());
       stats_.completed = completed + finished.size();
       stats_.generated_tokens = generated_total;
       stats_.steps = steps;
@@ -221,6 +224,7 @@ void BatchScheduler::WorkerLoop() {
       if (draining_ && queue_.empty() && active.empty()) exit_now = true;
       stats_.queue_depth = static_cast<int>(queue_.size());
       stats_.active = static_cast<int>(active.size());
+      idle_slots_ = static_cast<int>(free_slots.size());
       stats_.completed = completed + finished.size();
       stats_.generated_tokens = generated_total;
       stats_.steps = steps;

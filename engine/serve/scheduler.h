@@ -92,10 +92,11 @@ class BatchScheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Request>> queue_;        // guarded by mu_
-  std::vector<uint64_t> cancelled_;                   // guarded by mu_
-  bool accepting_ = true;                             // guarded by mu_
-  bool stop_ = false;                                 // guarded by mu_: cancel everything and exit
+  std::deque<std::unique_ptr<Request>> queue_;  // guarded by mu_
+  std::vector<uint64_t> cancelled_;             // guarded by mu_
+  bool accepting_ = true;                       // guarded by mu_
+  int idle_slots_ = 0;  // guarded by mu_: KV slots no request holds (as of the loop's last look)
+  bool stop_ = false;   // guarded by mu_: cancel everything and exit
   std::chrono::steady_clock::time_point deadline_{};  // guarded by mu_: when stop_ takes effect
   bool draining_ = false;                             // guarded by mu_
   uint64_t next_id_ = 1;                              // guarded by mu_
