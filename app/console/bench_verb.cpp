@@ -5,7 +5,9 @@
 // resident memory (VmHWM) next to the file size and KV cache, and the time from the start of the
 // load to the first generated token. With --streams N, also N concurrent greedy streams through
 // the continuous-batching scheduler against one stream (aggregate t/s; run after the peak memory
-// is read, since N sequences hold N KV regions).
+// is read, since N sequences hold N KV regions). On the CPU backend, also the bandwidth bound of
+// generation measured in the same run: the weights one decode step reads, timed as a plain read
+// with the same threads (engine/backends/cpu/read_bandwidth.h), and tg as a fraction of it.
 // Exit status: 0 ok, 1 failure, 2 usage.
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "app/cli/verb.h"
+#include "engine/backends/cpu/read_bandwidth.h"
 #include "engine/model/model.h"
 #include "engine/serve/scheduler.h"
 
@@ -247,6 +250,15 @@ int Bench(const BenchArgs& args) {
       many_tps = std::max(many_tps, *many);
     }
   }
+  // The bandwidth bound of generation, measured now: the time this machine takes to read the
+  // weights a decode step reads, with the same threads (CPU backend: the weights are the file
+  // mapping, already resident). After the peak RSS is taken; it allocates nothing.
+  cpu::ReadFigures read;
+  if (m->backend_name() == "cpu" && args.n_gen > 0) {
+    const std::vector<std::span<const uint8_t>> regions = m->DecodeWeightRegions();
+    read = cpu::TimeRead(regions, m->threads(), std::max(3, args.reps));
+  }
+  const double tg_bound = read.best_seconds > 0 ? 1.0 / read.best_seconds : 0.0;
   const double file_mib = static_cast<double>(info.file_size) / (1024.0 * 1024.0);
   const double kv_mib = static_cast<double>(ctx.kv_bytes()) / (1024.0 * 1024.0);
   Result<std::string> sha = m->Sha256();
@@ -277,6 +289,12 @@ int Bench(const BenchArgs& args) {
     j["kv_cache_mib"] = kv_mib;
     j["load_ms"] = load_ms;
     j["load_to_first_token_ms"] = first_token_ms;
+    if (read.bytes > 0) {
+      j["decode_read_bytes"] = read.bytes;
+      j["read_gbs"] = read.gigabytes_per_s;
+      j["tg_bound_tps"] = tg_bound;
+      j["tg_fraction_of_bound"] = tg_bound > 0 ? tgf.mean / tg_bound : 0.0;
+    }
     if (args.streams > 0) {
       j["streams"] = args.streams;
       j["streams_tps"] = many_tps;
@@ -305,6 +323,14 @@ int Bench(const BenchArgs& args) {
     std::printf("| %-28s | %9s | %8s | %-22s | %7d | %7s | %20s |\n", name.c_str(), size, params,
                 backend.c_str(), m->threads(), ("tg" + std::to_string(args.n_gen)).c_str(),
                 FmtFigure(tgf).c_str());
+  }
+  if (read.bytes > 0) {
+    std::printf(
+        "\ngeneration reads %.1f MB of weights per token: %.1f GB/s at tg%d, %.0f%% of the "
+        "%.1f GB/s this machine read them at with %d threads (bound %.1f t/s, same run)\n",
+        static_cast<double>(read.bytes) / 1e6, tgf.mean * static_cast<double>(read.bytes) / 1e9,
+        args.n_gen, tg_bound > 0 ? 100.0 * tgf.mean / tg_bound : 0.0, read.gigabytes_per_s,
+        m->threads(), tg_bound);
   }
   if (args.streams > 0 && args.n_gen > 0) {
     std::printf(

@@ -339,6 +339,15 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::filesystem::path& pa
   return std::shared_ptr<const Model>(std::move(model));
 }
 
+std::vector<std::span<const uint8_t>> Model::DecodeWeightRegions() const {
+  std::vector<std::span<const uint8_t>> regions;
+  for (const gguf::Tensor& t : file_->tensors()) {
+    if (t.name == "token_embd.weight" && !info_.tied_output) continue;
+    regions.emplace_back(t.data, static_cast<size_t>(t.size_bytes));
+  }
+  return regions;
+}
+
 Result<std::unique_ptr<ModelContext>> Model::NewContext(const ContextOptions& options) const {
   const int ctx_len = options.context_length > 0 ? options.context_length : default_context_;
   if (options.context_length < 0 || ctx_len > (1 << 22)) {

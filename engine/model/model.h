@@ -125,6 +125,11 @@ class Model {
   // sha256 of the file, lowercase hex (computed once, then cached).
   Result<std::string> Sha256() const { return file_->Sha256(); }
 
+  // The weight bytes one decode step reads, as regions of the file mapping: every tensor of the
+  // file but the token embedding (read a row per token), unless it doubles as the output matrix.
+  // `sextant bench` times reading them as the bandwidth bound of generation.
+  std::vector<std::span<const uint8_t>> DecodeWeightRegions() const;
+
   // A new context (KV cache + scratch). INVALID_ARGUMENT for a bad option,
   // RESOURCE_EXHAUSTED when memory cannot be had.
   Result<std::unique_ptr<ModelContext>> NewContext(const ContextOptions& options) const;
