@@ -108,10 +108,22 @@ Result<double> GenPass(model::ModelContext& ctx, int n, std::vector<float>& logi
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Aggregate generated tokens per second of `streams` greedy requests of n tokens each (8-token
-// prompts) run together through the continuous-batching scheduler, wall time from the first
-// Submit to the last completion.
-Result<double> StreamsPass(const std::shared_ptr<const model::Model>& m, int streams, int n) {
+// One pass of `streams` greedy requests of n tokens each (8-token prompts) run together through
+// the continuous-batching scheduler: aggregate generated tokens per second, wall time from the
+// first Submit to the last completion, and each request's time from Submit to its first token.
+struct StreamsFigures {
+  double tps = 0;
+  std::vector<double> ttft_ms;  // one per request, sorted
+};
+
+double Percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::min(sorted.size(), std::max<size_t>(i, 1)) - 1];
+}
+
+Result<StreamsFigures> StreamsPass(const std::shared_ptr<const model::Model>& m, int streams,
+                                   int n) {
   serve::SchedulerOptions so;
   so.max_batch = streams;
   so.max_queue = streams;
@@ -122,6 +134,7 @@ Result<double> StreamsPass(const std::shared_ptr<const model::Model>& m, int str
   std::condition_variable cv;
   int done = 0;
   Status failure;
+  StreamsFigures fig;
   const int64_t vocab = m->info().vocab_size;
   const Clock::time_point t0 = Clock::now();
   for (int s = 0; s < streams; ++s) {
@@ -135,6 +148,7 @@ Result<double> StreamsPass(const std::shared_ptr<const model::Model>& m, int str
         sched.Submit(std::move(req), nullptr, [&](Result<serve::GenerateStats> r) {
           std::lock_guard<std::mutex> lock(mu);
           if (!r.ok() && failure.ok()) failure = r.status();
+          if (r.ok()) fig.ttft_ms.push_back(r->ttft_ms);
           ++done;
           cv.notify_all();
         });
@@ -143,8 +157,10 @@ Result<double> StreamsPass(const std::shared_ptr<const model::Model>& m, int str
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return done == streams; });
   SEXTANT_RETURN_IF_ERROR(failure);
-  return static_cast<double>(streams) * n /
-         std::chrono::duration<double>(Clock::now() - t0).count();
+  fig.tps =
+      static_cast<double>(streams) * n / std::chrono::duration<double>(Clock::now() - t0).count();
+  std::sort(fig.ttft_ms.begin(), fig.ttft_ms.end());
+  return fig;
 }
 
 std::string FmtFigure(const Figures& f) {
@@ -236,20 +252,25 @@ int Bench(const BenchArgs& args) {
   const Figures tgf = Summarize(tg);
   const double peak_mib = PeakRssMib();
   // Concurrent streams vs one stream through the same scheduler (best of -r runs each).
+  // TTFT percentiles are over every request of every repetition of the many-streams pass.
   double one_tps = 0, many_tps = 0;
+  std::vector<double> ttft_ms;
   if (args.streams > 0 && args.n_gen > 0) {
     for (int rep = 0; rep < args.reps; ++rep) {
-      Result<double> one = StreamsPass(m, 1, args.n_gen);
-      Result<double> many = StreamsPass(m, args.streams, args.n_gen);
+      Result<StreamsFigures> one = StreamsPass(m, 1, args.n_gen);
+      Result<StreamsFigures> many = StreamsPass(m, args.streams, args.n_gen);
       if (!one.ok() || !many.ok()) {
         std::fprintf(stderr, "sextant bench: %s\n",
                      (!one.ok() ? one.status() : many.status()).ToString().c_str());
         return 1;
       }
-      one_tps = std::max(one_tps, *one);
-      many_tps = std::max(many_tps, *many);
+      one_tps = std::max(one_tps, one->tps);
+      many_tps = std::max(many_tps, many->tps);
+      ttft_ms.insert(ttft_ms.end(), many->ttft_ms.begin(), many->ttft_ms.end());
     }
+    std::sort(ttft_ms.begin(), ttft_ms.end());
   }
+  const double ttft_p50 = Percentile(ttft_ms, 50), ttft_p99 = Percentile(ttft_ms, 99);
   // The bandwidth bound of generation, measured now: the time this machine takes to read the
   // weights a decode step reads, with the same threads (CPU backend: the weights are the file
   // mapping, already resident). After the peak RSS is taken; it allocates nothing.
@@ -300,6 +321,8 @@ int Bench(const BenchArgs& args) {
       j["streams_tps"] = many_tps;
       j["single_stream_tps"] = one_tps;
       j["streams_speedup"] = one_tps > 0 ? many_tps / one_tps : 0.0;
+      j["streams_ttft_p50_ms"] = ttft_p50;
+      j["streams_ttft_p99_ms"] = ttft_p99;
     }
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -334,8 +357,10 @@ int Bench(const BenchArgs& args) {
   }
   if (args.streams > 0 && args.n_gen > 0) {
     std::printf(
-        "\n%d concurrent streams: %.2f t/s aggregate; 1 stream: %.2f t/s (%.2fx), best of %d\n",
-        args.streams, many_tps, one_tps, one_tps > 0 ? many_tps / one_tps : 0.0, args.reps);
+        "\n%d concurrent streams: %.2f t/s aggregate; 1 stream: %.2f t/s (%.2fx), best of %d; "
+        "time to first token p50 %.0f ms, p99 %.0f ms\n",
+        args.streams, many_tps, one_tps, one_tps > 0 ? many_tps / one_tps : 0.0, args.reps,
+        ttft_p50, ttft_p99);
   }
   std::printf(
       "\npeak RSS %.1f MiB (file %.1f MiB + KV cache %.1f MiB); load %.0f ms, "
