@@ -277,7 +277,7 @@ int Bench(const BenchArgs& args) {
   cpu::ReadFigures read;
   if (m->backend_name() == "cpu" && args.n_gen > 0) {
     const std::vector<std::span<const uint8_t>> regions = m->DecodeWeightRegions();
-    read = cpu::TimeRead(regions, m->threads(), std::max(3, args.reps));
+    read = cpu::TimeRead(regions, m->threads(), std::max(5, args.reps));
   }
   const double tg_bound = read.best_seconds > 0 ? 1.0 / read.best_seconds : 0.0;
   const double file_mib = static_cast<double>(info.file_size) / (1024.0 * 1024.0);
