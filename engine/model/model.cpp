@@ -290,6 +290,7 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::filesystem::path& pa
   std::shared_ptr<Model> model(new Model());
   model->backend_ = std::move(backend);
   model->backend_note_ = note;
+  model->device_ = options.device;
   SEXTANT_ASSIGN_OR_RETURN(model->file_, gguf::GgufFile::Open(path));
   Result<ModelInfo> info = ReadModelInfo(*model->file_);
   if (!info.ok()) return info.status().WithContext(path.string());

@@ -121,6 +121,8 @@ class Model {
   // Why this backend ("no GPU found; using the CPU"); empty when it was asked for.
   const std::string& backend_note() const { return backend_note_; }
   int threads() const;
+  // LoadOptions::device the model was loaded with (which GPU of its vendor; a CPU model says 0).
+  int device() const { return device_; }
   int default_context_length() const { return default_context_; }
   // sha256 of the file, lowercase hex (computed once, then cached).
   Result<std::string> Sha256() const { return file_->Sha256(); }
@@ -143,6 +145,7 @@ class Model {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
   std::string backend_note_;
+  int device_ = 0;
   int default_context_ = 0;
   std::unique_ptr<GraphWeights> weights_;
 };
