@@ -1,6 +1,7 @@
 #include "app/replicas/placement.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace sextant::replicas {
 
@@ -44,6 +45,30 @@ Result<DeviceShare> PlaceReplica(const agent::InventoryInfo& inventory,
   share.gpus = std::move(matching);
   share.threads = 0;
   return share;
+}
+
+Result<int> DeviceOrdinal(const agent::InventoryInfo& inventory, const std::string& id) {
+  size_t digits = id.size();
+  while (digits > 0 && std::isdigit(static_cast<unsigned char>(id[digits - 1])) != 0) --digits;
+  if (digits == id.size() || id.size() - digits > 6) {
+    return Status::InvalidArgument("device id '" + id + "' does not end in a device number");
+  }
+  const int number = std::stoi(id.substr(digits));
+  // Devices of another kind listed before this one shift its number (ROCm after NVIDIA).
+  const auto self = std::find_if(inventory.devices.begin(), inventory.devices.end(),
+                                 [&](const agent::DeviceInfo& d) { return d.id == id; });
+  const auto other_gpu = [&](const agent::DeviceInfo& e) {
+    return e.kind != self->kind && (e.kind == "cuda" || e.kind == "rocm");
+  };
+  const int before =
+      self == inventory.devices.end()
+          ? 0
+          : static_cast<int>(std::count_if(inventory.devices.begin(), self, other_gpu));
+  if (number < before) {
+    return Status::InvalidArgument("device id '" + id + "' is numbered below the " +
+                                   std::to_string(before) + " devices of another kind before it");
+  }
+  return number - before;
 }
 
 }  // namespace sextant::replicas

@@ -40,4 +40,15 @@ Result<DeviceShare> PlaceReplica(const agent::InventoryInfo& inventory,
                                  const PlacementRequest& request,
                                  const std::set<std::string>& taken);
 
+// The device ordinal a GPU runtime is given for inventory device `id` ("gpuN"): the vendor's
+// index of the device (NVML for "cuda", ROCm SMI for "rocm"), which is N less the devices of
+// another kind listed before it in `inventory` (the inventory numbers ROCm devices after the
+// NVIDIA ones). NVML and ROCm SMI number devices in PCI bus order, so this is the CUDA / HIP
+// ordinal only when the runtime enumerates in PCI bus order too: CUDA does when
+// CUDA_DEVICE_ORDER=PCI_BUS_ID (its default puts the fastest device first; the agent sets the
+// variable at startup unless it is already set), and neither runtime does when
+// CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES hides or reorders devices. INVALID_ARGUMENT when
+// `id` does not end in a device number.
+Result<int> DeviceOrdinal(const agent::InventoryInfo& inventory, const std::string& id);
+
 }  // namespace sextant::replicas

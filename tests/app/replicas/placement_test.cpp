@@ -49,5 +49,30 @@ TEST(Placement, TheGpuModelOfTheSpecIsRespected) {
   EXPECT_NE(none.status().message().find("the agent has 0 such GPUs"), std::string::npos);
 }
 
+TEST(Placement, DeviceOrdinalIsTheVendorsIndexOfTheGpu) {
+  // As the agent's inventory lists them: NVIDIA devices (NVML index), then ROCm ones numbered
+  // after them.
+  agent::InventoryInfo inv;
+  inv.devices.push_back({.id = "gpu0", .kind = "cuda"});
+  inv.devices.push_back({.id = "gpu1", .kind = "cuda"});
+  inv.devices.push_back({.id = "gpu2", .kind = "rocm"});
+  inv.devices.push_back({.id = "gpu3", .kind = "rocm"});
+  EXPECT_EQ(DeviceOrdinal(inv, "gpu0").value(), 0);
+  EXPECT_EQ(DeviceOrdinal(inv, "gpu1").value(), 1);
+  EXPECT_EQ(DeviceOrdinal(inv, "gpu2").value(), 0);
+  EXPECT_EQ(DeviceOrdinal(inv, "gpu3").value(), 1);
+  // A device NVML could not read is not listed; the others keep their index.
+  agent::InventoryInfo gap;
+  gap.devices.push_back({.id = "gpu1", .kind = "cuda"});
+  EXPECT_EQ(DeviceOrdinal(gap, "gpu1").value(), 1);
+  EXPECT_EQ(DeviceOrdinal(agent::InventoryInfo{}, "gpu12").value(), 12);
+  for (const char* bad : {"cpu", "gpu", "", "gpu99999999999"}) {
+    Result<int> ordinal = DeviceOrdinal(inv, bad);
+    ASSERT_FALSE(ordinal.ok()) << bad;
+    EXPECT_EQ(ordinal.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(ordinal.status().message().find("'" + std::string(bad) + "'"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace sextant::replicas
