@@ -340,9 +340,26 @@ std::set<std::string> ReplicaManager::TakenGpusLocked() const {
   return taken;
 }
 
+int ReplicaManager::NextGpuOrdinalLocked(const DeploymentTarget& t) const {
+  if (options_.inventory == nullptr || t.resources.gpu_count <= 0) return 0;
+  std::set<std::string> held;
+  for (const auto& [name, d] : deployments_) {
+    for (const auto& r : d.replicas) {
+      for (const std::string& g : r->share().gpus) held.insert(g);
+    }
+  }
+  const agent::InventoryInfo inventory = options_.inventory->Snapshot();
+  Result<DeviceShare> placed = PlaceReplica(
+      inventory, PlacementRequest{t.resources.gpu_count, t.resources.gpu_model, 0}, held);
+  if (!placed.ok() || placed->gpus.empty()) return 0;
+  Result<int> ordinal = DeviceOrdinal(inventory, placed->gpus.front());
+  return ordinal.ok() ? *ordinal : 0;
+}
+
 Result<std::shared_ptr<const model::Model>> ReplicaManager::LoadModel(const std::string& name,
                                                                       uint64_t epoch,
                                                                       const DeploymentTarget& t,
+                                                                      int device,
                                                                       std::string* model_path) {
   SEXTANT_ASSIGN_OR_RETURN(std::filesystem::path path,
                            ResolveModelPath(options_.model_store, t.model_uri));
@@ -380,6 +397,7 @@ Result<std::shared_ptr<const model::Model>> ReplicaManager::LoadModel(const std:
   model::LoadOptions load;
   load.backend = options_.backend_override.empty() ? t.engine.backend : options_.backend_override;
   load.threads = CpuThreadsFor(t);
+  load.device = device;
   load.context_length = t.engine.context_length;
   load.on_progress = [this, &name, epoch](float) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -397,6 +415,7 @@ void ReplicaManager::Converge(const LoadJob& job) {
   std::shared_ptr<const model::Model> model;
   std::vector<std::shared_ptr<Replica>> retired;
   bool load_needed = false;
+  int load_device = 0;  // where the first replica is about to be placed
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = deployments_.find(job.name);
@@ -409,6 +428,7 @@ void ReplicaManager::Converge(const LoadJob& job) {
       retired = std::move(d.replicas);
       d.replicas.clear();
       d.model.reset();
+      d.models_by_device.clear();
       d.pending = 0;
       d.pending_reason.clear();
       QueuePendingLocked();
@@ -431,6 +451,7 @@ void ReplicaManager::Converge(const LoadJob& job) {
           retired = std::move(d.replicas);
           d.replicas.clear();
         }
+        load_device = NextGpuOrdinalLocked(target);
         changed_.notify_all();
       }
     }
@@ -441,7 +462,7 @@ void ReplicaManager::Converge(const LoadJob& job) {
     std::string model_path;
     const SteadyClock::time_point start = SteadyClock::now();
     Result<std::shared_ptr<const model::Model>> loaded =
-        LoadModel(job.name, job.epoch, target, &model_path);
+        LoadModel(job.name, job.epoch, target, load_device, &model_path);
     const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
     std::lock_guard<std::mutex> lock(mu_);
     auto it = deployments_.find(job.name);
@@ -454,6 +475,7 @@ void ReplicaManager::Converge(const LoadJob& job) {
       retired = std::move(d.replicas);
       d.replicas.clear();
       d.model.reset();
+      d.models_by_device.clear();
       d.serving_generation = 0;
       d.failed_epoch = d.epoch;
       d.phase = agent::DeploymentPhase::kFailed;
@@ -465,6 +487,8 @@ void ReplicaManager::Converge(const LoadJob& job) {
     } else {
       d.last_load_seconds = seconds;
       d.model = std::move(loaded).value();
+      d.models_by_device.clear();
+      d.models_by_device[d.model->device()] = d.model;
       d.backend = std::string(d.model->backend_name());
       model = d.model;
     }
@@ -477,9 +501,36 @@ void ReplicaManager::Converge(const LoadJob& job) {
   // Size: start replicas up to the desired count (placed one by one), or drain the surplus.
   // Replicas of a new generation are staged until its set is complete, then swapped in.
   std::vector<std::shared_ptr<Replica>> staged;
+  // The next replica cannot be started (not placed, or its model does not load on its GPU): it
+  // stays Pending with `why`, and serving continues on the replicas that are placed.
+  // REQUIRES: mu_ held.
+  const auto leave_pending = [&](Deployment& d, const std::string& why) {
+    if (d.serving_generation != target.generation && !staged.empty()) {
+      retired = std::move(d.replicas);
+      d.replicas = std::move(staged);
+      staged.clear();
+      d.serving_generation = target.generation;
+      d.reason.clear();
+      d.phase = agent::DeploymentPhase::kReady;
+    }
+    const int now_have =
+        static_cast<int>(d.serving_generation == target.generation ? d.replicas.size() : 0);
+    d.pending = std::max(0, d.desired - now_have);
+    d.pending_reason = why;
+    if (now_have == 0) {
+      d.phase = agent::DeploymentPhase::kPending;
+      d.reason = "no replica placed: " + d.pending_reason;
+    }
+    agent::LogEvent(
+        spdlog::level::warn, "replicas_pending",
+        {{"deployment", job.name}, {"pending", d.pending}, {"reason", d.pending_reason}});
+    changed_.notify_all();
+  };
   while (true) {
     DeviceShare share;
     int index = 0;
+    int ordinal = -1;  // device ordinal of the replica's first GPU; -1: it runs on the CPU
+    std::shared_ptr<const model::Model> replica_model = model;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = deployments_.find(job.name);
@@ -546,34 +597,50 @@ void ReplicaManager::Converge(const LoadJob& job) {
                                         CpuThreadsFor(target)},
                        taken);
       if (!placed.ok()) {
-        // Serving continues on the replicas that are placed; the rest stay Pending.
-        if (new_generation && !staged.empty()) {
-          retired = std::move(d.replicas);
-          d.replicas = std::move(staged);
-          staged.clear();
-          d.serving_generation = target.generation;
-          d.reason.clear();
-          d.phase = agent::DeploymentPhase::kReady;
-        }
-        const int now_have =
-            static_cast<int>(d.serving_generation == target.generation ? d.replicas.size() : 0);
-        d.pending = std::max(0, d.desired - now_have);
-        d.pending_reason = placed.status().message();
-        if (now_have == 0) {
-          d.phase = agent::DeploymentPhase::kPending;
-          d.reason = "no replica placed: " + d.pending_reason;
-        }
-        agent::LogEvent(
-            spdlog::level::warn, "replicas_pending",
-            {{"deployment", job.name}, {"pending", d.pending}, {"reason", d.pending_reason}});
-        changed_.notify_all();
+        leave_pending(d, placed.status().message());
         break;
       }
       share = std::move(placed).value();
+      if (!share.gpus.empty()) {
+        // A replica computes on its first GPU, with the model loaded for that device.
+        Result<int> device = DeviceOrdinal(inventory, share.gpus.front());
+        if (!device.ok()) {
+          leave_pending(d, device.status().message());
+          break;
+        }
+        ordinal = *device;
+        auto cached = d.models_by_device.find(ordinal);
+        replica_model = cached == d.models_by_device.end() ? nullptr : cached->second.lock();
+      }
       index = d.next_index++;
     }
-    auto r = std::make_shared<Replica>(target.name, index, model, SchedulerOptionsFor(target),
-                                       target.engine.sampling, share);
+    if (replica_model == nullptr) {
+      // No replica of this generation runs on that device: load the model for it (without the
+      // lock; a change meanwhile cancels the load and supersedes this job).
+      std::string loaded_path;
+      Result<std::shared_ptr<const model::Model>> loaded =
+          LoadModel(job.name, job.epoch, target, ordinal, &loaded_path);
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = deployments_.find(job.name);
+      if (stopping_ || it == deployments_.end() || it->second.epoch != job.epoch) break;
+      Deployment& d = it->second;
+      if (!loaded.ok()) {
+        leave_pending(d, loaded.status()
+                             .WithContext("on " + share.gpus.front() + " (device " +
+                                          std::to_string(ordinal) + ")")
+                             .message());
+        break;
+      }
+      replica_model = std::move(loaded).value();
+      d.models_by_device[ordinal] = replica_model;
+      agent::LogEvent(spdlog::level::info, "model_loaded_on_device",
+                      {{"deployment", job.name},
+                       {"generation", target.generation},
+                       {"device", share.gpus.front()},
+                       {"ordinal", ordinal}});
+    }
+    auto r = std::make_shared<Replica>(target.name, index, replica_model,
+                                       SchedulerOptionsFor(target), target.engine.sampling, share);
     r->generation_ = target.generation;
     if (Status s = r->scheduler().status(); !s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -665,6 +732,7 @@ void ReplicaManager::Shutdown(std::chrono::milliseconds grace) {
         for (auto& r : d.replicas) all.push_back(r);
         d.replicas.clear();
         d.model.reset();
+        d.models_by_device.clear();
         d.phase = agent::DeploymentPhase::kPending;
         d.reason = "shutting down";
       }
@@ -905,6 +973,7 @@ DeploymentView ReplicaManager::ViewLocked(const Deployment& d) const {
   for (const auto& r : d.replicas) {
     v.in_flight += r->outstanding();
     v.replica_devices.push_back(r->share().Describe());
+    v.replica_device_ordinals.push_back(r->share().gpus.empty() ? -1 : r->model().device());
   }
   v.waiting = d.waiting;
   v.model_path = d.model_path;

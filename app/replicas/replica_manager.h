@@ -23,11 +23,14 @@
 // Replica count: starts at max(replicas.min, 1); an autoscaler (app/scaling/autoscaler.h) moves
 // it with SetDesired(), which writes the decision to the audit log first, then records it as a
 // scaling event. Each replica is placed on its own device share (placement.h): a replica that
-// cannot be placed stays Pending, with the reason in the deployment's status and metrics. At
-// zero replicas the model is released; the file's verified sha256 is remembered (by path, size
-// and modification time) so that scaling from zero loads without hashing it again. A replica
-// that is scaled away stops taking requests and finishes the ones it holds (within drain_grace)
-// before it stops.
+// cannot be placed stays Pending, with the reason in the deployment's status and metrics. A
+// replica on whole GPUs computes on the first of them: it runs on the deployment's model loaded
+// for that GPU's device ordinal (DeviceOrdinal in placement.h), one load per ordinal while a
+// replica runs on it; a load that fails for one GPU leaves that replica Pending with the reason
+// while the others serve. CPU replicas share one model. At zero replicas the model is released; the
+// file's verified sha256 is remembered (by path, size and modification time) so that scaling from
+// zero loads without hashing it again. A replica that is scaled away stops taking requests and
+// finishes the ones it holds (within drain_grace) before it stops.
 //
 // Thread-safety: every public method is safe from any thread.
 #pragma once
@@ -181,7 +184,10 @@ struct DeploymentView {
   int64_t in_flight = 0;                     // leases held on its replicas
   int64_t waiting = 0;                       // requests waiting for a ready replica
   std::vector<std::string> replica_devices;  // DeviceShare::Describe() of each ready replica
-  std::string model_path;                    // resolved file in the store
+  // Of each ready replica, in the same order: the device its model was loaded for
+  // (model::Model::device()) when it runs on GPUs, -1 when it runs on the CPU.
+  std::vector<int> replica_device_ordinals;
+  std::string model_path;  // resolved file in the store
   std::string backend;
 };
 
@@ -258,7 +264,8 @@ class ReplicaManager : public agent::DeploymentObserver {
                                                         const std::string& uri);
 
  private:
-  // Invariants: (1) every replica in `replicas` is of `serving_generation` and runs on `model`;
+  // Invariants: (1) every replica in `replicas` is of `serving_generation` and runs on `model`
+  // (on the CPU) or on the entry of `models_by_device` for its first GPU's ordinal;
   // (2) replicas.size() + pending <= desired, except while a converge job is queued;
   // (3) phase is Failed only for the epoch in failed_epoch.
   struct Deployment {
@@ -271,6 +278,10 @@ class ReplicaManager : public agent::DeploymentObserver {
     std::string backend;
     int64_t serving_generation = 0;
     std::shared_ptr<const model::Model> model;  // of serving_generation; null at zero replicas
+    // The models of `model`'s generation by the device ordinal they were loaded for, `model`
+    // among them; empty whenever `model` is null. Weak: a model no replica runs on any more is
+    // released (and the GPU memory it held with it).
+    std::map<int, std::weak_ptr<const model::Model>> models_by_device;
     std::vector<std::shared_ptr<Replica>> replicas;
     int desired = 1;
     int pending = 0;
@@ -292,10 +303,13 @@ class ReplicaManager : public agent::DeploymentObserver {
 
   void LoaderLoop();
   void Converge(const LoadJob& job);
-  // Runs without the lock: resolve, verify, load the model.
+  // Runs without the lock: resolve, verify, load the model for GPU `device` (of its vendor).
   Result<std::shared_ptr<const model::Model>> LoadModel(const std::string& name, uint64_t epoch,
-                                                        const DeploymentTarget& t,
+                                                        const DeploymentTarget& t, int device,
                                                         std::string* model_path);
+  // The device ordinal of the GPU the next replica of `t` would be placed on, ignoring GPUs that
+  // are draining (they are about to be free); 0 when none is free or `t` asks for no GPU.
+  int NextGpuOrdinalLocked(const DeploymentTarget& t) const;
   serve::SchedulerOptions SchedulerOptionsFor(const DeploymentTarget& t) const;
   int CpuThreadsFor(const DeploymentTarget& t) const;
   std::set<std::string> TakenGpusLocked() const;
