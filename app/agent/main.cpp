@@ -2,6 +2,7 @@
 // Verbs (one file each in this folder) register themselves; see app/cli/verb.h.
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "app/agent/serve_verb.h"
@@ -9,6 +10,9 @@
 #include "engine/base/build_info.h"
 
 int main(int argc, char** argv) {
+  // Before any model loads: CUDA numbers devices in PCI bus order, as NVML (the inventory's gpuN)
+  // does, so a replica placed on gpuN computes on CUDA device N. A value already set is kept.
+  setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", /*overwrite=*/0);
   CLI::App app{
       "Sextant agent: the BYOC data plane (gRPC over mutual TLS, engine replicas, "
       "OpenAI-compatible API)",
