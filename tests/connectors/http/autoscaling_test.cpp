@@ -388,5 +388,72 @@ TEST_F(AutoscalingTest, ReplicasBeyondTheAgentsGpusStayPendingWhileServingContin
   EXPECT_EQ(served->status, 200) << served->body;
 }
 
+TEST_F(AutoscalingTest, EachGpuReplicaComputesOnTheDeviceItIsPlacedOn) {
+  TwoGpuInventoryStandIn gpus;
+  StartStack({.backend_override = "cpu", .drain_grace = seconds(5), .inventory = &gpus},
+             std::nullopt);
+  replicas::DeploymentTarget t = Target("split");
+  t.resources.gpu_count = 1;
+  t.resources.replicas_min = 2;
+  t.resources.replicas_max = 2;
+  t.replicas = 2;
+  manager_->Upsert(t);
+
+  // Two ready replicas, on gpu0 and gpu1, each with its own model loaded for that device; each
+  // answers a request routed to it.
+  auto expect_one_model_per_device = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    auto view = manager_->Get("split");
+    ASSERT_TRUE(view.has_value());
+    ASSERT_EQ(view->replicas_ready, 2) << view->reason << view->pending_reason;
+    ASSERT_EQ(view->replica_device_ordinals.size(), view->replica_devices.size());
+    std::map<std::string, int> ordinals;
+    for (size_t i = 0; i < view->replica_devices.size(); ++i) {
+      ordinals[view->replica_devices[i]] = view->replica_device_ordinals[i];
+    }
+    EXPECT_EQ(ordinals, (std::map<std::string, int>{{"gpu0", 0}, {"gpu1", 1}}));
+
+    // Two leases held at once land on the two replicas (least outstanding work first).
+    auto a = manager_->AcquireLease("split", milliseconds(0));
+    auto b = manager_->AcquireLease("split", milliseconds(0));
+    ASSERT_TRUE(a.ok() && b.ok());
+    std::shared_ptr<replicas::Replica> ra = a->replica();
+    std::shared_ptr<replicas::Replica> rb = b->replica();
+    a->Release();
+    b->Release();
+    ASSERT_NE(ra, rb);
+    EXPECT_NE(&ra->model(), &rb->model());
+    for (const auto& r : {ra, rb}) {
+      ASSERT_EQ(r->share().gpus.size(), 1u);
+      EXPECT_EQ(r->model().device(), r->share().gpus[0] == "gpu0" ? 0 : 1) << r->share().Describe();
+    }
+    // A lease held on one replica routes the request to the other.
+    for (const auto& [busy, idle] : {std::pair(ra, rb), std::pair(rb, ra)}) {
+      replicas::ReplicaLease hold(busy);
+      const uint64_t before = idle->scheduler().stats().completed;
+      auto res = Complete("split");
+      ASSERT_TRUE(res);
+      EXPECT_EQ(res->status, 200) << res->body;
+      EXPECT_TRUE(
+          WaitFor([&] { return idle->scheduler().stats().completed == before + 1; }, seconds(5)))
+          << "the replica on " << idle->share().Describe() << " served nothing";
+    }
+  };
+
+  auto view = manager_->WaitSettled("split", seconds(60));
+  ASSERT_TRUE(view.has_value());
+  ASSERT_EQ(view->phase, agent::DeploymentPhase::kReady) << view->reason;
+  expect_one_model_per_device("first start");
+
+  // At zero every model is released; coming back loads one per device again.
+  ASSERT_TRUE(manager_->SetDesired("split", 0, "test: to zero", 0, 0).ok());
+  ASSERT_TRUE(WaitFor([&] { return Ready("split") == 0; }, seconds(10)));
+  EXPECT_TRUE(manager_->Get("split")->replica_device_ordinals.empty());
+  ASSERT_TRUE(manager_->SetDesired("split", 2, "test: back", 0, 0).ok());
+  ASSERT_TRUE(WaitFor([&] { return Ready("split") == 2; }, seconds(30)))
+      << "ready " << Ready("split") << ": " << manager_->Get("split")->pending_reason;
+  expect_one_model_per_device("after scaling to zero and back");
+}
+
 }  // namespace
 }  // namespace sextant::http
