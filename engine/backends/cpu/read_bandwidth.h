@@ -20,8 +20,8 @@ struct ReadFigures {
 // Reads every byte of `regions` once per pass, split evenly over `threads` threads (< 1 means
 // 1), `passes` times (< 1 means 1), and reports the fastest pass. Each thread reads its share as
 // several interleaved streams with software prefetch, the access pattern that gets the most of
-// the memory system (one sequential stream per thread gets about half of it on some hosts). The regions must stay mapped
-// and readable for the duration of the call.
+// the memory system (one sequential stream per thread gets about half of it on some hosts). The
+// regions must stay mapped and readable for the duration of the call.
 ReadFigures TimeRead(std::span<const std::span<const uint8_t>> regions, int threads, int passes);
 
 }  // namespace sextant::cpu
