@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Device check for a machine with an NVIDIA GPU and the CUDA toolkit (no network needed): builds
-# the CUDA backend for this machine's GPU, runs the GPU tests against the CPU reference,
+# the engine alone (SEXTANT_ENGINE_ONLY: the engine, sextant's engine verbs and the engine tests,
+# which need no library beyond the C++ runtime; CLI11, nlohmann_json and GoogleTest come from the
+# machine's packages or from build/device-kit, made by scripts/device-kit.sh and taken along)
+# with the CUDA backend for this machine's GPU, runs the GPU tests against the CPU reference,
 # synthesizes TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0) and benchmarks each with
 # `sextant bench --backend cuda`. Run from the repository root:
 #
@@ -18,6 +21,7 @@
 #   DEVICE_CHECK_BUDGET  seconds for the whole run (default 450)
 #   DEVICE_CHECK_STORIES a stories260K.gguf to use for the end-to-end test when ../shared has none
 #   CUDA_ARCH            CUDA architectures (default "native": the GPU of this machine)
+#   DEVICE_KIT           the kit folder (default build/device-kit when it exists)
 set -uo pipefail
 
 START=$(date +%s)
@@ -84,11 +88,14 @@ if [[ ! -f ../shared/models/stories260K.gguf && -f ${DEVICE_CHECK_STORIES:-} ]];
 fi
 
 failed=0
+KIT=${DEVICE_KIT:-build/device-kit}
+kit_args=()
+[[ -d $KIT ]] && kit_args=(-DSEXTANT_DEVICE_KIT="$(cd "$KIT" && pwd)")
 step configure 150 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSEXTANT_WITH_CUDA=ON -DSEXTANT_WITH_HIP=OFF -DSEXTANT_WITH_GUI=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES="$ARCH" || failed=1
+  -DSEXTANT_ENGINE_ONLY=ON -DSEXTANT_WITH_CUDA=ON -DSEXTANT_WITH_HIP=OFF \
+  -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${kit_args[@]}" || failed=1
 if ((failed)); then
-  log "configure failed (see configure in device-check.log: a missing development package?)"
+  log "configure failed (see configure in device-check.log; without the packages, make the kit with scripts/device-kit.sh)"
 else
   step build 300 cmake --build "$BUILD" -j "$JOBS" --target sextant engine_tests || failed=1
 fi
