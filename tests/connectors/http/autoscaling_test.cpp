@@ -148,6 +148,16 @@ class AutoscalingTest : public ::testing::Test {
     return t;
   }
 
+  // Target(name) with `n` replicas (fixed) of one GPU each.
+  replicas::DeploymentTarget OneGpuReplicas(const std::string& name, int n) {
+    replicas::DeploymentTarget t = Target(name);
+    t.resources.gpu_count = 1;
+    t.resources.replicas_min = n;
+    t.resources.replicas_max = n;
+    t.replicas = n;
+    return t;
+  }
+
   void StartStack(replicas::ReplicaManagerOptions options,
                   std::optional<scaling::AutoscalerOptions> autoscaler) {
     serving_ = std::make_unique<replicas::ServingMetrics>(registry_);
@@ -337,11 +347,7 @@ TEST_F(AutoscalingTest, ReplicasBeyondTheAgentsGpusStayPendingWhileServingContin
   TwoGpuInventoryStandIn gpus;
   StartStack({.backend_override = "cpu", .drain_grace = seconds(5), .inventory = &gpus},
              std::nullopt);
-  replicas::DeploymentTarget t = Target("big");
-  t.resources.gpu_count = 1;
-  t.resources.replicas_min = 3;
-  t.resources.replicas_max = 3;
-  t.replicas = 3;
+  replicas::DeploymentTarget t = OneGpuReplicas("big", 3);
   manager_->Upsert(t);
   auto view = manager_->WaitSettled("big", seconds(60));
   ASSERT_TRUE(view.has_value());
@@ -392,11 +398,7 @@ TEST_F(AutoscalingTest, EachGpuReplicaComputesOnTheDeviceItIsPlacedOn) {
   TwoGpuInventoryStandIn gpus;
   StartStack({.backend_override = "cpu", .drain_grace = seconds(5), .inventory = &gpus},
              std::nullopt);
-  replicas::DeploymentTarget t = Target("split");
-  t.resources.gpu_count = 1;
-  t.resources.replicas_min = 2;
-  t.resources.replicas_max = 2;
-  t.replicas = 2;
+  replicas::DeploymentTarget t = OneGpuReplicas("split", 2);
   manager_->Upsert(t);
 
   // Two ready replicas, on gpu0 and gpu1, each with its own model loaded for that device; each
