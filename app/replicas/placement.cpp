@@ -2,8 +2,26 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <tuple>
+#include <vector>
 
 namespace sextant::replicas {
+namespace {
+
+// Device ids in numeric order of their trailing number ("gpu2" < "gpu10"), then by text.
+bool IdLess(const std::string& a, const std::string& b) {
+  auto split = [](const std::string& s) {
+    size_t d = s.size();
+    while (d > 0 && std::isdigit(static_cast<unsigned char>(s[d - 1])) != 0) --d;
+    // Up to 9 digits compare as a number; longer runs (never an inventory id) as text.
+    const bool numeric = d < s.size() && s.size() - d <= 9;
+    return std::make_tuple(s.substr(0, d), numeric ? std::stol(s.substr(d)) : -1L, s);
+  };
+  return split(a) < split(b);
+}
+
+}  // namespace
 
 std::string DeviceShare::Describe() const {
   if (gpus.empty()) {
@@ -20,8 +38,8 @@ Result<DeviceShare> PlaceReplica(const agent::InventoryInfo& inventory,
   DeviceShare share;
   share.threads = request.cpu_threads;
   if (request.gpu_count <= 0) return share;
-  std::vector<std::string> matching;
-  int in_use = 0;
+  std::map<std::string, std::vector<std::string>> free_by_kind;  // "cuda" / "rocm" -> ids
+  int free_total = 0, in_use = 0;
   for (const agent::DeviceInfo& d : inventory.devices) {
     if (d.kind != "cuda" && d.kind != "rocm") continue;
     if (!request.gpu_model.empty() && d.model != request.gpu_model) continue;
@@ -29,17 +47,35 @@ Result<DeviceShare> PlaceReplica(const agent::InventoryInfo& inventory,
       ++in_use;
       continue;
     }
-    matching.push_back(d.id);
+    free_by_kind[d.kind].push_back(d.id);
+    ++free_total;
   }
-  std::sort(matching.begin(), matching.end());
-  if (static_cast<int>(matching.size()) < request.gpu_count) {
-    const int total = static_cast<int>(matching.size()) + in_use;
+  std::vector<std::string> matching;
+  for (auto& [kind, ids] : free_by_kind) {
+    std::sort(ids.begin(), ids.end(), IdLess);
+    if (static_cast<int>(ids.size()) >= request.gpu_count &&
+        (matching.empty() || IdLess(ids.front(), matching.front()))) {
+      matching = ids;
+    }
+  }
+  if (matching.empty()) {
+    const int total = free_total + in_use;
     const std::string what = std::to_string(request.gpu_count) +
                              (request.gpu_count == 1 ? " GPU" : " GPUs") +
                              (request.gpu_model.empty() ? "" : " of model " + request.gpu_model);
-    return Status::ResourceExhausted("needs " + what + "; the agent has " + std::to_string(total) +
-                                     (total == 1 ? " such GPU" : " such GPUs") + ", " +
-                                     std::to_string(in_use) + " in use by other replicas");
+    std::string why = "needs " + what + "; the agent has " + std::to_string(total) +
+                      (total == 1 ? " such GPU" : " such GPUs") + ", " + std::to_string(in_use) +
+                      " in use by other replicas";
+    if (free_total >= request.gpu_count) {
+      why += ", and no vendor has " + std::to_string(request.gpu_count) +
+             " free (a replica's GPUs are of one vendor):";
+      const char* sep = " ";
+      for (const auto& [kind, ids] : free_by_kind) {
+        why += sep + std::to_string(ids.size()) + " " + kind;
+        sep = ", ";
+      }
+    }
+    return Status::ResourceExhausted(why);
   }
   matching.resize(static_cast<size_t>(request.gpu_count));
   share.gpus = std::move(matching);

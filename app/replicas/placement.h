@@ -34,8 +34,11 @@ struct PlacementRequest {
 };
 
 // Picks the GPUs of one replica from `inventory`, skipping those in `taken` (held by other
-// replicas), lowest device id first. RESOURCE_EXHAUSTED with the reason ("needs 2 GPUs of model
-// X; the agent has 3, 2 in use by other replicas") when they are not there.
+// replicas), lowest device id first in numeric order ("gpu2" before "gpu10"). The GPUs of one
+// replica are all of one vendor (an engine runs on one backend): on an agent with both, the
+// vendor whose free GPUs start lowest and suffice. RESOURCE_EXHAUSTED with the reason ("needs 2
+// GPUs of model X; the agent has 3, 2 in use by other replicas", or that no vendor has enough
+// free) when they are not there.
 Result<DeviceShare> PlaceReplica(const agent::InventoryInfo& inventory,
                                  const PlacementRequest& request,
                                  const std::set<std::string>& taken);

@@ -25,14 +25,39 @@ TEST(Placement, GpusAreTakenWholeLowestIdFirstAndNeverShared) {
   auto a = PlaceReplica(Inventory(), {.gpu_count = 1}, {});
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->gpus, std::vector<std::string>{"gpu0"});
-  auto b = PlaceReplica(Inventory(), {.gpu_count = 2}, {"gpu0"});
+  auto b = PlaceReplica(Inventory(), {.gpu_count = 1}, {"gpu0"});
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->Describe(), "gpu1,gpu2");
+  EXPECT_EQ(b->Describe(), "gpu1");
   auto c = PlaceReplica(Inventory(), {.gpu_count = 1}, {"gpu0", "gpu1", "gpu2"});
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(c.status().message(),
             "needs 1 GPU; the agent has 3 such GPUs, 3 in use by other replicas");
+}
+
+TEST(Placement, AReplicasGpusAreOfOneVendor) {
+  // gpu1 (NVIDIA) and gpu2 (AMD) are free, but one engine cannot span both.
+  auto mixed = PlaceReplica(Inventory(), {.gpu_count = 2}, {"gpu0"});
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(mixed.status().message(),
+            "needs 2 GPUs; the agent has 3 such GPUs, 1 in use by other replicas, and no vendor "
+            "has 2 free (a replica's GPUs are of one vendor): 1 cuda, 1 rocm");
+  // With both NVIDIA GPUs free, the pair is NVIDIA; with one, two AMD GPUs are taken instead.
+  agent::InventoryInfo inv = Inventory();
+  inv.devices.push_back({.id = "gpu3", .kind = "rocm", .model = "AMD Instinct MI300X"});
+  EXPECT_EQ(PlaceReplica(inv, {.gpu_count = 2}, {})->Describe(), "gpu0,gpu1");
+  EXPECT_EQ(PlaceReplica(inv, {.gpu_count = 2}, {"gpu1"})->Describe(), "gpu2,gpu3");
+}
+
+TEST(Placement, DeviceNumbersAreOrderedAsNumbers) {
+  agent::InventoryInfo inv;
+  for (const char* id : {"gpu10", "gpu9", "gpu2", "gpu11", "gpu1"}) {
+    inv.devices.push_back({.id = id, .kind = "cuda", .model = "NVIDIA H200"});
+  }
+  EXPECT_EQ(PlaceReplica(inv, {.gpu_count = 3}, {})->Describe(), "gpu1,gpu2,gpu9");
+  EXPECT_EQ(PlaceReplica(inv, {.gpu_count = 2}, {"gpu1", "gpu2", "gpu9"})->Describe(),
+            "gpu10,gpu11");
 }
 
 TEST(Placement, TheGpuModelOfTheSpecIsRespected) {
