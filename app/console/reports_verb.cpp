@@ -124,6 +124,12 @@ int Show(const ReportsArgs& a) {
             << "tokens/s      " << r.tokens_per_second << " (threshold "
             << r.min_tokens_per_second_threshold << ", 0 = unchecked)\n";
   for (const auto& f : r.failures) std::cout << "failure       " << f << "\n";
+  if (r.carried_from) {
+    // A carried report's figures were measured on another spec (sextant scale): which one.
+    std::cout << "carried from  report " << r.carried_from->report_id << " (spec digest "
+              << r.carried_from->spec_digest << ", report sha256 " << r.carried_from->report_sha256
+              << "): " << r.carried_from->reason << "\n";
+  }
   std::cout << "\n"
             << std::left << std::setw(4) << "#" << std::setw(8) << "prompt" << std::setw(8)
             << "tokens" << std::setw(10) << "ttft ms" << std::setw(10) << "itl ms" << std::setw(10)

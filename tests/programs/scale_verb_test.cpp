@@ -137,6 +137,16 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
   ASSERT_TRUE(verified->carried_from.has_value());
   EXPECT_EQ(verified->carried_from->spec_digest, old_digest_);
   EXPECT_EQ(verified->output_digest, fleet_->last_report().output_digest);
+  // `sextant reports show` says where a carried report's figures come from.
+  auto shown = RunCommand(std::string(SEXTANT_CONSOLE_BIN) + " reports show " +
+                          std::to_string((*stored)[0].id) + " --state " +
+                          (fleet_->root() / "console").string());
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("carried from  report " +
+                              std::to_string(verified->carried_from->report_id) + " (spec digest " +
+                              old_digest_),
+            std::string::npos)
+      << shown.output;
 
   // The written spec is the new spec.
   auto saved = spec::LoadDeploymentSpec(written);
