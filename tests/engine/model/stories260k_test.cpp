@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -213,13 +214,30 @@ TEST_F(Stories260KTest, BenchVerbPrintsJson) {
   const std::string bin = SEXTANT_BINARY_DIR "/app/console/sextant";
   if (!std::filesystem::exists(bin)) GTEST_SKIP() << "skipped: " << bin << " is not built";
   const auto r = testing::RunCommand(bin + " bench " + kModelPath +
-                                     " -p 32 -n 16 -r 2 -t 1 -o json 2>/dev/null");
+                                     " -p 32 -n 16 -r 2 -t 1 --streams 4 -o json 2>/dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* key : {"\"pp_tps\"", "\"tg_tps\"", "\"pp_tps_stddev\"", "\"tg_tps_stddev\"",
                           "\"peak_rss_mib\"", "\"threads\":1", "\"model_sha256\":\"047bf464",
                           "\"backend\":\"cpu\"", "\"kernel_level\""}) {
     EXPECT_NE(r.output.find(key), std::string::npos) << key << " in " << r.output;
   }
+  // The number after "key": in the one-line JSON object (NaN when absent).
+  auto number = [&](const std::string& key) {
+    const size_t at = r.output.find("\"" + key + "\":");
+    return at == std::string::npos ? std::nan("")
+                                   : std::strtod(r.output.c_str() + at + key.size() + 3, nullptr);
+  };
+  // The same-run bandwidth bound of generation: every weight byte but the embedding's, read at
+  // a positive rate, and tg as a positive fraction of the bound it implies.
+  EXPECT_GT(number("decode_read_bytes"), 0.5 * number("model_size_bytes")) << r.output;
+  EXPECT_GT(number("read_gbs"), 0) << r.output;
+  EXPECT_NEAR(number("tg_bound_tps"), number("read_gbs") * 1e9 / number("decode_read_bytes"),
+              1e-6 * number("tg_bound_tps"))
+      << r.output;
+  EXPECT_GT(number("tg_fraction_of_bound"), 0) << r.output;
+  // Time to first token over the 4 streams' requests: positive, p99 not below p50.
+  EXPECT_GT(number("streams_ttft_p50_ms"), 0) << r.output;
+  EXPECT_GE(number("streams_ttft_p99_ms"), number("streams_ttft_p50_ms")) << r.output;
 }
 
 }  // namespace
