@@ -24,6 +24,7 @@
 #include "app/replicas/replica_manager.h"
 #include "app/replicas/serving_metrics.h"
 #include "connectors/http/inference_server.h"
+#include "engine/base/percentile.h"
 #include "engine/gguf/synth.h"
 
 namespace sextant::agent {
@@ -110,13 +111,6 @@ StreamFigures RunStream(int port, const BenchOptions& o) {
     if (!f.ok) f.error = "no usage chunk";
   }
   return f;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = static_cast<size_t>(std::min<double>(v.size() - 1, p * (v.size() - 1) + 0.5));
-  return v[i];
 }
 
 int RunBench(const BenchOptions& o) {

@@ -26,6 +26,7 @@
 
 #include "app/cli/verb.h"
 #include "engine/backends/cpu/read_bandwidth.h"
+#include "engine/base/percentile.h"
 #include "engine/model/model.h"
 #include "engine/serve/scheduler.h"
 
@@ -113,14 +114,8 @@ Result<double> GenPass(model::ModelContext& ctx, int n, std::vector<float>& logi
 // first Submit to the last completion, and each request's time from Submit to its first token.
 struct StreamsFigures {
   double tps = 0;
-  std::vector<double> ttft_ms;  // one per request, sorted
+  std::vector<double> ttft_ms;  // one per request
 };
-
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  const size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size(), std::max<size_t>(i, 1)) - 1];
-}
 
 Result<StreamsFigures> StreamsPass(const std::shared_ptr<const model::Model>& m, int streams,
                                    int n) {
@@ -159,7 +154,6 @@ Result<StreamsFigures> StreamsPass(const std::shared_ptr<const model::Model>& m,
   SEXTANT_RETURN_IF_ERROR(failure);
   fig.tps =
       static_cast<double>(streams) * n / std::chrono::duration<double>(Clock::now() - t0).count();
-  std::sort(fig.ttft_ms.begin(), fig.ttft_ms.end());
   return fig;
 }
 
@@ -268,9 +262,8 @@ int Bench(const BenchArgs& args) {
       many_tps = std::max(many_tps, many->tps);
       ttft_ms.insert(ttft_ms.end(), many->ttft_ms.begin(), many->ttft_ms.end());
     }
-    std::sort(ttft_ms.begin(), ttft_ms.end());
   }
-  const double ttft_p50 = Percentile(ttft_ms, 50), ttft_p99 = Percentile(ttft_ms, 99);
+  const double ttft_p50 = Percentile(ttft_ms, 0.5), ttft_p99 = Percentile(ttft_ms, 0.99);
   // The bandwidth bound of generation, measured now: the time this machine takes to read the
   // weights a decode step reads, with the same threads (CPU backend: the weights are the file
   // mapping, already resident). After the peak RSS is taken; it allocates nothing.

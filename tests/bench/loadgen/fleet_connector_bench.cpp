@@ -33,8 +33,11 @@
 #include "app/fleet/fleet.h"
 #include "app/store/console_store.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/percentile.h"
 
 namespace {
+
+using sextant::Percentile;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -103,13 +106,6 @@ int RunQuiet(const std::vector<std::string>& args) {
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  return v[i];
 }
 
 struct Child {
