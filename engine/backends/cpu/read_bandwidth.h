@@ -3,7 +3,7 @@
 // decode step must read every weight once, so bytes / best time bounds generation speed from
 // above; `sextant bench` reports tokens/s against that bound, measured in the same run.
 //
-// Thread-safety: TimeRead is safe to call from any thread; it makes and joins its own threads.
+// Thread-safety: TimeRead is safe to call from any thread; it runs on a ThreadPool of its own.
 #pragma once
 
 #include <cstdint>
