@@ -49,6 +49,13 @@ constexpr gpuError_t gpuErrorMemoryAllocation = cudaErrorMemoryAllocation;
 
 inline constexpr int kGpuWarp = 32;
 
+// kernel<<<grid, block, shmem, stream>>>(args...), spelled so that the simulator edition
+// (engine/backends/gpusim/gpu_vendor.h) can run the same launch on the CPU.
+#define gpuLaunch(kernel, grid, block, shmem, stream, ...) \
+  kernel<<<(grid), (block), (shmem), (stream)>>>(__VA_ARGS__)
+// The launch's dynamic shared memory as `type name[]`.
+#define gpuDynamicShared(type, name) extern __shared__ type name[]
+
 __device__ __forceinline__ float gpuShflXor(float v, int mask) {
   return __shfl_xor_sync(0xffffffffu, v, mask, kGpuWarp);
 }

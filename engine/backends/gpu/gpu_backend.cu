@@ -1,7 +1,9 @@
 // The GPU engine backend: kernels for every BackendContext op and the Backend / BackendContext
 // classes of engine/backends/gpu_backend.h. One source for CUDA and HIP: it is compiled once per
-// vendor with that vendor's gpu_vendor.h, which maps the neutral gpu* names and puts everything
-// in namespace sextant::cuda or sextant::hip.
+// vendor with that vendor's gpu_vendor.h, which maps the neutral gpu* names (launches are
+// gpuLaunch(kernel, grid, block, shmem, stream, args...)) and puts everything in namespace
+// sextant::cuda or sextant::hip. The tests also compile it as C++ for the GPU simulator
+// (engine/backends/gpusim/), which runs these kernels on the CPU where no GPU is present.
 //
 // Layouts follow the CPU backend (engine/backends/cpu/cpu_backend.cpp, the reference):
 //   activation buffer: rows x cols f32, row-major, zero-initialized;
@@ -469,7 +471,7 @@ size_t AttentionSharedBytes(int head_dim, int warps) {
 }
 
 __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(AttentionArgs a) {
-  extern __shared__ float smem[];
+  gpuDynamicShared(float, smem);
   const int hd = a.head_dim;
   const int hp = hd + 1;
   float* ks = smem;               // [kKvTile][hp]
@@ -635,29 +637,29 @@ __global__ void AddKernel(float* x, const float* y, int64_t n) {
 // ---- type dispatch -----------------------------------------------------------------------------
 
 // Launches KERNEL<type> for a weight type (the seven types of engine/gguf/types.h).
-#define SEXTANT_LAUNCH_FOR_TYPE(type, KERNEL, grid, block, shmem, stream, ...) \
-  switch (type) {                                                              \
-    case TensorType::kF32:                                                     \
-      KERNEL<TensorType::kF32><<<grid, block, shmem, stream>>>(__VA_ARGS__);   \
-      break;                                                                   \
-    case TensorType::kF16:                                                     \
-      KERNEL<TensorType::kF16><<<grid, block, shmem, stream>>>(__VA_ARGS__);   \
-      break;                                                                   \
-    case TensorType::kBF16:                                                    \
-      KERNEL<TensorType::kBF16><<<grid, block, shmem, stream>>>(__VA_ARGS__);  \
-      break;                                                                   \
-    case TensorType::kQ8_0:                                                    \
-      KERNEL<TensorType::kQ8_0><<<grid, block, shmem, stream>>>(__VA_ARGS__);  \
-      break;                                                                   \
-    case TensorType::kQ4_0:                                                    \
-      KERNEL<TensorType::kQ4_0><<<grid, block, shmem, stream>>>(__VA_ARGS__);  \
-      break;                                                                   \
-    case TensorType::kQ4_K:                                                    \
-      KERNEL<TensorType::kQ4_K><<<grid, block, shmem, stream>>>(__VA_ARGS__);  \
-      break;                                                                   \
-    case TensorType::kQ6_K:                                                    \
-      KERNEL<TensorType::kQ6_K><<<grid, block, shmem, stream>>>(__VA_ARGS__);  \
-      break;                                                                   \
+#define SEXTANT_LAUNCH_FOR_TYPE(type, KERNEL, grid, block, shmem, stream, ...)       \
+  switch (type) {                                                                    \
+    case TensorType::kF32:                                                           \
+      gpuLaunch(KERNEL<TensorType::kF32>, grid, block, shmem, stream, __VA_ARGS__);  \
+      break;                                                                         \
+    case TensorType::kF16:                                                           \
+      gpuLaunch(KERNEL<TensorType::kF16>, grid, block, shmem, stream, __VA_ARGS__);  \
+      break;                                                                         \
+    case TensorType::kBF16:                                                          \
+      gpuLaunch(KERNEL<TensorType::kBF16>, grid, block, shmem, stream, __VA_ARGS__); \
+      break;                                                                         \
+    case TensorType::kQ8_0:                                                          \
+      gpuLaunch(KERNEL<TensorType::kQ8_0>, grid, block, shmem, stream, __VA_ARGS__); \
+      break;                                                                         \
+    case TensorType::kQ4_0:                                                          \
+      gpuLaunch(KERNEL<TensorType::kQ4_0>, grid, block, shmem, stream, __VA_ARGS__); \
+      break;                                                                         \
+    case TensorType::kQ4_K:                                                          \
+      gpuLaunch(KERNEL<TensorType::kQ4_K>, grid, block, shmem, stream, __VA_ARGS__); \
+      break;                                                                         \
+    case TensorType::kQ6_K:                                                          \
+      gpuLaunch(KERNEL<TensorType::kQ6_K>, grid, block, shmem, stream, __VA_ARGS__); \
+      break;                                                                         \
   }
 
 bool SupportedType(TensorType t) {
@@ -894,9 +896,8 @@ class GpuContext final : public BackendContext {
       return;
     }
     if (rows <= 0) return;
-    RmsNormKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream_>>>(
-        in->data, in->cols, reinterpret_cast<const float*>(g->data), in->cols, eps, o->data,
-        o->cols);
+    gpuLaunch(RmsNormKernel, static_cast<unsigned>(rows), kRowThreads, 0, stream_, in->data,
+              in->cols, reinterpret_cast<const float*>(g->data), in->cols, eps, o->data, o->cols);
     Launched("RmsNorm");
   }
 
@@ -940,9 +941,8 @@ class GpuContext final : public BackendContext {
     }
     const float theta_scale =
         std::pow(shape.freq_base, -2.0f / static_cast<float>(shape.rope_dims));
-    RopeKernel<<<static_cast<unsigned>(n_), kRowThreads, 0, stream_>>>(
-        b->data, b->cols, positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2,
-        theta_scale);
+    gpuLaunch(RopeKernel, static_cast<unsigned>(n_), kRowThreads, 0, stream_, b->data, b->cols,
+              positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale);
     Launched("Rope");
   }
 
@@ -976,9 +976,9 @@ class GpuContext final : public BackendContext {
     const int64_t slot_stride = int64_t{kv_.context_length} * kv_dim;
     float* k_cache = kv_cache_ + int64_t{layer} * 2 * kv_.slots * slot_stride;
     float* v_cache = k_cache + int64_t{kv_.slots} * slot_stride;
-    KvWriteKernel<<<static_cast<unsigned>(n_), kRowThreads, 0, stream_>>>(
-        kb->data, kb->cols, vb->data, vb->cols, positions_dev(), slots_dev(), k_cache, v_cache,
-        slot_stride, kv_dim);
+    gpuLaunch(KvWriteKernel, static_cast<unsigned>(n_), kRowThreads, 0, stream_, kb->data, kb->cols,
+              vb->data, vb->cols, positions_dev(), slots_dev(), k_cache, v_cache, slot_stride,
+              kv_dim);
     if (!Launched("Attention (KV write)")) return;
 
     AttentionArgs a;
@@ -1022,12 +1022,12 @@ class GpuContext final : public BackendContext {
     }
     const dim3 grid(Blocks(n_, a.rows_per_tile), static_cast<unsigned>(shape.heads),
                     static_cast<unsigned>(a.splits));
-    AttentionKernel<<<grid, warps * kGpuWarp, AttentionSharedBytes(hd, warps), stream_>>>(a);
+    gpuLaunch(AttentionKernel, grid, warps * kGpuWarp, AttentionSharedBytes(hd, warps), stream_, a);
     if (!Launched("Attention")) return;
     if (a.splits > 1) {
       const dim3 cgrid(static_cast<unsigned>(n_), static_cast<unsigned>(shape.heads));
-      AttentionCombineKernel<<<cgrid, kAttnMaxHeadDim, 0, stream_>>>(
-          partial_, shape.heads, a.splits, hd, ob->data, ob->cols);
+      gpuLaunch(AttentionCombineKernel, cgrid, kAttnMaxHeadDim, 0, stream_, partial_, shape.heads,
+                a.splits, hd, ob->data, ob->cols);
       Launched("Attention (combine)");
     }
   }
@@ -1041,7 +1041,7 @@ class GpuContext final : public BackendContext {
       return;
     }
     const int64_t n = int64_t{n_} * g->cols;
-    SwiGluKernel<<<Blocks(n, kRowThreads), kRowThreads, 0, stream_>>>(g->data, u->data, n);
+    gpuLaunch(SwiGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, stream_, g->data, u->data, n);
     Launched("SwiGlu");
   }
 
@@ -1054,7 +1054,7 @@ class GpuContext final : public BackendContext {
       return;
     }
     const int64_t n = int64_t{n_} * a->cols;
-    AddKernel<<<Blocks(n, kRowThreads), kRowThreads, 0, stream_>>>(a->data, b->data, n);
+    gpuLaunch(AddKernel, Blocks(n, kRowThreads), kRowThreads, 0, stream_, a->data, b->data, n);
     Launched("Add");
   }
 

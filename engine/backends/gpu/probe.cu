@@ -40,7 +40,7 @@ Status VectorAdd(const std::vector<float>& a, const std::vector<float>& b, std::
   SEXTANT_RETURN_IF_ERROR(
       FromGpu(gpuMemcpy(db.ptr, b.data(), bytes, gpuMemcpyHostToDevice), "copy"));
   const int block = 256;
-  VectorAddKernel<<<(n + block - 1) / block, block>>>(da.ptr, db.ptr, dc.ptr, n);
+  gpuLaunch(VectorAddKernel, (n + block - 1) / block, block, 0, 0, da.ptr, db.ptr, dc.ptr, n);
   SEXTANT_RETURN_IF_ERROR(FromGpu(gpuGetLastError(), "launch"));
   return FromGpu(gpuMemcpy(c->data(), dc.ptr, bytes, gpuMemcpyDeviceToHost), "copy back");
 }
