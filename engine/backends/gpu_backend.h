@@ -30,6 +30,9 @@ SEXTANT_DECLARE_GPU_BACKEND(cuda)
 #if defined(SEXTANT_HAVE_HIP)
 SEXTANT_DECLARE_GPU_BACKEND(hip)
 #endif
+#if defined(SEXTANT_HAVE_GPUSIM)  // the GPU simulator (engine/backends/gpusim/), tests only
+SEXTANT_DECLARE_GPU_BACKEND(gpusim)
+#endif
 #undef SEXTANT_DECLARE_GPU_BACKEND
 
 }  // namespace sextant
