@@ -272,13 +272,19 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::filesystem::path& pa
   if (options.threads < 0) return Status::InvalidArgument("threads must be >= 0");
   if (options.context_length < 0) return Status::InvalidArgument("context length must be >= 0");
   if (options.device < 0) return Status::InvalidArgument("device must be >= 0");
-  SEXTANT_ASSIGN_OR_RETURN(BackendChoice choice, ChooseBackend(options.backend));
-  std::string note = choice.note;
   BackendOptions backend_options;
   backend_options.threads = options.threads;
   backend_options.device = options.device;
-  Result<std::unique_ptr<Backend>> created = CreateBackend(choice, backend_options);
-  if (!created.ok() && choice.kind != BackendKind::kCpu && options.backend == "auto") {
+  BackendChoice choice;
+  if (!options.make_backend) {
+    SEXTANT_ASSIGN_OR_RETURN(choice, ChooseBackend(options.backend));
+  }
+  std::string note = choice.note;
+  Result<std::unique_ptr<Backend>> created = options.make_backend
+                                                 ? options.make_backend(backend_options)
+                                                 : CreateBackend(choice, backend_options);
+  if (!created.ok() && !options.make_backend && choice.kind != BackendKind::kCpu &&
+      options.backend == "auto") {
     note = std::string(BackendName(choice.kind)) + " device '" + choice.device +
            "' found but unusable (" + created.status().message() + "); using the CPU";
     choice = BackendChoice{BackendKind::kCpu, "cpu", note};

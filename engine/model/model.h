@@ -29,6 +29,7 @@ namespace sextant {
 class Tokenizer;  // engine/tokenizer/tokenizer.h
 class Backend;
 class BackendContext;
+struct BackendOptions;
 }  // namespace sextant
 
 namespace sextant::model {
@@ -79,6 +80,9 @@ struct LoadOptions {
   // Called with the fraction loaded (0..1) from the loading thread; returning false cancels the
   // load, which then returns CANCELLED.
   std::function<bool(float fraction)> on_progress;
+  // Creates the backend instead of the registry (then `backend` is ignored): for a backend the
+  // registry does not offer, such as the tests' GPU simulator. Empty: the registry decides.
+  std::function<Result<std::unique_ptr<Backend>>(const BackendOptions&)> make_backend;
 };
 
 // One token of a forward batch: which sequence (KV slot), which position in it, and whether its

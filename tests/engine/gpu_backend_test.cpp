@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/backends/backend.h"
+#include "engine/backends/gpu_backend.h"
 #include "engine/backends/registry.h"
 #include "engine/gguf/types.h"
 #include "engine/model/model.h"
@@ -372,6 +373,43 @@ INSTANTIATE_TEST_SUITE_P(AllOps, GpuOpTest, ::testing::ValuesIn(AllCases()),
                            return p.param.name + "_" + BackendLabel(p.param.backend);
                          });
 
+// The same kernels on the GPU simulator (engine/backends/gpusim/): the one kernel source of the
+// CUDA and HIP backends, compiled for the CPU and run with one fiber per GPU thread, barriers and
+// warp shuffles included. Runs on every machine, so the kernels' indexing, dequantization,
+// reductions and split attention are checked even where no GPU is present.
+class GpuSimOpTest : public ::testing::TestWithParam<OpCase> {};
+
+TEST_P(GpuSimOpTest, MatchesTheCpu) {
+  const OpCase& c = GetParam();
+  Result<std::unique_ptr<Backend>> sim = gpusim::NewGpuBackend(BackendOptions{});
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  EXPECT_EQ((*sim)->name(), "gpusim");
+  Result<std::unique_ptr<Backend>> cpu =
+      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  const Scenario scenario = c.scenario();
+  Result<std::vector<float>> want = scenario(**cpu);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  Result<std::vector<float>> got = scenario(**sim);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < got->size(); ++i) {
+    ASSERT_TRUE(std::isfinite((*got)[i])) << "element " << i << " is " << (*got)[i];
+  }
+  EXPECT_LE(Nmse(*got, *want), c.max_nmse) << c.name;
+}
+
+std::vector<OpCase> SimCases() {
+  std::vector<OpCase> cases;
+  for (const OpCase& c : AllCases()) {
+    if (c.backend == BackendKind::kCuda) cases.push_back(c);  // each scenario once
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllOps, GpuSimOpTest, ::testing::ValuesIn(SimCases()),
+                         [](const ::testing::TestParamInfo<OpCase>& p) { return p.param.name; });
+
 // The scenarios themselves, on the CPU alone (every machine): each runs without error and reads
 // finite values, so a GPU case that fails points at the GPU, not at the scenario.
 class CpuScenarioTest : public ::testing::TestWithParam<OpCase> {};
@@ -410,6 +448,7 @@ std::vector<int32_t> Greedy(const std::string& backend, int n) {
   model::LoadOptions lo;
   lo.backend = backend;
   lo.threads = 1;
+  if (backend == "gpusim") lo.make_backend = gpusim::NewGpuBackend;
   auto m = model::Model::Load(kModelPath, lo);
   EXPECT_TRUE(m.ok()) << backend << ": " << m.status().ToString();
   if (!m.ok()) return {};
@@ -441,6 +480,16 @@ TEST_P(GpuGenerationTest, GreedyTokensMatchTheCpu) {
   const std::vector<int32_t> cpu = Greedy("cpu", 80);
   ASSERT_EQ(cpu.size(), 80u);
   EXPECT_EQ(Greedy(std::string(BackendName(GetParam())), 80), cpu);
+}
+
+// The whole forward pass of the GPU kernels, on the simulator (every machine with ../shared).
+TEST(GpuSimGeneration, GreedyTokensMatchTheCpu) {
+  if (!std::filesystem::exists(kModelPath)) {
+    GTEST_SKIP() << kModelPath << " is absent (a fresh clone has no ../shared)";
+  }
+  const std::vector<int32_t> cpu = Greedy("cpu", 80);
+  ASSERT_EQ(cpu.size(), 80u);
+  EXPECT_EQ(Greedy("gpusim", 80), cpu);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stories260K, GpuGenerationTest,
