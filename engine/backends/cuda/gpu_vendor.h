@@ -47,6 +47,17 @@ constexpr gpuError_t gpuErrorMemoryAllocation = cudaErrorMemoryAllocation;
 #define gpuGetLastError cudaGetLastError
 #define gpuGetErrorString cudaGetErrorString
 
+// Graphs: the decode step's launches are captured once and replayed (engine/backends/gpu/).
+using gpuGraph_t = cudaGraph_t;
+using gpuGraphExec_t = cudaGraphExec_t;
+#define gpuStreamBeginCapture cudaStreamBeginCapture
+#define gpuStreamCaptureModeThreadLocal cudaStreamCaptureModeThreadLocal
+#define gpuStreamEndCapture cudaStreamEndCapture
+#define gpuGraphInstantiateWithFlags cudaGraphInstantiateWithFlags
+#define gpuGraphLaunch cudaGraphLaunch
+#define gpuGraphDestroy cudaGraphDestroy
+#define gpuGraphExecDestroy cudaGraphExecDestroy
+
 inline constexpr int kGpuWarp = 32;
 
 // kernel<<<grid, block, shmem, stream>>>(args...), spelled so that the simulator edition

@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "engine/backends/gpusim/runtime.h"
 
@@ -89,22 +91,39 @@ inline float gpuHalfBitsToFloat(unsigned short h) {
 #define gpuDynamicShared(type, name) \
   type* name = static_cast<type*>(::sextant::gpusim::rt::DynamicShared())
 
+// Streams and graphs: work runs at once, except on a stream being captured, where it is recorded
+// into the graph that gpuStreamEndCapture returns; launching a graph runs what it recorded.
+struct GpuSimStream {
+  bool capturing = false;
+  std::vector<std::function<void()>> captured;
+};
+struct GpuSimGraph {
+  std::vector<std::function<void()>> work;
+};
+
 namespace sextant::gpusim::rt {
-// kernel<<<grid, block, shmem>>>(args...): the arguments are converted to the kernel's parameter
-// types once, then every simulated thread calls the kernel with them.
+// kernel<<<grid, block, shmem, stream>>>(args...): the arguments are converted to the kernel's
+// parameter types once, then every simulated thread calls the kernel with them.
 template <typename... P, typename... A>
-void LaunchTyped(dim3 grid, dim3 block, size_t shmem, void (*kernel)(P...), A&&... args) {
+void LaunchTyped(GpuSimStream* stream, dim3 grid, dim3 block, size_t shmem, void (*kernel)(P...),
+                 A&&... args) {
   std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
-  LaunchKernel(grid, block, shmem, [&] { std::apply(kernel, params); });
+  auto run = [grid, block, shmem, kernel, params] {
+    LaunchKernel(grid, block, shmem, [&] { std::apply(kernel, params); });
+  };
+  if (stream != nullptr && stream->capturing) {
+    stream->captured.push_back(run);
+  } else {
+    run();
+  }
 }
 }  // namespace sextant::gpusim::rt
-#define gpuLaunch(kernel, grid, block, shmem, stream, ...) \
-  ((void)(stream),                                         \
-   ::sextant::gpusim::rt::LaunchTyped(dim3(grid), dim3(block), (shmem), kernel, __VA_ARGS__))
+#define gpuLaunch(kernel, grid, block, shmem, stream, ...)                               \
+  ::sextant::gpusim::rt::LaunchTyped((stream), dim3(grid), dim3(block), (shmem), kernel, \
+                                     __VA_ARGS__)
 
 // ---- the runtime API --------------------------------------------------------------------------
 using gpuError_t = ::sextant::gpusim::rt::Error;
-struct GpuSimStream {};
 struct GpuSimEvent {};
 using gpuStream_t = GpuSimStream*;
 using gpuEvent_t = GpuSimEvent*;
@@ -157,7 +176,11 @@ inline gpuError_t gpuMemcpy(void* dst, const void* src, size_t n, gpuMemcpyKind)
   return gpuSuccess;
 }
 inline gpuError_t gpuMemcpyAsync(void* dst, const void* src, size_t n, gpuMemcpyKind k,
-                                 gpuStream_t) {
+                                 gpuStream_t s) {
+  if (s != nullptr && s->capturing) {
+    s->captured.push_back([=] { (void)gpuMemcpy(dst, src, n, k); });
+    return gpuSuccess;
+  }
   return gpuMemcpy(dst, src, n, k);
 }
 inline gpuError_t gpuMemset(void* p, int v, size_t n) {
@@ -194,5 +217,42 @@ inline gpuError_t gpuEventDestroy(gpuEvent_t e) {
 inline gpuError_t gpuDeviceSynchronize() { return gpuSuccess; }
 inline gpuError_t gpuGetLastError() { return ::sextant::gpusim::rt::GetLastError(); }
 inline const char* gpuGetErrorString(gpuError_t e) { return ::sextant::gpusim::rt::ErrorString(e); }
+
+using gpuGraph_t = GpuSimGraph*;
+using gpuGraphExec_t = GpuSimGraph*;
+enum gpuStreamCaptureMode { gpuStreamCaptureModeGlobal, gpuStreamCaptureModeThreadLocal };
+inline gpuError_t gpuStreamBeginCapture(gpuStream_t s, gpuStreamCaptureMode) {
+  if (s == nullptr || s->capturing) return ::sextant::gpusim::rt::kErrorInvalidValue;
+  s->capturing = true;
+  s->captured.clear();
+  return gpuSuccess;
+}
+inline gpuError_t gpuStreamEndCapture(gpuStream_t s, gpuGraph_t* graph) {
+  if (s == nullptr || !s->capturing) return ::sextant::gpusim::rt::kErrorInvalidValue;
+  s->capturing = false;
+  *graph = new GpuSimGraph{std::move(s->captured)};
+  s->captured.clear();
+  return gpuSuccess;
+}
+inline gpuError_t gpuGraphInstantiateWithFlags(gpuGraphExec_t* exec, gpuGraph_t graph,
+                                               unsigned long long) {
+  ::sextant::gpusim::rt::CountGraphInstantiation();
+  *exec = new GpuSimGraph{graph->work};
+  return gpuSuccess;
+}
+inline gpuError_t gpuGraphLaunch(gpuGraphExec_t exec, gpuStream_t s) {
+  if (s != nullptr && s->capturing) return ::sextant::gpusim::rt::kErrorInvalidValue;
+  ::sextant::gpusim::rt::CountGraphLaunch();
+  for (const auto& w : exec->work) w();
+  return gpuSuccess;
+}
+inline gpuError_t gpuGraphDestroy(gpuGraph_t g) {
+  delete g;
+  return gpuSuccess;
+}
+inline gpuError_t gpuGraphExecDestroy(gpuGraphExec_t e) {
+  delete e;
+  return gpuSuccess;
+}
 
 inline std::string gpuArchName(const gpuDeviceProp_t&) { return "gpusim"; }

@@ -354,6 +354,13 @@ void LaunchKernel(dim3 grid, dim3 block, size_t shared_bytes, const std::functio
   g_launch = nullptr;
 }
 
+std::atomic<uint64_t> g_graph_instantiations{0};
+std::atomic<uint64_t> g_graph_launches{0};
+void CountGraphInstantiation() { ++g_graph_instantiations; }
+void CountGraphLaunch() { ++g_graph_launches; }
+uint64_t GraphInstantiations() { return g_graph_instantiations.load(); }
+uint64_t GraphLaunches() { return g_graph_launches.load(); }
+
 Error GetLastError() { return static_cast<Error>(g_last_error.exchange(kSuccess)); }
 
 Error Malloc(void** p, size_t bytes) {

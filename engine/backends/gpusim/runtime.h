@@ -61,6 +61,13 @@ void LaunchKernel(dim3 grid, dim3 block, size_t shared_bytes, const std::functio
 // The error of the last failed launch since the previous call, then kSuccess.
 Error GetLastError();
 
+// Graphs instantiated and launched so far in this process (the simulator's
+// gpuGraphInstantiateWithFlags and gpuGraphLaunch count them).
+void CountGraphInstantiation();
+void CountGraphLaunch();
+uint64_t GraphInstantiations();
+uint64_t GraphLaunches();
+
 // Device memory is host memory aligned to 256 bytes; bytes allocated are counted.
 Error Malloc(void** p, size_t bytes);
 Error Free(void* p);

@@ -48,6 +48,17 @@ constexpr gpuError_t gpuErrorMemoryAllocation = hipErrorOutOfMemory;
 #define gpuGetLastError hipGetLastError
 #define gpuGetErrorString hipGetErrorString
 
+// Graphs: the decode step's launches are captured once and replayed (engine/backends/gpu/).
+using gpuGraph_t = hipGraph_t;
+using gpuGraphExec_t = hipGraphExec_t;
+#define gpuStreamBeginCapture hipStreamBeginCapture
+#define gpuStreamCaptureModeThreadLocal hipStreamCaptureModeThreadLocal
+#define gpuStreamEndCapture hipStreamEndCapture
+#define gpuGraphInstantiateWithFlags hipGraphInstantiateWithFlags
+#define gpuGraphLaunch hipGraphLaunch
+#define gpuGraphDestroy hipGraphDestroy
+#define gpuGraphExecDestroy hipGraphExecDestroy
+
 inline constexpr int kGpuWarp = 32;
 
 // kernel<<<grid, block, shmem, stream>>>(args...), spelled so that the simulator edition
