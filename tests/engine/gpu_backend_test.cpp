@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -16,6 +17,7 @@
 
 #include "engine/backends/backend.h"
 #include "engine/backends/gpu_backend.h"
+#include "engine/backends/gpusim/runtime.h"
 #include "engine/backends/registry.h"
 #include "engine/gguf/types.h"
 #include "engine/model/model.h"
@@ -490,6 +492,31 @@ TEST(GpuSimGeneration, GreedyTokensMatchTheCpu) {
   const std::vector<int32_t> cpu = Greedy("cpu", 80);
   ASSERT_EQ(cpu.size(), 80u);
   EXPECT_EQ(Greedy("gpusim", 80), cpu);
+}
+
+// Decode steps are issued as a graph captured once and replayed while the launches stay the same
+// (recaptured when the attention split changes as the sequence grows); with graphs off
+// (SEXTANT_GPU_GRAPHS=0) the same launches go out one by one. Both give the CPU's tokens.
+TEST(GpuSimGeneration, DecodeStepsReplayACapturedGraph) {
+  if (!std::filesystem::exists(kModelPath)) {
+    GTEST_SKIP() << kModelPath << " is absent (a fresh clone has no ../shared)";
+  }
+  const std::vector<int32_t> cpu = Greedy("cpu", 64);
+  const uint64_t launches0 = gpusim::rt::GraphLaunches();
+  const uint64_t captures0 = gpusim::rt::GraphInstantiations();
+  EXPECT_EQ(Greedy("gpusim", 64), cpu);
+  const uint64_t launches = gpusim::rt::GraphLaunches() - launches0;
+  const uint64_t captures = gpusim::rt::GraphInstantiations() - captures0;
+  EXPECT_GE(launches, 63u);  // every decode step (the prompt's pass runs without a graph)
+  EXPECT_GE(captures, 1u);
+  EXPECT_LE(captures * 8, launches) << "graphs are recaptured instead of replayed";
+
+  ASSERT_EQ(setenv("SEXTANT_GPU_GRAPHS", "0", 1), 0);
+  const uint64_t before = gpusim::rt::GraphLaunches();
+  const std::vector<int32_t> direct = Greedy("gpusim", 64);
+  unsetenv("SEXTANT_GPU_GRAPHS");
+  EXPECT_EQ(direct, cpu);
+  EXPECT_EQ(gpusim::rt::GraphLaunches(), before);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stories260K, GpuGenerationTest,

@@ -11,8 +11,9 @@
 //   KV cache, per layer: K [slots][context][kv_dim] f32, then V likewise.
 //
 // Each op has three layers: the __global__ kernel, the launch in the context's method (grid and
-// block sizes, on the context's stream), and the checks of types and shapes before it. A failed
-// check or launch marks the context failed; ReadRows() reports it.
+// block sizes; recorded, then issued on the context's stream at the next ReadRows() or
+// SetBatch(), as a replayed graph for decode steps), and the checks of types and shapes before it.
+// A failed check or launch marks the context failed; ReadRows() reports it.
 //
 // Kernels read weights in chunks of 8 consecutive elements (Dequant8): a Q8_0 / Q4_0 block is 4
 // chunks, a K-quant super-block 32. Products are one template per weight type and kernel (matrix-
@@ -20,8 +21,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "engine/backends/gpu_backend.h"
@@ -251,6 +256,8 @@ __global__ void GetRowsKernel(const uint8_t* table, int64_t row_bytes, int64_t c
 // lane a strided share of the row's chunks, the weights read once for all tokens.
 // y[t * rows + r] = W[r] . x[t * cols ..]. Grid: ceil(rows / kMmvWarps) blocks of kMmvWarps warps.
 constexpr int kMmvMaxTokens = 8;
+// Passes of at most this many tokens are issued as graphs (GpuContext::Flush).
+constexpr int kGraphMaxTokens = kMmvMaxTokens;
 constexpr int kMmvWarps = 4;
 
 template <TensorType T>
@@ -465,6 +472,9 @@ struct AttentionArgs {
   int chunk = 0;  // positions per split, a multiple of kKvTile
 };
 
+// Its bytes key a graph (GpuContext::Flush): no padding, every byte is a field.
+static_assert(sizeof(AttentionArgs) == 11 * 8 + 8 * 4, "AttentionArgs has padding");
+
 size_t AttentionSharedBytes(int head_dim, int warps) {
   return sizeof(float) * (2 * static_cast<size_t>(kKvTile) * (head_dim + 1) +
                           static_cast<size_t>(warps) * kAttnRowsPerWarp * head_dim);
@@ -636,30 +646,30 @@ __global__ void AddKernel(float* x, const float* y, int64_t n) {
 
 // ---- type dispatch -----------------------------------------------------------------------------
 
-// Launches KERNEL<type> for a weight type (the seven types of engine/gguf/types.h).
-#define SEXTANT_LAUNCH_FOR_TYPE(type, KERNEL, grid, block, shmem, stream, ...)       \
-  switch (type) {                                                                    \
-    case TensorType::kF32:                                                           \
-      gpuLaunch(KERNEL<TensorType::kF32>, grid, block, shmem, stream, __VA_ARGS__);  \
-      break;                                                                         \
-    case TensorType::kF16:                                                           \
-      gpuLaunch(KERNEL<TensorType::kF16>, grid, block, shmem, stream, __VA_ARGS__);  \
-      break;                                                                         \
-    case TensorType::kBF16:                                                          \
-      gpuLaunch(KERNEL<TensorType::kBF16>, grid, block, shmem, stream, __VA_ARGS__); \
-      break;                                                                         \
-    case TensorType::kQ8_0:                                                          \
-      gpuLaunch(KERNEL<TensorType::kQ8_0>, grid, block, shmem, stream, __VA_ARGS__); \
-      break;                                                                         \
-    case TensorType::kQ4_0:                                                          \
-      gpuLaunch(KERNEL<TensorType::kQ4_0>, grid, block, shmem, stream, __VA_ARGS__); \
-      break;                                                                         \
-    case TensorType::kQ4_K:                                                          \
-      gpuLaunch(KERNEL<TensorType::kQ4_K>, grid, block, shmem, stream, __VA_ARGS__); \
-      break;                                                                         \
-    case TensorType::kQ6_K:                                                          \
-      gpuLaunch(KERNEL<TensorType::kQ6_K>, grid, block, shmem, stream, __VA_ARGS__); \
-      break;                                                                         \
+// Enqueues KERNEL<type> for a weight type (the seven types of engine/gguf/types.h).
+#define SEXTANT_ENQUEUE_FOR_TYPE(type, KERNEL, op, grid, block, shmem, ...)    \
+  switch (type) {                                                              \
+    case TensorType::kF32:                                                     \
+      Enqueue(op, KERNEL<TensorType::kF32>, grid, block, shmem, __VA_ARGS__);  \
+      break;                                                                   \
+    case TensorType::kF16:                                                     \
+      Enqueue(op, KERNEL<TensorType::kF16>, grid, block, shmem, __VA_ARGS__);  \
+      break;                                                                   \
+    case TensorType::kBF16:                                                    \
+      Enqueue(op, KERNEL<TensorType::kBF16>, grid, block, shmem, __VA_ARGS__); \
+      break;                                                                   \
+    case TensorType::kQ8_0:                                                    \
+      Enqueue(op, KERNEL<TensorType::kQ8_0>, grid, block, shmem, __VA_ARGS__); \
+      break;                                                                   \
+    case TensorType::kQ4_0:                                                    \
+      Enqueue(op, KERNEL<TensorType::kQ4_0>, grid, block, shmem, __VA_ARGS__); \
+      break;                                                                   \
+    case TensorType::kQ4_K:                                                    \
+      Enqueue(op, KERNEL<TensorType::kQ4_K>, grid, block, shmem, __VA_ARGS__); \
+      break;                                                                   \
+    case TensorType::kQ6_K:                                                    \
+      Enqueue(op, KERNEL<TensorType::kQ6_K>, grid, block, shmem, __VA_ARGS__); \
+      break;                                                                   \
   }
 
 bool SupportedType(TensorType t) {
@@ -760,11 +770,15 @@ class GpuBackend final : public Backend {
 class GpuContext final : public BackendContext {
  public:
   GpuContext(const GpuBackend& backend, const ContextConfig& config)
-      : backend_(backend), kv_(config.kv), max_tokens_(config.max_tokens) {}
+      : backend_(backend), kv_(config.kv), max_tokens_(config.max_tokens) {
+    const char* graphs = std::getenv("SEXTANT_GPU_GRAPHS");
+    graphs_ = graphs == nullptr || std::string(graphs) != "0";
+  }
 
   ~GpuContext() override {
     (void)gpuSetDevice(backend_.device_index());
     if (stream_ != nullptr) (void)gpuStreamSynchronize(stream_);
+    if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
     for (Buf& b : buffers_) (void)gpuFree(b.data);
     (void)gpuFree(kv_cache_);
     (void)gpuFree(batch_dev_);
@@ -837,8 +851,9 @@ class GpuContext final : public BackendContext {
                                   std::to_string(kv_.context_length) + " positions");
       }
     }
-    SEXTANT_RETURN_IF_ERROR(failed_);
     SEXTANT_GPU_CHECK(gpuSetDevice(backend_.device_index()), "select device");
+    Flush();  // the previous pass's launches read the batch arrays this upload replaces
+    SEXTANT_RETURN_IF_ERROR(failed_);
     // The previous batch's upload reads the pinned staging; wait for it before overwriting.
     SEXTANT_GPU_CHECK(gpuEventSynchronize(batch_uploaded_), "wait for the previous batch");
     n_ = batch.n_tokens;
@@ -873,10 +888,9 @@ class GpuContext final : public BackendContext {
         return;
       }
     }
-    SEXTANT_LAUNCH_FOR_TYPE(w->type, GetRowsKernel, static_cast<unsigned>(n_), kRowThreads, 0,
-                            stream_, w->data, w->row_bytes, w->cols, tokens_dev(), o->data,
-                            o->cols);
-    Launched("GetRows");
+    SEXTANT_ENQUEUE_FOR_TYPE(w->type, GetRowsKernel, "GetRows", static_cast<unsigned>(n_),
+                             kRowThreads, 0, w->data, w->row_bytes, w->cols, tokens_dev(), o->data,
+                             o->cols);
   }
 
   void RmsNorm(Buffer x, Weight gamma, float eps, int64_t rows, Buffer out) override {
@@ -896,9 +910,8 @@ class GpuContext final : public BackendContext {
       return;
     }
     if (rows <= 0) return;
-    gpuLaunch(RmsNormKernel, static_cast<unsigned>(rows), kRowThreads, 0, stream_, in->data,
-              in->cols, reinterpret_cast<const float*>(g->data), in->cols, eps, o->data, o->cols);
-    Launched("RmsNorm");
+    Enqueue("RmsNorm", RmsNormKernel, static_cast<unsigned>(rows), kRowThreads, 0, in->data,
+            in->cols, reinterpret_cast<const float*>(g->data), in->cols, eps, o->data, o->cols);
   }
 
   void MatMul(Weight w, Buffer x, int64_t rows, Buffer y) override {
@@ -920,15 +933,14 @@ class GpuContext final : public BackendContext {
     if (!Check(rows <= xb->rows && rows <= yb->rows, "MatMul: row count past the buffers")) return;
     if (rows <= 0) return;
     if (rows <= kMmvMaxTokens) {
-      SEXTANT_LAUNCH_FOR_TYPE(dw->type, MatVecKernel, Blocks(dw->rows, kMmvWarps),
-                              kMmvWarps * kGpuWarp, 0, stream_, dw->data, dw->row_bytes, dw->rows,
-                              dw->cols, xb->data, static_cast<int>(rows), yb->data);
+      SEXTANT_ENQUEUE_FOR_TYPE(dw->type, MatVecKernel, "MatMul", Blocks(dw->rows, kMmvWarps),
+                               kMmvWarps * kGpuWarp, 0, dw->data, dw->row_bytes, dw->rows, dw->cols,
+                               xb->data, static_cast<int>(rows), yb->data);
     } else {
       const dim3 grid(Blocks(dw->rows, kTileM), Blocks(rows, kTileN));
-      SEXTANT_LAUNCH_FOR_TYPE(dw->type, MatMulKernel, grid, kGemmThreads, 0, stream_, dw->data,
-                              dw->row_bytes, dw->rows, dw->cols, xb->data, rows, yb->data);
+      SEXTANT_ENQUEUE_FOR_TYPE(dw->type, MatMulKernel, "MatMul", grid, kGemmThreads, 0, dw->data,
+                               dw->row_bytes, dw->rows, dw->cols, xb->data, rows, yb->data);
     }
-    Launched("MatMul");
   }
 
   void Rope(Buffer x, const RopeShape& shape) override {
@@ -941,9 +953,8 @@ class GpuContext final : public BackendContext {
     }
     const float theta_scale =
         std::pow(shape.freq_base, -2.0f / static_cast<float>(shape.rope_dims));
-    gpuLaunch(RopeKernel, static_cast<unsigned>(n_), kRowThreads, 0, stream_, b->data, b->cols,
-              positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale);
-    Launched("Rope");
+    Enqueue("Rope", RopeKernel, static_cast<unsigned>(n_), kRowThreads, 0, b->data, b->cols,
+            positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale);
   }
 
   void Attention(int32_t layer, Buffer q, Buffer k, Buffer v, const AttentionShape& shape,
@@ -976,10 +987,9 @@ class GpuContext final : public BackendContext {
     const int64_t slot_stride = int64_t{kv_.context_length} * kv_dim;
     float* k_cache = kv_cache_ + int64_t{layer} * 2 * kv_.slots * slot_stride;
     float* v_cache = k_cache + int64_t{kv_.slots} * slot_stride;
-    gpuLaunch(KvWriteKernel, static_cast<unsigned>(n_), kRowThreads, 0, stream_, kb->data, kb->cols,
-              vb->data, vb->cols, positions_dev(), slots_dev(), k_cache, v_cache, slot_stride,
-              kv_dim);
-    if (!Launched("Attention (KV write)")) return;
+    Enqueue("Attention (KV write)", KvWriteKernel, static_cast<unsigned>(n_), kRowThreads, 0,
+            kb->data, kb->cols, vb->data, vb->cols, positions_dev(), slots_dev(), k_cache, v_cache,
+            slot_stride, kv_dim);
 
     AttentionArgs a;
     a.q = qb->data;
@@ -1022,13 +1032,12 @@ class GpuContext final : public BackendContext {
     }
     const dim3 grid(Blocks(n_, a.rows_per_tile), static_cast<unsigned>(shape.heads),
                     static_cast<unsigned>(a.splits));
-    gpuLaunch(AttentionKernel, grid, warps * kGpuWarp, AttentionSharedBytes(hd, warps), stream_, a);
-    if (!Launched("Attention")) return;
+    Enqueue("Attention", AttentionKernel, grid, warps * kGpuWarp, AttentionSharedBytes(hd, warps),
+            a);
     if (a.splits > 1) {
       const dim3 cgrid(static_cast<unsigned>(n_), static_cast<unsigned>(shape.heads));
-      gpuLaunch(AttentionCombineKernel, cgrid, kAttnMaxHeadDim, 0, stream_, partial_, shape.heads,
-                a.splits, hd, ob->data, ob->cols);
-      Launched("Attention (combine)");
+      Enqueue("Attention (combine)", AttentionCombineKernel, cgrid, kAttnMaxHeadDim, 0, partial_,
+              shape.heads, a.splits, hd, ob->data, ob->cols);
     }
   }
 
@@ -1041,8 +1050,7 @@ class GpuContext final : public BackendContext {
       return;
     }
     const int64_t n = int64_t{n_} * g->cols;
-    gpuLaunch(SwiGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, stream_, g->data, u->data, n);
-    Launched("SwiGlu");
+    Enqueue("SwiGlu", SwiGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, g->data, u->data, n);
   }
 
   void Add(Buffer x, Buffer y) override {
@@ -1054,8 +1062,7 @@ class GpuContext final : public BackendContext {
       return;
     }
     const int64_t n = int64_t{n_} * a->cols;
-    gpuLaunch(AddKernel, Blocks(n, kRowThreads), kRowThreads, 0, stream_, a->data, b->data, n);
-    Launched("Add");
+    Enqueue("Add", AddKernel, Blocks(n, kRowThreads), kRowThreads, 0, a->data, b->data, n);
   }
 
   void SelectRows(Buffer src, std::span<const int32_t> rows, Buffer dst) override {
@@ -1069,13 +1076,8 @@ class GpuContext final : public BackendContext {
     const size_t row_bytes = sizeof(float) * static_cast<size_t>(s->cols);
     for (size_t i = 0; i < rows.size(); ++i) {
       if (!Check(rows[i] >= 0 && rows[i] < s->rows, "SelectRows: row outside the source")) return;
-      const gpuError_t err = gpuMemcpyAsync(d->data + static_cast<int64_t>(i) * d->cols,
-                                            s->data + int64_t{rows[i]} * s->cols, row_bytes,
-                                            gpuMemcpyDeviceToDevice, stream_);
-      if (err != gpuSuccess) {
-        SetFailed(GpuStatus(err, "SelectRows"));
-        return;
-      }
+      EnqueueCopy("SelectRows", d->data + static_cast<int64_t>(i) * d->cols,
+                  s->data + int64_t{rows[i]} * s->cols, row_bytes);
     }
   }
 
@@ -1083,8 +1085,9 @@ class GpuContext final : public BackendContext {
     const Buf* s = buf(b);
     if (s == nullptr) return Status::InvalidArgument("ReadRows: unknown buffer");
     if (n_rows > s->rows) return Status::InvalidArgument("ReadRows: more rows than the buffer has");
-    SEXTANT_RETURN_IF_ERROR(failed_);
     SEXTANT_GPU_CHECK(gpuSetDevice(backend_.device_index()), "select device");
+    Flush();
+    SEXTANT_RETURN_IF_ERROR(failed_);
     if (n_rows > 0) {
       SEXTANT_GPU_CHECK(
           gpuMemcpyAsync(host, s->data, sizeof(float) * static_cast<size_t>(n_rows * s->cols),
@@ -1128,10 +1131,110 @@ class GpuContext final : public BackendContext {
     return ok;
   }
   bool Usable() { return failed_.ok() && Check(n_ > 0, "an op before the first SetBatch"); }
-  bool Launched(const char* op) {
-    const gpuError_t err = gpuGetLastError();
-    if (err == gpuSuccess) return true;
-    SetFailed(GpuStatus(err, std::string(op) + " launch"));
+
+  // ---- deferred launches and graphs -----------------------------------------------------------
+  //
+  // Ops record their launches as steps; the steps are issued at the next ReadRows() or SetBatch().
+  // A pass of at most kGraphMaxTokens tokens (a decode step, where launch overhead would dominate)
+  // is issued as a graph: captured once, then replayed with one launch for as long as the passes
+  // issue exactly the same launches (kernels, configurations and argument bytes: the same
+  // buffers, row counts and attention split; the tokens and positions themselves are read from
+  // device memory). Larger passes issue their launches directly. If the runtime refuses a graph
+  // call, the context issues directly from then on. SEXTANT_GPU_GRAPHS=0 turns graphs off.
+  struct Step {
+    std::function<gpuError_t(gpuStream_t)> issue;
+    const char* op;
+  };
+
+  template <typename T>
+  void AppendKey(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* b = reinterpret_cast<const uint8_t*>(&v);
+    key_.insert(key_.end(), b, b + sizeof(T));
+  }
+
+  template <typename... P, typename... A>
+  void Enqueue(const char* op, void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem,
+               A... args) {
+    std::tuple<std::decay_t<P>...> params(args...);  // converted once, as a launch would
+    AppendKey(kernel);
+    AppendKey(grid);
+    AppendKey(block);
+    AppendKey(shmem);
+    std::apply([&](const auto&... p) { (AppendKey(p), ...); }, params);
+    steps_.push_back(
+        {[kernel, grid, block, shmem, params](gpuStream_t stream) {
+           std::apply(
+               [&](const auto&... p) { gpuLaunch(kernel, grid, block, shmem, stream, p...); },
+               params);
+           return gpuGetLastError();
+         },
+         op});
+  }
+
+  void EnqueueCopy(const char* op, float* dst, const float* src, size_t bytes) {
+    AppendKey(dst);
+    AppendKey(src);
+    AppendKey(bytes);
+    steps_.push_back({[dst, src, bytes](gpuStream_t stream) {
+                        return gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDeviceToDevice, stream);
+                      },
+                      op});
+  }
+
+  // Issues the recorded steps on the stream (a failure marks the context failed).
+  void Flush() {
+    if (steps_.empty()) return;
+    if (!(graphs_ && n_ <= kGraphMaxTokens && IssueAsGraph())) {
+      for (const Step& st : steps_) {
+        const gpuError_t err = st.issue(stream_);
+        if (err != gpuSuccess) {
+          SetFailed(GpuStatus(err, std::string(st.op) + " launch"));
+          break;
+        }
+      }
+    }
+    steps_.clear();
+    key_.clear();
+  }
+
+  // Issues the steps as a graph, capturing a new one when they differ from the last capture.
+  // False when the runtime refused a graph call (graphs are then off for this context and the
+  // caller issues the steps directly, which reports any error of the steps themselves).
+  bool IssueAsGraph() {
+    if (graph_exec_ == nullptr || key_ != graph_key_) {
+      if (gpuStreamBeginCapture(stream_, gpuStreamCaptureModeThreadLocal) != gpuSuccess) {
+        return DisableGraphs();
+      }
+      gpuError_t err = gpuSuccess;
+      for (const Step& st : steps_) {
+        err = st.issue(stream_);
+        if (err != gpuSuccess) break;
+      }
+      gpuGraph_t graph = nullptr;
+      const gpuError_t end = gpuStreamEndCapture(stream_, &graph);
+      if (err != gpuSuccess || end != gpuSuccess || graph == nullptr) {
+        if (graph != nullptr) (void)gpuGraphDestroy(graph);
+        return DisableGraphs();
+      }
+      gpuGraphExec_t exec = nullptr;
+      err = gpuGraphInstantiateWithFlags(&exec, graph, 0);
+      (void)gpuGraphDestroy(graph);
+      if (err != gpuSuccess) return DisableGraphs();
+      if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
+      graph_exec_ = exec;
+      graph_key_ = key_;
+    }
+    if (gpuGraphLaunch(graph_exec_, stream_) != gpuSuccess) return DisableGraphs();
+    return true;
+  }
+
+  bool DisableGraphs() {
+    (void)gpuGetLastError();  // the refused graph call's error is not the pass's
+    graphs_ = false;
+    if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
+    graph_exec_ = nullptr;
+    graph_key_.clear();
     return false;
   }
 
@@ -1147,6 +1250,12 @@ class GpuContext final : public BackendContext {
   int64_t partial_records_ = 0;
   std::vector<Buf> buffers_;
   Status failed_;  // the first error of an op; sticky
+  // Deferred launches (see Flush) and the last captured graph.
+  std::vector<Step> steps_;
+  std::vector<uint8_t> key_;  // the steps' kernels, configurations and argument bytes
+  bool graphs_ = true;        // off after a refused graph call or SEXTANT_GPU_GRAPHS=0
+  gpuGraphExec_t graph_exec_ = nullptr;
+  std::vector<uint8_t> graph_key_;  // key_ of the passes graph_exec_ replays
   // The current batch, host side (launch decisions and checks).
   int32_t n_ = 0;
   bool single_slot_ = false;
