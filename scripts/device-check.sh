@@ -5,7 +5,8 @@
 # machine's packages or from build/device-kit, made by scripts/device-kit.sh and taken along)
 # with the CUDA backend for this machine's GPU, runs the GPU tests against the CPU reference,
 # synthesizes TinyLlama-1.1B-shaped models (F16, Q8_0, Q4_0) and benchmarks each with
-# `sextant bench --backend cuda`. Run from the repository root:
+# `sextant bench --backend cuda`, and Q4_0 once more with decode graphs off (SEXTANT_GPU_GRAPHS=0)
+# to show what they gain. Run from the repository root:
 #
 #   scripts/device-check.sh
 #
@@ -114,6 +115,10 @@ if ((!failed)); then
     step "bench_$type" 90 "$SEXTANT" bench "$model" --backend cuda -o json -p 512 -n 128 -r 3 ||
       failed=1
   done
+  # The same Q4_0 generation with decode graphs off: what capturing the decode step gains.
+  model=$MODELS/tinyllama-1.1b-q4_0.gguf
+  [[ -f $model ]] && { step bench_q4_0_nographs 60 env SEXTANT_GPU_GRAPHS=0 "$SEXTANT" bench \
+    "$model" --backend cuda -o json -p 512 -n 128 -r 3 || failed=1; }
 fi
 
 # Summary: every step's status and time, the test counts, each benchmark with the achieved
@@ -142,7 +147,7 @@ try:
     summary["tests"] = {"run": len(cases), "failed": failures, "skipped": len(skipped)}
 except (OSError, ValueError) as e:
     summary["tests"] = {"error": str(e)}
-for name in ("f16", "q8_0", "q4_0"):
+for name in ("f16", "q8_0", "q4_0", "q4_0_nographs"):
     path = os.path.join(logs, "bench_%s.log" % name)
     try:
         with open(path) as f:
