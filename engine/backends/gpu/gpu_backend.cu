@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -692,6 +693,15 @@ unsigned Blocks(int64_t n, int per_block) {
 
 // ---- backend -----------------------------------------------------------------------------------
 
+// Held by stream captures and by the runtime calls that use the legacy default stream or may
+// synchronize the device (allocations, frees, blocking copies and memsets, stream and event
+// creation), so that no capture in this process overlaps them: the runtime invalidates a capture
+// that such a call from another thread would implicitly synchronize with, and fails that call.
+std::mutex& DeviceApiMutex() {
+  static std::mutex m;
+  return m;
+}
+
 struct DeviceWeight {
   TensorType type = TensorType::kF32;
   uint8_t* data = nullptr;  // rows * row_bytes bytes of device memory
@@ -709,6 +719,7 @@ class GpuBackend final : public Backend {
         multiprocessors_(prop.multiProcessorCount) {}
 
   ~GpuBackend() override {
+    std::lock_guard<std::mutex> lock(DeviceApiMutex());
     (void)gpuSetDevice(device_);
     for (DeviceWeight& w : weights_) (void)gpuFree(w.data);
   }
@@ -740,6 +751,7 @@ class GpuBackend final : public Backend {
                                      tensor.name + "' has a bad shape");
     }
     w.row_bytes = static_cast<int64_t>(tensor.size_bytes / static_cast<uint64_t>(w.rows));
+    std::lock_guard<std::mutex> lock(DeviceApiMutex());
     SEXTANT_GPU_CHECK(gpuSetDevice(device_), "select device");
     SEXTANT_GPU_CHECK(
         gpuMalloc(reinterpret_cast<void**>(&w.data), tensor.size_bytes),
@@ -776,6 +788,7 @@ class GpuContext final : public BackendContext {
   }
 
   ~GpuContext() override {
+    std::lock_guard<std::mutex> lock(DeviceApiMutex());
     (void)gpuSetDevice(backend_.device_index());
     if (stream_ != nullptr) (void)gpuStreamSynchronize(stream_);
     if (graph_exec_ != nullptr) (void)gpuGraphExecDestroy(graph_exec_);
@@ -789,6 +802,7 @@ class GpuContext final : public BackendContext {
   }
 
   Status Init() {
+    std::lock_guard<std::mutex> lock(DeviceApiMutex());
     SEXTANT_GPU_CHECK(gpuSetDevice(backend_.device_index()), "select device");
     SEXTANT_GPU_CHECK(gpuStreamCreate(&stream_), "create stream");
     SEXTANT_GPU_CHECK(gpuEventCreateWithFlags(&batch_uploaded_, gpuEventDisableTiming),
@@ -824,6 +838,7 @@ class GpuContext final : public BackendContext {
     b.cols = cols;
     b.rows = rows;
     const size_t bytes = sizeof(float) * static_cast<size_t>(cols * rows);
+    std::lock_guard<std::mutex> lock(DeviceApiMutex());
     SEXTANT_GPU_CHECK(gpuSetDevice(backend_.device_index()), "select device");
     SEXTANT_GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&b.data), bytes),
                       "allocate a buffer of " + std::to_string(bytes >> 10) + " KiB");
@@ -1203,6 +1218,7 @@ class GpuContext final : public BackendContext {
   // caller issues the steps directly, which reports any error of the steps themselves).
   bool IssueAsGraph() {
     if (graph_exec_ == nullptr || key_ != graph_key_) {
+      std::lock_guard<std::mutex> lock(DeviceApiMutex());
       if (gpuStreamBeginCapture(stream_, gpuStreamCaptureModeThreadLocal) != gpuSuccess) {
         return DisableGraphs();
       }
