@@ -1033,17 +1033,22 @@ class GpuContext final : public BackendContext {
       a.chunk = ((max_len_ + kKvTile - 1) / kKvTile) * kKvTile;
     } else {
       // Decode (one row per block, rows may be of different slots): split the positions so the
-      // device has a few blocks per multiprocessor, within the scratch's capacity.
+      // device has a few blocks per multiprocessor, within the scratch's capacity. The split is
+      // sized for the longest position rounded up to a power of two (at least one K/V tile), so
+      // it stays the same for many steps and a captured decode graph keeps being replayed;
+      // splits past a row's length find no position and the combine skips them.
       a.rows_per_tile = 1;
+      int64_t len = kKvTile;
+      while (len < max_len_) len *= 2;
       const int64_t blocks = int64_t{n_} * shape.heads;
       const int64_t want = std::max<int64_t>(1, 4 * int64_t{backend_.multiprocessors()});
       int64_t splits = std::min<int64_t>((want + blocks - 1) / blocks, kAttnMaxSplits);
-      splits = std::min<int64_t>(splits, (max_len_ + kKvTile - 1) / kKvTile);
+      splits = std::min<int64_t>(splits, (len + kKvTile - 1) / kKvTile);
       splits = std::min<int64_t>(splits, partial_records_ / blocks);
       splits = std::max<int64_t>(splits, 1);
-      const int64_t per = (max_len_ + splits - 1) / splits;
+      const int64_t per = (len + splits - 1) / splits;
       a.chunk = static_cast<int>(((per + kKvTile - 1) / kKvTile) * kKvTile);
-      a.splits = static_cast<int>((max_len_ + a.chunk - 1) / a.chunk);
+      a.splits = static_cast<int>((len + a.chunk - 1) / a.chunk);
     }
     const dim3 grid(Blocks(n_, a.rows_per_tile), static_cast<unsigned>(shape.heads),
                     static_cast<unsigned>(a.splits));

@@ -147,7 +147,7 @@ inline gpuError_t gpuGetDeviceProperties(gpuDeviceProp_t* p, int device) {
   if (device != 0) return ::sextant::gpusim::rt::kErrorInvalidDevice;
   std::memset(p, 0, sizeof(*p));
   std::strncpy(p->name, "GPU simulator (CPU)", sizeof(p->name) - 1);
-  p->multiProcessorCount = 4;
+  p->multiProcessorCount = 32;  // as a mid-size GPU: decode attention splits positions widely
   p->totalGlobalMem = ::sextant::gpusim::rt::kTotalMemory;
   return gpuSuccess;
 }
