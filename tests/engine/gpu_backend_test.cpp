@@ -344,6 +344,24 @@ std::vector<OpCase> AllCases() {
   return cases;
 }
 
+// Runs the case's scenario on the CPU and on `gpu`: every value read finite, and the normalized
+// error within the case's bound.
+void ExpectMatchesTheCpu(const OpCase& c, Backend& gpu) {
+  Result<std::unique_ptr<Backend>> cpu =
+      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  const Scenario scenario = c.scenario();
+  Result<std::vector<float>> want = scenario(**cpu);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  Result<std::vector<float>> got = scenario(gpu);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), want->size());
+  for (size_t i = 0; i < got->size(); ++i) {
+    ASSERT_TRUE(std::isfinite((*got)[i])) << "element " << i << " is " << (*got)[i];
+  }
+  EXPECT_LE(Nmse(*got, *want), c.max_nmse) << c.name << " on " << gpu.device();
+}
+
 class GpuOpTest : public ::testing::TestWithParam<OpCase> {};
 
 TEST_P(GpuOpTest, MatchesTheCpu) {
@@ -354,20 +372,7 @@ TEST_P(GpuOpTest, MatchesTheCpu) {
   ASSERT_TRUE(choice.ok());
   Result<std::unique_ptr<Backend>> gpu = CreateBackend(*choice, BackendOptions{});
   ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
-  Result<std::unique_ptr<Backend>> cpu =
-      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
-  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
-  const Scenario scenario = c.scenario();
-  Result<std::vector<float>> want = scenario(**cpu);
-  ASSERT_TRUE(want.ok()) << want.status().ToString();
-  Result<std::vector<float>> got = scenario(**gpu);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t i = 0; i < got->size(); ++i) {
-    ASSERT_TRUE(std::isfinite((*got)[i])) << "element " << i << " is " << (*got)[i];
-  }
-  const double nmse = Nmse(*got, *want);
-  EXPECT_LE(nmse, c.max_nmse) << c.name << " on " << (*gpu)->device();
+  ExpectMatchesTheCpu(c, **gpu);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, GpuOpTest, ::testing::ValuesIn(AllCases()),
@@ -386,19 +391,7 @@ TEST_P(GpuSimOpTest, MatchesTheCpu) {
   Result<std::unique_ptr<Backend>> sim = gpusim::NewGpuBackend(BackendOptions{});
   ASSERT_TRUE(sim.ok()) << sim.status().ToString();
   EXPECT_EQ((*sim)->name(), "gpusim");
-  Result<std::unique_ptr<Backend>> cpu =
-      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
-  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
-  const Scenario scenario = c.scenario();
-  Result<std::vector<float>> want = scenario(**cpu);
-  ASSERT_TRUE(want.ok()) << want.status().ToString();
-  Result<std::vector<float>> got = scenario(**sim);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  ASSERT_EQ(got->size(), want->size());
-  for (size_t i = 0; i < got->size(); ++i) {
-    ASSERT_TRUE(std::isfinite((*got)[i])) << "element " << i << " is " << (*got)[i];
-  }
-  EXPECT_LE(Nmse(*got, *want), c.max_nmse) << c.name;
+  ExpectMatchesTheCpu(c, **sim);
 }
 
 std::vector<OpCase> SimCases() {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/backends/gpusim/runtime.h"
+#include "engine/gguf/types.h"
 
 #define SEXTANT_GPU_NS gpusim
 #define SEXTANT_GPU_VENDOR "gpusim"
@@ -62,30 +63,8 @@ inline constexpr int kGpuWarp = 32;
 inline float gpuShflXor(float v, int mask) { return ::sextant::gpusim::rt::ShflXor(v, mask); }
 inline float gpuShfl(float v, int src_lane) { return ::sextant::gpusim::rt::Shfl(v, src_lane); }
 
-// IEEE half -> float, exact (subnormals, infinities and NaN included).
-inline float gpuHalfBitsToFloat(unsigned short h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400u) == 0);
-      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | mant << 13;
-  } else {
-    bits = sign | (exp + 112) << 23 | mant << 13;
-  }
-  return __uint_as_float(bits);
-}
+// IEEE half -> float, exact (the GGUF reader's conversion).
+inline float gpuHalfBitsToFloat(unsigned short h) { return ::sextant::gguf::F16ToF32(h); }
 
 // Dynamic shared memory of the running launch.
 #define gpuDynamicShared(type, name) \
