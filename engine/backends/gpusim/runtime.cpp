@@ -33,13 +33,13 @@ constexpr size_t kStackBytes = 512 * 1024;  // sanitizer frames are larger
 constexpr size_t kStackBytes = 128 * 1024;
 #endif
 
-// ---- context switch
-// ------------------------------------------------------------------------------
+// ---- context switch -----------------------------------------------------------------------------
 
 #if defined(__x86_64__)
-// SwitchStack(save, load): pushes the callee-saved registers, stores the stack pointer in *save,
-// loads `load` and pops that context's registers. A new fiber's stack is laid out so that the
-// pops and the `ret` enter FiberEntry as if it had been called.
+// sextant_gpusim_switch(save, load): pushes the callee-saved registers and the SSE / x87 control
+// words, stores the stack pointer in *save, loads `load` and pops that context's registers and
+// control words. A new fiber's stack is laid out so that the pops and the `ret` enter FiberEntry
+// as if it had been called.
 extern "C" void sextant_gpusim_switch(void** save, void* load);
 asm(R"(
   .text
@@ -119,13 +119,14 @@ std::mutex g_memory_mutex;
 std::unordered_map<void*, size_t> g_allocations;  // guarded by g_memory_mutex
 size_t g_allocated = 0;                           // guarded by g_memory_mutex
 
-// One pool of fiber stacks, each with a guard page below it, allocated on first use.
+// One pool of fiber stacks, each with a guard page below it, reserved on first use (nullptr when
+// the reservation fails).
 char* StackPool() {
-  static char* pool = [] {
+  static char* pool = []() -> char* {
     const size_t bytes = kMaxThreads * kStackBytes;
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) std::abort();
+    if (p == MAP_FAILED) return nullptr;
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     for (unsigned i = 0; i < kMaxThreads; ++i)
       (void)mprotect(static_cast<char*>(p) + i * kStackBytes, page, PROT_NONE);
@@ -324,6 +325,10 @@ void LaunchKernel(dim3 grid, dim3 block, size_t shared_bytes, const std::functio
   if (threads == 0 || threads > kMaxThreads || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.y > kMaxGridYZ || grid.z > kMaxGridYZ || shared_bytes > kMaxDynamicShared) {
     g_last_error = kErrorInvalidConfiguration;
+    return;
+  }
+  if (StackPool() == nullptr) {
+    g_last_error = kErrorMemoryAllocation;
     return;
   }
   std::lock_guard<std::mutex> lock(LaunchMutex());
