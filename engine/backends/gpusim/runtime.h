@@ -55,8 +55,9 @@ float Shfl(float v, int src_lane);
 void* DynamicShared();
 
 // ---- host side ----------------------------------------------------------------------------------
-// Runs body() once per thread of every block of the grid. A bad configuration or a barrier
-// deadlock is recorded for GetLastError() (the launch then runs nothing more).
+// Runs body() once per thread of every block of the grid. A bad configuration, a barrier deadlock
+// or no memory for the fibers' stacks is recorded for GetLastError() (the launch then runs
+// nothing more).
 void LaunchKernel(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
 // The error of the last failed launch since the previous call, then kSuccess.
 Error GetLastError();
