@@ -166,7 +166,11 @@ inline gpuError_t gpuMemset(void* p, int v, size_t n) {
   if (n > 0) std::memset(p, v, n);
   return gpuSuccess;
 }
-inline gpuError_t gpuMemsetAsync(void* p, int v, size_t n, gpuStream_t) {
+inline gpuError_t gpuMemsetAsync(void* p, int v, size_t n, gpuStream_t s) {
+  if (s != nullptr && s->capturing) {
+    s->captured.push_back([=] { (void)gpuMemset(p, v, n); });
+    return gpuSuccess;
+  }
   return gpuMemset(p, v, n);
 }
 inline gpuError_t gpuMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
@@ -180,9 +184,8 @@ inline gpuError_t gpuStreamDestroy(gpuStream_t s) {
   delete s;
   return gpuSuccess;
 }
-inline gpuError_t gpuStreamSynchronize(gpuStream_t) {
-  return gpuSuccess;
-}  // launches are synchronous
+// Work outside a capture runs when it is issued, so there is never anything to wait for.
+inline gpuError_t gpuStreamSynchronize(gpuStream_t) { return gpuSuccess; }
 inline gpuError_t gpuEventCreateWithFlags(gpuEvent_t* e, unsigned) {
   *e = new GpuSimEvent;
   return gpuSuccess;
