@@ -1177,6 +1177,7 @@ class GpuContext final : public BackendContext {
   void Enqueue(const char* op, void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem,
                A... args) {
     std::tuple<std::decay_t<P>...> params(args...);  // converted once, as a launch would
+    AppendKey('K');                                  // each step's record starts with its kind
     AppendKey(kernel);
     AppendKey(grid);
     AppendKey(block);
@@ -1193,6 +1194,7 @@ class GpuContext final : public BackendContext {
   }
 
   void EnqueueCopy(const char* op, float* dst, const float* src, size_t bytes) {
+    AppendKey('C');
     AppendKey(dst);
     AppendKey(src);
     AppendKey(bytes);
