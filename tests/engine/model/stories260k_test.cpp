@@ -234,7 +234,14 @@ TEST_F(Stories260KTest, BenchVerbPrintsJson) {
   EXPECT_NEAR(number("tg_bound_tps"), number("read_gbs") * 1e9 / number("decode_read_bytes"),
               1e-6 * number("tg_bound_tps"))
       << r.output;
+  // tg over the read timed right after each repetition, and over the fastest read of the run
+  // (which no repetition's own read is faster than).
   EXPECT_GT(number("tg_fraction_of_bound"), 0) << r.output;
+  EXPECT_GE(number("tg_fraction_of_bound_stddev"), 0) << r.output;
+  EXPECT_GT(number("tg_fraction_of_fastest_read"), 0) << r.output;
+  EXPECT_NEAR(number("tg_fraction_of_fastest_read"), number("tg_tps") / number("tg_bound_tps"),
+              1e-6 * number("tg_fraction_of_fastest_read"))
+      << r.output;
   // Time to first token over the 4 streams' requests: positive, p99 not below p50.
   EXPECT_GT(number("streams_ttft_p50_ms"), 0) << r.output;
   EXPECT_GE(number("streams_ttft_p99_ms"), number("streams_ttft_p50_ms")) << r.output;
