@@ -328,8 +328,12 @@ const char* KernelLevelName(KernelLevel level) {
 }
 
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
+  internal::MatMulWith(Table(ActiveKernelLevel()), w, x, n_tokens, y, pool);
+}
+
+void internal::MatMulWith(const KernelTable& k, const WeightView& w, const float* x,
+                          int64_t n_tokens, float* y, ThreadPool* pool) {
   if (n_tokens <= 0 || w.rows <= 0) return;
-  const KernelTable& k = Table(ActiveKernelLevel());
   const int slot = Slot(w.type);
   const bool parallel = pool != nullptr && pool->n_threads() > 1 &&
                         w.rows * w.cols * n_tokens >= kMinParallelWork && w.rows >= 2 * kRowUnit;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/backends/cpu/matmul.h"
 #include "engine/gguf/types.h"
 
 namespace sextant::cpu::internal {
@@ -81,6 +82,14 @@ struct KernelTable {
 const KernelTable& PortableKernels();
 const KernelTable& Avx2Kernels();    // REQUIRES: the CPU has AVX2, FMA and F16C
 const KernelTable& Avx512Kernels();  // REQUIRES: the CPU has AVX-512 F/BW/VL/DQ/VNNI/BF16
+// The AVX-512 kernels on emulated AVX-512 (engine/backends/x86emu), for the tests; defined only
+// in sextant_engine_avx512emu, which only engine_tests links. REQUIRES: AVX2, FMA and F16C.
+const KernelTable& Avx512EmulatedKernels();
+
+// MatMul (matmul.h) with the kernels of `k` instead of the active level's: the activations
+// quantized for the weight type, the rows split over `pool`. For the tests of one table.
+void MatMulWith(const KernelTable& k, const WeightView& w, const float* x, int64_t n_tokens,
+                float* y, ThreadPool* pool);
 
 // Scalar half-precision conversions (exact; F16 -> F32 handles subnormals, inf and NaN).
 inline float HalfToFloat(uint16_t h) {
