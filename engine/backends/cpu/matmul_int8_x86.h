@@ -22,7 +22,7 @@ using gguf::BlockQ8_0;
 // Sums of 4 adjacent u8 * s8 products per int32 lane. REQUIRES: adjacent pair sums fit in int16
 // (true for u <= 128 and |x| <= 127), so both paths agree exactly.
 inline __m256i MulSumU8I8(__m256i u, __m256i x) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(SEXTANT_EMULATE_AVX512_VNNI)
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
 #else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
@@ -32,7 +32,7 @@ inline __m256i MulSumU8I8(__m256i u, __m256i x) {
 // MulSumU8I8(u0, x0) + MulSumU8I8(u1, x1). REQUIRES: u0, u1 <= 15 (the int16 sums of the AVX2
 // path stay below 2 * 2 * 15 * 127).
 inline __m256i MulSum2U8I8(__m256i u0, __m256i x0, __m256i u1, __m256i x1) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(SEXTANT_EMULATE_AVX512_VNNI)
   return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u0, x0), u1, x1);
 #else
   return _mm256_madd_epi16(

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/backends/cpu/matmul_kernels.h"
 #include "engine/backends/cpu/thread_pool.h"
 #include "engine/gguf/types.h"
 
@@ -185,7 +186,9 @@ TEST(CpuMatMul, KernelLevelsAgreeWithEachOther) {
   const auto levels = AvailableLevels();
   if (levels.size() < 2) GTEST_SKIP() << "this CPU has no SIMD kernel level to compare";
   if (DetectedKernelLevel() < KernelLevel::kAvx512)
-    std::printf("[ note ] AVX-512 kernels skipped: this CPU lacks AVX-512 VNNI/BF16\n");
+    std::printf(
+        "[ note ] native AVX-512 kernels skipped: this CPU lacks AVX-512 VNNI/BF16 "
+        "(CpuMatMulAvx512Emulated runs them on emulated AVX-512)\n");
   ThreadPool pool(2);
   for (TensorType type : kTypes) {
     const int64_t rows = 45, cols = ColsFor(type);
@@ -336,6 +339,102 @@ TEST(CpuMatMul, KernelLevelControl) {
     EXPECT_EQ(ActiveKernelLevel(), KernelLevel::kPortable);
   }
   EXPECT_STREQ(KernelLevelName(KernelLevel::kAvx2), "avx2");
+}
+
+// ---- The AVX-512 kernels on emulated AVX-512 (engine/backends/x86emu) -------------------------
+// On a CPU without AVX-512 the AVX-512 table never runs in the product; these tests run the same
+// source against SIMDe's emulation of each instruction, so its tiles, tails and VNNI dot products
+// are checked on every machine with AVX2.
+
+#if defined(SEXTANT_HAVE_AVX512_EMULATION)
+constexpr bool kAvx512Emulated = true;
+const internal::KernelTable& EmulatedAvx512() { return internal::Avx512EmulatedKernels(); }
+#else
+constexpr bool kAvx512Emulated = false;
+const internal::KernelTable& EmulatedAvx512() { return internal::PortableKernels(); }
+#endif
+
+#define SKIP_WITHOUT_AVX512_EMULATION()                                                      \
+  do {                                                                                       \
+    if (!kAvx512Emulated)                                                                    \
+      GTEST_SKIP() << "skipped: built without SIMDe (libsimde-dev), so no emulated AVX-512"; \
+    if (DetectedKernelLevel() < KernelLevel::kAvx2)                                          \
+      GTEST_SKIP() << "skipped: the emulated AVX-512 kernels need AVX2, FMA and F16C";       \
+  } while (0)
+
+std::vector<float> RunWith(const internal::KernelTable& k, const WeightView& w,
+                           const std::vector<float>& x, int64_t n_tokens, ThreadPool* pool) {
+  std::vector<float> y(static_cast<size_t>(n_tokens * w.rows), std::nanf(""));
+  internal::MatMulWith(k, w, x.data(), n_tokens, y.data(), pool);
+  return y;
+}
+
+// Every type, decode and prefill shapes (row and token counts that leave partial tiles, and
+// columns past the last whole vector for F32), against the f64 reference.
+TEST(CpuMatMulAvx512Emulated, EveryTypeMatchesTheReference) {
+  SKIP_WITHOUT_AVX512_EMULATION();
+  ThreadPool pool(2);
+  for (TensorType type : kTypes) {
+    const int64_t rows = 45, cols = ColsFor(type);
+    const auto wbytes = RandomWeights(type, rows, cols, 31);
+    const WeightView w{type, wbytes.data(), rows, cols};
+    for (int64_t n_tokens : {1, 3, 17}) {
+      const auto x = RandomActivations(n_tokens * cols, 32u + static_cast<uint32_t>(n_tokens));
+      EXPECT_LT(RelL2(RunWith(EmulatedAvx512(), w, x, n_tokens, &pool), Reference(w, x, n_tokens)),
+                Bound(type))
+          << gguf::TensorTypeName(type) << " tokens=" << n_tokens;
+    }
+  }
+}
+
+// Q4_0 and Q8_0 have their own AVX-512 copies (vpdpbusd for maddubs + madd), and Q4_K / Q6_K
+// share the AVX2 kernels: each gives exactly the AVX2 result. The float types sum 16 lanes
+// instead of 8, so they agree to f32 rounding.
+TEST(CpuMatMulAvx512Emulated, AgreesWithTheAvx2Kernels) {
+  SKIP_WITHOUT_AVX512_EMULATION();
+  ThreadPool pool(2);
+  for (TensorType type : kTypes) {
+    const bool quantized =
+        type != TensorType::kF32 && type != TensorType::kF16 && type != TensorType::kBF16;
+    const int64_t rows = 70, cols = ColsFor(type);
+    const auto wbytes = RandomWeights(type, rows, cols, 41);
+    const WeightView w{type, wbytes.data(), rows, cols};
+    for (int64_t n_tokens : {1, 7}) {
+      const auto x = RandomActivations(n_tokens * cols, 42);
+      const auto avx512 = RunWith(EmulatedAvx512(), w, x, n_tokens, &pool);
+      const auto avx2 = RunWith(internal::Avx2Kernels(), w, x, n_tokens, &pool);
+      if (quantized) {
+        for (size_t i = 0; i < avx2.size(); ++i)
+          ASSERT_EQ(avx512[i], avx2[i])
+              << gguf::TensorTypeName(type) << " tokens=" << n_tokens << " output " << i;
+      } else {
+        EXPECT_LT(RelL2(avx512, avx2), 2e-6)
+            << gguf::TensorTypeName(type) << " tokens=" << n_tokens;
+      }
+    }
+  }
+}
+
+// A token's result does not depend on the rest of its batch, bit for bit, with the AVX-512
+// tiles too (4 rows x 6 tokens for prefill, 8 rows for decode, token blocks of 192 KiB).
+TEST(CpuMatMulAvx512Emulated, TokenResultIndependentOfBatch) {
+  SKIP_WITHOUT_AVX512_EMULATION();
+  ThreadPool pool(2);
+  for (TensorType type : kTypes) {
+    const int64_t rows = 37, n_tokens = 13;
+    const int64_t cols = type == TensorType::kF32 ? 1029 : ColsFor(type);  // 64 vectors + 5
+    const auto wbytes = RandomWeights(type, rows, cols, 51);
+    const WeightView w{type, wbytes.data(), rows, cols};
+    const auto x = RandomActivations(n_tokens * cols, 52);
+    const auto all = RunWith(EmulatedAvx512(), w, x, n_tokens, &pool);
+    for (int64_t t : {0, 6, 12}) {
+      const std::vector<float> xt(x.begin() + t * cols, x.begin() + (t + 1) * cols);
+      const auto one = RunWith(EmulatedAvx512(), w, xt, 1, &pool);
+      for (int64_t r = 0; r < rows; ++r)
+        ASSERT_EQ(one[r], all[t * rows + r])
+            << gguf::TensorTypeName(type) << " token " << t << " row " << r;
+    }
+  }
 }
 
 }  // namespace
