@@ -327,8 +327,21 @@ const char* KernelLevelName(KernelLevel level) {
   return "portable";
 }
 
+namespace {
+std::atomic<const KernelTable*>& TestTable() {
+  static std::atomic<const KernelTable*> table{nullptr};
+  return table;
+}
+}  // namespace
+
+void internal::SetKernelTableForTesting(const KernelTable* k) {
+  TestTable().store(k, std::memory_order_release);
+}
+
 void MatMul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
-  internal::MatMulWith(Table(ActiveKernelLevel()), w, x, n_tokens, y, pool);
+  const KernelTable* test_table = TestTable().load(std::memory_order_acquire);
+  internal::MatMulWith(test_table != nullptr ? *test_table : Table(ActiveKernelLevel()), w, x,
+                       n_tokens, y, pool);
 }
 
 void internal::MatMulWith(const KernelTable& k, const WeightView& w, const float* x,

@@ -91,6 +91,10 @@ const KernelTable& Avx512EmulatedKernels();
 void MatMulWith(const KernelTable& k, const WeightView& w, const float* x, int64_t n_tokens,
                 float* y, ThreadPool* pool);
 
+// Tests: MatMul uses `k` instead of the active level's table until called again with nullptr.
+// REQUIRES: no MatMul is running when it changes.
+void SetKernelTableForTesting(const KernelTable* k);
+
 // Scalar half-precision conversions (exact; F16 -> F32 handles subnormals, inf and NaN).
 inline float HalfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backends/cpu/matmul_kernels.h"
 #include "engine/gguf/gguf.h"
 #include "engine/gguf/quantize.h"
 #include "engine/gguf/synth.h"
@@ -186,13 +187,15 @@ class ReferenceForwardTest : public ::testing::TestWithParam<TypeCase> {
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  void CheckAgainstTheReference();
+  void CheckBatchedEqualsUnbatched();
   std::filesystem::path dir_, path_;
 };
 
 constexpr int kSteps = 64;
 const std::vector<int32_t> kPrompt = {1, 300, 301, 302, 7};
 
-TEST_P(ReferenceForwardTest, MatchesTheScalarReference) {
+void ReferenceForwardTest::CheckAgainstTheReference() {
   auto file = gguf::GgufFile::Open(path_);
   ASSERT_TRUE(file.ok()) << file.status().ToString();
   ReferenceLlama ref(**file);
@@ -255,7 +258,9 @@ TEST_P(ReferenceForwardTest, MatchesTheScalarReference) {
   }
 }
 
-TEST_P(ReferenceForwardTest, BatchedEqualsUnbatched) {
+TEST_P(ReferenceForwardTest, MatchesTheScalarReference) { CheckAgainstTheReference(); }
+
+void ReferenceForwardTest::CheckBatchedEqualsUnbatched() {
   LoadOptions lo;
   lo.backend = "cpu";
   lo.threads = 2;
@@ -304,6 +309,44 @@ TEST_P(ReferenceForwardTest, BatchedEqualsUnbatched) {
   }
   sched.Shutdown(std::chrono::seconds(60));
   EXPECT_EQ(batched, alone);
+}
+
+TEST_P(ReferenceForwardTest, BatchedEqualsUnbatched) { CheckBatchedEqualsUnbatched(); }
+
+// The same two checks with the AVX-512 matmul kernels (engine/backends/x86emu: emulated
+// AVX-512 where the CPU lacks it), which the product runs on AVX-512 CPUs.
+class EmulatedAvx512Kernels {
+ public:
+  EmulatedAvx512Kernels() {
+#if defined(SEXTANT_HAVE_AVX512_EMULATION)
+    cpu::internal::SetKernelTableForTesting(&cpu::internal::Avx512EmulatedKernels());
+#endif
+  }
+  ~EmulatedAvx512Kernels() { cpu::internal::SetKernelTableForTesting(nullptr); }
+  EmulatedAvx512Kernels(const EmulatedAvx512Kernels&) = delete;
+  EmulatedAvx512Kernels& operator=(const EmulatedAvx512Kernels&) = delete;
+
+  static bool Available() {
+#if defined(SEXTANT_HAVE_AVX512_EMULATION)
+    return cpu::DetectedKernelLevel() >= cpu::KernelLevel::kAvx2;
+#else
+    return false;
+#endif
+  }
+};
+
+TEST_P(ReferenceForwardTest, MatchesTheScalarReferenceWithAvx512Kernels) {
+  if (!EmulatedAvx512Kernels::Available())
+    GTEST_SKIP() << "skipped: no emulated AVX-512 (needs libsimde-dev and an AVX2 CPU)";
+  EmulatedAvx512Kernels use;
+  CheckAgainstTheReference();
+}
+
+TEST_P(ReferenceForwardTest, BatchedEqualsUnbatchedWithAvx512Kernels) {
+  if (!EmulatedAvx512Kernels::Available())
+    GTEST_SKIP() << "skipped: no emulated AVX-512 (needs libsimde-dev and an AVX2 CPU)";
+  EmulatedAvx512Kernels use;
+  CheckBatchedEqualsUnbatched();
 }
 
 INSTANTIATE_TEST_SUITE_P(
