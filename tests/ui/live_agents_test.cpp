@@ -3,7 +3,6 @@
 // a FleetConnector filling it, and the main window with the connector-backed actions. Checks go
 // through the widgets and models by object name.
 #include <gtest/gtest.h>
-#include <openssl/sha.h>
 
 #include <QLabel>
 #include <QLineEdit>
@@ -29,6 +28,7 @@
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
+#include "tests/support/agent_fixture.h"
 #include "tests/ui/console_fixture.h"
 #include "ui/main_window.h"
 
@@ -39,56 +39,10 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using testing::kGiB;
 
-const char* kPolicy = R"yaml(
-version: 1
-roles:
-  vendor-operator:
-    rpcs: [WhoAmI, GetAgentInfo, GetInventory, WatchInventory,
-           ApplyDeployment, GetDeployment, ListDeployments, DeleteDeployment,
-           WatchMetrics, RunValidation, GetComplianceFacts, ListAuditLog]
-    audit_scope: own
-identities:
-  - match: spiffe://example.org/vendor/
-    role: vendor-operator
-)yaml";
-
-std::string Sha256Hex(const std::string& s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : d) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
-}
-
-class FixedInventory : public agent::InventorySource {
- public:
-  explicit FixedInventory(agent::InventoryInfo inv) : inv_(std::move(inv)) {}
-  agent::InventoryInfo Snapshot() override {
-    auto copy = inv_;
-    copy.observed_at_unix_ms = store::NowMs();
-    return copy;
-  }
-
- private:
-  agent::InventoryInfo inv_;
-};
-
-class FixedCloud : public agent::CloudContextSource {
- public:
-  agent::CloudContextInfo Context() override {
-    agent::CloudContextInfo c;
-    c.provider = "aws";
-    c.account = "123456789012";
-    c.region = "us-east-1";
-    c.instance_type = "p5.48xlarge";
-    c.source = "config";
-    return c;
-  }
-};
+using test_agents::FixedCloud;
+using test_agents::FixedInventory;
+using test_agents::kVendorOperatorPolicy;
+using test_agents::SpecDigestHex;
 
 // Reports fixed figures; `hang_ms` > 0 makes Metrics() stall like a wedged agent.
 class FixedObserver : public agent::DeploymentObserver {
@@ -135,26 +89,10 @@ class LiveAgentsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = testing::ScratchDir("live");
-    auto ca = agent::CreateCa("test CA", 86400);
-    ASSERT_TRUE(ca.ok()) << ca.status().ToString();
-    ca_ = *ca;
-    agent::CertRequest srv;
-    srv.common_name = "agent";
-    srv.dns_sans = {"localhost"};
-    srv.ip_sans = {"127.0.0.1"};
-    srv.server = true;
-    auto s = agent::IssueCert(ca_, srv);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    server_cert_ = *s;
-    agent::CertRequest cli;
-    cli.common_name = "console";
-    cli.uri_sans = {"spiffe://example.org/vendor/console"};
-    cli.client = true;
-    auto c = agent::IssueCert(ca_, cli);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false).ok());
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "console.pem", c->cert_pem, false).ok());
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "console.key", c->key_pem, true).ok());
+    auto pki = test_agents::MakeTestPki(root_);
+    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+    ca_ = pki->ca;
+    server_cert_ = pki->server;
     auto st = store::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
@@ -172,7 +110,8 @@ class LiveAgentsTest : public ::testing::Test {
 
   // Agent i: 1 + i GPUs (H100, utilization 0.2 + 0.1 g), deployment "chat" at 10 + i tokens/s.
   void StartAgents(int n) {
-    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames());
+    auto policy =
+        agent::AgentPolicy::Parse(kVendorOperatorPolicy, "policy.yaml", agent::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     for (int i = 0; i < n; ++i) {
       auto a = std::make_unique<TestAgent>();
@@ -204,7 +143,7 @@ class LiveAgentsTest : public ::testing::Test {
         inv.devices.push_back(d);
       }
       a->inventory = std::make_unique<FixedInventory>(inv);
-      a->cloud = std::make_unique<FixedCloud>();
+      a->cloud = std::make_unique<FixedCloud>("us-east-1");
       agent::DeploymentMetricsInfo m;
       m.name = "chat";
       m.tokens_per_second = 10.0 + i;
@@ -227,7 +166,7 @@ class LiveAgentsTest : public ::testing::Test {
       agent::ApplyRequest req;
       req.name = "chat";
       req.spec_json = spec;
-      req.spec_digest = "sha256:" + Sha256Hex(spec);
+      req.spec_digest = "sha256:" + SpecDigestHex(spec);
       req.model_uri = "file:///models/chat.gguf";
       req.model_sha256 = std::string(64, 'a');
       req.applied_by = "test";

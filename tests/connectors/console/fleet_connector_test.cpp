@@ -4,7 +4,6 @@
 #include "connectors/console/fleet_connector.h"
 
 #include <gtest/gtest.h>
-#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +23,7 @@
 #include "app/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "tests/support/agent_fixture.h"
 
 namespace sextant::console {
 namespace {
@@ -33,56 +33,10 @@ using namespace std::chrono_literals;
 
 constexpr int64_t kGiB = 1024LL * 1024 * 1024;
 
-const char* kPolicy = R"yaml(
-version: 1
-roles:
-  vendor-operator:
-    rpcs: [WhoAmI, GetAgentInfo, GetInventory, WatchInventory,
-           ApplyDeployment, GetDeployment, ListDeployments, DeleteDeployment,
-           WatchMetrics, RunValidation, GetComplianceFacts, ListAuditLog]
-    audit_scope: own
-identities:
-  - match: spiffe://example.org/vendor/
-    role: vendor-operator
-)yaml";
-
-std::string Sha256Hex(const std::string& s) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : d) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
-}
-
-class FakeInventory : public agent::InventorySource {
- public:
-  explicit FakeInventory(agent::InventoryInfo inv) : inv_(std::move(inv)) {}
-  agent::InventoryInfo Snapshot() override {
-    auto copy = inv_;
-    copy.observed_at_unix_ms = store::NowMs();
-    return copy;
-  }
-
- private:
-  agent::InventoryInfo inv_;
-};
-
-class FakeCloud : public agent::CloudContextSource {
- public:
-  agent::CloudContextInfo Context() override {
-    agent::CloudContextInfo c;
-    c.provider = "aws";
-    c.account = "123456789012";
-    c.region = "eu-west-1";
-    c.instance_type = "p5.48xlarge";
-    c.source = "config";
-    return c;
-  }
-};
+using test_agents::FixedCloud;
+using test_agents::FixedInventory;
+using test_agents::kVendorOperatorPolicy;
+using test_agents::SpecDigestHex;
 
 class FakeObserver : public agent::DeploymentObserver {
  public:
@@ -123,8 +77,8 @@ struct TestAgent {
   std::unique_ptr<agent::AuditLog> audit;
   std::unique_ptr<agent::PolicyHolder> policy;
   std::unique_ptr<agent::EgressLedger> egress;
-  std::unique_ptr<FakeInventory> inventory;
-  std::unique_ptr<FakeCloud> cloud;
+  std::unique_ptr<FixedInventory> inventory;
+  std::unique_ptr<FixedCloud> cloud;
   std::unique_ptr<FakeObserver> observer;
   std::unique_ptr<agent::AgentServer> server;
   int port = 0;
@@ -170,26 +124,10 @@ class FleetConnectorTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
-    auto ca = agent::CreateCa("test CA", 86400);
-    ASSERT_TRUE(ca.ok()) << ca.status().ToString();
-    ca_ = *ca;
-    agent::CertRequest srv;
-    srv.common_name = "agent";
-    srv.dns_sans = {"localhost"};
-    srv.ip_sans = {"127.0.0.1"};
-    srv.server = true;
-    auto s = agent::IssueCert(ca_, srv);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    server_cert_ = *s;
-    agent::CertRequest cli;
-    cli.common_name = "console";
-    cli.uri_sans = {"spiffe://example.org/vendor/console"};
-    cli.client = true;
-    auto c = agent::IssueCert(ca_, cli);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false).ok());
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "console.pem", c->cert_pem, false).ok());
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "console.key", c->key_pem, true).ok());
+    auto pki = test_agents::MakeTestPki(root_);
+    ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+    ca_ = pki->ca;
+    server_cert_ = pki->server;
     auto st = store::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
@@ -203,7 +141,8 @@ class FleetConnectorTest : public ::testing::Test {
 
   // Starts n agents; agent i has 1 + i % 4 GPUs and one deployment "chat".
   void StartAgents(int n, int slow_index = -1) {
-    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames());
+    auto policy =
+        agent::AgentPolicy::Parse(kVendorOperatorPolicy, "policy.yaml", agent::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     for (int i = 0; i < n; ++i) {
       auto a = std::make_unique<TestAgent>();
@@ -236,8 +175,8 @@ class FleetConnectorTest : public ::testing::Test {
         a->util_sum += d.utilization;
         inv.devices.push_back(d);
       }
-      a->inventory = std::make_unique<FakeInventory>(inv);
-      a->cloud = std::make_unique<FakeCloud>();
+      a->inventory = std::make_unique<FixedInventory>(inv);
+      a->cloud = std::make_unique<FixedCloud>("eu-west-1");
       agent::DeploymentMetricsInfo m;
       m.name = "chat";
       m.tokens_per_second = 10.0 + i;
@@ -261,7 +200,7 @@ class FleetConnectorTest : public ::testing::Test {
       agent::ApplyRequest req;
       req.name = "chat";
       req.spec_json = spec;
-      req.spec_digest = "sha256:" + Sha256Hex(spec);
+      req.spec_digest = "sha256:" + SpecDigestHex(spec);
       req.model_uri = "file:///models/chat.gguf";
       req.model_sha256 = std::string(64, 'a');
       req.applied_by = "test";
