@@ -1,16 +1,25 @@
 // What a test that runs real agents in-process (the agent's gRPC service over mutual TLS on
 // 127.0.0.1) needs around them: the vendor-operator policy, inventory and cloud sources that report
-// fixed values, a test PKI with the console's client certificate, and spec digests.
-// Thread-safety: the sources may be read from any thread (they return copies of fixed values).
+// fixed values, a test PKI with the console's client certificate, spec digests, and one agent's
+// parts (state, audit log, policy, sources, server).
+// Thread-safety: the sources may be read from any thread (they return copies of fixed values); an
+// InProcessAgent is set up, served and killed from the test's thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 
+#include "app/agentstate/desired_state.h"
 #include "app/agentstate/sources.h"
+#include "app/audit/audit_log.h"
+#include "app/audit/egress_ledger.h"
+#include "app/policy/policy.h"
 #include "app/store/console_store.h"
+#include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "engine/base/sha256.h"
 #include "engine/base/status.h"
@@ -95,5 +104,63 @@ inline Result<TestPki> MakeTestPki(const std::filesystem::path& dir) {
   SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(dir / "console.key", console.key_pem, true));
   return pki;
 }
+
+// One agent: its state and audit log under `dir`, its policy and egress ledger, the sources the
+// test gives it (`Observer` is the test's own deployment observer, kept typed so the test can
+// change what it reports), and its server once Serve() has run.
+template <typename Observer>
+struct InProcessAgent {
+  std::filesystem::path dir;
+  std::unique_ptr<agent::DesiredState> state;
+  std::unique_ptr<agent::AuditLog> audit;
+  std::unique_ptr<agent::PolicyHolder> policy;
+  std::unique_ptr<agent::EgressLedger> egress;
+  std::unique_ptr<agent::InventorySource> inventory;
+  std::unique_ptr<agent::CloudContextSource> cloud;
+  std::unique_ptr<Observer> observer;
+  std::unique_ptr<agent::AgentServer> server;
+  int port = 0;  // 0: any free port on the first Serve(); later Serve() calls reuse it
+
+  // Creates `d` and opens the state and audit log there, under policy `p`.
+  Status Open(const std::filesystem::path& d, std::shared_ptr<const agent::AgentPolicy> p) {
+    dir = d;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::Internal("cannot create " + dir.string() + ": " + ec.message());
+    SEXTANT_ASSIGN_OR_RETURN(state, agent::DesiredState::Open(dir));
+    SEXTANT_ASSIGN_OR_RETURN(audit, agent::AuditLog::Open(dir));
+    policy = std::make_unique<agent::PolicyHolder>(std::move(p));
+    egress = std::make_unique<agent::EgressLedger>();
+    return Status();
+  }
+
+  // Serves on 127.0.0.1:port with the PKI's server certificate, named after `dir`.
+  Status Serve(const TestPki& pki, bool encryption_at_rest = false) {
+    agent::AgentServerOptions o;
+    o.listen = "127.0.0.1:" + std::to_string(port);
+    o.ca_pem = pki.ca.cert_pem;
+    o.cert_pem = pki.server.cert_pem;
+    o.key_pem = pki.server.key_pem;
+    o.agent_name = dir.filename().string();
+    o.encryption_at_rest = encryption_at_rest;
+    agent::AgentServerDeps d;
+    d.state = state.get();
+    d.audit = audit.get();
+    d.policy = policy.get();
+    d.egress = egress.get();
+    d.inventory = inventory.get();
+    d.cloud = cloud.get();
+    d.observer = observer.get();
+    SEXTANT_ASSIGN_OR_RETURN(server, agent::AgentServer::Start(o, d));
+    port = server->port();
+    return Status();
+  }
+
+  // Stops the server at once, as a crash would (the state stays on disk).
+  void Kill() {
+    if (server) server->Shutdown(std::chrono::milliseconds(0));
+    server.reset();
+  }
+};
 
 }  // namespace sextant::test_agents

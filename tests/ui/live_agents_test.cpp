@@ -66,23 +66,11 @@ class FixedObserver : public agent::DeploymentObserver {
   agent::DeploymentMetricsInfo metrics_;
 };
 
-struct TestAgent {
-  fs::path dir;
-  std::unique_ptr<agent::DesiredState> state;
-  std::unique_ptr<agent::AuditLog> audit;
-  std::unique_ptr<agent::PolicyHolder> policy;
-  std::unique_ptr<agent::EgressLedger> egress;
-  std::unique_ptr<FixedInventory> inventory;
-  std::unique_ptr<FixedCloud> cloud;
-  std::unique_ptr<FixedObserver> observer;
-  std::unique_ptr<agent::AgentServer> server;
+// One agent, with what it reports kept for the assertions.
+struct TestAgent : test_agents::InProcessAgent<FixedObserver> {
   int gpus = 0;
   double util_sum = 0;
   double tokens_per_s = 0;
-  void Kill() {
-    if (server) server->Shutdown(0ms);
-    server.reset();
-  }
 };
 
 class LiveAgentsTest : public ::testing::Test {
@@ -91,8 +79,7 @@ class LiveAgentsTest : public ::testing::Test {
     root_ = testing::ScratchDir("live");
     auto pki = test_agents::MakeTestPki(root_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    ca_ = pki->ca;
-    server_cert_ = pki->server;
+    pki_ = *pki;
     auto st = store::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
@@ -115,16 +102,7 @@ class LiveAgentsTest : public ::testing::Test {
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     for (int i = 0; i < n; ++i) {
       auto a = std::make_unique<TestAgent>();
-      a->dir = root_ / ("agent-" + std::to_string(i));
-      fs::create_directories(a->dir);
-      auto ds = agent::DesiredState::Open(a->dir);
-      ASSERT_TRUE(ds.ok()) << ds.status().ToString();
-      a->state = std::move(ds).value();
-      auto al = agent::AuditLog::Open(a->dir);
-      ASSERT_TRUE(al.ok()) << al.status().ToString();
-      a->audit = std::move(al).value();
-      a->policy = std::make_unique<agent::PolicyHolder>(*policy);
-      a->egress = std::make_unique<agent::EgressLedger>();
+      ASSERT_TRUE(a->Open(root_ / ("agent-" + std::to_string(i)), *policy).ok());
       agent::InventoryInfo inv;
       inv.node = "node-" + std::to_string(i);
       inv.source = "nvml";
@@ -171,26 +149,10 @@ class LiveAgentsTest : public ::testing::Test {
       req.model_sha256 = std::string(64, 'a');
       req.applied_by = "test";
       ASSERT_TRUE(a->state->Apply(req).ok());
-      agent::AgentServerOptions o;
-      o.listen = "127.0.0.1:0";
-      o.ca_pem = ca_.cert_pem;
-      o.cert_pem = server_cert_.cert_pem;
-      o.key_pem = server_cert_.key_pem;
-      o.agent_name = "agent-" + std::to_string(i);
-      agent::AgentServerDeps d;
-      d.state = a->state.get();
-      d.audit = a->audit.get();
-      d.policy = a->policy.get();
-      d.egress = a->egress.get();
-      d.inventory = a->inventory.get();
-      d.cloud = a->cloud.get();
-      d.observer = a->observer.get();
-      auto server = agent::AgentServer::Start(o, d);
-      ASSERT_TRUE(server.ok()) << server.status().ToString();
-      a->server = std::move(server).value();
+      ASSERT_TRUE(a->Serve(pki_).ok());
       store::Target t;
       t.name = "agent-" + std::to_string(i);
-      t.endpoint = "127.0.0.1:" + std::to_string(a->server->port());
+      t.endpoint = "127.0.0.1:" + std::to_string(a->port);
       t.ca_path = (root_ / "ca.pem").string();
       t.cert_path = (root_ / "console.pem").string();
       t.key_path = (root_ / "console.key").string();
@@ -236,8 +198,7 @@ class LiveAgentsTest : public ::testing::Test {
   }
 
   fs::path root_;
-  agent::CertAndKey ca_;
-  agent::CertAndKey server_cert_;
+  test_agents::TestPki pki_;
   std::unique_ptr<store::ConsoleStore> store_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
   std::unique_ptr<console::FleetConnector> connector_;

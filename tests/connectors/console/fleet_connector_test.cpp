@@ -70,50 +70,14 @@ class FakeObserver : public agent::DeploymentObserver {
   std::chrono::milliseconds delay_;
 };
 
-// One agent: its own state dir, audit log, policy, sources and gRPC server.
-struct TestAgent {
-  fs::path dir;
-  std::unique_ptr<agent::DesiredState> state;
-  std::unique_ptr<agent::AuditLog> audit;
-  std::unique_ptr<agent::PolicyHolder> policy;
-  std::unique_ptr<agent::EgressLedger> egress;
-  std::unique_ptr<FixedInventory> inventory;
-  std::unique_ptr<FixedCloud> cloud;
-  std::unique_ptr<FakeObserver> observer;
-  std::unique_ptr<agent::AgentServer> server;
-  int port = 0;
-  // What it reports, for the assertions.
+// One agent, with what it reports kept for the assertions.
+struct TestAgent : test_agents::InProcessAgent<FakeObserver> {
   int gpus = 0;
   int64_t mem_used = 0;
   int64_t mem_total = 0;
   double util_sum = 0;
   double tokens_per_s = 0;
   int queue = 0;
-
-  Status Serve(const agent::CertAndKey& ca, const agent::CertAndKey& server_cert) {
-    agent::AgentServerOptions o;
-    o.listen = "127.0.0.1:" + std::to_string(port);
-    o.ca_pem = ca.cert_pem;
-    o.cert_pem = server_cert.cert_pem;
-    o.key_pem = server_cert.key_pem;
-    o.agent_name = dir.filename().string();
-    o.encryption_at_rest = true;
-    agent::AgentServerDeps d;
-    d.state = state.get();
-    d.audit = audit.get();
-    d.policy = policy.get();
-    d.egress = egress.get();
-    d.inventory = inventory.get();
-    d.cloud = cloud.get();
-    d.observer = observer.get();
-    SEXTANT_ASSIGN_OR_RETURN(server, agent::AgentServer::Start(o, d));
-    port = server->port();
-    return Status();
-  }
-  void Kill() {
-    if (server) server->Shutdown(0ms);
-    server.reset();
-  }
 };
 
 class FleetConnectorTest : public ::testing::Test {
@@ -126,8 +90,7 @@ class FleetConnectorTest : public ::testing::Test {
     fs::create_directories(root_);
     auto pki = test_agents::MakeTestPki(root_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
-    ca_ = pki->ca;
-    server_cert_ = pki->server;
+    pki_ = *pki;
     auto st = store::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
@@ -146,16 +109,7 @@ class FleetConnectorTest : public ::testing::Test {
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     for (int i = 0; i < n; ++i) {
       auto a = std::make_unique<TestAgent>();
-      a->dir = root_ / ("agent-" + std::to_string(i));
-      fs::create_directories(a->dir);
-      auto ds = agent::DesiredState::Open(a->dir);
-      ASSERT_TRUE(ds.ok()) << ds.status().ToString();
-      a->state = std::move(ds).value();
-      auto al = agent::AuditLog::Open(a->dir);
-      ASSERT_TRUE(al.ok()) << al.status().ToString();
-      a->audit = std::move(al).value();
-      a->policy = std::make_unique<agent::PolicyHolder>(*policy);
-      a->egress = std::make_unique<agent::EgressLedger>();
+      ASSERT_TRUE(a->Open(root_ / ("agent-" + std::to_string(i)), *policy).ok());
       agent::InventoryInfo inv;
       inv.node = "node-" + std::to_string(i);
       inv.source = "nvml";
@@ -205,7 +159,7 @@ class FleetConnectorTest : public ::testing::Test {
       req.model_sha256 = std::string(64, 'a');
       req.applied_by = "test";
       ASSERT_TRUE(a->state->Apply(req).ok());
-      ASSERT_TRUE(a->Serve(ca_, server_cert_).ok());
+      ASSERT_TRUE(a->Serve(pki_, /*encryption_at_rest=*/true).ok());
       store::Target t;
       t.name = "agent-" + std::to_string(i);
       t.endpoint = "127.0.0.1:" + std::to_string(a->port);
@@ -221,8 +175,7 @@ class FleetConnectorTest : public ::testing::Test {
   }
 
   fs::path root_;
-  agent::CertAndKey ca_;
-  agent::CertAndKey server_cert_;
+  test_agents::TestPki pki_;
   std::unique_ptr<store::ConsoleStore> store_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
   std::vector<store::Target> targets_;
@@ -378,7 +331,7 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
 
   // Restarted on the same port with the same state, it is connected again.
   agents_[7]->port = port;
-  ASSERT_TRUE(agents_[7]->Serve(ca_, server_cert_).ok());
+  ASSERT_TRUE(agents_[7]->Serve(pki_, /*encryption_at_rest=*/true).ok());
   EXPECT_TRUE(
       wait_for([&] { return state_of("agent-7").state == store::ConnState::kConnected; }, 30000ms))
       << state_of("agent-7").error;
