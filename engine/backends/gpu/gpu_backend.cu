@@ -395,24 +395,27 @@ __global__ void __launch_bounds__(kRowThreads)
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) o[i] = xr[i] * scale * gamma[i];
 }
 
-// llama's normal RoPE on `heads` heads of each batch row: pairs (2i, 2i+1), 2i < rope_dims,
-// rotated by pos * theta_scale^i. One block per row.
+// RoPE on `heads` heads of each batch row: pairs (2i, 2i+1) (llama's normal mode) or (i, i+half)
+// (NeoX mode), 2i < rope_dims, rotated by pos * freq_scale * theta_scale^i / factors[i] (factors
+// null: 1). One block per row.
 __global__ void __launch_bounds__(kRowThreads)
     RopeKernel(float* x, int64_t stride, const int32_t* positions, int heads, int head_dim,
-               int half, float theta_scale) {
-  const float pos = static_cast<float>(positions[blockIdx.x]);
+               int half, float theta_scale, int neox, float freq_scale, const float* factors) {
+  const float pos = static_cast<float>(positions[blockIdx.x]) * freq_scale;
   float* row = x + static_cast<int64_t>(blockIdx.x) * stride;
   for (int t = static_cast<int>(threadIdx.x); t < heads * half; t += static_cast<int>(blockDim.x)) {
     const int h = t / half;
     const int i = t % half;
-    const float theta = pos * powf(theta_scale, static_cast<float>(i));
+    float theta = pos * powf(theta_scale, static_cast<float>(i));
+    if (factors != nullptr) theta /= factors[i];
     float s, c;
     sincosf(theta, &s, &c);
-    float* p = row + h * head_dim + 2 * i;
+    float* p = row + h * head_dim + (neox ? i : 2 * i);
+    const int second = neox ? half : 1;
     const float x0 = p[0];
-    const float x1 = p[1];
+    const float x1 = p[second];
     p[0] = x0 * c - x1 * s;
-    p[1] = x0 * s + x1 * c;
+    p[second] = x0 * s + x1 * c;
   }
 }
 
@@ -470,11 +473,13 @@ struct AttentionArgs {
   float scale = 1.0f;
   int rows_per_tile = 1;  // <= kAttnRowsPerWarp * blockDim.x / kGpuWarp
   int splits = 1;
-  int chunk = 0;  // positions per split, a multiple of kKvTile
+  int chunk = 0;      // positions per split, a multiple of kKvTile
+  int window = 0;     // sliding window (AttentionShape::window); 0 = none
+  float softcap = 0;  // score soft-capping (AttentionShape::softcap); 0 = none
 };
 
 // Its bytes key a graph (GpuContext::Flush): no padding, every byte is a field.
-static_assert(sizeof(AttentionArgs) == 11 * 8 + 8 * 4, "AttentionArgs has padding");
+static_assert(sizeof(AttentionArgs) == 11 * 8 + 10 * 4, "AttentionArgs has padding");
 
 size_t AttentionSharedBytes(int head_dim, int warps) {
   return sizeof(float) * (2 * static_cast<size_t>(kKvTile) * (head_dim + 1) +
@@ -515,11 +520,12 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
   }
 
   float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], acc[kAttnRowsPerWarp][kAttnDimsPerLane];
-  int len[kAttnRowsPerWarp];
+  int len[kAttnRowsPerWarp], lo[kAttnRowsPerWarp];
 #pragma unroll
   for (int i = 0; i < kAttnRowsPerWarp; ++i) {
     const int rr = warp * kAttnRowsPerWarp + i;
     len[i] = rr < n_tile ? a.positions[r_begin + rr] + 1 : 0;
+    lo[i] = a.window > 0 ? max(0, len[i] - a.window) : 0;  // first position in the window
     m[i] = -INFINITY;
     l[i] = 0.0f;
 #pragma unroll
@@ -548,10 +554,11 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
       const float* q = qs + (warp * kAttnRowsPerWarp + i) * hd;
       const int p = p0 + lane;
       float s = -INFINITY;
-      if (lane < n_pos && p < len[i]) {
+      if (lane < n_pos && p < len[i] && p >= lo[i]) {
         float dot = 0.0f;
         for (int d = 0; d < hd; ++d) dot = fmaf(q[d], ks[lane * hp + d], dot);
         s = dot * a.scale;
+        if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
       }
       const float tile_max = WarpMax(s);
       if (tile_max == -INFINITY) continue;  // uniform over the warp: nothing of this row here
@@ -636,6 +643,44 @@ __global__ void SwiGluKernel(float* gate, const float* up, int64_t n) {
   if (i < n) {
     const float g = gate[i];
     gate[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+// gate[i] = gelu(gate[i]) * up[i] over n elements (tanh approximation).
+__global__ void GeGluKernel(float* gate, const float* up, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) {
+    const float x = gate[i];
+    gate[i] =
+        0.5f * x * (1.0f + tanhf(0.7978845608028654f * x * (1.0f + 0.044715f * x * x))) * up[i];
+  }
+}
+
+// x[r][c] += bias[c] over rows x cols elements.
+__global__ void AddBiasKernel(float* x, const float* bias, int64_t cols, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += bias[i % cols];
+}
+
+// x[i] *= s, or x[i] = cap * tanh(x[i] / cap) when cap > 0, over n elements.
+__global__ void ScaleKernel(float* x, float s, float cap, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = cap > 0.0f ? cap * tanhf(x[i] / cap) : x[i] * s;
+}
+
+// RMS norm of each head (head_dim floats) of each batch row, in place, with gain gamma. One block
+// of one warp per (row, head): blockIdx.x = row * heads + head.
+__global__ void RmsNormHeadsKernel(float* x, int64_t stride, const float* gamma, int heads,
+                                   int head_dim, float eps) {
+  const int64_t r = blockIdx.x / heads;
+  const int h = static_cast<int>(blockIdx.x % heads);
+  float* p = x + r * stride + static_cast<int64_t>(h) * head_dim;
+  float s = 0.0f;
+  for (int i = static_cast<int>(threadIdx.x); i < head_dim; i += kGpuWarp) s = fmaf(p[i], p[i], s);
+  s = WarpSum(s);
+  const float scale = 1.0f / sqrtf(s / static_cast<float>(head_dim) + eps);
+  for (int i = static_cast<int>(threadIdx.x); i < head_dim; i += kGpuWarp) {
+    p[i] = p[i] * scale * gamma[i];
   }
 }
 
@@ -966,10 +1011,21 @@ class GpuContext final : public BackendContext {
                "Rope: shape does not fit the buffer")) {
       return;
     }
+    const float* factors = nullptr;
+    if (shape.freq_factors.valid()) {
+      const DeviceWeight* f = backend_.weight(shape.freq_factors);
+      if (!Check(f != nullptr && f->type == TensorType::kF32 &&
+                     f->cols * f->rows >= shape.rope_dims / 2,
+                 "Rope: the frequency factors must be f32, one per rotated pair")) {
+        return;
+      }
+      factors = reinterpret_cast<const float*>(f->data);
+    }
     const float theta_scale =
         std::pow(shape.freq_base, -2.0f / static_cast<float>(shape.rope_dims));
     Enqueue("Rope", RopeKernel, static_cast<unsigned>(n_), kRowThreads, 0, b->data, b->cols,
-            positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale);
+            positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale,
+            shape.neox ? 1 : 0, shape.freq_scale, factors);
   }
 
   void Attention(int32_t layer, Buffer q, Buffer k, Buffer v, const AttentionShape& shape,
@@ -1023,6 +1079,8 @@ class GpuContext final : public BackendContext {
     a.group = shape.heads / shape.kv_heads;
     a.head_dim = hd;
     a.scale = shape.scale;
+    a.window = shape.window;
+    a.softcap = shape.softcap;
     int warps = 1;
     if (single_slot_ && n_ > 1) {
       // Prefill of one sequence: tiles of up to kAttnWarps * kAttnRowsPerWarp rows share each
@@ -1071,6 +1129,52 @@ class GpuContext final : public BackendContext {
     }
     const int64_t n = int64_t{n_} * g->cols;
     Enqueue("SwiGlu", SwiGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, g->data, u->data, n);
+  }
+
+  void GeGlu(Buffer gate, Buffer up) override {
+    Buf* g = buf(gate);
+    const Buf* u = buf(up);
+    if (!Usable() || !Check(g != nullptr && u != nullptr, "GeGlu: unknown handle")) return;
+    if (!Check(g->cols == u->cols && g->rows >= n_ && u->rows >= n_,
+               "GeGlu: buffers of different shapes")) {
+      return;
+    }
+    const int64_t n = int64_t{n_} * g->cols;
+    Enqueue("GeGlu", GeGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, g->data, u->data, n);
+  }
+
+  void AddBias(Buffer x, Weight bias) override {
+    Buf* a = buf(x);
+    const DeviceWeight* b = backend_.weight(bias);
+    if (!Usable() || !Check(a != nullptr && b != nullptr, "AddBias: unknown handle")) return;
+    if (!Check(b->type == TensorType::kF32 && b->cols * b->rows == a->cols && a->rows >= n_,
+               "AddBias: the bias must be f32 with a value per column")) {
+      return;
+    }
+    const int64_t n = int64_t{n_} * a->cols;
+    Enqueue("AddBias", AddBiasKernel, Blocks(n, kRowThreads), kRowThreads, 0, a->data,
+            reinterpret_cast<const float*>(b->data), a->cols, n);
+  }
+
+  void RmsNormHeads(Buffer x, Weight gamma, float eps, int32_t heads, int32_t head_dim) override {
+    Buf* a = buf(x);
+    const DeviceWeight* g = backend_.weight(gamma);
+    if (!Usable() || !Check(a != nullptr && g != nullptr, "RmsNormHeads: unknown handle")) return;
+    if (!Check(g->type == TensorType::kF32 && g->cols * g->rows == head_dim && heads > 0 &&
+                   int64_t{heads} * head_dim <= a->cols && a->rows >= n_,
+               "RmsNormHeads: the gain must be f32 with a value per head dimension")) {
+      return;
+    }
+    Enqueue("RmsNormHeads", RmsNormHeadsKernel, static_cast<unsigned>(int64_t{n_} * heads),
+            kGpuWarp, 0, a->data, a->cols, reinterpret_cast<const float*>(g->data), heads, head_dim,
+            eps);
+  }
+
+  void Scale(Buffer x, float s, int64_t rows) override { ScaleOrCap("Scale", x, s, 0.0f, rows); }
+
+  void SoftCap(Buffer x, float cap, int64_t rows) override {
+    if (!Check(cap > 0.0f, "SoftCap: the cap must be positive")) return;
+    ScaleOrCap("SoftCap", x, 1.0f, cap, rows);
   }
 
   void Add(Buffer x, Buffer y) override {
@@ -1132,6 +1236,15 @@ class GpuContext final : public BackendContext {
   Buf* buf(Buffer b) {
     if (b.id < 0 || static_cast<size_t>(b.id) >= buffers_.size()) return nullptr;
     return &buffers_[static_cast<size_t>(b.id)];
+  }
+
+  void ScaleOrCap(const char* op, Buffer x, float s, float cap, int64_t rows) {
+    Buf* a = buf(x);
+    if (!Usable() || !Check(a != nullptr, "Scale: unknown handle")) return;
+    if (!Check(rows <= a->rows, "Scale: row count past the buffer")) return;
+    if (rows <= 0) return;
+    const int64_t n = rows * a->cols;
+    Enqueue(op, ScaleKernel, Blocks(n, kRowThreads), kRowThreads, 0, a->data, s, cap, n);
   }
 
   const int32_t* tokens_dev() const { return batch_dev_; }
