@@ -627,22 +627,29 @@ const std::vector<Family>& Families() {
       {{"llama-bpe", "llama3", "llama-v3"}, {{std::string(kLlama3)}}, true},
       {{"dbrx", "smaug-bpe"}, {{std::string(kLlama3)}}, false},
       {{"qwen2", "deepseek-r1-qwen", "stablelm2"}, {{std::string(kQwen2)}}, false},
+      // (the formatter does not settle on these UTF-8 lines)
+      // clang-format off
       // The cased letters (Lu, Ll, Lt) as ranges. Six code points are escaped: their NFC forms
       // differ (U+1F7D, U+1FD3, U+1FDB, U+1FBE, U+2126, U+212A), and a normalized copy would
       // change the ranges.
       {{"deepseek-llm"},
        {{"[\r\n]"},
-        {"\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-"
+        {"\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-"
+         "ᏽᲐ-"
+         "ᲺᲽ-"
          "Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-"
          "ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼ\u1FBEῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-"
          "ℝℤ\u2126ℨ\u212A-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-"
-         "ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-"
+         "ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-"
+         "𐳲𑢠-"
+         "𑣟𞤀-"
          "𞥃]+"},
         {"\\s?[!-/:-~！-／：-～‘-‟　-。]+"},
         {"\\s+$"},
         {std::string(kCjk)},
         {"\\p{N}+"}},
        false},
+      // clang-format on
       {{"deepseek-coder"},
        {{"[\r\n]"}, {"\\s?\\p{L}+"}, {"\\s?\\p{P}+"}, {std::string(kCjk)}, {"\\p{N}"}},
        false},
