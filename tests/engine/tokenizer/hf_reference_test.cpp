@@ -22,6 +22,7 @@
 
 #include "engine/gguf/hf_vocab.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "tests/support/hf_testdata.h"
 
 namespace sextant {
 namespace {
@@ -87,12 +88,8 @@ std::vector<std::string> SpecialCases(const std::vector<std::string>& specials) 
   return out;
 }
 
-fs::path NpmDir() {
-  if (const char* env = std::getenv("SEXTANT_TOKENIZER_TESTDATA")) return env;
-  return fs::path(SEXTANT_BINARY_DIR) / "testdata" / "npm";
-}
-
-bool HaveNode() { return std::system("node --version > /dev/null 2>&1") == 0; }
+using testing::HaveNode;
+using testing::NpmDir;
 
 struct Case {
   const char* label;    // test name
@@ -156,25 +153,7 @@ TEST_P(HfReferenceTest, TokenIdsMatchTheReferenceTokenizer) {
   if (c.family[0] == '\0') {
     EXPECT_EQ(hf->pre, c.expect_pre) << "the converter's tokenizer.ggml.pre";
   }
-  VocabData data;
-  data.kind = hf->model == "llama" ? VocabKind::kLlama : VocabKind::kGpt2;
-  data.tokens = hf->tokens;
-  data.scores = hf->scores;
-  for (int32_t t : hf->token_types) data.types.push_back(static_cast<TokenType>(t));
-  data.merges = hf->merges;
-  auto id = [](std::optional<uint32_t> v) -> std::optional<int32_t> {
-    if (!v) return std::nullopt;
-    return static_cast<int32_t>(*v);
-  };
-  data.bos_id = id(hf->bos_id);
-  data.eos_id = id(hf->eos_id);
-  data.unk_id = hf->unk_id ? id(hf->unk_id) : std::optional<int32_t>(-1);
-  data.pad_id = id(hf->pad_id);
-  data.add_bos = hf->add_bos;
-  data.add_eos = hf->add_eos;
-  data.add_space_prefix = hf->add_space_prefix;
-  data.pre = c.family[0] != '\0' ? c.family : hf->pre;
-  auto tok = Tokenizer::FromVocab(std::move(data));
+  auto tok = testing::TokenizerFromHf(*hf, c.family[0] != '\0' ? c.family : "");
   ASSERT_TRUE(tok.ok()) << tok.status().ToString();
 
   std::vector<std::string> strings = Cases();
