@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "engine/gguf/hf_vocab.h"
@@ -40,6 +41,97 @@ void FillRow(uint64_t stream, int64_t n, float stddev, float* out) {
                                           ((r >> 32) & 0xffff) + (r >> 48));
     out[i] = static_cast<float>(sum - 2 * 65536 + 2) * scale;  // sum's mean is 2*65535
   }
+}
+
+// Fills `n` bytes from the stream.
+void FillBytes(uint64_t& state, uint8_t* out, size_t n) {
+  while (n >= 8) {
+    const uint64_t r = SplitMix64(state);
+    std::memcpy(out, &r, 8);
+    out += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    const uint64_t r = SplitMix64(state);
+    std::memcpy(out, &r, n);
+  }
+}
+
+// A uniform factor in [0.75, 1.25): the block scales vary around their mean as trained ones do.
+float Jitter(uint64_t& state) {
+  return 0.75f + 0.5f * static_cast<float>(SplitMix64(state) >> 40) / static_cast<float>(1 << 24);
+}
+
+// Writes a row of `n` elements of a quantized type as random valid blocks: uniform random quants
+// and random block scales chosen so that the dequantized values have mean ~0 and RMS ~`rms`.
+// Quantizing random floats instead costs ~100x more (Q4_K's scale search dominates), which made
+// a full-size Q4_K_M model take half an hour; a benchmark needs realistic bytes and shapes, not
+// a particular distribution. RMS of the quants: uniform int8 73.9; 4-bit 1..15 (0 read as 8)
+// minus 8: 4.18; uniform 4-bit minus 7.5: 4.61; uniform 6-bit minus 32: 18.48; the K-quant
+// sub-block scales are uniform in [32, 64) (RMS 48.39) for Q4_K and [16, 32) (RMS 23.95) for Q6_K.
+void FillQuantizedRow(TensorType type, uint64_t stream, int64_t n, float rms, uint8_t* out) {
+  uint64_t state = stream;
+  switch (type) {
+    case TensorType::kQ8_0: {
+      auto* b = reinterpret_cast<BlockQ8_0*>(out);
+      for (int64_t i = 0; i < n / kQK8_0; ++i) {
+        FillBytes(state, reinterpret_cast<uint8_t*>(b[i].qs), sizeof(b[i].qs));
+        b[i].d = F32ToF16(rms / 73.9f * Jitter(state));
+      }
+      return;
+    }
+    case TensorType::kQ4_0: {
+      auto* b = reinterpret_cast<BlockQ4_0*>(out);
+      for (int64_t i = 0; i < n / kQK4_0; ++i) {
+        FillBytes(state, b[i].qs, sizeof(b[i].qs));
+        // Quants 1..15 (a 0 becomes 8), so x = d (q - 8) is centred.
+        for (uint8_t& q : b[i].qs) {
+          if ((q & 15) == 0) q |= 8;
+          if ((q >> 4) == 0) q |= 0x80;
+        }
+        b[i].d = F32ToF16(rms / 4.18f * Jitter(state));
+      }
+      return;
+    }
+    case TensorType::kQ4_K: {
+      auto* b = reinterpret_cast<BlockQ4_K*>(out);
+      for (int64_t i = 0; i < n / kQK_K; ++i) {
+        FillBytes(state, b[i].qs, sizeof(b[i].qs));
+        // Each sub-block's min equals its scale and dmin = 7.5 d: x = d sc (q - 7.5).
+        uint8_t sc[8];
+        const uint64_t r = SplitMix64(state);
+        for (int j = 0; j < 8; ++j) sc[j] = static_cast<uint8_t>(32 + ((r >> (6 * j)) & 31));
+        for (int j = 0; j < 4; ++j) {
+          b[i].scales[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+          b[i].scales[j + 4] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+          b[i].scales[j + 8] = static_cast<uint8_t>((sc[j + 4] & 15) | ((sc[j + 4] & 15) << 4));
+        }
+        const float d = rms / (4.61f * 48.39f) * Jitter(state);
+        b[i].d = F32ToF16(d);
+        b[i].dmin = F32ToF16(7.5f * F16ToF32(b[i].d));
+      }
+      return;
+    }
+    case TensorType::kQ6_K: {
+      auto* b = reinterpret_cast<BlockQ6_K*>(out);
+      for (int64_t i = 0; i < n / kQK_K; ++i) {
+        FillBytes(state, b[i].ql, sizeof(b[i].ql));
+        FillBytes(state, b[i].qh, sizeof(b[i].qh));
+        const uint64_t r = SplitMix64(state);
+        for (int j = 0; j < 16; ++j)
+          b[i].scales[j] = static_cast<int8_t>(16 + ((r >> (4 * j)) & 15));
+        b[i].d = F32ToF16(rms / (18.48f * 23.95f) * Jitter(state));
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+bool IsBlockQuantized(TensorType type) {
+  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || type == TensorType::kQ4_K ||
+         type == TensorType::kQ6_K;
 }
 
 bool UseMoreBits(int layer, int layers) {
@@ -403,6 +495,13 @@ Status SynthesizeLlama(const LlamaShape& shape, SynthType type, uint64_t seed,
         name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0;
     const uint64_t stream = seed * 0x9E3779B97F4A7C15ull ^ Fnv1a(name);
     const int64_t row_len = dims[0];
+    if (!is_norm && IsBlockQuantized(tt)) {
+      return w.AddTensorEncoded(
+          name, tt, std::move(dims), [stream, tt, row_len](int64_t row, uint8_t* out) {
+            uint64_t s = stream ^ (static_cast<uint64_t>(row) * 0xD1B54A32D192ED03ull);
+            FillQuantizedRow(tt, SplitMix64(s), row_len, 0.02f, out);
+          });
+    }
     GgufWriter::RowSource rows;
     if (is_norm) {
       rows = [row_len](int64_t, float* out) { std::fill(out, out + row_len, 1.0f); };
