@@ -117,13 +117,13 @@ using Scenario = std::function<Result<std::vector<float>>(Backend&)>;
 
 constexpr int kMaxTokens = 128;
 
-ContextConfig Config() {
+ContextConfig Config(int head_dim = 64) {
   ContextConfig cfg;
   cfg.kv.layers = 2;
   cfg.kv.slots = 3;
   cfg.kv.context_length = 512;
   cfg.kv.kv_heads = 2;
-  cfg.kv.head_dim = 64;
+  cfg.kv.head_dim = head_dim;
   cfg.max_tokens = kMaxTokens;
   cfg.threads = 1;
   return cfg;
@@ -229,17 +229,18 @@ Scenario RopeScenario() {
 
 // Prefill of one sequence in three passes (tiled path), a decode step at position 300 (split
 // positions), a second sequence's prefill, then one batch of three slots at different
-// positions (one row per block); every pass's output is compared.
-Scenario AttentionScenario() {
-  return [](Backend& be) -> Result<std::vector<float>> {
-    const int heads = 8, kv_heads = 2, hd = 64;
+// positions (one row per block); every pass's output is compared. Head widths up to 128 and
+// above (Gemma's 256, and 160: not a multiple of the warp) run different kernel instances.
+Scenario AttentionScenario(int hd) {
+  return [hd](Backend& be) -> Result<std::vector<float>> {
+    const int heads = 8, kv_heads = 2;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 51);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 52);
     auto tv = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 53);
     SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
-    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config(hd)));
     SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
@@ -322,16 +323,16 @@ Scenario RopeScaledScenario() {
 }
 
 // Attention with a sliding window and soft-capped scores (gemma2), prefill and decode.
-Scenario AttentionWindowScenario() {
-  return [](Backend& be) -> Result<std::vector<float>> {
-    const int heads = 4, kv_heads = 2, hd = 64;
+Scenario AttentionWindowScenario(int hd) {
+  return [hd](Backend& be) -> Result<std::vector<float>> {
+    const int heads = 4, kv_heads = 2;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 54);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 55);
     auto tv = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 56);
     SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
-    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config(hd)));
     SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
@@ -422,10 +423,13 @@ std::vector<OpCase> AllCases() {
     }
     cases.push_back({"RmsNorm_F32", [] { return RmsNormScenario(); }, 1e-10, be});
     cases.push_back({"Rope_F32", [] { return RopeScenario(); }, 1e-7, be});
-    cases.push_back({"Attention_F32", [] { return AttentionScenario(); }, 1e-7, be});
+    for (int hd : {64, 160, 256}) {
+      const std::string suffix = hd == 64 ? "" : "_hd" + std::to_string(hd);
+      cases.push_back({"Attention_F32" + suffix, [hd] { return AttentionScenario(hd); }, 1e-7, be});
+      cases.push_back({"AttentionWindowSoftcap_F32" + suffix,
+                       [hd] { return AttentionWindowScenario(hd); }, 1e-7, be});
+    }
     cases.push_back({"RopeNeoxScaled_F32", [] { return RopeScaledScenario(); }, 1e-7, be});
-    cases.push_back(
-        {"AttentionWindowSoftcap_F32", [] { return AttentionWindowScenario(); }, 1e-7, be});
     for (const char* op : {"GeGlu", "AddBias", "RmsNormHeads", "Scale", "SoftCap"}) {
       const std::string name = op;
       cases.push_back({name + "_F32", [name] { return ArchOpScenario(name); }, 1e-10, be});

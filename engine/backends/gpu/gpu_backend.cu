@@ -443,16 +443,24 @@ __global__ void __launch_bounds__(kRowThreads)
 // prefill (one slot, many rows) tiles the rows so each K/V tile serves kAttnWarps *
 // kAttnRowsPerWarp queries, one split.
 //
-// Shared memory (dynamic): K and V tiles [kKvTile][head_dim + 1] (padded: lane j reads row j
+// Shared memory (dynamic): K and V tiles [tile][head_dim + 1] (padded: lane j reads row j
 // without bank conflicts), queries [warps * kAttnRowsPerWarp][head_dim].
+//
+// Two instances: heads up to 128 wide (4 output dims per lane, K/V tiles of kKvTile = 32
+// positions, up to kAttnWarps warps) and up to 256 wide (Gemma: 8 dims per lane, tiles of 16
+// positions and at most kAttnWarpsWide warps, so the shared memory stays within 48 KiB, the
+// default a launch gets on CUDA, and AMD's 64 KiB LDS).
 constexpr int kKvTile = 32;
+constexpr int kKvTileWide = 16;
 constexpr int kAttnWarps = 4;
+constexpr int kAttnWarpsWide = 2;
 constexpr int kAttnRowsPerWarp = 4;
-constexpr int kAttnMaxHeadDim = 128;
+constexpr int kAttnNarrowHeadDim = 128;
+constexpr int kAttnMaxHeadDim = 256;
 constexpr int kAttnMaxSplits = 32;
-constexpr int kAttnDimsPerLane = kAttnMaxHeadDim / kGpuWarp;
 static_assert(kKvTile == kGpuWarp, "one position per lane");
-static_assert(kAttnMaxHeadDim == 128, "the head_dim error message names 128");
+static_assert(kKvTile % kKvTileWide == 0, "split chunks are whole tiles of both sizes");
+static_assert(kAttnMaxHeadDim == 256, "the head_dim error messages name 256");
 
 struct AttentionArgs {
   const float* q = nullptr;
@@ -482,17 +490,20 @@ struct AttentionArgs {
 static_assert(sizeof(AttentionArgs) == 11 * 8 + 10 * 4, "AttentionArgs has padding");
 
 size_t AttentionSharedBytes(int head_dim, int warps) {
-  return sizeof(float) * (2 * static_cast<size_t>(kKvTile) * (head_dim + 1) +
-                          static_cast<size_t>(warps) * kAttnRowsPerWarp * head_dim);
+  const size_t tile = head_dim > kAttnNarrowHeadDim ? kKvTileWide : kKvTile;
+  return sizeof(float) *
+         (2 * tile * (head_dim + 1) + static_cast<size_t>(warps) * kAttnRowsPerWarp * head_dim);
 }
 
+// kDims: output dims per lane (head_dim <= kDims * 32); kTile: positions per K/V tile (<= 32).
+template <int kDims, int kTile>
 __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(AttentionArgs a) {
   gpuDynamicShared(float, smem);
   const int hd = a.head_dim;
   const int hp = hd + 1;
-  float* ks = smem;               // [kKvTile][hp]
-  float* vs = ks + kKvTile * hp;  // [kKvTile][hp]
-  float* qs = vs + kKvTile * hp;  // [warps * kAttnRowsPerWarp][hd]
+  float* ks = smem;             // [kTile][hp]
+  float* vs = ks + kTile * hp;  // [kTile][hp]
+  float* qs = vs + kTile * hp;  // [warps * kAttnRowsPerWarp][hd]
   const int lane = static_cast<int>(threadIdx.x) % kGpuWarp;
   const int warp = static_cast<int>(threadIdx.x) / kGpuWarp;
   const int warps = static_cast<int>(blockDim.x) / kGpuWarp;
@@ -519,7 +530,7 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
                         : 0.0f;
   }
 
-  float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], acc[kAttnRowsPerWarp][kAttnDimsPerLane];
+  float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], acc[kAttnRowsPerWarp][kDims];
   int len[kAttnRowsPerWarp], lo[kAttnRowsPerWarp];
 #pragma unroll
   for (int i = 0; i < kAttnRowsPerWarp; ++i) {
@@ -529,14 +540,13 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
     m[i] = -INFINITY;
     l[i] = 0.0f;
 #pragma unroll
-    for (int u = 0; u < kAttnDimsPerLane; ++u) acc[i][u] = 0.0f;
+    for (int u = 0; u < kDims; ++u) acc[i][u] = 0.0f;
   }
   __syncthreads();
 
-  for (int p0 = p_begin; p0 < p_end; p0 += kKvTile) {
-    const int n_pos = min(kKvTile, p_end - p0);
-    for (int i = static_cast<int>(threadIdx.x); i < kKvTile * hd;
-         i += static_cast<int>(blockDim.x)) {
+  for (int p0 = p_begin; p0 < p_end; p0 += kTile) {
+    const int n_pos = min(kTile, p_end - p0);
+    for (int i = static_cast<int>(threadIdx.x); i < kTile * hd; i += static_cast<int>(blockDim.x)) {
       const int j = i / hd;
       const int d = i % hd;
       float kv = 0.0f, vv = 0.0f;
@@ -567,11 +577,11 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
       const float e = s == -INFINITY ? 0.0f : expf(s - m_new);
       l[i] = l[i] * corr + WarpSum(e);
 #pragma unroll
-      for (int u = 0; u < kAttnDimsPerLane; ++u) acc[i][u] *= corr;
+      for (int u = 0; u < kDims; ++u) acc[i][u] *= corr;
       for (int j = 0; j < n_pos; ++j) {
         const float pj = gpuShfl(e, j);
 #pragma unroll
-        for (int u = 0; u < kAttnDimsPerLane; ++u) {
+        for (int u = 0; u < kDims; ++u) {
           const int d = lane + u * kGpuWarp;
           if (d < hd) acc[i][u] = fmaf(pj, vs[j * hp + d], acc[i][u]);
         }
@@ -590,14 +600,14 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
       const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
       float* o = a.out + r * a.out_stride + static_cast<int64_t>(h) * hd;
 #pragma unroll
-      for (int u = 0; u < kAttnDimsPerLane; ++u) {
+      for (int u = 0; u < kDims; ++u) {
         const int d = lane + u * kGpuWarp;
         if (d < hd) o[d] = acc[i][u] * inv;
       }
     } else {
       float* rec = a.partial + ((r * a.heads + h) * a.splits + split) * (hd + 2);
 #pragma unroll
-      for (int u = 0; u < kAttnDimsPerLane; ++u) {
+      for (int u = 0; u < kDims; ++u) {
         const int d = lane + u * kGpuWarp;
         if (d < hd) rec[d] = acc[i][u];
       }
@@ -867,7 +877,7 @@ class GpuContext final : public BackendContext {
     // heuristic picks for it (it never exceeds this capacity).
     partial_records_ = std::max<int64_t>(int64_t{max_tokens_} * 64, 4096);
     const size_t partial_bytes =
-        sizeof(float) * static_cast<size_t>(partial_records_) * (kAttnMaxHeadDim + 2);
+        sizeof(float) * static_cast<size_t>(partial_records_) * (kv_.head_dim + 2);
     SEXTANT_GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&partial_), partial_bytes),
                       "allocate attention scratch");
     positions_.assign(static_cast<size_t>(max_tokens_), 0);
@@ -1046,7 +1056,7 @@ class GpuContext final : public BackendContext {
                "Attention: heads do not match the KV cache")) {
       return;
     }
-    if (!Check(hd >= 1 && hd <= kAttnMaxHeadDim, "Attention: head_dim above the supported 128")) {
+    if (!Check(hd >= 1 && hd <= kAttnMaxHeadDim, "Attention: head_dim above the supported 256")) {
       return;
     }
     if (!Check(kb->cols >= kv_dim && vb->cols >= kv_dim && qb->cols >= int64_t{shape.heads} * hd &&
@@ -1085,7 +1095,8 @@ class GpuContext final : public BackendContext {
     if (single_slot_ && n_ > 1) {
       // Prefill of one sequence: tiles of up to kAttnWarps * kAttnRowsPerWarp rows share each
       // K/V tile; the row tiles and heads give enough blocks without splitting positions.
-      warps = std::min(kAttnWarps, (n_ + kAttnRowsPerWarp - 1) / kAttnRowsPerWarp);
+      warps = std::min(hd > kAttnNarrowHeadDim ? kAttnWarpsWide : kAttnWarps,
+                       (n_ + kAttnRowsPerWarp - 1) / kAttnRowsPerWarp);
       a.rows_per_tile = warps * kAttnRowsPerWarp;
       a.splits = 1;
       a.chunk = ((max_len_ + kKvTile - 1) / kKvTile) * kKvTile;
@@ -1110,8 +1121,13 @@ class GpuContext final : public BackendContext {
     }
     const dim3 grid(Blocks(n_, a.rows_per_tile), static_cast<unsigned>(shape.heads),
                     static_cast<unsigned>(a.splits));
-    Enqueue("Attention", AttentionKernel, grid, warps * kGpuWarp, AttentionSharedBytes(hd, warps),
-            a);
+    if (hd > kAttnNarrowHeadDim) {
+      Enqueue("Attention", AttentionKernel<kAttnMaxHeadDim / kGpuWarp, kKvTileWide>, grid,
+              warps * kGpuWarp, AttentionSharedBytes(hd, warps), a);
+    } else {
+      Enqueue("Attention", AttentionKernel<kAttnNarrowHeadDim / kGpuWarp, kKvTile>, grid,
+              warps * kGpuWarp, AttentionSharedBytes(hd, warps), a);
+    }
     if (a.splits > 1) {
       const dim3 cgrid(static_cast<unsigned>(n_), static_cast<unsigned>(shape.heads));
       Enqueue("Attention (combine)", AttentionCombineKernel, cgrid, kAttnMaxHeadDim, 0, partial_,
