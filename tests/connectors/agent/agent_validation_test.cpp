@@ -7,12 +7,12 @@
 #include <mutex>
 #include <thread>
 
-#include "app/agentstate/engine_validation_runner.h"
-#include "app/validate/validation_runner.h"
-#include "tests/app/agentstate/tiny_deployment.h"
+#include "app/agent/state/engine_validation_runner.h"
+#include "app/common/validation_runner.h"
+#include "tests/app/agent/state/tiny_deployment.h"
 #include "tests/connectors/agent/agent_test_env.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -37,7 +37,7 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
   ASSERT_EQ(env.Init(env_name), "");
   TinyDeployment d;
   ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d), "");
-  EngineValidationRunner runner(d.store);
+  agent::EngineValidationRunner runner(d.store);
   env.deps.validation = &runner;
   env.options.model_store = d.store;
   ASSERT_TRUE(env.Start().ok());
@@ -99,11 +99,11 @@ TEST(AgentRunValidation, DigestEqualsLocalValidationOnStories260K) {
 }
 
 // An observer with fixed figures and a list of scaling events that grows while streams run.
-class FakeObserver : public DeploymentObserver {
+class FakeObserver : public agent::DeploymentObserver {
  public:
-  std::optional<DeploymentStatusInfo> StatusOf(const std::string&) override { return {}; }
-  std::vector<DeploymentMetricsInfo> Metrics() override {
-    DeploymentMetricsInfo m;
+  std::optional<agent::DeploymentStatusInfo> StatusOf(const std::string&) override { return {}; }
+  std::vector<agent::DeploymentMetricsInfo> Metrics() override {
+    agent::DeploymentMetricsInfo m;
     m.name = "chat";
     m.replicas_ready = 1;
     m.replicas_desired = 3;
@@ -112,9 +112,9 @@ class FakeObserver : public DeploymentObserver {
     m.in_flight = 5;
     return {m};
   }
-  std::vector<ScalingEventInfo> ScalingEventsSince(int64_t after) override {
+  std::vector<agent::ScalingEventInfo> ScalingEventsSince(int64_t after) override {
     std::lock_guard<std::mutex> lock(mu);
-    std::vector<ScalingEventInfo> out;
+    std::vector<agent::ScalingEventInfo> out;
     for (const auto& e : events) {
       if (e.at_unix_ms > after) out.push_back(e);
     }
@@ -125,7 +125,7 @@ class FakeObserver : public DeploymentObserver {
     events.push_back({"chat", from, to, "scale-up: queue 12 > 4 x 1 replicas", at, 12, 5});
   }
   std::mutex mu;
-  std::vector<ScalingEventInfo> events;
+  std::vector<agent::ScalingEventInfo> events;
 };
 
 TEST(AgentWatchMetrics, CarriesAutoscalerFieldsAndEachScalingEventOncePerStream) {
@@ -182,4 +182,4 @@ TEST(AgentWatchMetrics, CarriesAutoscalerFieldsAndEachScalingEventOncePerStream)
 }
 
 }  // namespace
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

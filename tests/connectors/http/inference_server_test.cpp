@@ -11,9 +11,9 @@
 #include <future>
 #include <thread>
 
-#include "app/metrics/registry.h"
-#include "app/replicas/replica_manager.h"
-#include "app/replicas/serving_metrics.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/replicas/replica_manager.h"
+#include "app/agent/replicas/serving_metrics.h"
 #include "connectors/inventory/gpu_inventory.h"
 #include "tests/support/command.h"
 
@@ -100,7 +100,7 @@ class InferenceServerTest : public ::testing::Test {
     std::string tmpl = (fs::temp_directory_path() / "sextant-http-XXXXXX").string();
     store_ = mkdtemp(tmpl.data());
     fs::copy_file(SharedModel(), store_ / "stories260K.gguf");
-    sha_ = replicas::Sha256OfFile(store_ / "stories260K.gguf").value();
+    sha_ = agent::Sha256OfFile(store_ / "stories260K.gguf").value();
   }
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::seconds(2));
@@ -111,11 +111,11 @@ class InferenceServerTest : public ::testing::Test {
 
   // Starts a manager with one deployment and the server; waits until it settles.
   void Start(const std::string& name, int max_batch, int max_queue, std::string sha = {}) {
-    serving_ = std::make_unique<replicas::ServingMetrics>(registry_);
-    manager_ = std::make_unique<replicas::ReplicaManager>(
-        replicas::ReplicaManagerOptions{.model_store = store_, .max_queue = max_queue},
+    serving_ = std::make_unique<agent::ServingMetrics>(registry_);
+    manager_ = std::make_unique<agent::ReplicaManager>(
+        agent::ReplicaManagerOptions{.model_store = store_, .max_queue = max_queue},
         serving_.get());
-    replicas::DeploymentTarget t;
+    agent::DeploymentTarget t;
     t.name = name;
     t.generation = 1;
     t.model_uri = "file:///models/stories260K.gguf";
@@ -156,9 +156,9 @@ class InferenceServerTest : public ::testing::Test {
 
   fs::path store_;
   std::string sha_;
-  metrics::Registry registry_;
-  std::unique_ptr<replicas::ServingMetrics> serving_;
-  std::unique_ptr<replicas::ReplicaManager> manager_;
+  agent::Registry registry_;
+  std::unique_ptr<agent::ServingMetrics> serving_;
+  std::unique_ptr<agent::ReplicaManager> manager_;
   std::unique_ptr<InferenceServer> server_;
 };
 
@@ -407,11 +407,11 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
     EXPECT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-    auto parsed = metrics::ParseText(res->body);
+    auto parsed = agent::ParseText(res->body);
     EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << "\n" << res->body;
-    return parsed.ok() ? parsed.value() : metrics::ParsedExposition{};
+    return parsed.ok() ? parsed.value() : agent::ParsedExposition{};
   };
-  const metrics::ParsedExposition before = scrape();
+  const agent::ParsedExposition before = scrape();
   const std::vector<std::pair<std::string, std::string>> dep = {{"deployment", "stories"}};
   EXPECT_EQ(before.types.at("sextant_time_to_first_token_seconds"), "histogram");
   EXPECT_EQ(before.Sum("sextant_replicas_ready", dep), 1);
@@ -425,7 +425,7 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
 
-  const metrics::ParsedExposition after = scrape();
+  const agent::ParsedExposition after = scrape();
   auto delta = [&](const std::string& name,
                    std::vector<std::pair<std::string, std::string>> match) {
     return after.Sum(name, match) - before.Sum(name, match);
@@ -438,7 +438,7 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
   EXPECT_EQ(delta("sextant_inter_token_latency_seconds_count", dep), 5);
   EXPECT_EQ(after.Sum("sextant_queue_depth", dep), 0);
   // No payload in any label.
-  for (const metrics::Sample& s : after.samples) {
+  for (const agent::Sample& s : after.samples) {
     for (const auto& [k, v] : s.labels) EXPECT_EQ(v.find("secret"), std::string::npos) << k;
   }
 }
