@@ -55,11 +55,13 @@ struct ValidationRun {
 };
 
 // The greedy prompt runs of a validation on a loaded model, shared by `sextant validate` and
-// every agent's RunValidation so that both compute the same digests the same way: each prompt
-// encoded with BOS, temperature 0, no repetition penalty, stop at end of generation, at most
-// validation.maxTokens; per prompt the sha256 of the output token ids (little-endian int32) and
-// the figures; output_digest = report::CombineOutputDigests. `on_prompt` (optional) is called
-// before prompt i of n; `cancelled` (optional) is polled per token: true ends with CANCELLED.
+// every agent's RunValidation so that both compute the same digests the same way: a text prompt
+// encoded with BOS, a conversation formatted by engine.chatTemplate or else the model's own chat
+// template (engine/chat/chat_template.h; an unusable template fails the run), temperature 0, no
+// repetition penalty, stop at end of generation, at most validation.maxTokens; per prompt the
+// sha256 of the output token ids (little-endian int32) and the figures; output_digest =
+// report::CombineOutputDigests. `on_prompt` (optional) is called before prompt i of n; `cancelled`
+// (optional) is polled per token: true ends with CANCELLED.
 struct GreedyPromptRuns {
   std::vector<report::PromptResult> prompts;
   std::vector<std::string> prompt_digests;    // sha256 hex of each prompt's token ids

@@ -42,6 +42,8 @@ namespace sextant::chat {
 struct Message {
   std::string role;  // system, user, assistant (templates may accept others, e.g. tool)
   std::string content;
+
+  friend bool operator==(const Message&, const Message&) = default;
 };
 
 struct FormatOptions {
