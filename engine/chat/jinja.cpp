@@ -1250,30 +1250,31 @@ std::string Strip(const std::string& s, const Value& chars, bool left, bool righ
   return s.substr(b, e - b);
 }
 
+// The kind of a value with its article, for messages ("a string", "an int", "none").
 std::string KindName(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
-      return "undefined";
+      return "an undefined value";
     case Value::Kind::kNone:
       return "none";
     case Value::Kind::kBool:
-      return "bool";
+      return "a bool";
     case Value::Kind::kInt:
-      return "int";
+      return "an int";
     case Value::Kind::kFloat:
-      return "float";
+      return "a float";
     case Value::Kind::kString:
-      return "string";
+      return "a string";
     case Value::Kind::kList:
-      return "list";
+      return "a list";
     case Value::Kind::kDict:
-      return "dict";
+      return "a dict";
     case Value::Kind::kNamespace:
-      return "namespace";
+      return "a namespace";
     case Value::Kind::kMacro:
-      return "macro";
+      return "a macro";
   }
-  return "?";
+  return "a value";
 }
 
 bool Equal(const Value& a, const Value& b) {
@@ -1542,7 +1543,7 @@ class Interpreter {
   Status Unpack(const std::vector<std::string>& names, const Value& v, Scope& scope,
                 size_t offset) {
     if (v.kind() != Value::Kind::kList || v.as_list().size() != names.size()) {
-      return Error(offset, "cannot unpack a " + KindName(v) + " into " +
+      return Error(offset, "cannot unpack " + KindName(v) + " into " +
                                std::to_string(names.size()) + " names");
     }
     for (size_t i = 0; i < names.size(); ++i) scope.vars[names[i]] = v.as_list()[i];
@@ -1569,7 +1570,7 @@ class Interpreter {
         return Status::Ok();
       }
       default:
-        return Error(offset, "cannot iterate over a " + KindName(v));
+        return Error(offset, "cannot iterate over " + KindName(v));
     }
   }
 
@@ -1717,7 +1718,7 @@ class Interpreter {
       case Expr::kPos: {
         Value v;
         SEXTANT_RETURN_IF_ERROR(Eval(*e.args[0], scope, v));
-        if (!v.is_number()) return Error(e.offset, "unary minus of a " + KindName(v));
+        if (!v.is_number()) return Error(e.offset, "unary minus of " + KindName(v));
         if (e.kind == Expr::kPos) {
           out = v;
         } else if (v.kind() == Value::Kind::kInt) {
@@ -1784,8 +1785,8 @@ class Interpreter {
             out = Value();
             return Status::Ok();
           }
-          return Error(offset,
-                       "a " + KindName(obj) + " index must be an integer, not a " + KindName(key));
+          return Error(offset, "the index of " + KindName(obj) + " must be an integer, not " +
+                                   KindName(key));
         }
         if (obj.kind() == Value::Kind::kList) {
           const auto& l = obj.as_list();
@@ -1841,7 +1842,7 @@ class Interpreter {
       bounds = Utf8Bounds(obj.as_string());
       n = static_cast<int64_t>(bounds.size()) - 1;
     } else {
-      return Error(e.offset, "cannot slice a " + KindName(obj));
+      return Error(e.offset, "cannot slice " + KindName(obj));
     }
     // Python's slice.indices().
     const auto norm = [&](std::optional<int64_t> v, int64_t def, int64_t lo, int64_t hi) {
@@ -1885,7 +1886,7 @@ class Interpreter {
       bool found = false;
       if (b.is_string()) {
         if (!a.is_string()) {
-          return Error(offset, "'in <string>' requires a string on the left, not a " + KindName(a));
+          return Error(offset, "'in <string>' requires a string on the left, not " + KindName(a));
         }
         found = b.as_string().find(a.as_string()) != std::string::npos;
       } else if (b.kind() == Value::Kind::kList) {
@@ -1894,8 +1895,7 @@ class Interpreter {
       } else if (b.kind() == Value::Kind::kDict || b.kind() == Value::Kind::kNamespace) {
         found = a.is_string() && b.as_dict().Find(a.as_string()) != nullptr;
       } else if (!b.is_undefined()) {
-        return Error(offset,
-                     "'in' needs a string, list or dict on the right, not a " + KindName(b));
+        return Error(offset, "'in' needs a string, list or dict on the right, not " + KindName(b));
       }
       out = Value(found != negated);
       return Status::Ok();
@@ -1910,7 +1910,7 @@ class Interpreter {
       } else if (a.is_string() && b.is_string()) {
         cmp = a.as_string().compare(b.as_string());
       } else {
-        return Error(offset, "cannot compare a " + KindName(a) + " with a " + KindName(b));
+        return Error(offset, "cannot compare " + KindName(a) + " with " + KindName(b));
       }
       out = Value(op == "<" ? cmp < 0 : op == "<=" ? cmp <= 0 : op == ">" ? cmp > 0 : cmp >= 0);
       return Status::Ok();
@@ -1944,8 +1944,7 @@ class Interpreter {
       return Status::Ok();
     }
     if (!a.is_number() || !b.is_number()) {
-      return Error(offset,
-                   "cannot apply '" + op + "' to a " + KindName(a) + " and a " + KindName(b));
+      return Error(offset, "cannot apply '" + op + "' to " + KindName(a) + " and " + KindName(b));
     }
     const bool ints = a.kind() == Value::Kind::kInt && b.kind() == Value::Kind::kInt;
     if (op == "/") {
@@ -2035,7 +2034,7 @@ class Interpreter {
   Status CallValue(const Value& fn, const std::string& name, const Args& args, const Kwargs& kwargs,
                    size_t offset, Value& out) {
     if (fn.kind() != Value::Kind::kMacro) {
-      return Error(offset, "'" + name + "' is not callable (a " + KindName(fn) + ")");
+      return Error(offset, "'" + name + "' is not callable (" + KindName(fn) + ")");
     }
     const Node& m = *static_cast<const Node*>(fn.as_macro());
     if (args.size() > m.params.size()) {
@@ -2292,7 +2291,7 @@ class Interpreter {
                      const Kwargs& kwargs, size_t offset, Value& out) {
     if (name == "trim") {
       if (!v.is_string() && !v.is_undefined()) {
-        return Error(offset, "trim of a " + KindName(v));
+        return Error(offset, "trim of " + KindName(v));
       }
       out = Value(Strip(v.Str(), Arg(args, kwargs, 0, "chars"), true, true));
       return Status::Ok();
@@ -2313,7 +2312,7 @@ class Interpreter {
           out = Value(int64_t{0});
           return Status::Ok();
         default:
-          return Error(offset, "length of a " + KindName(v));
+          return Error(offset, "length of " + KindName(v));
       }
     }
     if (name == "tojson") {
@@ -2430,13 +2429,13 @@ class Interpreter {
       return Status::Ok();
     }
     if (name == "abs") {
-      if (!v.is_number()) return Error(offset, "abs of a " + KindName(v));
+      if (!v.is_number()) return Error(offset, "abs of " + KindName(v));
       out = v.kind() == Value::Kind::kInt ? Value(v.as_int() < 0 ? -v.as_int() : v.as_int())
                                           : Value(std::fabs(v.as_float()));
       return Status::Ok();
     }
     if (name == "round") {
-      if (!v.is_number()) return Error(offset, "round of a " + KindName(v));
+      if (!v.is_number()) return Error(offset, "round of " + KindName(v));
       const Value p = Arg(args, kwargs, 0, "precision");
       const double scale = std::pow(10.0, p.kind() == Value::Kind::kInt ? p.as_int() : 0);
       out = Value(std::nearbyint(v.as_float() * scale) / scale);
@@ -2449,7 +2448,7 @@ class Interpreter {
       return Status::Ok();
     }
     if (name == "items") {
-      if (v.kind() != Value::Kind::kDict) return Error(offset, "items of a " + KindName(v));
+      if (v.kind() != Value::Kind::kDict) return Error(offset, "items of " + KindName(v));
       return CallMethod(v, "items", {}, {}, offset, out);
     }
     if (name == "reverse") {
@@ -2638,7 +2637,7 @@ class Interpreter {
     } else if (name == "callable") {
       out = v.kind() == K::kMacro;
     } else if (name == "odd" || name == "even" || name == "divisibleby") {
-      if (v.kind() != K::kInt) return Error(offset, "'" + name + "' test of a " + KindName(v));
+      if (v.kind() != K::kInt) return Error(offset, "'" + name + "' test of " + KindName(v));
       if (name == "divisibleby") {
         if (a.kind() != K::kInt || a.as_int() == 0) {
           return Error(offset, "divisibleby needs a non-zero integer");

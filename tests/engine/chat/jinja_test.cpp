@@ -190,7 +190,7 @@ TEST(JinjaTest, ConcatenationAndArithmetic) {
   // `~` binds looser than `+`; a filter binds tighter than both.
   EXPECT_EQ(Ok("{{ 1 + 2 ~ 3 }} {{ 'x' + ' y ' | trim + 'z' }}"), "33 xyz");
   const Status s = Err("{{ 'a' + 1 }}");
-  EXPECT_NE(s.message().find("cannot apply '+' to a string and a int"), std::string::npos)
+  EXPECT_NE(s.message().find("cannot apply '+' to a string and an int"), std::string::npos)
       << s.message();
   EXPECT_NE(s.message().find("offset 7"), std::string::npos) << s.message();
 }
@@ -309,7 +309,7 @@ TEST(JinjaTest, RuntimeErrorsNameTheOffset) {
   EXPECT_NE(Err("{{ 1 is nosuch }}").message().find("unknown test 'nosuch'"), std::string::npos);
   EXPECT_NE(Err("{{ nosuch(1) }}").message().find("unknown function 'nosuch'"), std::string::npos);
   EXPECT_NE(Err("{{ 1 // 0 }}").message().find("division by zero"), std::string::npos);
-  EXPECT_NE(Err("{% for x in 3 %}{% endfor %}").message().find("cannot iterate over a int"),
+  EXPECT_NE(Err("{% for x in 3 %}{% endfor %}").message().find("cannot iterate over an int"),
             std::string::npos);
 }
 
