@@ -111,6 +111,7 @@ Result<GreedyPromptRuns> RunGreedyPrompts(const std::shared_ptr<const model::Mod
             chat::ChatFormatter::ForModel(model->file(), tok, spec.engine.chat_template);
         if (!f.ok()) return f.status().WithContext("validation prompt " + std::to_string(i));
         formatter = std::move(f).value();
+        runs.chat_template = formatter->origin();
       }
       Result<std::vector<int32_t>> ids = formatter->Tokenize(tok, prompts[i].messages);
       if (!ids.ok()) return ids.status().WithContext("validation prompt " + std::to_string(i));
@@ -227,6 +228,7 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
   r.prompts = std::move(runs.prompts);
   r.output_digest = std::move(runs.output_digest);
   run.outputs = std::move(runs.outputs);
+  run.chat_template = std::move(runs.chat_template);
   for (size_t i = 0; i < n; ++i) {
     run.output_texts.push_back(
         model->tokenizer().Decode(run.outputs[i], /*strip_leading_space=*/false));

@@ -49,7 +49,8 @@ Result<std::filesystem::path> ResolveModelPath(const spec::ModelRef& model,
 struct ValidationRun {
   report::ValidationReport report;  // complete, with thresholds evaluated; not signed
   std::filesystem::path model_path;
-  std::string backend_note;                   // why this backend, when auto chose it
+  std::string backend_note;   // why this backend, when auto chose it
+  std::string chat_template;  // what formatted the conversations (ChatFormatter::origin()); "" none
   std::vector<std::vector<int32_t>> outputs;  // generated token ids per prompt
   std::vector<std::string> output_texts;      // the same, decoded
 };
@@ -67,6 +68,7 @@ struct GreedyPromptRuns {
   std::vector<std::string> prompt_digests;    // sha256 hex of each prompt's token ids
   std::vector<std::vector<int32_t>> outputs;  // generated token ids per prompt
   std::string output_digest;
+  std::string chat_template;  // what formatted the conversations (ChatFormatter::origin()); "" none
 };
 Result<GreedyPromptRuns> RunGreedyPrompts(
     const std::shared_ptr<const model::Model>& model, const spec::DeploymentSpec& spec,

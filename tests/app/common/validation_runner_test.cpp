@@ -91,6 +91,7 @@ TEST(GreedyPromptRuns, ConversationsAreFormattedByTheChatTemplate) {
     ASSERT_TRUE(ids.ok());
     EXPECT_EQ(runs->prompt_digests[1], ToHex(TokenIdsDigest(*ids))) << tmpl;
     EXPECT_EQ(runs->prompts[1].prompt_tokens, static_cast<int>(ids->size())) << tmpl;
+    EXPECT_EQ(runs->chat_template, formatter->origin());
     EXPECT_NE(runs->prompt_digests[1], runs->prompt_digests[0]) << tmpl;
     EXPECT_EQ(runs->prompt_digests[0],
               ToHex(TokenIdsDigest(m->tokenizer().Encode("Once upon a time", true))));
