@@ -179,15 +179,23 @@ Result<const gguf::ArrayValue*> ReadArray(const gguf::GgufFile& file, std::strin
   return &std::get<gguf::ArrayValue>(v->data);
 }
 
-Status ReadStrings(const gguf::GgufFile& file, std::string_view key, bool required,
-                   std::vector<std::string>& out) {
+// The file's array of strings under `key`; nullptr when absent and not required.
+Result<const std::vector<std::string>*> StringArray(const gguf::GgufFile& file,
+                                                    std::string_view key, bool required) {
   SEXTANT_ASSIGN_OR_RETURN(const gguf::ArrayValue* arr, ReadArray(file, key, required));
-  if (arr == nullptr) return Status::Ok();
+  if (arr == nullptr) return static_cast<const std::vector<std::string>*>(nullptr);
   const auto* strings = std::get_if<std::vector<std::string>>(&arr->elements);
   if (arr->element_type != gguf::ValueType::kString || strings == nullptr) {
     return WrongType(key, "an array of string", arr->element_type);
   }
-  out = *strings;
+  return strings;
+}
+
+Status ReadStrings(const gguf::GgufFile& file, std::string_view key, bool required,
+                   std::vector<std::string>& out) {
+  SEXTANT_ASSIGN_OR_RETURN(const std::vector<std::string>* strings,
+                           StringArray(file, key, required));
+  if (strings != nullptr) out = *strings;
   return Status::Ok();
 }
 
@@ -217,14 +225,55 @@ std::string_view VocabKindName(VocabKind kind) {
   return kind == VocabKind::kGpt2 ? "gpt2" : "llama";
 }
 
+// Token texts to ids: open addressing over a power-of-two table of ids, compared against the
+// vocabulary's own strings (4 bytes a slot, no copies). The first id added for a text wins.
+class PieceIndex {
+ public:
+  // `pieces` must outlive the index and not change.
+  void Reset(const std::vector<std::string>* pieces, size_t expected) {
+    pieces_ = pieces;
+    size_t cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    slots_.assign(cap, -1);
+  }
+  void Add(int32_t id) {
+    const std::string_view text = (*pieces_)[id];
+    for (size_t i = Home(text);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] < 0) {
+        slots_[i] = id;
+        return;
+      }
+      if ((*pieces_)[slots_[i]] == text) return;
+    }
+  }
+  // The id of `text`, or -1.
+  int32_t Find(std::string_view text) const {
+    if (slots_.empty()) return -1;
+    for (size_t i = Home(text);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] < 0) return -1;
+      if ((*pieces_)[slots_[i]] == text) return slots_[i];
+    }
+  }
+
+ private:
+  size_t Home(std::string_view text) const {
+    return std::hash<std::string_view>{}(text) & (slots_.size() - 1);
+  }
+  const std::vector<std::string>* pieces_ = nullptr;
+  std::vector<int32_t> slots_;  // -1: empty; at most half full
+};
+
 struct Tokenizer::Impl {
-  std::vector<float> scores;       // one per token (0 when the metadata has none)
-  std::vector<TokenType> types;    // one per token
-  std::vector<std::string> bytes;  // decoded bytes of each token
+  std::vector<float> scores;     // one per token (0 when the metadata has none)
+  std::vector<TokenType> types;  // one per token
+  // Decoded bytes of each token: token i is bytes[bytes_end[i-1] .. bytes_end[i]) (from 0 for i =
+  // 0), one buffer rather than a string per token.
+  std::string bytes;
+  std::vector<uint32_t> bytes_end;
   // Every token's text (the first id wins on duplicates).
-  std::unordered_map<std::string_view, int32_t> piece_to_id;
+  PieceIndex piece_to_id;
   // Texts BPE may produce: not control, unknown, byte or unused tokens.
-  std::unordered_map<std::string_view, int32_t> mergeable;
+  PieceIndex mergeable;
   // llama: the <0xNN> token of each byte; gpt2: the token of each byte's mapped code point.
   std::array<int32_t, 256> byte_token{};
   struct Merge {
@@ -273,7 +322,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
   }
 
   SEXTANT_RETURN_IF_ERROR(ReadStrings(file, kKeyTokens, /*required=*/true, data.tokens));
-  SEXTANT_RETURN_IF_ERROR(ReadStrings(file, kKeyMerges, /*required=*/false, data.merges));
+  SEXTANT_ASSIGN_OR_RETURN(const std::vector<std::string>* merges,
+                           StringArray(file, kKeyMerges, /*required=*/false));
 
   SEXTANT_ASSIGN_OR_RETURN(const gguf::ArrayValue* scores, ReadArray(file, kKeyScores, false));
   if (scores != nullptr) {
@@ -324,10 +374,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
   SEXTANT_RETURN_IF_ERROR(ReadBool(file, kKeyAddBos, data.add_bos));
   SEXTANT_RETURN_IF_ERROR(ReadBool(file, kKeyAddEos, data.add_eos));
   SEXTANT_RETURN_IF_ERROR(ReadBool(file, kKeyAddSpace, data.add_space_prefix));
-  return FromVocab(std::move(data));
+  return Build(std::move(data), merges != nullptr ? std::span<const std::string>(*merges)
+                                                  : std::span<const std::string>());
 }
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
+  const std::vector<std::string> merges = std::move(data.merges);
+  return Build(std::move(data), merges);
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::Build(VocabData data,
+                                                    std::span<const std::string> merges) {
   const size_t n = data.tokens.size();
   if (n == 0) return Status::InvalidArgument(std::string(kKeyTokens) + ": empty vocabulary");
   if (n > kMaxVocab) {
@@ -416,15 +473,15 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
   tok->tokens_ = std::move(data.tokens);
   const auto& tokens = tok->tokens_;  // stable from here: the maps below point into it
 
-  impl->piece_to_id.reserve(n);
-  impl->mergeable.reserve(n);
+  impl->piece_to_id.Reset(&tokens, n);
+  impl->mergeable.Reset(&tokens, n);
   for (size_t i = 0; i < n; ++i) {
     const auto id = static_cast<int32_t>(i);
-    impl->piece_to_id.emplace(tokens[i], id);
+    impl->piece_to_id.Add(id);
     const TokenType t = impl->types[i];
     const bool mergeable =
         t == TokenType::kNormal || t == TokenType::kUndefined || t == TokenType::kUserDefined;
-    if (mergeable) impl->mergeable.emplace(tokens[i], id);
+    if (mergeable) impl->mergeable.Add(id);
     if (llama && impl->split_words && mergeable) {
       const std::string& piece = tokens[i];
       for (size_t p = piece.find(kSpaceMarker, 1); p != std::string::npos;
@@ -459,20 +516,19 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
     if (llama) {
       static const char* hex = "0123456789ABCDEF";
       const char name[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
-      auto it = impl->piece_to_id.find(std::string_view(name, 6));
-      if (it != impl->piece_to_id.end() && impl->types[it->second] == TokenType::kByte) {
-        id = it->second;
+      const int32_t named = impl->piece_to_id.Find(std::string_view(name, 6));
+      if (named >= 0 && impl->types[named] == TokenType::kByte) {
+        id = named;
       } else {
         const char single = static_cast<char>(b);
-        auto it2 = impl->mergeable.find(std::string_view(&single, 1));
-        if (it2 != impl->mergeable.end()) id = it2->second;
+        id = impl->mergeable.Find(std::string_view(&single, 1));
       }
     } else {
       std::string mapped;
       unicode::AppendUtf8(unicode::ByteToCodePoint(static_cast<uint8_t>(b)), mapped);
-      auto it = impl->piece_to_id.find(mapped);
-      if (it != impl->piece_to_id.end() && impl->types[it->second] != TokenType::kControl) {
-        id = it->second;
+      const int32_t found = impl->piece_to_id.Find(mapped);
+      if (found >= 0 && impl->types[found] != TokenType::kControl) {
+        id = found;
       }
     }
     impl->byte_token[b] = id;
@@ -480,17 +536,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
 
   // Merges (byte-level BPE): both sides and their concatenation must be tokens.
   if (!llama) {
-    if (data.merges.empty()) {
+    if (merges.empty()) {
       return Status::InvalidArgument(std::string(kKeyMerges) +
                                      ": missing or empty (required by the gpt2 tokenizer)");
     }
-    if (data.merges.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    if (merges.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
       return Status::InvalidArgument(std::string(kKeyMerges) + ": too many merges");
     }
-    impl->merges.reserve(data.merges.size());
+    impl->merges.reserve(merges.size());
     std::string joined;
-    for (size_t r = 0; r < data.merges.size(); ++r) {
-      const std::string& m = data.merges[r];
+    for (size_t r = 0; r < merges.size(); ++r) {
+      const std::string& m = merges[r];
       const size_t space = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
       auto where = [&]() { return std::string(kKeyMerges) + "[" + std::to_string(r) + "]: "; };
       if (space == std::string::npos) {
@@ -498,30 +554,30 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
       }
       const std::string_view left(m.data(), space);
       const std::string_view right(m.data() + space + 1, m.size() - space - 1);
-      auto l = impl->piece_to_id.find(left);
-      auto rt = impl->piece_to_id.find(right);
-      if (l == impl->piece_to_id.end() || rt == impl->piece_to_id.end()) {
+      const int32_t l = impl->piece_to_id.Find(left);
+      const int32_t rt = impl->piece_to_id.Find(right);
+      if (l < 0 || rt < 0) {
         return Status::InvalidArgument(where() + "names unknown token " +
-                                       Quote(l == impl->piece_to_id.end() ? left : right));
+                                       Quote(l < 0 ? left : right));
       }
       joined.assign(left);
       joined.append(right);
-      auto res = impl->piece_to_id.find(joined);
-      if (res == impl->piece_to_id.end()) {
+      const int32_t res = impl->piece_to_id.Find(joined);
+      if (res < 0) {
         return Status::InvalidArgument(where() + "result " + Quote(joined) + " is not in " +
                                        std::string(kKeyTokens));
       }
       // The first (lowest-ranked) merge of a pair wins, as in every BPE implementation.
-      impl->merges.emplace(Impl::PairKey(l->second, rt->second),
-                           Impl::Merge{static_cast<int32_t>(r), res->second});
+      impl->merges.emplace(Impl::PairKey(l, rt), Impl::Merge{static_cast<int32_t>(r), res});
     }
   }
 
   // Decoded bytes of every token.
-  impl->bytes.resize(n);
+  impl->bytes_end.resize(n);
+  std::string out;
   for (size_t i = 0; i < n; ++i) {
     const std::string& piece = tokens[i];
-    std::string& out = impl->bytes[i];
+    out.clear();
     switch (impl->types[i]) {
       case TokenType::kControl:
         break;
@@ -564,17 +620,23 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
         }
         break;
     }
+    if (impl->bytes.size() + out.size() > std::numeric_limits<uint32_t>::max()) {
+      return Status::InvalidArgument(std::string(kKeyTokens) + ": decoded tokens exceed 4 GiB");
+    }
+    impl->bytes += out;
+    impl->bytes_end[i] = static_cast<uint32_t>(impl->bytes.size());
   }
+  impl->bytes.shrink_to_fit();
 
   // End-of-generation ids.
   for (int32_t id : {tok->eos_id_, eot, eom}) {
     if (id >= 0) impl->eog.push_back(id);
   }
   for (std::string_view text : kEogTexts) {
-    auto it = impl->piece_to_id.find(text);
-    if (it != impl->piece_to_id.end() && (impl->types[it->second] == TokenType::kControl ||
-                                          impl->types[it->second] == TokenType::kUserDefined)) {
-      impl->eog.push_back(it->second);
+    const int32_t id = impl->piece_to_id.Find(text);
+    if (id >= 0 &&
+        (impl->types[id] == TokenType::kControl || impl->types[id] == TokenType::kUserDefined)) {
+      impl->eog.push_back(id);
     }
   }
   std::sort(impl->eog.begin(), impl->eog.end());
@@ -593,10 +655,7 @@ bool Tokenizer::IsEog(int32_t id) const {
   return std::binary_search(impl_->eog.begin(), impl_->eog.end(), id);
 }
 
-int32_t Tokenizer::Find(std::string_view piece) const {
-  auto it = impl_->piece_to_id.find(piece);
-  return it == impl_->piece_to_id.end() ? -1 : it->second;
-}
+int32_t Tokenizer::Find(std::string_view piece) const { return impl_->piece_to_id.Find(piece); }
 
 std::string_view Tokenizer::Piece(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
@@ -605,7 +664,8 @@ std::string_view Tokenizer::Piece(int32_t id) const {
 
 std::string_view Tokenizer::TokenBytes(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
-  return impl_->bytes[id];
+  const uint32_t begin = id == 0 ? 0 : impl_->bytes_end[id - 1];
+  return std::string_view(impl_->bytes).substr(begin, impl_->bytes_end[id] - begin);
 }
 
 std::string Tokenizer::Decode(std::span<const int32_t> ids, bool strip_leading_space) const {
@@ -744,18 +804,17 @@ void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) co
       const unicode::Utf8Char c = unicode::DecodeUtf8(word.substr(off));
       const size_t len = c.kind == unicode::Utf8Char::kValid ? c.length : 1;
       const auto index = static_cast<int32_t>(symbols.size());
-      auto it = impl_->mergeable.find(word.substr(off, len));
       symbols.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(len), index - 1,
                          off + len == word.size() ? -1 : index + 1,
-                         it == impl_->mergeable.end() ? -1 : it->second});
+                         impl_->mergeable.Find(word.substr(off, len))});
       off += len;
     }
     auto try_add = [&](int32_t left, int32_t right) {
       if (left < 0 || right < 0) return;
       const uint32_t len = symbols[left].len + symbols[right].len;
-      auto it = impl_->mergeable.find(word.substr(symbols[left].start, len));
-      if (it == impl_->mergeable.end()) return;
-      heap.push_back({impl_->scores[it->second], left, right, len, it->second});
+      const int32_t id = impl_->mergeable.Find(word.substr(symbols[left].start, len));
+      if (id < 0) return;
+      heap.push_back({impl_->scores[id], left, right, len, id});
       std::push_heap(heap.begin(), heap.end(), lower);
     };
     for (size_t i = 1; i < symbols.size(); ++i) {
@@ -861,9 +920,9 @@ void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) con
       mapped.clear();
       for (char c : word)
         unicode::AppendUtf8(unicode::ByteToCodePoint(static_cast<uint8_t>(c)), mapped);
-      auto it = impl_->mergeable.find(mapped);
-      if (it != impl_->mergeable.end()) {
-        out.push_back(it->second);
+      const int32_t id = impl_->mergeable.Find(mapped);
+      if (id >= 0) {
+        out.push_back(id);
         continue;
       }
     }

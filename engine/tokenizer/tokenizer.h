@@ -139,6 +139,10 @@ class Tokenizer {
  private:
   struct Impl;
   Tokenizer();
+  // FromVocab with the merges read from `merges` (data.merges is ignored), so that FromGguf need
+  // not copy the file's merge list, often the largest part of a vocabulary.
+  static Result<std::unique_ptr<Tokenizer>> Build(VocabData data,
+                                                  std::span<const std::string> merges);
   // REQUIRES: text is SentencePiece-normalized (spaces as U+2581) and free of user-defined tokens.
   void EncodeLlama(std::string_view text, std::vector<int32_t>& out) const;
   // REQUIRES: text is free of user-defined tokens.
