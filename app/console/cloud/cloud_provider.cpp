@@ -6,8 +6,21 @@
 
 namespace sextant::console::cloud {
 
+std::string_view ProbeOutcomeName(ProbeOutcome o) {
+  switch (o) {
+    case ProbeOutcome::kAllowed:
+      return "allowed";
+    case ProbeOutcome::kDenied:
+      return "denied";
+    case ProbeOutcome::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
+
 bool AccessReport::AllAllowed() const {
-  return std::all_of(probes.begin(), probes.end(), [](const ApiProbe& p) { return p.allowed; });
+  return std::all_of(probes.begin(), probes.end(),
+                     [](const ApiProbe& p) { return p.outcome == ProbeOutcome::kAllowed; });
 }
 
 namespace {

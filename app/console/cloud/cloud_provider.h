@@ -32,13 +32,20 @@ struct RegionalResult {
   TimeMs observed_at = 0;
 };
 
+// How a probe went: the role may make the call (it answered, or said the made-up resource it
+// was asked about does not exist); it may not (access denied, the credentials refused, the
+// region not enabled); or the call failed for another reason, which says nothing about the
+// permission (the service erred, kept throttling, or could not be reached).
+enum class ProbeOutcome { kAllowed, kDenied, kFailed };
+std::string_view ProbeOutcomeName(ProbeOutcome o);
+
 // One call the console makes with the role, tried once, and how it went.
 struct ApiProbe {
   std::string api_call;  // "ec2:DescribeInstances"
   std::string region;    // empty for global calls
   std::string used_for;  // from RequiredActions()
-  bool allowed = false;
-  std::optional<CallError> error;  // why not (AccessDenied, OptInRequired ...)
+  ProbeOutcome outcome = ProbeOutcome::kFailed;
+  std::optional<CallError> error;  // set unless allowed
 };
 
 struct AccessReport {
