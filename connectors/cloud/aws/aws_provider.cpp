@@ -1,4 +1,5 @@
 #include "connectors/cloud/aws/aws_provider.h"
+#include "connectors/cloud/json_fields.h"
 
 #include <algorithm>
 #include <functional>
@@ -587,9 +588,8 @@ Result<cc::AccessReport> AwsProvider::CheckAccess() {
          auto j = client_->Json({"cloudtrail", r, "DescribeTrails"},
                                 "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",
                                 {{"includeShadowTrails", true}});
-         if (j.ok() && j->contains("trailList") && (*j)["trailList"].is_array() &&
-             !(*j)["trailList"].empty()) {
-           trail_arn = (*j)["trailList"][0].value("TrailARN", "");
+         if (j.ok() && !JsonArray(*j, "trailList").empty()) {
+           trail_arn = JsonString(JsonArray(*j, "trailList")[0], "TrailARN");
          }
          return as_text(std::move(j));
        }},
@@ -603,9 +603,9 @@ Result<cc::AccessReport> AwsProvider::CheckAccess() {
        [&](const std::string& r) {
          auto j =
              client_->Rest({"eks", r, "ListClusters"}, "GET", "/clusters", {{"maxResults", "5"}});
-         if (j.ok() && j->contains("clusters") && (*j)["clusters"].is_array() &&
-             !(*j)["clusters"].empty() && (*j)["clusters"][0].is_string()) {
-           cluster_of[r] = (*j)["clusters"][0].get<std::string>();
+         if (j.ok() && !JsonArray(*j, "clusters").empty() &&
+             JsonArray(*j, "clusters")[0].is_string()) {
+           cluster_of[r] = JsonArray(*j, "clusters")[0].get<std::string>();
          }
          return as_text(std::move(j));
        }},

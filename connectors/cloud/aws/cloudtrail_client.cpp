@@ -1,4 +1,5 @@
 #include "connectors/cloud/aws/cloudtrail_client.h"
+#include "connectors/cloud/json_fields.h"
 
 #include "connectors/cloud/aws/xml_reader.h"
 
@@ -19,14 +20,14 @@ CallResult<std::vector<console::cloud::TrailFact>> DescribeTrailsWithStatus(
   for (const auto& t : *list) {
     if (!t.is_object()) return Malformed(call, "a trailList entry is not an object");
     console::cloud::TrailFact f;
-    f.name = t.value("Name", "");
-    f.arn = t.value("TrailARN", "");
-    f.home_region = t.value("HomeRegion", "");
-    f.multi_region = t.value("IsMultiRegionTrail", false);
+    f.name = JsonString(t, "Name");
+    f.arn = JsonString(t, "TrailARN");
+    f.home_region = JsonString(t, "HomeRegion");
+    f.multi_region = JsonBool(t, "IsMultiRegionTrail");
     const ServiceCall status_call{"cloudtrail", region, "GetTrailStatus"};
     auto status = client.Json(status_call, kTarget, {{"Name", f.arn.empty() ? f.name : f.arn}});
-    if (status.ok() && status->contains("IsLogging") && (*status)["IsLogging"].is_boolean()) {
-      f.logging = (*status)["IsLogging"].get<bool>();
+    if (status.ok() && JsonField(*status, "IsLogging").is_boolean()) {
+      f.logging = JsonBool(*status, "IsLogging");
     } else if (status_errors) {
       status_errors->push_back(status.ok() ? Malformed(status_call, "no IsLogging")
                                            : status.error());

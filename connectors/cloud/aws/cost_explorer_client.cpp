@@ -1,4 +1,5 @@
 #include "connectors/cloud/aws/cost_explorer_client.h"
+#include "connectors/cloud/json_fields.h"
 
 #include <cstdlib>
 #include <set>
@@ -19,7 +20,7 @@ bool ParseAmount(const nlohmann::json& m, double* amount, std::string* unit) {
   char* end = nullptr;
   *amount = std::strtod(s.c_str(), &end);
   if (end == s.c_str() || *end != '\0') return false;
-  *unit = m.value("Unit", "");
+  *unit = JsonString(m, "Unit");
   return true;
 }
 
@@ -54,10 +55,10 @@ CallResult<console::cloud::BilledCost> GetCostAndUsage(AwsClient& client, const 
       if (!r.is_object()) return Malformed(call, where + " is not an object");
       std::string day;
       if (auto tp = r.find("TimePeriod"); tp != r.end() && tp->is_object()) {
-        day = tp->value("Start", "");
+        day = JsonString(*tp, "Start");
       }
       if (day.size() != 10) return Malformed(call, where + ".TimePeriod.Start is not a date");
-      const bool estimated = r.value("Estimated", false);
+      const bool estimated = JsonBool(r, "Estimated");
       auto groups = r.find("Groups");
       if (groups == r.end() || !groups->is_array()) continue;
       for (const auto& g : *groups) {
@@ -78,7 +79,7 @@ CallResult<console::cloud::BilledCost> GetCostAndUsage(AwsClient& client, const 
         out.lines.push_back(std::move(line));
       }
     }
-    token = j->value("NextPageToken", "");
+    token = JsonString(*j, "NextPageToken");
     if (token.empty()) break;
     if (!seen.insert(token).second) return Malformed(call, "the page token repeats");
   }

@@ -1,4 +1,5 @@
 #include "connectors/cloud/aws/eks_client.h"
+#include "connectors/cloud/json_fields.h"
 
 #include <set>
 
@@ -54,12 +55,12 @@ CallResult<console::cloud::ManagedCluster> EksDescribeCluster(AwsClient& client,
   auto c = j->find("cluster");
   if (c == j->end() || !c->is_object()) return Malformed(call, "no cluster object");
   console::cloud::ManagedCluster out;
-  out.name = c->value("name", name);
-  out.arn = c->value("arn", "");
+  out.name = JsonString(*c, "name", name);
+  out.arn = JsonString(*c, "arn");
   out.region = region;
-  out.status = c->value("status", "");
-  out.version = c->value("version", "");
-  out.endpoint = c->value("endpoint", "");
+  out.status = JsonString(*c, "status");
+  out.version = JsonString(*c, "version");
+  out.endpoint = JsonString(*c, "endpoint");
 
   auto groups =
       ListAll(client, {"eks", region, "ListNodegroups"}, base + "/node-groups", "nodegroups");
@@ -79,10 +80,10 @@ CallResult<console::cloud::ManagedCluster> EksDescribeCluster(AwsClient& client,
         continue;
       }
       console::cloud::NodeGroup n;
-      n.name = ng->value("nodegroupName", g);
-      n.status = ng->value("status", "");
-      n.capacity_type = ng->value("capacityType", "");
-      n.ami_type = ng->value("amiType", "");
+      n.name = JsonString(*ng, "nodegroupName", g);
+      n.status = JsonString(*ng, "status");
+      n.capacity_type = JsonString(*ng, "capacityType");
+      n.ami_type = JsonString(*ng, "amiType");
       if (auto types = ng->find("instanceTypes"); types != ng->end() && types->is_array()) {
         for (const auto& t : *types) {
           if (t.is_string()) n.instance_types.push_back(t.get<std::string>());

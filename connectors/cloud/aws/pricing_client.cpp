@@ -1,4 +1,5 @@
 #include "connectors/cloud/aws/pricing_client.h"
+#include "connectors/cloud/json_fields.h"
 
 #include <cstdlib>
 
@@ -23,7 +24,7 @@ Result<double> ParseOnDemandPrice(std::string_view entry, std::string* effective
     auto dims = term.find("priceDimensions");
     if (dims == term.end() || !dims->is_object()) continue;
     for (const auto& [dim_id, dim] : dims->items()) {
-      if (!dim.is_object() || dim.value("unit", "") != "Hrs") continue;
+      if (JsonString(dim, "unit") != "Hrs") continue;
       auto ppu = dim.find("pricePerUnit");
       if (ppu == dim.end() || !ppu->is_object()) continue;
       auto usd = ppu->find("USD");
@@ -35,7 +36,7 @@ Result<double> ParseOnDemandPrice(std::string_view entry, std::string* effective
         return Status::InvalidArgument("price list entry: term " + term_id +
                                        " has a USD price that is not a number: \"" + s + "\"");
       }
-      if (effective_date) *effective_date = term.value("effectiveDate", "");
+      if (effective_date) *effective_date = JsonString(term, "effectiveDate");
       return v;
     }
   }

@@ -1,4 +1,5 @@
 #include "connectors/cloud/aws/service_quotas_client.h"
+#include "connectors/cloud/json_fields.h"
 
 #include <cctype>
 
@@ -37,7 +38,7 @@ CallResult<ServiceQuota> GetEc2ServiceQuota(AwsClient& client, const std::string
   if (v == q->end() || !v->is_number()) return Malformed(call, "Quota.Value is not a number");
   ServiceQuota out;
   out.code = std::string(quota_code);
-  out.name = q->value("QuotaName", "");
+  out.name = JsonString(*q, "QuotaName");
   out.value = v->get<double>();
   return out;
 }

@@ -2,8 +2,10 @@
 // Explorer pages that repeat or lack amounts, quotas): a ScriptedHttpClient serves them.
 #include <gtest/gtest.h>
 
+#include "connectors/cloud/aws/cloudtrail_client.h"
 #include "connectors/cloud/aws/cost_explorer_client.h"
 #include "connectors/cloud/aws/ec2_client.h"
+#include "connectors/cloud/aws/eks_client.h"
 #include "connectors/cloud/aws/iam_client.h"
 #include "connectors/cloud/aws/pricing_client.h"
 #include "connectors/cloud/aws/service_quotas_client.h"
@@ -171,6 +173,40 @@ TEST(Iam, ArnsAndEncodedDocuments) {
             R"({"Version":"2012-10-17"})");
   EXPECT_EQ(DecodePolicyDocument(R"({"a":"b%20c"})"), R"({"a":"b%20c"})");  // already JSON
   EXPECT_EQ(DecodePolicyDocument("%7"), "%7");  // a cut escape stays as it is
+}
+
+// Answers whose fields have the wrong types (a hostile or broken endpoint): every client returns
+// an error or skips the field, and none throws.
+TEST(ServiceClients, WronglyTypedAnswersNeverThrow) {
+  const std::vector<std::string> bodies = {
+      "[]",
+      "\"x\"",
+      "7",
+      "null",
+      "{}",
+      R"({"trailList":{},"ResultsByTime":"x","Quota":[],"PriceList":{},"clusters":"x"})",
+      R"({"trailList":[1,{"Name":5,"IsMultiRegionTrail":"yes","HomeRegion":[]}],
+          "ResultsByTime":[{"TimePeriod":{"Start":5},"Groups":[1]},
+                           {"TimePeriod":{"Start":"2026-01-01"},"Estimated":"no",
+                            "Groups":[{"Keys":[5],"Metrics":{"UnblendedCost":{"Amount":5}}}]}],
+          "NextPageToken":[],"Quota":{"Value":1,"QuotaName":[]},
+          "PriceList":["{\"terms\":{\"OnDemand\":{\"a\":{\"priceDimensions\":{\"b\":{\"unit\":5}}}}}}"],
+          "clusters":[1,"c"],"nextToken":5,"cluster":{"name":[],"status":1},
+          "nodegroups":[{}],"IsLogging":"yes"})",
+  };
+  for (const auto& body : bodies) {
+    Harness h;
+    for (int i = 0; i < 12; ++i) h.http->Answer(200, body);
+    EXPECT_NO_THROW({
+      std::vector<CallError> errors;
+      (void)DescribeTrailsWithStatus(*h.client, "us-east-1", &errors);
+      (void)GetCostAndUsage(*h.client, "2026-01-01", "2026-01-02", "k");
+      (void)GetEc2ServiceQuota(*h.client, "us-east-1", "L-1");
+      (void)GetOnDemandPrice(*h.client, "us-east-1", "p5.48xlarge");
+      (void)EksListClusters(*h.client, "us-east-1");
+      (void)EksDescribeCluster(*h.client, "us-east-1", "c");
+    }) << body;
+  }
 }
 
 }  // namespace
