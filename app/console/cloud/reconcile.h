@@ -7,9 +7,16 @@
 // completely: a region whose call failed proves nothing, and an agent that names no account may
 // belong to another one, so those are "unchecked" instead.
 //
+// What an agent reports about its machine is a claim, checked against the account's listing,
+// never taken as proof: an agent matches an instance only when it is the only agent claiming
+// that instance id and, when it names a region, the account lists the instance in that region.
+// Two agents claiming one instance, or a claim in the wrong region, leave the instance
+// unmanaged and the agents unchecked, with a note saying why.
+//
 // Thread-safety: pure function.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,7 +31,15 @@ struct AgentPlacement {
   std::string account_id;
   std::string region;
   std::string instance_id;  // empty when the agent did not report one
+  std::string note;         // why the placement is unchecked, or what was dropped from it
 };
+
+// An agent's placement from the facts it reported (cloud.provider, cloud.account,
+// cloud.region, cloud.instance_id: connectors/console/fleet_connector.cpp stores them as
+// received). An account or instance id without its provider's shape
+// (app/common/cloud_identity.h) is dropped and `note` says so.
+AgentPlacement PlacementFromFacts(const std::string& target,
+                                  const std::map<std::string, std::string>& facts);
 
 struct InstanceMatch {
   CloudInstance instance;
