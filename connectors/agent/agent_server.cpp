@@ -48,6 +48,7 @@ void FillCloud(const agent::CloudContextInfo& in, v1::CloudContext* out) {
   out->set_region(in.region);
   out->set_zone(in.zone);
   out->set_instance_type(in.instance_type);
+  out->set_instance_id(in.instance_id);
   out->set_spot(in.spot);
   out->set_source(in.source);
 }

@@ -188,6 +188,7 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
   f["cloud.region"] = cloud.region();
   f["cloud.zone"] = cloud.zone();
   f["cloud.instance_type"] = cloud.instance_type();
+  f["cloud.instance_id"] = cloud.instance_id();
   f["cloud.pricing"] = cloud.spot() ? "spot" : "on_demand";
   f["cloud.source"] = cloud.source();
   f["agent.version"] = info.version();

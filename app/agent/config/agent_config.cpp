@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "app/common/cloud_identity.h"
+
 namespace sextant::agent {
 
 namespace {
@@ -173,8 +175,9 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
       }
     }
     if (const YAML::Node cl = root["cloud"]) {
-      SEXTANT_RETURN_IF_ERROR(
-          r.Keys(cl, {"provider", "account", "region", "zone", "instance_type", "spot"}, "cloud"));
+      SEXTANT_RETURN_IF_ERROR(r.Keys(
+          cl, {"provider", "account", "region", "zone", "instance_type", "instance_id", "spot"},
+          "cloud"));
       CloudContextInfo info;
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "provider", &info.provider));
       static const std::set<std::string> kProviders = {"aws", "gcp", "azure", "on-prem"};
@@ -186,6 +189,15 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "region", &info.region));
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "zone", &info.zone));
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "instance_type", &info.instance_type));
+      SEXTANT_RETURN_IF_ERROR(r.String(cl, "instance_id", &info.instance_id));
+      // The console matches the agent with the account's instances by these: a malformed one is
+      // a config error, not a machine the console would look for.
+      if (Status s = CheckAccountId(info.provider, info.account); !s.ok()) {
+        return r.Error(cl["account"], "cloud.account: " + s.message());
+      }
+      if (Status s = CheckInstanceId(info.provider, info.instance_id); !s.ok()) {
+        return r.Error(cl["instance_id"], "cloud.instance_id: " + s.message());
+      }
       SEXTANT_RETURN_IF_ERROR(r.Bool(cl, "spot", &info.spot));
       info.source = "config";
       c.cloud = info;

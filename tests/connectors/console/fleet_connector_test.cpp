@@ -247,6 +247,14 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   in.now = console::NowMs();
   in.targets = {"agent-0"};
   in.facts = *store_->ListFacts();
+  // The agent's cloud context arrives as facts, instance id included, for reconciliation.
+  std::map<std::string, std::string> agent0;
+  for (const auto& f : in.facts) {
+    if (f.target == "agent-0") agent0[f.key] = f.value;
+  }
+  EXPECT_EQ(agent0["cloud.provider"], "aws");
+  EXPECT_EQ(agent0["cloud.account"], "123456789012");
+  EXPECT_EQ(agent0["cloud.instance_id"], "i-0123456789abcdef0");
   for (const auto& p : *packs) {
     if (p.name != "soc2-baseline") continue;
     for (const auto& f : console::Evaluate(p, in)) {
