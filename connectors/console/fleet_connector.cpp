@@ -89,8 +89,8 @@ struct TargetSync {
   TimeMs prev_snapshot_ms = 0;
 };
 
-Status SyncInventory(const v1::Inventory& inv, const std::string& target, console::ConsoleStore& st,
-                     TargetSync* sync) {
+Status SyncInventory(const v1::Inventory& inv, const std::string& target,
+                     console::ConsoleDatabase& st, TargetSync* sync) {
   sync->node = inv.node().empty() ? target : inv.node();
   sync->device_index.clear();
   sync->device_kind.clear();
@@ -108,11 +108,11 @@ Status SyncInventory(const v1::Inventory& inv, const std::string& target, consol
     g.memory_total_bytes = d.memory_total_bytes();
     gpus.push_back(std::move(g));
   }
-  return st.ReplaceGpus(target, gpus);
+  return st.telemetry().ReplaceGpus(target, gpus);
 }
 
 // Reads identity, info, inventory, deployments and compliance facts into the store.
-Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleStore& st,
+Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleDatabase& st,
                  TargetSync* sync, milliseconds deadline, TargetIdentity* who) {
   SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client.WhoAmI(deadline));
   SEXTANT_ASSIGN_OR_RETURN(v1::AgentInfo info, client.GetAgentInfo(deadline));
@@ -176,7 +176,7 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
     sync->replicas_desired[sd.name] = sd.replicas_desired;
     out.push_back(std::move(sd));
   }
-  SEXTANT_RETURN_IF_ERROR(st.ReplaceDeployments(target, out));
+  SEXTANT_RETURN_IF_ERROR(st.telemetry().ReplaceDeployments(target, out));
 
   // Facts: the typed fields under the names compliance packs read, then the agent's own
   // named facts where they do not collide.
@@ -234,7 +234,7 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
     }
   }
   std::vector<std::pair<std::string, std::string>> list(f.begin(), f.end());
-  return st.ReplaceFacts(target, "", list, observed);
+  return st.facts().Replace(target, "", list, observed);
 }
 
 // The samples of one metrics snapshot of `target`.
@@ -315,11 +315,11 @@ void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, Targe
 
 // One snapshot written at once (RefreshAll).
 Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
-                     console::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+                     console::ConsoleDatabase& st, TargetSync* sync, int32_t interval_ms) {
   std::vector<console::GpuSample> gpus;
   std::vector<console::DeploymentSample> deps;
   BuildSamples(m, target, sync, interval_ms, &gpus, &deps);
-  return st.AppendSamples(gpus, deps);
+  return st.telemetry().AppendSamples(gpus, deps);
 }
 
 milliseconds Jitter(milliseconds d) {
@@ -381,7 +381,7 @@ class IngestWriter {
     std::function<void(const Status&)> done;
   };
 
-  IngestWriter(console::ConsoleStore* st, milliseconds every,
+  IngestWriter(console::ConsoleDatabase* st, milliseconds every,
                std::function<void(const IngestEvent&)> on_ingest)
       : store_(st), every_(every), on_ingest_(std::move(on_ingest)) {
     thread_ = std::thread([this] { Run(); });
@@ -452,7 +452,7 @@ class IngestWriter {
     }
     b.last_seen.assign(seen.begin(), seen.end());
     const auto start = std::chrono::steady_clock::now();
-    const Status s = store_->Append(b);
+    const Status s = store_->telemetry().Append(b);
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -471,7 +471,7 @@ class IngestWriter {
     }
   }
 
-  console::ConsoleStore* const store_;
+  console::ConsoleDatabase* const store_;
   const milliseconds every_;
   const std::function<void(const IngestEvent&)> on_ingest_;
   std::thread thread_;
@@ -527,7 +527,7 @@ Result<TargetIdentity> TestTarget(const console::Target& target, milliseconds de
   return who;
 }
 
-std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleDatabase& st,
                                               const std::vector<console::Target>& targets,
                                               const ConnectorOptions& options) {
   std::vector<console::TargetStatus> out(targets.size());
@@ -603,7 +603,7 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
     });
   }
   for (auto& th : threads) th.join();
-  for (const auto& s : out) (void)st.SetTargetStatus(s);
+  for (const auto& s : out) (void)st.targets().SetStatus(s);
   return out;
 }
 
@@ -611,7 +611,7 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
 
 class TargetConnector {
  public:
-  TargetConnector(console::Target target, console::ConsoleStore* st, ConnectorOptions o,
+  TargetConnector(console::Target target, console::ConsoleDatabase* st, ConnectorOptions o,
                   ConnectGate* gate, IngestWriter* writer)
       : target_(std::move(target)), store_(st), options_(o), gate_(gate), writer_(writer) {
     status_.target = target_.name;
@@ -650,7 +650,7 @@ class TargetConnector {
       status_.error = std::move(error);
       status_.since = since ? since : console::NowMs();
     }
-    (void)store_->SetTargetStatus(status_);
+    (void)store_->targets().SetStatus(status_);
   }
   void SetStatus(console::ConnState state, std::string error) {
     std::lock_guard lock(mu_);
@@ -809,7 +809,7 @@ class TargetConnector {
   }
 
   const console::Target target_;
-  console::ConsoleStore* const store_;
+  console::ConsoleDatabase* const store_;
   const ConnectorOptions options_;
   ConnectGate* const gate_;
   IngestWriter* const writer_;
@@ -896,7 +896,7 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
   return out;
 }
 
-FleetConnector::FleetConnector(console::ConsoleStore* st, ConnectorOptions options)
+FleetConnector::FleetConnector(console::ConsoleDatabase* st, ConnectorOptions options)
     : store_(st),
       options_(options),
       gate_(std::make_unique<ConnectGate>(options.max_concurrent_connects)),

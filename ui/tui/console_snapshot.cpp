@@ -205,7 +205,7 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, console::TimeMs now, bo
   }
   std::sort(s.targets.begin(), s.targets.end(),
             [](const auto& a, const auto& b) { return a.target.name < b.target.name; });
-  auto facts = src.store->ListFacts();
+  auto facts = src.store->facts().List();
   if (facts.ok()) s.facts = std::move(facts).value();
   for (const auto& t : s.targets) {
     if (t.status.state == console::ConnState::kConnected) ++s.targets_connected;
@@ -244,15 +244,15 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, console::TimeMs now, bo
       s.cost.available = false;
       s.cost.note = src.catalog_error.empty() ? "no price catalog" : src.catalog_error;
     } else {
-      auto targets = src.store->ListTargets();
-      auto gpus = src.store->ListGpus();
-      auto budgets = src.store->ListBudgets();
+      auto targets = src.store->targets().List();
+      auto gpus = src.store->telemetry().ListGpus();
+      auto budgets = src.store->budgets().List();
       int64_t window = src.cost_window_ms;
       if (budgets.ok()) {
         for (const auto& b : *budgets)
           window = std::max<int64_t>(window, b.window_days * 86'400'000LL);
       }
-      auto usage = src.store->HourlyUsage(now - window);
+      auto usage = src.store->telemetry().HourlyUsage(now - window);
       if (targets.ok() && gpus.ok() && usage.ok() && budgets.ok()) {
         auto infos = console::TargetsFromStore(*targets, s.facts, *gpus);
         std::vector<console::HourUsage> recent;

@@ -27,7 +27,7 @@
 #include "app/console/cost/cost_model.h"
 #include "app/console/cost/price_catalog.h"
 #include "app/console/fleet/fleet.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::tui {
 
@@ -86,7 +86,7 @@ struct ConsoleSnapshot {
 // What a snapshot is computed from. catalog and packs may be null (cost or compliance is then
 // left out, and the snapshot says why).
 struct SnapshotSources {
-  console::ConsoleStore* store = nullptr;
+  console::ConsoleDatabase* store = nullptr;
   const console::PriceCatalog* catalog = nullptr;
   std::string catalog_error;  // why catalog is null
   const std::vector<console::PolicyPack>* packs = nullptr;

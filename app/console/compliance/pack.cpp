@@ -1,6 +1,5 @@
 #include "app/console/compliance/pack.h"
 
-#include <sqlite3.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -655,25 +654,16 @@ Result<std::vector<PolicyPack>> LoadPacks(const std::filesystem::path& dir) {
   return packs;
 }
 
-Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleStore& store) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(store.handle(),
-                         "SELECT spec_digest, model_sha256, passed, report_json FROM "
-                         "validation_reports ORDER BY id",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return Status::Internal(std::string("validation_reports: ") + sqlite3_errmsg(store.handle()));
-  }
+Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleDatabase& db) {
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<StoredReport> stored, db.reports().List());
   std::vector<ValidationRecord> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
+  out.reserve(stored.size());
+  for (auto it = stored.rbegin(); it != stored.rend(); ++it) {  // oldest first
     ValidationRecord r;
-    auto text = [&](int i) {
-      const unsigned char* p = sqlite3_column_text(stmt, i);
-      return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
-    };
-    r.spec_digest = text(0);
-    r.model_sha256 = text(1);
-    r.passed = sqlite3_column_int(stmt, 2) != 0;
-    auto j = json::parse(text(3), nullptr, false);
+    r.spec_digest = it->spec_digest;
+    r.model_sha256 = it->model_sha256;
+    r.passed = it->passed;
+    auto j = json::parse(it->signed_report.report_json, nullptr, false);
     if (j.is_object()) {
       if (j.contains("engineBuildId") && j["engineBuildId"].is_string()) {
         r.engine_build_id = j["engineBuildId"].get<std::string>();
@@ -686,7 +676,6 @@ Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleStor
     }
     out.push_back(std::move(r));
   }
-  sqlite3_finalize(stmt);
   return out;
 }
 

@@ -29,14 +29,14 @@ std::string TargetView::StatusText() const {
   return "never connected";
 }
 
-Result<FleetSnapshot> LoadFleet(console::ConsoleStore& st, console::TimeMs now,
+Result<FleetSnapshot> LoadFleet(console::ConsoleDatabase& st, console::TimeMs now,
                                 int64_t stale_after_ms) {
-  SEXTANT_ASSIGN_OR_RETURN(auto accounts, st.ListAccounts());
-  SEXTANT_ASSIGN_OR_RETURN(auto targets, st.ListTargets());
-  SEXTANT_ASSIGN_OR_RETURN(auto statuses, st.ListTargetStatus());
-  SEXTANT_ASSIGN_OR_RETURN(auto facts, st.ListFacts());
-  SEXTANT_ASSIGN_OR_RETURN(auto gpus, st.ListGpus());
-  SEXTANT_ASSIGN_OR_RETURN(auto deployments, st.ListDeployments());
+  SEXTANT_ASSIGN_OR_RETURN(auto accounts, st.accounts().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto targets, st.targets().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto statuses, st.targets().ListStatus());
+  SEXTANT_ASSIGN_OR_RETURN(auto facts, st.facts().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto gpus, st.telemetry().ListGpus());
+  SEXTANT_ASSIGN_OR_RETURN(auto deployments, st.telemetry().ListDeployments());
 
   std::map<std::string, console::TargetStatus> status_of;
   for (auto& s : statuses) status_of[s.target] = s;

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::console {
 
@@ -48,7 +48,7 @@ struct FleetSnapshot {
   std::vector<AccountView> accounts;  // sorted by name; targets sorted by name
 };
 
-Result<FleetSnapshot> LoadFleet(console::ConsoleStore& store, console::TimeMs now,
+Result<FleetSnapshot> LoadFleet(console::ConsoleDatabase& store, console::TimeMs now,
                                 int64_t stale_after_ms);
 
 enum class FleetGroupBy { kAccount, kTarget, kRegion, kGpu };

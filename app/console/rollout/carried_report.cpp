@@ -58,7 +58,7 @@ Result<report::ValidationReport> CarryReport(const report::ValidationReport& fro
   return r;
 }
 
-Result<std::vector<CarriedReport>> CarryPassingReports(ReportStore& store,
+Result<std::vector<CarriedReport>> CarryPassingReports(ReportRepository& store,
                                                        const report::SigningKey& key,
                                                        const spec::DeploymentSpec& from_spec,
                                                        const spec::DeploymentSpec& to_spec) {

@@ -14,7 +14,7 @@
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
 #include "app/common/sha256.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
