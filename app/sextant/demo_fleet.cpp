@@ -17,11 +17,11 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common/paths.h"
-#include "app/common/sha256.h"
 #include "app/common/validation_runner.h"
 #include "app/sextant/console_common.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/sha256.h"
 #include "engine/gguf/synth.h"
 
 namespace sextant::demo {

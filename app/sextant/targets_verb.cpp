@@ -12,6 +12,7 @@
 #include "app/console/fleet/fleet.h"
 #include "app/sextant/console_common.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/time.h"
 
 namespace sextant::cli {
 namespace {
@@ -78,7 +79,7 @@ int List(const TargetsArgs& a) {
                   : v.status.state == console::ConnState::kError   ? Tone::kBad
                                                                    : Tone::kDim;
       t.AddRow({v.target.name, v.target.endpoint, v.target.account, labels, v.StatusText(),
-                v.status.last_seen ? nlohmann::json(console::FormatTime(v.status.last_seen))
+                v.status.last_seen ? nlohmann::json(FormatRfc3339(v.status.last_seen))
                                    : nlohmann::json(),
                 v.status.role},
                tone);

@@ -9,23 +9,19 @@
 #include <thread>
 #include <tuple>
 
+#include "app/common/fact_keys.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/time.h"
 
 namespace sextant::rpc {
 namespace {
 
 using console::TimeMs;
-using std::chrono::milliseconds;
 
-std::string Rfc3339(TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+// A fact key as the map of a target's facts holds it.
+std::string FactKey(std::string_view key) { return std::string(key); }
+using std::chrono::milliseconds;
 
 // The cause of a failed call in words, for the target's status.
 std::string ErrorText(const Status& s) {
@@ -183,33 +179,40 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
   std::map<std::string, std::string> f;
   const TimeMs now = console::NowMs();
   const auto& cloud = facts_or.ok() && facts_or->has_cloud() ? facts_or->cloud() : info.cloud();
-  f["cloud.provider"] = cloud.provider();
-  f["cloud.account"] = cloud.account();
-  f["cloud.region"] = cloud.region();
-  f["cloud.zone"] = cloud.zone();
-  f["cloud.instance_type"] = cloud.instance_type();
-  f["cloud.pricing"] = cloud.spot() ? "spot" : "on_demand";
-  f["cloud.source"] = cloud.source();
-  f["agent.version"] = info.version();
-  f["agent.build_id"] = info.build_id();
-  f["agent.name"] = info.agent_name();
-  f["console.identity"] = me.identity();
-  f["console.role"] = me.role();
+  f[FactKey(facts::kCloudProvider)] = cloud.provider();
+  f[FactKey(facts::kCloudAccount)] = cloud.account();
+  f[FactKey(facts::kCloudRegion)] = cloud.region();
+  f[FactKey(facts::kCloudZone)] = cloud.zone();
+  f[FactKey(facts::kCloudInstanceType)] = cloud.instance_type();
+  f[FactKey(facts::kCloudPricing)] = cloud.spot() ? "spot" : "on_demand";
+  f[FactKey(facts::kCloudSource)] = cloud.source();
+  f[FactKey(facts::kAgentVersion)] = info.version();
+  f[FactKey(facts::kAgentBuildId)] = info.build_id();
+  f[FactKey(facts::kAgentName)] = info.agent_name();
+  f[FactKey(facts::kConsoleIdentity)] = me.identity();
+  f[FactKey(facts::kConsoleRole)] = me.role();
+  {
+    std::vector<std::string> allowed(me.allowed_rpcs().begin(), me.allowed_rpcs().end());
+    std::sort(allowed.begin(), allowed.end());
+    std::string joined;
+    for (const auto& r : allowed) joined += (joined.empty() ? "" : ",") + r;
+    f[FactKey(facts::kConsoleAllowedRpcs)] = joined;
+  }
   TimeMs observed = now;
   if (facts_or.ok()) {
     const v1::ComplianceFacts& c = *facts_or;
     if (c.observed_at_unix_ms() > 0) observed = c.observed_at_unix_ms();
-    f["tls.mtls_enforced"] = c.mtls_required() ? "true" : "false";
-    f["tls.min_version"] = c.tls_min_version();
-    f["audit.chain_verified"] = c.audit_chain_intact() ? "true" : "false";
-    f["audit.records"] = std::to_string(c.audit_records());
-    f["audit.head_hash"] = c.audit_head_hash();
+    f[FactKey(facts::kTlsMtlsEnforced)] = c.mtls_required() ? "true" : "false";
+    f[FactKey(facts::kTlsMinVersion)] = c.tls_min_version();
+    f[FactKey(facts::kAuditChainVerified)] = c.audit_chain_intact() ? "true" : "false";
+    f[FactKey(facts::kAuditRecords)] = std::to_string(c.audit_records());
+    f[FactKey(facts::kAuditHeadHash)] = c.audit_head_hash();
     // The agent verified the chain when it answered: that is when the head was last seen good.
-    f["audit.head_time"] = Rfc3339(observed);
-    f["policy.digest"] = c.policy_digest();
-    f["engine.build_id"] = c.engine_build_id();
-    f["egress.payload_bytes_to_vendor"] = std::to_string(c.payload_bytes_to_vendor());
-    f["storage.state_dir.encrypted"] = c.encryption_at_rest() ? "true" : "false";
+    f[FactKey(facts::kAuditHeadTime)] = FormatRfc3339(observed);
+    f[FactKey(facts::kPolicyDigest)] = c.policy_digest();
+    f[FactKey(facts::kEngineBuildId)] = c.engine_build_id();
+    f[FactKey(facts::kEgressPayloadBytesToVendor)] = std::to_string(c.payload_bytes_to_vendor());
+    f[facts::StoreEncrypted(facts::kStateDirStore)] = c.encryption_at_rest() ? "true" : "false";
     std::vector<std::string> rpcs;
     std::string roles;
     for (const auto& v : c.vendor_scope()) {
@@ -221,13 +224,13 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
       rpcs.erase(std::unique(rpcs.begin(), rpcs.end()), rpcs.end());
       std::string joined;
       for (const auto& r : rpcs) joined += (joined.empty() ? "" : ",") + r;
-      f["vendor.role"] = roles;
-      f["vendor.rpcs"] = joined;
+      f[FactKey(facts::kVendorRole)] = roles;
+      f[FactKey(facts::kVendorRpcs)] = joined;
     }
     for (const auto& d : c.deployments()) {
-      f["deployment." + d.name() + ".spec_digest"] = d.spec_digest();
-      f["deployment." + d.name() + ".model_sha256"] = d.model_sha256();
-      f["deployment." + d.name() + ".engine_build_id"] = engine_build;
+      f[facts::DeploymentSpecDigest(d.name())] = d.spec_digest();
+      f[facts::DeploymentModelSha256(d.name())] = d.model_sha256();
+      f[facts::DeploymentEngineBuildId(d.name())] = engine_build;
     }
     for (const auto& nf : c.facts()) {
       if (!nf.name().empty() && !f.count(nf.name())) f[nf.name()] = nf.value();

@@ -18,12 +18,12 @@
 #include <thread>
 
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
 #include "app/console/store/console_database.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/push.h"
+#include "engine/base/sha256.h"
 #include "tests/support/command.h"
 
 namespace sextant::rpc {

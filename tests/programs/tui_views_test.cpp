@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "app/console/store/console_database.h"
+#include "engine/base/time.h"
 #include "ui/tui/console_snapshot.h"
 #include "ui/tui/views.h"
 
@@ -75,14 +76,13 @@ TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
   smp.replicas_desired = 2;
   ASSERT_TRUE(store_->telemetry().AppendSamples({}, {smp}).ok());
   // The agent's server certificate expires in 3 days (RFC 3339), and on "quiet" long from now.
+  ASSERT_TRUE(store_->facts()
+                  .Replace("ok", "", {{"tls.cert_expires_at", FormatRfc3339(now + 3 * kDay)}}, now)
+                  .ok());
   ASSERT_TRUE(
       store_->facts()
-          .Replace("ok", "", {{"tls.cert_expires_at", console::FormatTime(now + 3 * kDay)}}, now)
+          .Replace("quiet", "", {{"tls.cert_expires_at", FormatRfc3339(now + 300 * kDay)}}, now)
           .ok());
-  ASSERT_TRUE(store_->facts()
-                  .Replace("quiet", "",
-                           {{"tls.cert_expires_at", console::FormatTime(now + 300 * kDay)}}, now)
-                  .ok());
 
   SnapshotSources src;
   src.store = store_.get();

@@ -142,9 +142,4 @@ class SnapshotPoller {
   std::thread thread_;
 };
 
-// "12s", "5m", "3h", "2d": how long ago `t` was, from `now` ("-" when t is 0).
-std::string Ago(console::TimeMs t, console::TimeMs now);
-// "03:04:05Z" for today's times, "2026-01-02 03:04Z" otherwise ("-" when t is 0).
-std::string ShortTime(console::TimeMs t, console::TimeMs now);
-
 }  // namespace sextant::tui

@@ -82,6 +82,4 @@ struct FleetRow {
 std::vector<FleetRow> Summarize(const FleetSnapshot& fleet, FleetGroupBy by);
 FleetRow Totals(const FleetSnapshot& fleet);
 
-std::string FormatTime(console::TimeMs t);  // RFC 3339 UTC, seconds
-
 }  // namespace sextant::console

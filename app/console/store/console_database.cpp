@@ -123,12 +123,6 @@ static_assert(kMigrationCount == ConsoleDatabase::kSchemaVersion,
 
 }  // namespace
 
-TimeMs NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string_view ConnStateName(ConnState s) {
   switch (s) {
     case ConnState::kConnected:

@@ -12,11 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "engine/base/time.h"
+
 namespace sextant::console {
 
-// Milliseconds since the Unix epoch; every time in the store is one of these.
-using TimeMs = int64_t;
-TimeMs NowMs();
+// Milliseconds since the Unix epoch (engine/base/time.h); every time in the store is one.
+using sextant::NowMs;
+using sextant::TimeMs;
 
 struct Account {
   std::string name;        // the console's name for it, unique
@@ -53,7 +55,8 @@ struct TargetStatus {
   std::string role;
 };
 
-// One fact an agent reported (cloud context, TLS settings, audit chain ...). Keys are dotted:
+// One fact an agent reported (cloud context, TLS settings, audit chain ...). Keys are named in
+// app/common/fact_keys.h, dotted:
 // "cloud.region", "tls.min_version", "deployment.<name>.model_sha256".
 struct Fact {
   std::string target;

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
+#include "engine/base/sha256.h"
 #include "engine/model/model.h"
 #include "engine/serve/session.h"
 #include "engine/tokenizer/tokenizer.h"

@@ -20,12 +20,12 @@
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/engine_validation_runner.h"
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
 #include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::pushtest {
 

@@ -5,9 +5,9 @@
 
 #include <filesystem>
 
-#include "app/common/sha256.h"
 #include "app/common/spec_diff.h"
 #include "app/console/store/console_database.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::console {
 namespace {

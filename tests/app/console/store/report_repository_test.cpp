@@ -5,8 +5,8 @@
 
 #include <filesystem>
 
-#include "app/common/sha256.h"
 #include "app/console/store/console_database.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::console {
 namespace {
