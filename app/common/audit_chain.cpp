@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::audit {
 

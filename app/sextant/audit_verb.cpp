@@ -48,9 +48,9 @@ int Run(const AuditArgs& a) {
   auto fmt = ParseOutputFormat(a.output);
   if (!fmt.ok()) return UsageError("audit", fmt.status().message());
   if (a.target.empty()) return UsageError("audit", "--target is required");
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("audit", st.status());
-  auto target = (*st)->GetTarget(a.target);
+  auto target = (*st)->targets().Get(a.target);
   if (!target.ok()) return ReportError("audit", target.status());
   rpc::AuditReadOptions o;
   o.call_deadline = std::chrono::milliseconds(a.timeout_ms);

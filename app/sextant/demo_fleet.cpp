@@ -17,12 +17,11 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common/paths.h"
-#include "app/common/sha256.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/report_store.h"
 #include "app/sextant/console_common.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/sha256.h"
 #include "engine/gguf/synth.h"
 
 namespace sextant::demo {
@@ -390,12 +389,11 @@ Status DemoFleet::WaitForAgent(DemoAgent& a) {
 }
 
 Status DemoFleet::RegisterTargets() {
-  SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleStore::Open(state_dir_));
-  SEXTANT_RETURN_IF_ERROR(console::ReportStore::EnsureSchema(store_->handle()));
-  SEXTANT_ASSIGN_OR_RETURN(auto existing, store_->ListTargets());
+  SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleDatabase::Open(state_dir_));
+  SEXTANT_ASSIGN_OR_RETURN(auto existing, store_->targets().List());
   for (const auto& a : agents_) {
     for (const auto& t : existing) {
-      if (t.name == a.name) SEXTANT_RETURN_IF_ERROR(store_->RemoveTarget(a.name));
+      if (t.name == a.name) SEXTANT_RETURN_IF_ERROR(store_->targets().Remove(a.name));
     }
     console::Target t;
     t.name = a.name;
@@ -404,7 +402,7 @@ Status DemoFleet::RegisterTargets() {
     t.cert_path = (state_dir_ / "tls" / "vendor-operator.pem").string();
     t.key_path = (state_dir_ / "tls" / "vendor-operator.key").string();
     t.labels = {{"cloud", a.cloud_context}, {"demo", "true"}};
-    SEXTANT_RETURN_IF_ERROR(store_->AddTarget(t));
+    SEXTANT_RETURN_IF_ERROR(store_->targets().Add(t));
   }
   return Status();
 }
@@ -464,7 +462,7 @@ Result<report::ValidationReport> DemoFleet::Validate() {
   o.model_dir = model_.path.parent_path();
   SEXTANT_ASSIGN_OR_RETURN(validate::ValidationRun run, validate::RunValidation(spec_, o));
   SEXTANT_ASSIGN_OR_RETURN(auto signed_report, report::SignReport(run.report, key));
-  console::ReportStore reports(store_->handle());
+  console::ReportRepository& reports = store_->reports();
   SEXTANT_RETURN_IF_ERROR(reports.Add(run.report, signed_report).status());
   return run.report;
 }

@@ -32,7 +32,7 @@
 #include "app/common/deployment_spec.h"
 #include "app/common/signing.h"
 #include "app/common/validation_report.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::demo {
@@ -110,7 +110,7 @@ class DemoFleet {
   const std::vector<DemoAgent>& agents() const { return agents_; }
   std::vector<std::string> target_names() const;
   // The console store in state_dir() (open between Start() and Stop()).
-  console::ConsoleStore& store() { return *store_; }
+  console::ConsoleDatabase& store() { return *store_; }
   const std::filesystem::path& signing_key_path() const { return key_path_; }
   // The console's public report key (PEM), as the agents' console_keys list names it.
   const std::filesystem::path& console_key_pem() const { return console_key_pem_; }
@@ -136,7 +136,7 @@ class DemoFleet {
   std::filesystem::path console_key_pem_;
   std::filesystem::path agent_binary_;
   std::filesystem::path policy_file_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::mutex stop_mu_;  // serializes Stop() with itself
   std::vector<DemoAgent> agents_;
 };

@@ -46,7 +46,7 @@ std::vector<std::string> RpcsFor(tui::ActionKind k) {
 // Check() answers from memory.
 class FleetActions : public tui::ConsoleActions {
  public:
-  explicit FleetActions(console::ConsoleStore* store) : store_(store) {
+  explicit FleetActions(console::ConsoleDatabase* store) : store_(store) {
     thread_ = std::thread([this] { RefreshRoles(); });
   }
   ~FleetActions() override {
@@ -94,7 +94,7 @@ class FleetActions : public tui::ConsoleActions {
 
   Result<std::unique_ptr<rpc::AgentClient>> ClientFor(const std::string& target,
                                                       milliseconds deadline) {
-    SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->GetTarget(target));
+    SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->targets().Get(target));
     SEXTANT_ASSIGN_OR_RETURN(auto opts, rpc::ClientOptionsFor(t, deadline));
     return rpc::AgentClient::Connect(opts);
   }
@@ -165,7 +165,7 @@ class FleetActions : public tui::ConsoleActions {
     while (!stop_) {
       l.unlock();
       std::map<std::string, RoleInfo> found;
-      auto targets = store_->ListTargets();
+      auto targets = store_->targets().List();
       if (targets.ok()) {
         for (const auto& t : *targets) {
           {
@@ -189,7 +189,7 @@ class FleetActions : public tui::ConsoleActions {
     }
   }
 
-  console::ConsoleStore* store_;
+  console::ConsoleDatabase* store_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                      // GUARDED_BY(mu_)
@@ -200,9 +200,9 @@ class FleetActions : public tui::ConsoleActions {
 }  // namespace
 
 int RunTuiOnState(const TuiOptions& o) {
-  auto st = OpenConsoleStore(o.state);
+  auto st = OpenConsoleDatabase(o.state);
   if (!st.ok()) return ReportError("tui", st.status());
-  console::ConsoleStore* store = st->get();
+  console::ConsoleDatabase* store = st->get();
 
   // Prices and policy packs: without them the cost view and compliance alerts say why.
   std::unique_ptr<console::PriceCatalog> catalog;
@@ -234,7 +234,7 @@ int RunTuiOnState(const TuiOptions& o) {
   copts.backoff_initial = milliseconds(1000);
   copts.backoff_max = milliseconds(10000);
   rpc::FleetConnector connector(store, copts);
-  if (auto targets = store->ListTargets(); targets.ok()) connector.Start(*targets);
+  if (auto targets = store->targets().List(); targets.ok()) connector.Start(*targets);
 
   tui::SnapshotSources src;
   src.store = store;
@@ -248,7 +248,7 @@ int RunTuiOnState(const TuiOptions& o) {
     const console::TimeMs now = console::NowMs();
     if (now - last_target_scan > 5000) {  // targets added while the UI runs join the fleet
       last_target_scan = now;
-      if (auto targets = store->ListTargets(); targets.ok()) connector.Start(*targets);
+      if (auto targets = store->targets().List(); targets.ok()) connector.Start(*targets);
     }
     return tui::LoadSnapshot(src, now, heavy, prev);
   };

@@ -15,10 +15,12 @@
 #include "app/agent/config/json_log.h"
 #include "app/agent/state/cpu_inventory.h"
 #include "app/agent/state/model_store.h"
+#include "app/common/fact_keys.h"
 #include "app/common/signing.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/grpc_status.h"
 #include "engine/base/build_info.h"
+#include "engine/base/time.h"
 #include "sextant/v1/agent.grpc.pb.h"
 
 namespace sextant::rpc {
@@ -31,15 +33,6 @@ using Clock = std::chrono::system_clock;
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
       .count();
-}
-
-std::string Rfc3339(int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 void FillCloud(const agent::CloudContextInfo& in, v1::CloudContext* out) {
@@ -396,50 +389,52 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     resp->set_payload_bytes_to_vendor(payload);
     resp->set_encryption_at_rest(impl_->options.encryption_at_rest);
     resp->set_observed_at_unix_ms(NowUnixMs());
-    auto fact = [&](const std::string& name, const std::string& value, const std::string& ev) {
+    auto fact = [&](std::string_view name, const std::string& value, const std::string& ev) {
       auto* f = resp->add_facts();
-      f->set_name(name);
+      f->set_name(std::string(name));
       f->set_value(value);
       f->set_evidence(ev);
     };
-    fact("transport.mtls", "true", "listener requires and verifies client certificates");
-    fact("transport.tls_min_version", "TLS1.2", "gRPC TLS stack minimum");
-    fact("audit.chain_intact", verify->intact ? "true" : "false",
+    fact(facts::kTransportMtls, "true", "listener requires and verifies client certificates");
+    fact(facts::kTransportTlsMinVersion, "TLS1.2", "gRPC TLS stack minimum");
+    fact(facts::kAuditChainIntact, verify->intact ? "true" : "false",
          verify->intact ? "verified " + std::to_string(verify->records) + " records"
                         : verify->reason);
-    fact("audit.head_hash", verify->head_hash, "seq " + std::to_string(verify->head_seq));
-    fact("residency.provider", cloud.provider, "cloud context source: " + cloud.source);
-    fact("residency.region", cloud.region, "cloud context source: " + cloud.source);
-    fact("storage.encryption_at_rest", impl_->options.encryption_at_rest ? "true" : "false",
+    fact(facts::kAuditHeadHash, verify->head_hash, "seq " + std::to_string(verify->head_seq));
+    fact(facts::kResidencyProvider, cloud.provider, "cloud context source: " + cloud.source);
+    fact(facts::kResidencyRegion, cloud.region, "cloud context source: " + cloud.source);
+    fact(facts::kStorageEncryptionAtRest, impl_->options.encryption_at_rest ? "true" : "false",
          "declared in the agent config");
-    fact("egress.payload_bytes_to_vendor", std::to_string(payload),
+    fact(facts::kEgressPayloadBytesToVendor, std::to_string(payload),
          "egress ledger since " + std::to_string(impl_->deps.egress->since_unix_ms()));
-    fact("policy.digest", "sha256:" + policy->digest(), policy->source());
-    fact("engine.build_id", GetBuildInfo().BuildId(), "this agent binary");
+    fact(facts::kPolicyDigest, "sha256:" + policy->digest(), policy->source());
+    fact(facts::kEngineBuildId, GetBuildInfo().BuildId(), "this agent binary");
     {
       const int64_t not_after = impl_->cert_not_after_unix;
       const int64_t days_left = (not_after - NowUnixMs() / 1000) / 86400;
-      fact("tls.cert_expires_at", Rfc3339(not_after),
+      fact(facts::kTlsCertExpiresAt, FormatRfc3339(not_after * 1000),
            std::to_string(days_left) + " days left (the agent's gRPC server certificate)");
-      fact("tls.cert_days_left", std::to_string(days_left),
-           "notAfter " + Rfc3339(not_after) + " of the agent's gRPC server certificate");
+      fact(facts::kTlsCertDaysLeft, std::to_string(days_left),
+           "notAfter " + FormatRfc3339(not_after * 1000) +
+               " of the agent's gRPC server certificate");
     }
-    fact("model_store.encrypted", impl_->options.encryption_at_rest ? "true" : "false",
+    fact(facts::OwnStoreEncrypted(facts::kModelStore),
+         impl_->options.encryption_at_rest ? "true" : "false",
          "encryption_at_rest declared in the agent config (model store and state volume)");
-    fact("egress.policy", "digests-and-figures",
+    fact(facts::kEgressPolicy, "digests-and-figures",
          "the control API returns digests, figures and metadata only; prompts, outputs and "
          "model bytes never leave (payload bytes to vendor: " +
              std::to_string(payload) + ")");
     {
       std::string ids;
       for (const auto& k : impl_->console_keys) ids += (ids.empty() ? "" : ",") + k.key_id();
-      fact("deploy.console_keys", std::to_string(impl_->console_keys.size()),
+      fact(facts::kDeployConsoleKeys, std::to_string(impl_->console_keys.size()),
            ids.empty() ? "no trusted console keys configured" : "key ids " + ids);
-      fact("deploy.report_required", impl_->console_keys.empty() ? "false" : "true",
+      fact(facts::kDeployReportRequired, impl_->console_keys.empty() ? "false" : "true",
            impl_->console_keys.empty()
                ? "warning: no console_keys configured; applies need no signed validation report"
                : "applies need a passing validation report signed by a trusted console key");
-      fact("deploy.model_store_check", impl_->model_store ? "true" : "false",
+      fact(facts::kDeployModelStoreCheck, impl_->model_store ? "true" : "false",
            impl_->model_store ? "applies are refused unless the model's sha256 matches this "
                                 "agent's own store"
                               : "no model store configured for the control API");

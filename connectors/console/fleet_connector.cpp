@@ -9,23 +9,19 @@
 #include <thread>
 #include <tuple>
 
+#include "app/common/fact_keys.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/time.h"
 
 namespace sextant::rpc {
 namespace {
 
 using console::TimeMs;
-using std::chrono::milliseconds;
 
-std::string Rfc3339(TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+// A fact key as the map of a target's facts holds it.
+std::string FactKey(std::string_view key) { return std::string(key); }
+using std::chrono::milliseconds;
 
 // The cause of a failed call in words, for the target's status.
 std::string ErrorText(const Status& s) {
@@ -89,8 +85,8 @@ struct TargetSync {
   TimeMs prev_snapshot_ms = 0;
 };
 
-Status SyncInventory(const v1::Inventory& inv, const std::string& target, console::ConsoleStore& st,
-                     TargetSync* sync) {
+Status SyncInventory(const v1::Inventory& inv, const std::string& target,
+                     console::ConsoleDatabase& st, TargetSync* sync) {
   sync->node = inv.node().empty() ? target : inv.node();
   sync->device_index.clear();
   sync->device_kind.clear();
@@ -108,11 +104,11 @@ Status SyncInventory(const v1::Inventory& inv, const std::string& target, consol
     g.memory_total_bytes = d.memory_total_bytes();
     gpus.push_back(std::move(g));
   }
-  return st.ReplaceGpus(target, gpus);
+  return st.telemetry().ReplaceGpus(target, gpus);
 }
 
 // Reads identity, info, inventory, deployments and compliance facts into the store.
-Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleStore& st,
+Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleDatabase& st,
                  TargetSync* sync, milliseconds deadline, TargetIdentity* who) {
   SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client.WhoAmI(deadline));
   SEXTANT_ASSIGN_OR_RETURN(v1::AgentInfo info, client.GetAgentInfo(deadline));
@@ -176,41 +172,48 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
     sync->replicas_desired[sd.name] = sd.replicas_desired;
     out.push_back(std::move(sd));
   }
-  SEXTANT_RETURN_IF_ERROR(st.ReplaceDeployments(target, out));
+  SEXTANT_RETURN_IF_ERROR(st.telemetry().ReplaceDeployments(target, out));
 
   // Facts: the typed fields under the names compliance packs read, then the agent's own
   // named facts where they do not collide.
   std::map<std::string, std::string> f;
   const TimeMs now = console::NowMs();
   const auto& cloud = facts_or.ok() && facts_or->has_cloud() ? facts_or->cloud() : info.cloud();
-  f["cloud.provider"] = cloud.provider();
-  f["cloud.account"] = cloud.account();
-  f["cloud.region"] = cloud.region();
-  f["cloud.zone"] = cloud.zone();
-  f["cloud.instance_type"] = cloud.instance_type();
-  f["cloud.instance_id"] = cloud.instance_id();
-  f["cloud.pricing"] = cloud.spot() ? "spot" : "on_demand";
-  f["cloud.source"] = cloud.source();
-  f["agent.version"] = info.version();
-  f["agent.build_id"] = info.build_id();
-  f["agent.name"] = info.agent_name();
-  f["console.identity"] = me.identity();
-  f["console.role"] = me.role();
+  f[FactKey(facts::kCloudProvider)] = cloud.provider();
+  f[FactKey(facts::kCloudAccount)] = cloud.account();
+  f[FactKey(facts::kCloudRegion)] = cloud.region();
+  f[FactKey(facts::kCloudZone)] = cloud.zone();
+  f[FactKey(facts::kCloudInstanceType)] = cloud.instance_type();
+  f[FactKey(facts::kCloudInstanceId)] = cloud.instance_id();
+  f[FactKey(facts::kCloudPricing)] = cloud.spot() ? "spot" : "on_demand";
+  f[FactKey(facts::kCloudSource)] = cloud.source();
+  f[FactKey(facts::kAgentVersion)] = info.version();
+  f[FactKey(facts::kAgentBuildId)] = info.build_id();
+  f[FactKey(facts::kAgentName)] = info.agent_name();
+  f[FactKey(facts::kConsoleIdentity)] = me.identity();
+  f[FactKey(facts::kConsoleRole)] = me.role();
+  {
+    std::vector<std::string> allowed(me.allowed_rpcs().begin(), me.allowed_rpcs().end());
+    std::sort(allowed.begin(), allowed.end());
+    std::string joined;
+    for (const auto& r : allowed) joined += (joined.empty() ? "" : ",") + r;
+    f[FactKey(facts::kConsoleAllowedRpcs)] = joined;
+  }
   TimeMs observed = now;
   if (facts_or.ok()) {
     const v1::ComplianceFacts& c = *facts_or;
     if (c.observed_at_unix_ms() > 0) observed = c.observed_at_unix_ms();
-    f["tls.mtls_enforced"] = c.mtls_required() ? "true" : "false";
-    f["tls.min_version"] = c.tls_min_version();
-    f["audit.chain_verified"] = c.audit_chain_intact() ? "true" : "false";
-    f["audit.records"] = std::to_string(c.audit_records());
-    f["audit.head_hash"] = c.audit_head_hash();
+    f[FactKey(facts::kTlsMtlsEnforced)] = c.mtls_required() ? "true" : "false";
+    f[FactKey(facts::kTlsMinVersion)] = c.tls_min_version();
+    f[FactKey(facts::kAuditChainVerified)] = c.audit_chain_intact() ? "true" : "false";
+    f[FactKey(facts::kAuditRecords)] = std::to_string(c.audit_records());
+    f[FactKey(facts::kAuditHeadHash)] = c.audit_head_hash();
     // The agent verified the chain when it answered: that is when the head was last seen good.
-    f["audit.head_time"] = Rfc3339(observed);
-    f["policy.digest"] = c.policy_digest();
-    f["engine.build_id"] = c.engine_build_id();
-    f["egress.payload_bytes_to_vendor"] = std::to_string(c.payload_bytes_to_vendor());
-    f["storage.state_dir.encrypted"] = c.encryption_at_rest() ? "true" : "false";
+    f[FactKey(facts::kAuditHeadTime)] = FormatRfc3339(observed);
+    f[FactKey(facts::kPolicyDigest)] = c.policy_digest();
+    f[FactKey(facts::kEngineBuildId)] = c.engine_build_id();
+    f[FactKey(facts::kEgressPayloadBytesToVendor)] = std::to_string(c.payload_bytes_to_vendor());
+    f[facts::StoreEncrypted(facts::kStateDirStore)] = c.encryption_at_rest() ? "true" : "false";
     std::vector<std::string> rpcs;
     std::string roles;
     for (const auto& v : c.vendor_scope()) {
@@ -222,20 +225,20 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
       rpcs.erase(std::unique(rpcs.begin(), rpcs.end()), rpcs.end());
       std::string joined;
       for (const auto& r : rpcs) joined += (joined.empty() ? "" : ",") + r;
-      f["vendor.role"] = roles;
-      f["vendor.rpcs"] = joined;
+      f[FactKey(facts::kVendorRole)] = roles;
+      f[FactKey(facts::kVendorRpcs)] = joined;
     }
     for (const auto& d : c.deployments()) {
-      f["deployment." + d.name() + ".spec_digest"] = d.spec_digest();
-      f["deployment." + d.name() + ".model_sha256"] = d.model_sha256();
-      f["deployment." + d.name() + ".engine_build_id"] = engine_build;
+      f[facts::DeploymentSpecDigest(d.name())] = d.spec_digest();
+      f[facts::DeploymentModelSha256(d.name())] = d.model_sha256();
+      f[facts::DeploymentEngineBuildId(d.name())] = engine_build;
     }
     for (const auto& nf : c.facts()) {
       if (!nf.name().empty() && !f.count(nf.name())) f[nf.name()] = nf.value();
     }
   }
   std::vector<std::pair<std::string, std::string>> list(f.begin(), f.end());
-  return st.ReplaceFacts(target, "", list, observed);
+  return st.facts().Replace(target, "", list, observed);
 }
 
 // The samples of one metrics snapshot of `target`.
@@ -316,11 +319,11 @@ void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, Targe
 
 // One snapshot written at once (RefreshAll).
 Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
-                     console::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+                     console::ConsoleDatabase& st, TargetSync* sync, int32_t interval_ms) {
   std::vector<console::GpuSample> gpus;
   std::vector<console::DeploymentSample> deps;
   BuildSamples(m, target, sync, interval_ms, &gpus, &deps);
-  return st.AppendSamples(gpus, deps);
+  return st.telemetry().AppendSamples(gpus, deps);
 }
 
 milliseconds Jitter(milliseconds d) {
@@ -382,7 +385,7 @@ class IngestWriter {
     std::function<void(const Status&)> done;
   };
 
-  IngestWriter(console::ConsoleStore* st, milliseconds every,
+  IngestWriter(console::ConsoleDatabase* st, milliseconds every,
                std::function<void(const IngestEvent&)> on_ingest)
       : store_(st), every_(every), on_ingest_(std::move(on_ingest)) {
     thread_ = std::thread([this] { Run(); });
@@ -453,7 +456,7 @@ class IngestWriter {
     }
     b.last_seen.assign(seen.begin(), seen.end());
     const auto start = std::chrono::steady_clock::now();
-    const Status s = store_->Append(b);
+    const Status s = store_->telemetry().Append(b);
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -472,7 +475,7 @@ class IngestWriter {
     }
   }
 
-  console::ConsoleStore* const store_;
+  console::ConsoleDatabase* const store_;
   const milliseconds every_;
   const std::function<void(const IngestEvent&)> on_ingest_;
   std::thread thread_;
@@ -528,7 +531,7 @@ Result<TargetIdentity> TestTarget(const console::Target& target, milliseconds de
   return who;
 }
 
-std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleDatabase& st,
                                               const std::vector<console::Target>& targets,
                                               const ConnectorOptions& options) {
   std::vector<console::TargetStatus> out(targets.size());
@@ -604,7 +607,7 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
     });
   }
   for (auto& th : threads) th.join();
-  for (const auto& s : out) (void)st.SetTargetStatus(s);
+  for (const auto& s : out) (void)st.targets().SetStatus(s);
   return out;
 }
 
@@ -612,7 +615,7 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
 
 class TargetConnector {
  public:
-  TargetConnector(console::Target target, console::ConsoleStore* st, ConnectorOptions o,
+  TargetConnector(console::Target target, console::ConsoleDatabase* st, ConnectorOptions o,
                   ConnectGate* gate, IngestWriter* writer)
       : target_(std::move(target)), store_(st), options_(o), gate_(gate), writer_(writer) {
     status_.target = target_.name;
@@ -651,7 +654,7 @@ class TargetConnector {
       status_.error = std::move(error);
       status_.since = since ? since : console::NowMs();
     }
-    (void)store_->SetTargetStatus(status_);
+    (void)store_->targets().SetStatus(status_);
   }
   void SetStatus(console::ConnState state, std::string error) {
     std::lock_guard lock(mu_);
@@ -810,7 +813,7 @@ class TargetConnector {
   }
 
   const console::Target target_;
-  console::ConsoleStore* const store_;
+  console::ConsoleDatabase* const store_;
   const ConnectorOptions options_;
   ConnectGate* const gate_;
   IngestWriter* const writer_;
@@ -897,7 +900,7 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
   return out;
 }
 
-FleetConnector::FleetConnector(console::ConsoleStore* st, ConnectorOptions options)
+FleetConnector::FleetConnector(console::ConsoleDatabase* st, ConnectorOptions options)
     : store_(st),
       options_(options),
       gate_(std::make_unique<ConnectGate>(options.max_concurrent_connects)),

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "app/common/audit_chain.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::rpc {
@@ -88,7 +88,7 @@ Result<TargetIdentity> TestTarget(const console::Target& target,
 // deployments, compliance facts and one metrics snapshot, into the store, with each target's
 // status. Returns when every target has answered or failed (each bounded by about 4 call
 // deadlines).
-std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& store,
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleDatabase& store,
                                               const std::vector<console::Target>& targets,
                                               const ConnectorOptions& options);
 
@@ -131,7 +131,7 @@ class IngestWriter;
 
 class FleetConnector {
  public:
-  FleetConnector(console::ConsoleStore* store, ConnectorOptions options);
+  FleetConnector(console::ConsoleDatabase* store, ConnectorOptions options);
   ~FleetConnector();  // stops every connector
   FleetConnector(const FleetConnector&) = delete;
   FleetConnector& operator=(const FleetConnector&) = delete;
@@ -144,7 +144,7 @@ class FleetConnector {
   std::vector<console::TargetStatus> Statuses();
 
  private:
-  console::ConsoleStore* store_;
+  console::ConsoleDatabase* store_;
   ConnectorOptions options_;
   // Declared before the connectors, which use them: destroyed after.
   std::unique_ptr<ConnectGate> gate_;

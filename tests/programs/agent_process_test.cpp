@@ -16,8 +16,8 @@
 #include <sstream>
 #include <thread>
 
-#include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
+#include "engine/base/sha256.h"
 #include "tests/support/command.h"
 
 namespace sextant::agent {

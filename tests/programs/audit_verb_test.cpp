@@ -14,7 +14,7 @@
 #include "app/agent/audit/egress_ledger.h"
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "tests/support/command.h"
@@ -94,7 +94,7 @@ class AuditVerbTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
 
-    auto st = console::ConsoleStore::Open(root_ / "state");
+    auto st = console::ConsoleDatabase::Open(root_ / "state");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     console::Target t;
     t.name = "clinic-eu";
@@ -103,7 +103,7 @@ class AuditVerbTest : public ::testing::Test {
     t.cert_path = (root_ / "auditor.pem").string();
     t.key_path = (root_ / "auditor.key").string();
     t.server_name = "localhost";
-    ASSERT_TRUE((*st)->AddTarget(t).ok());
+    ASSERT_TRUE((*st)->targets().Add(t).ok());
   }
   void TearDown() override {
     if (server_) server_->Shutdown(0ms);

@@ -18,13 +18,12 @@
 #include <thread>
 
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/console_store.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/push.h"
+#include "engine/base/sha256.h"
 #include "tests/support/command.h"
 
 namespace sextant::rpc {
@@ -122,7 +121,7 @@ class PushKillTest : public ::testing::Test {
     std::ofstream(root_ / "console-key.pub.pem") << key_->public_key().Pem();
     fs::copy_file(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies/agent-policy.example.yaml",
                   root_ / "policy.yaml");
-    auto st = console::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleDatabase::Open(root_ / "console");
     ASSERT_TRUE(st.ok());
     store_ = std::move(*st);
     for (int i = 0; i < 3; ++i) {
@@ -148,7 +147,7 @@ class PushKillTest : public ::testing::Test {
       t.cert_path = (root_ / "tls" / "vendor-operator.pem").string();
       t.key_path = (root_ / "tls" / "vendor-operator.key").string();
       t.server_name = "localhost";
-      ASSERT_TRUE(store_->AddTarget(t).ok());
+      ASSERT_TRUE(store_->targets().Add(t).ok());
       agents_.push_back(std::move(a));
     }
     // The spec, validated here (CPU) and signed with the console's key.
@@ -170,9 +169,7 @@ class PushKillTest : public ::testing::Test {
     ASSERT_TRUE(run.ok()) << run.status().ToString();
     auto signed_report = report::SignReport(run->report, *key_);
     ASSERT_TRUE(signed_report.ok());
-    ASSERT_TRUE(console::ReportStore::EnsureSchema(store_->handle()).ok());
-    console::ReportStore reports(store_->handle());
-    ASSERT_TRUE(reports.Add(run->report, *signed_report).ok());
+    ASSERT_TRUE(store_->reports().Add(run->report, *signed_report).ok());
     digest_ = spec::SpecDigest(*spec);
   }
   void TearDown() override {
@@ -220,7 +217,7 @@ class PushKillTest : public ::testing::Test {
   fs::path spec_file_;
   std::string digest_;
   std::unique_ptr<report::SigningKey> key_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::vector<std::unique_ptr<Agent>> agents_;
 };
 

@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common/spec_diff.h"
-#include "app/console/store/report_store.h"
 #include "connectors/console/push.h"
 #include "tests/connectors/console/push_test_fleet.h"
 #include "tests/support/command.h"
@@ -126,7 +125,7 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
   }
 
   // The carried report: stored, signed by the console key, naming the report it came from.
-  console::ReportStore reports(fleet_->store().handle());
+  console::ReportRepository& reports = fleet_->store().reports();
   auto stored = reports.List(new_digest);
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);

@@ -18,7 +18,7 @@
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/sources.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "engine/base/sha256.h"

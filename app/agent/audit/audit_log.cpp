@@ -2,10 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <chrono>
-#include <ctime>
-
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
+#include "engine/base/time.h"
 
 namespace sextant::agent {
 
@@ -30,20 +28,6 @@ CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 )sql";
 
 constexpr const char* kColumns = "seq, time, identity, role, rpc, target, outcome, prev_hash, hash";
-
-std::string NowRfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
 
 AuditRecord ReadRecord(const SqliteStmt& s) {
   AuditRecord r;
@@ -98,7 +82,7 @@ Result<AuditRecord> AuditLog::Append(const AuditEntry& entry) {
   if (!head.ok()) return rollback(head.status());
   AuditRecord r;
   r.seq = head->first + 1;
-  r.time = NowRfc3339();
+  r.time = FormatRfc3339Millis(NowMs());
   r.entry = entry;
   r.prev_hash = head->second;
   r.hash = Sha256Hex(r.prev_hash + r.Canonical());

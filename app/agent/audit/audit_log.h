@@ -20,11 +20,14 @@
 #include <string>
 #include <vector>
 
-#include "app/agent/state/sqlite_db.h"
 #include "app/common/audit_chain.h"
+#include "app/common/sqlite/sqlite_db.h"
 #include "engine/base/status.h"
 
 namespace sextant::agent {
+
+using sqlite::SqliteDb;  // the SQLite wrapper the agent's stores share with the console
+using sqlite::SqliteStmt;
 
 // The record format and chain check are shared with the console (app/common/audit_chain.h).
 using audit::AuditChainVerifier;

@@ -20,10 +20,13 @@
 #include <tuple>
 #include <vector>
 
-#include "app/agent/state/sqlite_db.h"
+#include "app/common/sqlite/sqlite_db.h"
 #include "engine/base/status.h"
 
 namespace sextant::agent {
+
+using sqlite::SqliteDb;  // the SQLite wrapper the agent's stores share with the console
+using sqlite::SqliteStmt;
 
 inline const std::vector<std::string> kEgressKinds = {
     "control", "telemetry", "audit", "compliance", "validation-digest", "identity", "payload"};

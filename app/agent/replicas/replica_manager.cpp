@@ -1,7 +1,7 @@
 #include "app/agent/replicas/replica_manager.h"
 
 #include "app/agent/config/json_log.h"
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 #include <spdlog/spdlog.h>
 

@@ -5,21 +5,22 @@
 #include <set>
 
 #include "app/common/cloud_identity.h"
+#include "app/common/fact_keys.h"
 
 namespace sextant::console::cloud {
 
 AgentPlacement PlacementFromFacts(const std::string& target,
-                                  const std::map<std::string, std::string>& facts) {
-  auto fact = [&](const char* key) {
-    auto it = facts.find(key);
-    return it == facts.end() ? std::string() : it->second;
+                                  const std::map<std::string, std::string>& reported) {
+  auto fact = [&](std::string_view key) {
+    auto it = reported.find(std::string(key));
+    return it == reported.end() ? std::string() : it->second;
   };
   AgentPlacement p;
   p.target = target;
-  p.provider = fact("cloud.provider");
-  p.account_id = fact("cloud.account");
-  p.region = fact("cloud.region");
-  p.instance_id = fact("cloud.instance_id");
+  p.provider = fact(facts::kCloudProvider);
+  p.account_id = fact(facts::kCloudAccount);
+  p.region = fact(facts::kCloudRegion);
+  p.instance_id = fact(facts::kCloudInstanceId);
   auto drop = [&](std::string& field, const Status& s) {
     if (s.ok()) return;
     field.clear();

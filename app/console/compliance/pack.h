@@ -47,7 +47,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::console {
@@ -92,9 +92,9 @@ struct ValidationRecord {
   bool passed = false;
 };
 
-// Reads the validation_reports table of the console store: the engine build id comes from the
-// report JSON ("engineBuildId"; also "engine_build_id" or "engine": {"build_id"}).
-Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleStore& store);
+// Reads the console database's validation reports (oldest first): the engine build id comes from
+// the report JSON ("engineBuildId"; also "engine_build_id" or "engine": {"build_id"}).
+Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleDatabase& store);
 
 struct Evidence {
   std::string key;

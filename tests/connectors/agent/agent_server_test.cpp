@@ -14,10 +14,10 @@
 #include <set>
 #include <thread>
 
-#include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
 #include "sextant/v1/agent.grpc.pb.h"
 
 namespace sextant::rpc {

@@ -13,11 +13,11 @@
 #include "app/agent/audit/egress_ledger.h"
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
-#include "app/common/sha256.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::rpc {
 namespace {

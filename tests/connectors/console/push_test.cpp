@@ -101,7 +101,7 @@ TEST_F(PushTest, PushesToFiveAgentsWhoseOutputDigestsEqualTheLocalReport) {
   for (size_t i = 0; i < 5; ++i) EXPECT_EQ(Desired(i).first, 1);
 
   // The journal has both rollouts, newest first.
-  auto history = ListRollouts(fleet_->store(), "tiny");
+  auto history = fleet_->store().rollouts().List("tiny");
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 2u);
   EXPECT_TRUE((*history)[0].no_op);
@@ -161,7 +161,11 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   ASSERT_TRUE(fleet_->StartAgents(2).ok());
   auto spec = fleet_->WriteAndValidate("tiny", 4);
   ASSERT_TRUE(spec.ok());
-  sqlite3* db = fleet_->store().handle();
+  // The test's own connection to the console's file, to alter a stored row.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(fleet_->store().path().c_str(), &db), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> close_db(db, sqlite3_close);
+  sqlite3_busy_timeout(db, 5000);
   char* sig = nullptr;
   // The stored report's signature, altered in one hex digit: the console refuses to push it.
   auto flip = [&](const char* sql) {
@@ -177,12 +181,11 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   EXPECT_EQ(Desired(0).first, 0);
 
   // The agent refuses it too, when a push carries it anyway.
-  auto target = fleet_->store().GetTarget("agent-0");
+  auto target = fleet_->store().targets().Get("agent-0");
   ASSERT_TRUE(target.ok());
   auto ch = ConnectTargetChannel(*target, std::chrono::seconds(10), std::chrono::seconds(60));
   ASSERT_TRUE(ch.ok());
-  console::ReportStore reports(db);
-  auto stored = reports.List();
+  auto stored = fleet_->store().reports().List();
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);
   auto loaded = spec::LoadDeploymentSpec(*spec);
@@ -212,7 +215,7 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   ASSERT_TRUE(other->Save(fleet_->key_path()).ok());
   auto signed_by_other = report::SignReport(fleet_->last_report(), *other);
   ASSERT_TRUE(signed_by_other.ok());
-  ASSERT_TRUE(reports.Add(fleet_->last_report(), *signed_by_other).ok());
+  ASSERT_TRUE(fleet_->store().reports().Add(fleet_->last_report(), *signed_by_other).ok());
   auto untrusted = PushFromStore(fleet_->store(), Request(*spec));
   ASSERT_TRUE(untrusted.ok()) << untrusted.status().ToString();
   EXPECT_FALSE(untrusted->ok);

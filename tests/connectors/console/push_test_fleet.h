@@ -20,13 +20,12 @@
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/engine_validation_runner.h"
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/console_store.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::pushtest {
 
@@ -105,14 +104,14 @@ class LocalFleet {
     SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false));
     SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "console.pem", c.cert_pem, false));
     SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "console.key", c.key_pem, true));
-    SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleStore::Open(root_ / "console"));
+    SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleDatabase::Open(root_ / "console"));
     SEXTANT_ASSIGN_OR_RETURN(auto key, report::SigningKey::Generate());
     SEXTANT_RETURN_IF_ERROR(key.Save(key_path()));
     key_ = std::make_unique<report::SigningKey>(std::move(key));
     trusted_keys_ = {key_->public_key().Pem()};
     SEXTANT_ASSIGN_OR_RETURN(
         policy_, agent::AgentPolicy::Parse(kPolicy, "policy.yaml", rpc::AgentRpcNames()));
-    return console::ReportStore::EnsureSchema(store_->handle());
+    return Status();
   }
 
   // Starts agent "agent-<i>" (a new one, or one stopped before: same state and port).
@@ -159,7 +158,7 @@ class LocalFleet {
     t.key_path = (root_ / "console.key").string();
     t.server_name = "localhost";
     t.labels = {{"ring", i % 2 ? "odd" : "even"}};
-    return store_->AddTarget(t);
+    return store_->targets().Add(t);
   }
   Status StartAgents(size_t n) {
     for (size_t i = 0; i < n; ++i) SEXTANT_RETURN_IF_ERROR(StartAgent(i));
@@ -186,8 +185,7 @@ class LocalFleet {
     if (!run.report.passed) return Status::Internal("local validation did not pass");
     SEXTANT_ASSIGN_OR_RETURN(report::SignedReport signed_report,
                              report::SignReport(run.report, *key_));
-    console::ReportStore reports(store_->handle());
-    SEXTANT_RETURN_IF_ERROR(reports.Add(run.report, signed_report).status());
+    SEXTANT_RETURN_IF_ERROR(store_->reports().Add(run.report, signed_report).status());
     last_report_ = run.report;
     return file;
   }
@@ -200,7 +198,7 @@ class LocalFleet {
 
   FleetAgent& agent(size_t i) { return *agents_[i]; }
   size_t size() const { return agents_.size(); }
-  console::ConsoleStore& store() { return *store_; }
+  console::ConsoleDatabase& store() { return *store_; }
   fs::path key_path() const { return root_ / "console-signing-key.pem"; }
   const fs::path& root() const { return root_; }
   const report::ValidationReport& last_report() const { return last_report_; }
@@ -213,7 +211,7 @@ class LocalFleet {
   fs::path model_;
   std::string model_sha_;
   rpc::CertAndKey ca_, server_cert_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::unique_ptr<report::SigningKey> key_;
   std::vector<std::string> trusted_keys_;
   std::shared_ptr<const agent::AgentPolicy> policy_;

@@ -9,7 +9,7 @@
 
 #include <filesystem>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::agent {
 namespace {

@@ -1,38 +1,24 @@
-// ConsoleStore: the console's own state in one SQLite file, <state>/console.db (WAL).
+// The console database's records: the plain values its repositories read and write
+// (app/console/store/console_database.h). No SQL and no behaviour here.
 //
-// Holds cloud accounts, targets (agent endpoints with their CA, client certificate and key
-// paths and labels), the connection status of each target, the facts and inventory agents
-// report, and the history of samples: raw samples for a window (default 1 h), rolled up per
-// minute (default 30 days) and per hour (default 400 days). Retention applies itself: the
-// ingest path runs it at most once per `retention_interval`.
-//
-// The schema is versioned (table schema_version) and migrated forward on Open; re-opening a
-// current file changes nothing. Other app/ stores may share the file through handle().
-//
-// Thread-safety: a ConsoleStore is safe for concurrent use from several threads; every method
-// takes an internal lock. handle() hands out the raw connection: callers that use it from
-// several threads must serialize themselves (the connection is opened in serialized mode).
+// Thread-safety: values; distinct objects may be used from different threads freely.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <map>
-#include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
-#include "engine/base/status.h"
-
-struct sqlite3;
+#include "engine/base/time.h"
 
 namespace sextant::console {
 
-// Milliseconds since the Unix epoch; every time in the store is one of these.
-using TimeMs = int64_t;
-TimeMs NowMs();
+// Milliseconds since the Unix epoch (engine/base/time.h); every time in the store is one.
+using sextant::NowMs;
+using sextant::TimeMs;
 
 struct Account {
   std::string name;        // the console's name for it, unique
@@ -69,7 +55,8 @@ struct TargetStatus {
   std::string role;
 };
 
-// One fact an agent reported (cloud context, TLS settings, audit chain ...). Keys are dotted:
+// One fact an agent reported (cloud context, TLS settings, audit chain ...). Keys are named in
+// app/common/fact_keys.h, dotted:
 // "cloud.region", "tls.min_version", "deployment.<name>.model_sha256".
 struct Fact {
   std::string target;
@@ -189,89 +176,8 @@ struct RetentionOptions {
   std::chrono::seconds interval{30};
 };
 
-struct StoreOptions {
+struct DatabaseOptions {
   RetentionOptions retention;
-};
-
-class ConsoleStore {
- public:
-  // The schema version this build writes; Open migrates older files up to it.
-  static constexpr int kSchemaVersion = 2;
-
-  // Opens (creating when missing) <state_dir>/console.db; state_dir is created mode 0700.
-  static Result<std::unique_ptr<ConsoleStore>> Open(const std::filesystem::path& state_dir,
-                                                    StoreOptions options = {});
-  // The default state dir: --state when given, else the XDG data dir.
-  static Result<std::filesystem::path> ResolveStateDir(const std::string& state_flag);
-
-  ~ConsoleStore();
-  ConsoleStore(const ConsoleStore&) = delete;
-  ConsoleStore& operator=(const ConsoleStore&) = delete;
-
-  sqlite3* handle() { return db_; }
-  const std::filesystem::path& path() const { return path_; }
-  Result<int> SchemaVersion();
-
-  // Accounts. Add fails with ALREADY_EXISTS on a duplicate name; Remove with NOT_FOUND.
-  Status AddAccount(const Account& account);
-  Status RemoveAccount(const std::string& name);
-  Result<std::vector<Account>> ListAccounts();
-
-  // Targets. Removing a target removes its status, facts, inventory and history.
-  Status AddTarget(const Target& target);
-  Status RemoveTarget(const std::string& name);
-  Result<std::vector<Target>> ListTargets();
-  Result<Target> GetTarget(const std::string& name);
-
-  Status SetTargetStatus(const TargetStatus& status);
-  Result<std::vector<TargetStatus>> ListTargetStatus();
-
-  // Replaces every fact of `target` whose key starts with `prefix` by `facts` (all stamped
-  // observed_at). An empty prefix replaces all of the target's facts.
-  Status ReplaceFacts(const std::string& target, const std::string& prefix,
-                      const std::vector<std::pair<std::string, std::string>>& facts,
-                      TimeMs observed_at);
-  Result<std::vector<Fact>> ListFacts(const std::string& target = "");
-
-  // Replaces the target's GPU inventory (keeps the latest samples of GPUs that remain).
-  Status ReplaceGpus(const std::string& target, const std::vector<Gpu>& gpus);
-  Result<std::vector<Gpu>> ListGpus();
-  // Replaces the target's deployments (keeps the latest samples of those that remain).
-  Status ReplaceDeployments(const std::string& target, const std::vector<Deployment>& deps);
-  Result<std::vector<Deployment>> ListDeployments();
-
-  // Appends samples in one transaction and updates the latest values. May run retention.
-  Status AppendSamples(const std::vector<GpuSample>& gpu, const std::vector<DeploymentSample>& dep);
-  // The same for a batch of many targets' snapshots, with their last-seen times, in one
-  // transaction (samples of one series in the order given). Raising last_seen of a target
-  // without a status row does nothing.
-  Status Append(const IngestBatch& batch);
-  // Counts of raw rows, for tests and diagnostics.
-  Result<int64_t> CountRows(const std::string& table);
-
-  // Rolls raw samples up into the minute and hour tables, then deletes what is older than the
-  // windows (raw rows only once rolled up). `now` is the reference time.
-  Status ApplyRetention(TimeMs now);
-  // Hourly usage per target and per deployment with hour >= since (rolls up first).
-  Result<std::vector<HourUsage>> HourlyUsage(TimeMs since);
-
-  Status SetBudget(const Budget& budget);
-  Status RemoveBudget(const std::string& label);
-  Result<std::vector<Budget>> ListBudgets();
-
- private:
-  ConsoleStore(sqlite3* db, std::filesystem::path path, StoreOptions options);
-  Status Migrate();
-  Status AppendLocked(const std::vector<GpuSample>& gpu, const std::vector<DeploymentSample>& dep,
-                      const std::vector<std::pair<std::string, TimeMs>>& last_seen);
-  Status RollUpLocked();
-  Status ApplyRetentionLocked(TimeMs now);
-
-  std::mutex mu_;
-  sqlite3* db_;
-  std::filesystem::path path_;
-  StoreOptions options_;
-  TimeMs last_retention_ = 0;  // GUARDED_BY(mu_)
 };
 
 }  // namespace sextant::console

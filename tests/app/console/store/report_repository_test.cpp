@@ -1,4 +1,3 @@
-#include "app/console/store/report_store.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -6,28 +5,40 @@
 
 #include <filesystem>
 
-#include "app/common/sha256.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::console {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ReportStoreTest : public ::testing::Test {
+class ReportRepositoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Per process: CTest runs the cases of this suite in parallel processes.
-    dir_ = fs::path(::testing::TempDir()) / ("sextant_report_store_" + std::to_string(::getpid()));
+    dir_ = fs::path(::testing::TempDir()) /
+           ("sextant_report_repository_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    ASSERT_EQ(sqlite3_open((dir_ / "console.db").c_str(), &db_), SQLITE_OK);
-    ASSERT_TRUE(ReportStore::EnsureSchema(db_).ok());
+    Reopen();
+    ASSERT_EQ(sqlite3_open((dir_ / "console.db").c_str(), &raw_), SQLITE_OK);
+    sqlite3_busy_timeout(raw_, 5000);
     auto key = report::SigningKey::Generate();
     ASSERT_TRUE(key.ok());
     key_ = std::make_unique<report::SigningKey>(*key);
   }
-  void TearDown() override { sqlite3_close(db_); }
+  void TearDown() override {
+    sqlite3_close(raw_);
+    db_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    db_.reset();
+    auto db = ConsoleDatabase::Open(dir_);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    db_ = std::move(db).value();
+  }
 
   report::ValidationReport Report(const std::string& spec, bool passed, int n) {
     report::ValidationReport r;
@@ -53,27 +64,27 @@ class ReportStoreTest : public ::testing::Test {
   }
 
   int64_t Add(const report::ValidationReport& r) {
-    ReportStore store(db_);
-    auto id = store.Add(r, *report::SignReport(r, *key_));
+    auto id = db_->reports().Add(r, *report::SignReport(r, *key_));
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     return id.ok() ? *id : -1;
   }
 
   void Exec(const std::string& sql) {
-    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(db_);
+    ASSERT_EQ(sqlite3_exec(raw_, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(raw_);
   }
 
   fs::path dir_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<ConsoleDatabase> db_;
+  sqlite3* raw_ = nullptr;  // the test's own connection, to tamper with rows
   std::unique_ptr<report::SigningKey> key_;
 };
 
-TEST_F(ReportStoreTest, AddGetListAndLatestPassing) {
+TEST_F(ReportRepositoryTest, AddGetListAndLatestPassing) {
   const int64_t a = Add(Report("alpha", true, 1));
   const int64_t b = Add(Report("alpha", false, 2));
   const int64_t c = Add(Report("beta", true, 3));
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
 
   auto got = store.Get(b);
   ASSERT_TRUE(got.ok());
@@ -99,21 +110,19 @@ TEST_F(ReportStoreTest, AddGetListAndLatestPassing) {
   EXPECT_FALSE(store.LatestPassing(Sha256Hex("gamma"))->has_value());
 }
 
-TEST_F(ReportStoreTest, SurvivesReopenOfTheFile) {
+TEST_F(ReportRepositoryTest, SurvivesReopenOfTheFile) {
   const int64_t id = Add(Report("alpha", true, 1));
-  sqlite3_close(db_);
-  ASSERT_EQ(sqlite3_open((dir_ / "console.db").c_str(), &db_), SQLITE_OK);
-  ASSERT_TRUE(ReportStore::EnsureSchema(db_).ok());  // idempotent
-  ReportStore store(db_);
+  Reopen();
+  ReportRepository& store = db_->reports();
   auto got = store.Get(id);
   ASSERT_TRUE(got.ok());
   EXPECT_TRUE(VerifyStoredReport(*got, key_->public_key()).ok());
 }
 
-TEST_F(ReportStoreTest, TamperedRowsAreDetected) {
+TEST_F(ReportRepositoryTest, TamperedRowsAreDetected) {
   const int64_t failing = Add(Report("alpha", false, 1));
   const int64_t other = Add(Report("beta", true, 2));
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
 
   // Flipping the listing column alone: the signed bytes still say "failed".
   Exec("UPDATE validation_reports SET passed = 1 WHERE id = " + std::to_string(failing));
@@ -129,29 +138,6 @@ TEST_F(ReportStoreTest, TamperedRowsAreDetected) {
   Exec("UPDATE validation_reports SET passed = 0 WHERE id = " + std::to_string(other));
   EXPECT_EQ(VerifyStoredReport(*store.Get(other), key_->public_key()).status().code(),
             StatusCode::kUnauthenticated);
-}
-
-// The console store's migration and ReportStore's own schema agree: reports go into the console
-// store's file through its handle, and EnsureSchema on a migrated file changes nothing.
-TEST_F(ReportStoreTest, WorksOnTheConsoleStoresFile) {
-  const fs::path state = dir_ / "state";
-  int64_t id = 0;
-  {
-    auto console = console::ConsoleStore::Open(state);
-    ASSERT_TRUE(console.ok()) << console.status().ToString();
-    ASSERT_TRUE(ReportStore::EnsureSchema((*console)->handle()).ok());
-    ReportStore store((*console)->handle());
-    const report::ValidationReport r = Report("alpha", true, 1);
-    auto added = store.Add(r, *report::SignReport(r, *key_));
-    ASSERT_TRUE(added.ok()) << added.status().ToString();
-    id = *added;
-  }
-  auto reopened = console::ConsoleStore::Open(state);
-  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
-  ReportStore store((*reopened)->handle());
-  auto got = store.Get(id);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(VerifyStoredReport(*got, key_->public_key()).ok());
 }
 
 }  // namespace

@@ -1,14 +1,9 @@
-// ReportStore: signed validation reports in the console store's SQLite file, table
-// validation_reports (created by app/console/store/console_store.cpp's migrations; the CREATE TABLE
-// below, used when a file without the console store's schema is opened directly, must stay
-// identical to that migration).
+// Signed validation reports, table validation_reports of the console database.
 //
-// A stored report keeps the exact signed bytes (report_json) with the signature and key id;
-// the other columns are copies of report fields for listing and lookup, and are checked against
-// the signed bytes when a report is verified.
-//
-// Thread-safety: a ReportStore does not own the connection; callers serialize use of one
-// connection across threads (the console store opens it in serialized mode).
+// A stored report keeps the exact signed bytes (report_json) with the signature and key id; the
+// other columns are copies of report fields for listing and lookup, and are checked against the
+// signed bytes when a report is verified (VerifyStoredReport). Part of ConsoleDatabase
+// (console_database.h): its threading model and error mapping apply.
 #pragma once
 
 #include <cstdint>
@@ -20,9 +15,9 @@
 #include "app/common/validation_report.h"
 #include "engine/base/status.h"
 
-struct sqlite3;
-
 namespace sextant::console {
+
+class ConsoleDatabase;
 
 struct StoredReport {
   int64_t id = 0;
@@ -34,13 +29,9 @@ struct StoredReport {
   report::SignedReport signed_report;
 };
 
-class ReportStore {
+class ReportRepository {
  public:
-  // db must outlive the store.
-  explicit ReportStore(sqlite3* db) : db_(db) {}
-
-  // CREATE TABLE IF NOT EXISTS validation_reports (same definition as the console store's).
-  static Status EnsureSchema(sqlite3* db);
+  explicit ReportRepository(ConsoleDatabase* db) : db_(db) {}
 
   // Stores a report with its signature; returns its id.
   Result<int64_t> Add(const report::ValidationReport& report,
@@ -53,7 +44,7 @@ class ReportStore {
   Result<std::optional<StoredReport>> LatestPassing(const std::string& spec_digest);
 
  private:
-  sqlite3* db_;
+  ConsoleDatabase* db_;
 };
 
 // Verifies a stored report: the signature (VerifySignedReport) and that the row's columns agree
