@@ -219,12 +219,27 @@ class Check {
  public:
   Check(Finding* f, const std::map<std::string, const console::Fact*>& facts)
       : f_(f), facts_(facts) {}
-  // The fact's value, recorded as evidence; nullptr when missing.
+  // The fact's value, recorded as evidence; nullptr when missing or when the agent reported it
+  // as "unknown" (it could not measure it): a rule never passes on a fact nobody established.
   const std::string* Get(const std::string& key) {
     auto it = facts_.find(key);
     if (it == facts_.end()) return nullptr;
     f_->evidence.push_back({key, it->second->value, it->second->observed_at});
+    if (it->second->value.rfind("unknown", 0) == 0) {
+      unknown_.push_back(key);
+      return nullptr;
+    }
     return &it->second->value;
+  }
+  // After the check: a verdict that rests on an unknown fact is unknown, unless a known fact
+  // already failed it.
+  void SettleUnknowns() {
+    if (unknown_.empty() || f_->verdict == Verdict::kFail) return;
+    f_->verdict = Verdict::kUnknown;
+    std::string keys;
+    for (const auto& k : unknown_) keys += (keys.empty() ? "" : ", ") + k;
+    f_->message = "the agent could not establish " + keys +
+                  " (reported \"unknown\"; its compliance facts say why)";
   }
   std::vector<std::string> KeysWithPrefix(const std::string& prefix) const {
     std::vector<std::string> out;
@@ -243,6 +258,7 @@ class Check {
  private:
   Finding* f_;
   const std::map<std::string, const console::Fact*>& facts_;
+  std::vector<std::string> unknown_;
 };
 
 int TlsRank(const std::string& v) {
@@ -276,9 +292,10 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   if (rule.check == "tls") {
     const std::string* mtls = c.Get("tls.mtls_enforced");
     const std::string* ver = c.Get("tls.min_version");
+    // A known failure fails the rule even when the other fact is unknown.
+    if (mtls && !Truthy(*mtls)) return c.Set(Verdict::kFail, "mutual TLS is not enforced");
     if (!mtls) return c.Missing("tls.mtls_enforced");
     if (!ver) return c.Missing("tls.min_version");
-    if (!Truthy(*mtls)) return c.Set(Verdict::kFail, "mutual TLS is not enforced");
     const std::string want = p["min_version"].get<std::string>();
     const int have = TlsRank(*ver);
     if (have < 0) return c.Set(Verdict::kUnknown, "unrecognized TLS version '" + *ver + "'");
@@ -336,7 +353,7 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     }
     if (!plain.empty())
       return c.Set(Verdict::kFail, "not encrypted at rest: " + JoinStrings(plain));
-    return c.Set(Verdict::kPass, "encryption at rest declared");
+    return c.Set(Verdict::kPass, "encryption at rest observed");
   }
   if (rule.check == "egress_declared") {
     // egress.policy names what may leave; agents of older versions said only
@@ -705,6 +722,7 @@ std::vector<Finding> Evaluate(const PolicyPack& pack, const EvaluationInput& inp
       f.target = target;
       Check c(&f, facts);
       RunCheck(rule, c, input);
+      c.SettleUnknowns();
       console::TimeMs oldest = 0;
       for (const auto& e : f.evidence) {
         if (oldest == 0 || e.observed_at < oldest) oldest = e.observed_at;

@@ -195,6 +195,10 @@ ALTER TABLE deployment_samples ADD COLUMN itl_p50 REAL NOT NULL DEFAULT 0;
 ALTER TABLE deployment_samples ADD COLUMN itl_p99 REAL NOT NULL DEFAULT 0;
 ALTER TABLE deployment_samples ADD COLUMN kv_cache_use REAL NOT NULL DEFAULT 0;
 )sql",
+    // 2 -> 3: the newest signed audit head seen per target (app/console/store/audit_head_store.h).
+    R"sql(
+CREATE TABLE IF NOT EXISTS audit_heads(target TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, signed_at TEXT NOT NULL, key_id TEXT NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL, seen_at INTEGER NOT NULL);
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == ConsoleStore::kSchemaVersion,
@@ -385,7 +389,8 @@ Status ConsoleStore::RemoveTarget(const std::string& name) {
           "DELETE FROM gpu_rollup_minute WHERE target = ?",
           "DELETE FROM gpu_rollup_hour WHERE target = ?",
           "DELETE FROM deployment_rollup_minute WHERE target = ?",
-          "DELETE FROM deployment_rollup_hour WHERE target = ?"}) {
+          "DELETE FROM deployment_rollup_hour WHERE target = ?",
+          "DELETE FROM audit_heads WHERE target = ?"}) {
       Stmt d(db_, sql);
       SEXTANT_RETURN_IF_ERROR(d.status());
       SEXTANT_RETURN_IF_ERROR(d.Bind(1, name).Run());

@@ -196,7 +196,7 @@ struct StoreOptions {
 class ConsoleStore {
  public:
   // The schema version this build writes; Open migrates older files up to it.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating when missing) <state_dir>/console.db; state_dir is created mode 0700.
   static Result<std::unique_ptr<ConsoleStore>> Open(const std::filesystem::path& state_dir,

@@ -111,7 +111,7 @@ TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   }
   auto s = OpenStore();
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(*s->SchemaVersion(), 2);
+  EXPECT_EQ(*s->SchemaVersion(), ConsoleStore::kSchemaVersion);
   auto deps = s->ListDeployments();
   ASSERT_TRUE(deps.ok()) << deps.status().ToString();
   ASSERT_EQ(deps->size(), 1u);
