@@ -228,9 +228,18 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
   std::vector<int32_t> prompt;
   const char* prompt_field = kind == ApiKind::kChat ? "messages" : "prompt";
   if (kind == ApiKind::kChat) {
-    Result<std::string> jinja = replica->model().file().GetString("tokenizer.chat_template");
-    prompt =
-        RenderChat(tok, DetectChatTemplate(jinja.ok() ? jinja.value() : ""), request->messages);
+    // The deployment's chat formatting (engine/chat), the one its validation prompts used.
+    const Result<chat::ChatFormatter>& formatter = replica->chat_formatter();
+    Result<std::vector<int32_t>> ids =
+        formatter.ok() ? formatter->Tokenize(tok, request->messages) : formatter.status();
+    if (!ids.ok()) {
+      SendError(res,
+                formatter.ok() ? ApiError{400, ids.status().message(), "messages"}
+                               : ApiError{500, ids.status().message(), "messages", "server_error"},
+                deployment, path);
+      return;
+    }
+    prompt = std::move(ids).value();
   } else if (!request->prompt_tokens.empty()) {
     prompt = request->prompt_tokens;
     for (size_t i = 0; i < prompt.size(); ++i) {

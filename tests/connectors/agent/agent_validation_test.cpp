@@ -34,11 +34,11 @@ v1::ApplyDeploymentRequest ApplyOf(const TinyDeployment& d) {
 }
 
 void ExpectAgentMatchesLocal(const std::string& env_name, const std::string& file,
-                             const fs::path& source) {
+                             const fs::path& source, bool chat = false) {
   testing_env::AgentEnv env;
   ASSERT_EQ(env.Init(env_name), "");
   TinyDeployment d;
-  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d), "");
+  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d, chat), "");
   agent::EngineValidationRunner runner(d.store);
   env.deps.validation = &runner;
   env.options.model_store = d.store;
@@ -85,7 +85,12 @@ void ExpectAgentMatchesLocal(const std::string& env_name, const std::string& fil
   // Answers and figures only: no prompt, no output text, no output digest in the response.
   const std::string wire = got->SerializeAsString();
   for (const auto& prompt : d.spec.validation.prompts) {
-    EXPECT_EQ(wire.find(prompt), std::string::npos) << prompt;
+    if (!prompt.is_conversation()) {
+      EXPECT_EQ(wire.find(prompt.text), std::string::npos) << prompt.text;
+    }
+    for (const auto& m : prompt.messages) {
+      EXPECT_EQ(wire.find(m.content), std::string::npos) << m.content;
+    }
   }
   for (const auto& text : expected->output_texts) {
     if (text.size() >= 8) {
@@ -119,6 +124,13 @@ void ExpectAgentMatchesLocal(const std::string& env_name, const std::string& fil
 
 TEST(AgentRunValidation, OutputsMatchLocalValidationOnASynthesizedModel) {
   ExpectAgentMatchesLocal("validation-synth", "tiny.gguf", {});
+}
+
+// Conversations are formatted by the same chat template on the agent as on the workstation, so
+// the outputs of a chat validation match too; and formatting did happen (a conversation whose
+// last user message equals a text prompt gives other tokens than that text prompt).
+TEST(AgentRunValidation, OutputsOfConversationsMatchLocalValidation) {
+  ExpectAgentMatchesLocal("validation-chat", "tiny.gguf", {}, /*chat=*/true);
 }
 
 TEST(AgentRunValidation, OutputsMatchLocalValidationOnStories260K) {
