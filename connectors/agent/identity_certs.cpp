@@ -297,38 +297,20 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
     return Status::AlreadyExists((options.out_dir / "ca.key").string() +
                                  " exists; refusing to replace a CA (remove it first)");
   }
-  std::vector<fs::path> written;
-  auto write_pair = [&](const std::string& stem, const CertAndKey& ck) -> Status {
-    SEXTANT_RETURN_IF_ERROR(WriteTextFile(options.out_dir / (stem + ".pem"), ck.cert_pem, false));
-    SEXTANT_RETURN_IF_ERROR(WriteTextFile(options.out_dir / (stem + ".key"), ck.key_pem, true));
-    written.push_back(options.out_dir / (stem + ".pem"));
-    written.push_back(options.out_dir / (stem + ".key"));
-    return Status();
+  const int64_t valid_seconds = options.valid_days * 24 * 3600;
+  // Everything is made and checked in memory first (identities, the vendor's requests), then
+  // written: a refused identity or a bad request leaves no CA behind that a rerun would refuse
+  // to replace, and a failed write removes what was written before it.
+  struct Output {
+    fs::path path;
+    std::string text;
+    bool secret = false;
   };
-  const int64_t valid = options.valid_days * 24 * 3600;
-  SEXTANT_ASSIGN_OR_RETURN(CertAndKey ca,
-                           CreateCa("Sextant agent CA " + options.trust_domain, valid));
-  SEXTANT_RETURN_IF_ERROR(write_pair("ca", ca));
-
-  CertRequest server;
-  server.common_name = "sextant-agent";
-  server.server = true;
-  server.ip_sans = {"127.0.0.1"};
-  server.dns_sans = {"localhost"};
-  server.uri_sans = {"spiffe://" + options.trust_domain + "/agent/sextant-agent"};
-  server.not_after_s = valid;
-  for (const auto& n : options.extra_server_names) {
-    in6_addr a6;
-    in_addr a4;
-    if (inet_pton(AF_INET, n.c_str(), &a4) == 1 || inet_pton(AF_INET6, n.c_str(), &a6) == 1) {
-      server.ip_sans.push_back(n);
-    } else {
-      server.dns_sans.push_back(n);
-    }
-  }
-  SEXTANT_ASSIGN_OR_RETURN(CertAndKey server_ck, IssueCert(ca, server));
-  SEXTANT_RETURN_IF_ERROR(write_pair("server", server_ck));
-
+  std::vector<Output> outputs;
+  auto add_pair = [&](const std::string& stem, const CertAndKey& ck) {
+    outputs.push_back({options.out_dir / (stem + ".pem"), ck.cert_pem, false});
+    outputs.push_back({options.out_dir / (stem + ".key"), ck.key_pem, true});
+  };
   auto identity_request = [&](const std::string& id) -> Result<CertRequest> {
     const auto slash = id.find('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == id.size()) {
@@ -338,7 +320,7 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
     client.common_name = id;
     client.client = true;
     client.uri_sans = {"spiffe://" + options.trust_domain + "/" + id};
-    client.not_after_s = valid;
+    client.not_after_s = valid_seconds;
     return client;
   };
   auto stem_of = [](std::string id) {
@@ -357,17 +339,53 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
           "=FILE` (or `certs issue`) "
           "turns into its certificate");
     }
+    SEXTANT_RETURN_IF_ERROR(identity_request(id).status());
+  }
+  for (const auto& [id, csr] : options.csrs) {
+    SEXTANT_RETURN_IF_ERROR(identity_request(id).status().WithContext("--csr " + id));
+  }
+
+  SEXTANT_ASSIGN_OR_RETURN(CertAndKey ca,
+                           CreateCa("Sextant agent CA " + options.trust_domain, valid_seconds));
+  add_pair("ca", ca);
+
+  CertRequest server;
+  server.common_name = "sextant-agent";
+  server.server = true;
+  server.ip_sans = {"127.0.0.1"};
+  server.dns_sans = {"localhost"};
+  server.uri_sans = {"spiffe://" + options.trust_domain + "/agent/sextant-agent"};
+  server.not_after_s = valid_seconds;
+  for (const auto& n : options.extra_server_names) {
+    in6_addr a6;
+    in_addr a4;
+    if (inet_pton(AF_INET, n.c_str(), &a4) == 1 || inet_pton(AF_INET6, n.c_str(), &a6) == 1) {
+      server.ip_sans.push_back(n);
+    } else {
+      server.dns_sans.push_back(n);
+    }
+  }
+  SEXTANT_ASSIGN_OR_RETURN(CertAndKey server_ck, IssueCert(ca, server));
+  add_pair("server", server_ck);
+  for (const auto& id : options.identities) {
     SEXTANT_ASSIGN_OR_RETURN(CertRequest client, identity_request(id));
     SEXTANT_ASSIGN_OR_RETURN(CertAndKey ck, IssueCert(ca, client));
-    SEXTANT_RETURN_IF_ERROR(write_pair(stem_of(id), ck));
+    add_pair(stem_of(id), ck);
   }
   for (const auto& [id, csr] : options.csrs) {
     SEXTANT_ASSIGN_OR_RETURN(CertRequest client, identity_request(id));
     auto cert = IssueFromCsr(ca, csr, client);
     if (!cert.ok()) return cert.status().WithContext("--csr " + id);
-    const auto path = options.out_dir / (stem_of(id) + ".pem");
-    SEXTANT_RETURN_IF_ERROR(WriteTextFile(path, *cert, false));
-    written.push_back(path);
+    outputs.push_back({options.out_dir / (stem_of(id) + ".pem"), *cert, false});
+  }
+
+  std::vector<fs::path> written;
+  for (const Output& o : outputs) {
+    if (Status s = WriteTextFile(o.path, o.text, o.secret); !s.ok()) {
+      for (const fs::path& p : written) fs::remove(p, ec);
+      return s;
+    }
+    written.push_back(o.path);
   }
   return written;
 }

@@ -75,7 +75,9 @@ struct CertsInitOptions {
   std::vector<std::string> extra_server_names;  // DNS names or IP addresses
   int64_t valid_days = 365;
 };
-// Returns the paths written. Refuses to overwrite an existing ca.key.
+// Returns the paths written. Refuses to overwrite an existing ca.key, and a vendor identity
+// (its key is made on its side: give its request in csrs). Every identity and request is
+// checked before the first file is written; on failure nothing it wrote is left.
 Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& options);
 // The certificate's notAfter as Unix seconds (first certificate of the PEM).
 Result<int64_t> NotAfterUnixOfPem(const std::string& cert_pem);

@@ -17,7 +17,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
@@ -164,6 +166,52 @@ TEST_F(AgentProgramTest, CertsInitRefusesToReplaceACa) {
       RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs init --out " + (dir_ / "tls").string());
   EXPECT_EQ(again.exit_code, 1) << again.output;
   EXPECT_NE(again.output.find("refusing"), std::string::npos) << again.output;
+}
+
+// The customer's side never holds a vendor's private key: `certs init` makes none, refuses to,
+// and a refused identity or a bad request leaves no half-made CA behind (a rerun then works).
+TEST_F(AgentProgramTest, CertsInitNeverMakesAVendorKeyAndLeavesNothingWhenItRefuses) {
+  const std::string agent = SEXTANT_AGENT_BIN;
+  auto vendor_files = [](const fs::path& d) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(d)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("vendor", 0) == 0) out.push_back(n);
+    }
+    return out;
+  };
+  // Plain init: the customer's identities only.
+  const fs::path plain = dir_ / "plain";
+  auto r = RunCommand(agent + " certs init --out " + plain.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(plain / "customer-admin.key"));
+  EXPECT_TRUE(vendor_files(plain).empty());
+
+  // Asked for a vendor identity: refused, saying how the vendor gets its certificate.
+  const fs::path asked = dir_ / "asked";
+  r = RunCommand(agent + " certs init --out " + asked.string() +
+                 " --identity customer/admin --identity vendor/operator");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("never made on the customer's side"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sextant certs request"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(asked / "ca.key"));
+  EXPECT_FALSE(fs::exists(asked / "customer-admin.key"));
+
+  // A request that is not one: refused, naming it, and nothing written.
+  const fs::path bad = dir_ / "bad";
+  std::ofstream(dir_ / "forged.csr") << "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n";
+  r = RunCommand(agent + " certs init --out " + bad.string() +
+                 " --csr vendor/operator=" + (dir_ / "forged.csr").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--csr vendor/operator"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(bad / "ca.key"));
+  EXPECT_TRUE(!fs::exists(bad) || fs::is_empty(bad));
+
+  // The same directory with the vendor's real request: its certificate, and still no key.
+  r = RunCommand(agent + " certs init --out " + bad.string() +
+                 " --csr vendor/operator=" + (dir_ / "tls" / "vendor-operator.csr").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(vendor_files(bad), std::vector<std::string>{"vendor-operator.pem"});
 }
 
 TEST_F(AgentProgramTest, MalformedConfigIsAClearError) {
