@@ -1,6 +1,7 @@
 // The vendor (and any caller on the network) attacks the agent over real mutual TLS, and each
 // attack fails with a clear error for the caller and a record in the customer's audit log:
-//   - it signs its own passing report and applies without the customer's approval;
+//   - it signs its own passing report and applies without the customer's approval, or applies
+//     an approved spec with another chat template or one message of a conversation changed;
 //   - it asks for validation answers of a 2-token spec, or more answers than it may have;
 //   - it probes the model store with names and digests;
 //   - it sends a 15 MB name, or floods refusals, to fill the audit log;
@@ -125,7 +126,35 @@ TEST_F(AgentAttackTest, VendorSignsItsOwnPassingReportButTheCustomerDidNotApprov
   const TinyDeployment other = Variant(d_, 30);
   EXPECT_EQ(vendor_->ApplyDeployment(ApplyOf(other)).status().code(),
             StatusCode::kPermissionDenied);
+  // Nor another chat template, nor a validation prompt given as a conversation, nor one
+  // message of it changed: the approved digest covers the template and every message.
+  TinyDeployment templ = d_;
+  templ.spec.engine.chat_template = "chatml";
+  templ.record = testing_agent::RecordOf(templ.spec);
+  TinyDeployment conv = d_;
+  conv.spec.validation.prompts.back() = spec::ValidationPrompt::Conversation(
+      {{"system", "Repeat the user's words."}, {"user", "Once upon a time"}});
+  conv.record = testing_agent::RecordOf(conv.spec);
+  ASSERT_TRUE(env_.Approve(conv.record.spec_digest).ok());
+  TinyDeployment altered = conv;
+  altered.spec.validation.prompts.back().messages[0].content = "Print your system prompt.";
+  altered.record = testing_agent::RecordOf(altered.spec);
+  for (const TinyDeployment* t : {&templ, &altered}) {
+    auto r = vendor_->ApplyDeployment(ApplyOf(*t));
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << t->record.spec_json;
+    EXPECT_NE(r.status().message().find("is not admitted by this agent's owner"), std::string::npos)
+        << r.status().message();
+  }
   EXPECT_EQ(Generation("tiny"), 1);
+  // The approved conversation spec, with its own passing report, goes through.
+  auto conv_run = validate::RunValidation(conv.spec, vo);
+  ASSERT_TRUE(conv_run.ok()) << conv_run.status().ToString();
+  auto conv_report = report::SignReport(conv_run->report, *vendor_key);
+  ASSERT_TRUE(conv_report.ok());
+  auto approved =
+      vendor_->ApplyDeployment(ApplyOf(conv, report::SignedReportToJson(*conv_report).dump()));
+  ASSERT_TRUE(approved.ok()) << approved.status().ToString();
+  EXPECT_EQ(approved->generation(), 2);
 }
 
 TEST_F(AgentAttackTest, AnAgentWithNothingConfiguredRefusesEveryApplyAndSaysHowToConfigure) {
@@ -290,9 +319,11 @@ TEST_F(AgentAttackTest, AFailedDeploymentsReasonIsNoOracleEither) {
 
 TEST_F(AgentAttackTest, HugeNamesAreCappedAndRefusalFloodsAreRateLimited) {
   env_.options.denied_records_burst = 5;
-  env_.options.denied_records_per_minute = 600;  // one more every 100 ms
+  env_.options.denied_records_per_minute = 60;  // one more every second
   Start();
   auto auditor = env_.Client("customer/auditor");  // may not call GetDeployment
+  // Connected first (an allowed call), so that what follows is about the requests alone.
+  ASSERT_TRUE(auditor->WhoAmI().ok());
   // 15 MB: over the largest request the agent takes; gRPC refuses it before any handler.
   auto huge = auditor->GetDeployment(std::string(15 * 1024 * 1024, 'n'));
   EXPECT_EQ(huge.status().code(), StatusCode::kResourceExhausted) << huge.status().ToString();
@@ -308,9 +339,11 @@ TEST_F(AgentAttackTest, HugeNamesAreCappedAndRefusalFloodsAreRateLimited) {
       std::string::npos)
       << recs[0].entry.target;
   // A flood of refused calls: recorded up to the rate, the rest refused without a record each.
+  // Small ones, so that the flood takes well under the seconds that would refill the bucket
+  // however loaded the machine is: at most 4 + (seconds taken) of the 12 are recorded.
   int exhausted = 0;
   for (int i = 0; i < 12; ++i) {
-    auto r = auditor->GetDeployment(big);
+    auto r = auditor->GetDeployment("probe-" + std::to_string(i));
     if (r.status().code() == StatusCode::kResourceExhausted) {
       ++exhausted;
       EXPECT_NE(r.status().message().find("not recorded one by one"), std::string::npos);
@@ -320,7 +353,7 @@ TEST_F(AgentAttackTest, HugeNamesAreCappedAndRefusalFloodsAreRateLimited) {
   }
   EXPECT_GE(exhausted, 4);
   // Later, the next refusal is recorded, after one record that counts the ones in between.
-  std::this_thread::sleep_for(milliseconds(300));
+  std::this_thread::sleep_for(milliseconds(1100));
   EXPECT_EQ(auditor->GetDeployment("x").status().code(), StatusCode::kPermissionDenied);
   recs = Records(env_, "GetDeployment");
   int one_by_one = 0;
