@@ -422,6 +422,8 @@ int Demo(const DemoArgs& a) {
                                    "local validation did not pass, nothing to push:" + why));
   }
 
+  // The customer admits the spec (its agents refuse any spec it did not approve).
+  if (Status s = fleet->Approve(); !s.ok()) return ReportError("demo", s);
   std::cerr << "demo: pushing " << local.spec_name << " (spec " << local.spec_digest.substr(0, 12)
             << ") to " << fleet->target_names().size() << " agents\n";
   auto pushed = Push(*fleet);

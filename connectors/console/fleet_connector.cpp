@@ -6,12 +6,15 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 #include <tuple>
 
 #include "app/common/fact_keys.h"
+#include "app/common/signing.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
 #include "engine/base/time.h"
 
 namespace sextant::rpc {
@@ -233,8 +236,14 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
       f[facts::DeploymentModelSha256(d.name())] = d.model_sha256();
       f[facts::DeploymentEngineBuildId(d.name())] = engine_build;
     }
+    // The agent's own named facts; the measured ones (which may say "unknown") replace what
+    // the typed fields above could only say as a bool.
+    static const std::set<std::string> kMeasured = {"tls.mtls_enforced", "tls.min_version",
+                                                    "storage.state_dir.encrypted",
+                                                    "storage.model_store.encrypted"};
     for (const auto& nf : c.facts()) {
-      if (!nf.name().empty() && !f.count(nf.name())) f[nf.name()] = nf.value();
+      if (nf.name().empty()) continue;
+      if (!f.count(nf.name()) || kMeasured.count(nf.name())) f[nf.name()] = nf.value();
     }
   }
   std::vector<std::pair<std::string, std::string>> list(f.begin(), f.end());
@@ -839,6 +848,7 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
   req.set_page_size(options.page_size);
   req.set_identity(options.identity);
   req.set_rpc(options.rpc);
+  if (options.recorded) req.set_anchor_seq(options.recorded->seq);
   v1::ListAuditLogResponse last;
   // Bounded: a page always advances after_seq, and a log cannot outgrow this many pages.
   for (int page = 0; page < 1000000; ++page) {
@@ -852,6 +862,10 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
       a.entry.rpc = r.rpc();
       a.entry.target = r.target();
       a.entry.outcome = r.outcome();
+      a.entry.detail = r.detail();
+      a.entry.intent_seq = r.intent_seq();
+      a.detail_digest = r.detail_digest();
+      a.detail_salt = r.detail_salt();
       a.prev_hash = r.prev_hash();
       a.hash = r.hash();
       if (out.canonical_mismatch.empty() && !r.canonical().empty() &&
@@ -880,8 +894,70 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
   for (const auto& r : out.records) {
     if (r.seq == out.agent_head_seq && r.hash != out.agent_head_hash) head_ok = false;
   }
-  out.intact =
-      out.console.intact && out.agent_verified && head_ok && out.canonical_mismatch.empty();
+
+  // The agent's signature over its head.
+  if (last.has_signed_head()) {
+    out.has_signed_head = true;
+    const auto& sh = last.signed_head();
+    audit::AuditCheckpoint cp{sh.seq(), sh.hash(), sh.time(), sh.key_id(), sh.signature()};
+    auto raw = FromHex(sh.public_key());
+    auto key =
+        raw.ok() ? report::VerifyingKey::FromRaw(*raw) : Result<report::VerifyingKey>(raw.status());
+    if (!key.ok()) {
+      out.signed_head_problem = "the agent's audit key is malformed: " + key.status().message();
+    } else if (Status v = audit::VerifyCheckpoint(cp, *key); !v.ok()) {
+      out.signed_head_problem = v.message();
+    } else {
+      out.signed_head_verifies = true;
+    }
+    for (const auto& r : out.records) {
+      if (r.seq == cp.seq && r.hash != cp.hash) {
+        out.signed_head_problem = "the signed head of seq " + std::to_string(cp.seq) +
+                                  " differs from the record the agent sent";
+        out.signed_head_verifies = false;
+      }
+    }
+    out.next_head.target = target.name;
+    out.next_head.seq = cp.seq;
+    out.next_head.hash = cp.hash;
+    out.next_head.signed_at = cp.time;
+    out.next_head.key_id = cp.key_id;
+    out.next_head.public_key = sh.public_key();
+    out.next_head.signature = cp.signature;
+    out.next_head.seen_at_ms = console::NowMs();
+  } else {
+    out.signed_head_problem = "the agent sent no signed head (an agent too old to sign it)";
+  }
+  // Does the log still extend what this console saw before?
+  if (options.recorded) {
+    const console::AuditHead& rec = *options.recorded;
+    const std::string seen = "the head seen at " + FormatRfc3339(rec.seen_at_ms) + " (seq " +
+                             std::to_string(rec.seq) + ", " + rec.hash.substr(0, 16) +
+                             "..., signed " + rec.signed_at + ")";
+    if (out.has_signed_head && out.next_head.key_id != rec.key_id) {
+      out.recorded_problem = "the agent's audit key changed from " + rec.key_id.substr(0, 16) +
+                             "... to " + out.next_head.key_id.substr(0, 16) + "... since " + seen +
+                             ": its log can no longer be tied to it";
+    } else if (!last.has_anchor() || last.anchor().seq() != rec.seq) {
+      out.recorded_problem = "the agent did not say which hash its log has at seq " +
+                             std::to_string(rec.seq) + " (" + seen + ")";
+    } else if (!last.anchor().present()) {
+      out.recorded_problem = "the log no longer extends " + seen + ": record " +
+                             std::to_string(rec.seq) + " is gone (the log ends at seq " +
+                             std::to_string(out.agent_head_seq) + "): it was cut back";
+    } else if (last.anchor().hash() != rec.hash) {
+      out.recorded_problem = "the log no longer extends " + seen + ": record " +
+                             std::to_string(rec.seq) + " now hashes to " +
+                             last.anchor().hash().substr(0, 16) +
+                             "...: it was rewritten and re-chained";
+    } else if (out.has_signed_head && out.next_head.seq < rec.seq) {
+      out.recorded_problem = "the agent's signed head (seq " + std::to_string(out.next_head.seq) +
+                             ") is behind " + seen;
+    }
+    out.extends_recorded = out.recorded_problem.empty();
+  }
+  out.intact = out.console.intact && out.agent_verified && head_ok &&
+               out.canonical_mismatch.empty() && out.signed_head_verifies && out.extends_recorded;
   if (!out.console.intact) {
     out.verdict = "broken (found by the console): " + out.console.reason;
   } else if (!out.agent_verified) {
@@ -892,10 +968,19 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
     out.verdict = "broken: the agent's head hash differs from the record the console holds";
   } else if (!out.canonical_mismatch.empty()) {
     out.verdict = "broken: " + out.canonical_mismatch;
+  } else if (!out.extends_recorded) {
+    out.verdict = "broken: " + out.recorded_problem;
+  } else if (!out.signed_head_verifies) {
+    out.verdict = "broken: " + out.signed_head_problem;
   } else {
     out.verdict = "intact: " + std::to_string(out.records.size()) +
                   (out.whole_chain ? " records, the whole chain" : " records of a filtered view") +
-                  " verified by the console; agent head seq " + std::to_string(out.agent_head_seq);
+                  " verified by the console; agent head seq " + std::to_string(out.agent_head_seq) +
+                  " signed by its key " + out.next_head.key_id.substr(0, 16) +
+                  (options.recorded ? "; extends the head seen at " +
+                                          FormatRfc3339(options.recorded->seen_at_ms) + " (seq " +
+                                          std::to_string(options.recorded->seq) + ")"
+                                    : "; no head recorded before");
   }
   return out;
 }

@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,11 +98,18 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleDatabase& store,
 // with the same checks as the agent's own (audit::AuditChainVerifier) — the console does not
 // take the agent's word for it. Records are the whole log when the role's scope is "all" and
 // no filter is set; otherwise a filtered view, where only neighbouring records can be linked.
+//
+// Completeness: the agent signs its head (AuditCheckpoint) with its audit key. Given the head
+// the console recorded before (`recorded`), the read asks the agent which hash its log has at
+// that seq now, and the readout is intact only when the new head's signature verifies under the
+// same key and the log still has the recorded record with the recorded hash: a log cut back or
+// re-chained below what the console saw no longer extends it. `next_head` is what to record.
 struct AuditReadOptions {
   std::chrono::milliseconds call_deadline{10000};  // each page
   std::string identity;                            // optional filters, as ListAuditLog takes them
   std::string rpc;
   int page_size = 1000;
+  std::optional<console::AuditHead> recorded;  // the newest head this console verified before
 };
 
 struct AuditReadout {
@@ -118,6 +126,13 @@ struct AuditReadout {
   std::string agent_broken_reason;
   // A record whose `canonical` differs from what the console computes from its fields.
   std::string canonical_mismatch;
+  // The agent's signed head, its check, and the check against the recorded head.
+  bool has_signed_head = false;
+  bool signed_head_verifies = false;
+  std::string signed_head_problem;
+  console::AuditHead next_head;  // the signed head to record (when intact)
+  bool extends_recorded = true;  // true when nothing was recorded before
+  std::string recorded_problem;  // why the log no longer extends the recorded head
   // Both sides find the chain intact, and where the console holds the agent's head record its
   // hash is the head the agent reports.
   bool intact = false;

@@ -111,14 +111,18 @@ class PushKillTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
-    auto r = sextant::testing::RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs init --out " +
-                                          (root_ / "tls").string() + " --trust-domain example.org");
+    auto r = sextant::testing::MakeTestPki(SEXTANT_CONSOLE_BIN, SEXTANT_AGENT_BIN,
+                                           (root_ / "tls").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto key = report::SigningKey::Generate();
     ASSERT_TRUE(key.ok());
     key_ = std::make_unique<report::SigningKey>(std::move(*key));
     ASSERT_TRUE(key_->Save(root_ / "console-key.pem").ok());
     std::ofstream(root_ / "console-key.pub.pem") << key_->public_key().Pem();
+    // The customer's approver key: the agents admit what it approves.
+    r = sextant::testing::RunCommand(std::string(SEXTANT_AGENT_BIN) + " approve keygen --out " +
+                                     (root_ / "customer").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     fs::copy_file(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies/agent-policy.example.yaml",
                   root_ / "policy.yaml");
     auto st = console::ConsoleDatabase::Open(root_ / "console");
@@ -137,6 +141,8 @@ class PushKillTest : public ::testing::Test {
           << "\n  ca: ../tls/ca.pem\n  cert: ../tls/server.pem\n  key: ../tls/server.key\n"
              "http:\n  listen: 127.0.0.1:0\npolicy: ../policy.yaml\nstate_dir: state\n"
              "model_store: models\nconsole_keys:\n  - ../console-key.pub.pem\n"
+             "admission:\n  approval_keys: [../customer/approver.pem]\n"
+             "  approvals: ../customer/approvals.jsonl\n"
              "limits:\n  shutdown_grace_ms: 1000\n";
       a->Start();
       ASSERT_TRUE(a->WaitListening()) << Slurp(a->dir / "agent.log");
@@ -158,7 +164,7 @@ class PushKillTest : public ::testing::Test {
                                  "model:\n  uri: file://stories260K.gguf\n  sha256: "
                               << *sha
                               << "\nengine:\n  backend: cpu\n  threads: 1\n"
-                                 "  contextLength: 256\nvalidation:\n  maxTokens: 6\n"
+                                 "  contextLength: 256\nvalidation:\n  maxTokens: 16\n"
                                  "  prompts:\n    - Once upon a time\n";
     auto spec = spec::LoadDeploymentSpec(spec_file_);
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
@@ -171,6 +177,12 @@ class PushKillTest : public ::testing::Test {
     ASSERT_TRUE(signed_report.ok());
     ASSERT_TRUE(store_->reports().Add(run->report, *signed_report).ok());
     digest_ = spec::SpecDigest(*spec);
+    // The customer approves the spec, as it would before any push.
+    r = sextant::testing::RunCommand(
+        std::string(SEXTANT_AGENT_BIN) + " approve " + spec_file_.string() + " --key " +
+        (root_ / "customer" / "approver.key").string() + " --approvals " +
+        (root_ / "customer" / "approvals.jsonl").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void TearDown() override {
     agents_.clear();

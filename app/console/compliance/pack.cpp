@@ -223,12 +223,27 @@ bool Truthy(const std::string& v) { return v == "true" || v == "1" || v == "yes"
 class Check {
  public:
   Check(Finding* f, const FactMap& facts) : f_(f), facts_(facts) {}
-  // The fact's value, recorded as evidence; nullptr when missing.
+  // The fact's value, recorded as evidence; nullptr when missing or when the agent reported it
+  // as "unknown" (it could not measure it): a rule never passes on a fact nobody established.
   const std::string* Get(std::string_view key) {
     auto it = facts_.find(key);
     if (it == facts_.end()) return nullptr;
     f_->evidence.push_back({std::string(key), it->second->value, it->second->observed_at});
+    if (it->second->value.rfind("unknown", 0) == 0) {
+      unknown_.emplace_back(key);
+      return nullptr;
+    }
     return &it->second->value;
+  }
+  // After the check: a verdict that rests on an unknown fact is unknown, unless a known fact
+  // already failed it.
+  void SettleUnknowns() {
+    if (unknown_.empty() || f_->verdict == Verdict::kFail) return;
+    f_->verdict = Verdict::kUnknown;
+    std::string keys;
+    for (const auto& k : unknown_) keys += (keys.empty() ? "" : ", ") + k;
+    f_->message = "the agent could not establish " + keys +
+                  " (reported \"unknown\"; its compliance facts say why)";
   }
   std::vector<std::string> KeysWithPrefix(std::string_view prefix) const {
     std::vector<std::string> out;
@@ -249,6 +264,7 @@ class Check {
  private:
   Finding* f_;
   const FactMap& facts_;
+  std::vector<std::string> unknown_;
 };
 
 int TlsRank(const std::string& v) {
@@ -282,9 +298,10 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   if (rule.check == "tls") {
     const std::string* mtls = c.Get(facts::kTlsMtlsEnforced);
     const std::string* ver = c.Get(facts::kTlsMinVersion);
+    // A known failure fails the rule even when the other fact is unknown.
+    if (mtls && !Truthy(*mtls)) return c.Set(Verdict::kFail, "mutual TLS is not enforced");
     if (!mtls) return c.Missing(facts::kTlsMtlsEnforced);
     if (!ver) return c.Missing(facts::kTlsMinVersion);
-    if (!Truthy(*mtls)) return c.Set(Verdict::kFail, "mutual TLS is not enforced");
     const std::string want = p["min_version"].get<std::string>();
     const int have = TlsRank(*ver);
     if (have < 0) return c.Set(Verdict::kUnknown, "unrecognized TLS version '" + *ver + "'");
@@ -306,6 +323,7 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     std::string worst;
     for (const auto& k : keys) {
       const std::string* v = c.Get(k);
+      if (v == nullptr) continue;  // reported "unknown": settled after the check
       auto t = ParseTimeFact(*v);
       if (!t.ok()) return c.Set(Verdict::kUnknown, k + ": " + t.status().message());
       const double days = static_cast<double>(*t - in.now) / 86'400'000.0;
@@ -314,6 +332,7 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
         worst = k;
       }
     }
+    if (worst.empty()) return c.Set(Verdict::kUnknown, "no certificate expiry is known");
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.1f", worst_days);
     if (worst_days <= 0) {
@@ -342,7 +361,7 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     }
     if (!plain.empty())
       return c.Set(Verdict::kFail, "not encrypted at rest: " + JoinStrings(plain));
-    return c.Set(Verdict::kPass, "encryption at rest declared");
+    return c.Set(Verdict::kPass, "encryption at rest observed");
   }
   if (rule.check == "egress_declared") {
     // egress.policy names what may leave; agents of older versions said only
@@ -698,6 +717,7 @@ std::vector<Finding> Evaluate(const PolicyPack& pack, const EvaluationInput& inp
       f.target = target;
       Check c(&f, facts);
       RunCheck(rule, c, input);
+      c.SettleUnknowns();
       console::TimeMs oldest = 0;
       for (const auto& e : f.evidence) {
         if (oldest == 0 || e.observed_at < oldest) oldest = e.observed_at;

@@ -115,6 +115,13 @@ CREATE TABLE IF NOT EXISTS rollout_targets(
   apply_unknown INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   PRIMARY KEY(rollout_id, target));
 )sql",
+    // 3 -> 4: the newest signed audit head seen per target (audit_head_repository.h).
+    R"sql(
+CREATE TABLE audit_heads(
+  target TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, signed_at TEXT NOT NULL,
+  key_id TEXT NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL,
+  seen_at INTEGER NOT NULL);
+)sql",
 };
 
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -186,7 +193,8 @@ ConsoleDatabase::ConsoleDatabase(std::unique_ptr<sqlite::SqliteDb> db, std::file
       telemetry_(this, options.retention),
       budgets_(this),
       reports_(this),
-      rollouts_(this) {}
+      rollouts_(this),
+      audit_heads_(this) {}
 
 ConsoleDatabase::~ConsoleDatabase() = default;
 

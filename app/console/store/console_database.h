@@ -10,6 +10,7 @@
 //   budgets()    cost budgets per label
 //   reports()    signed validation reports             (report_repository.h)
 //   rollouts()   the rollout journal of push, scale and rollback (rollout_journal.h)
+//   audit_heads() the newest signed audit head seen per target (audit_head_repository.h)
 //
 // No raw SQLite handle leaves this class; code outside app/console/store never sees SQL.
 //
@@ -38,6 +39,7 @@
 #include <memory>
 #include <mutex>
 
+#include "app/console/store/audit_head_repository.h"
 #include "app/console/store/budget_repository.h"
 #include "app/console/store/fact_repository.h"
 #include "app/console/store/records.h"
@@ -63,7 +65,8 @@ class ConsoleDatabase;
   friend class TelemetryRepository;                       \
   friend class BudgetRepository;                          \
   friend class ReportRepository;                          \
-  friend class RolloutJournal;
+  friend class RolloutJournal;                            \
+  friend class AuditHeadRepository;
 
 // The lock on the connection, for the repositories' statements (see the threading model).
 class DbSession {
@@ -108,7 +111,7 @@ class Transaction {
 class ConsoleDatabase {
  public:
   // The schema version this build writes; Open migrates older files up to it.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating when missing) <state_dir>/console.db and migrates it; state_dir is created
   // mode 0700. FAILED_PRECONDITION for a file from a newer build, UNAVAILABLE when it cannot be
@@ -136,6 +139,7 @@ class ConsoleDatabase {
   BudgetRepository& budgets() { return budgets_; }
   ReportRepository& reports() { return reports_; }
   RolloutJournal& rollouts() { return rollouts_; }
+  AuditHeadRepository& audit_heads() { return audit_heads_; }
 
  private:
   friend class Transaction;
@@ -158,6 +162,7 @@ class ConsoleDatabase {
   BudgetRepository budgets_;
   ReportRepository reports_;
   RolloutJournal rollouts_;
+  AuditHeadRepository audit_heads_;
 };
 
 }  // namespace sextant::console

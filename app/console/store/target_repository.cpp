@@ -112,6 +112,7 @@ Status TargetRepository::Remove(const std::string& name) {
   // The same transaction: the lock is this thread's, the repositories' own nest in it.
   SEXTANT_RETURN_IF_ERROR(db_->facts().RemoveTarget(name));
   SEXTANT_RETURN_IF_ERROR(db_->telemetry().RemoveTarget(name));
+  SEXTANT_RETURN_IF_ERROR(db_->audit_heads().RemoveTarget(name));
   return tx.Commit();
 }
 

@@ -77,9 +77,16 @@ struct Pki {
 Result<Pki> EnsurePki(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir / "ca.key", ec)) {
+    // The console's key is made on its side; the CA issues its certificate from the request.
+    std::filesystem::create_directories(dir, ec);
+    SEXTANT_ASSIGN_OR_RETURN(
+        rpc::KeyAndCsr console,
+        rpc::CreateKeyAndCsr("vendor/console", {"spiffe://example.org/vendor/console"}));
+    SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(dir / "vendor-console.key", console.key_pem, true));
     rpc::CertsInitOptions o;
     o.out_dir = dir;
-    o.identities = {"vendor/console", "customer/admin", "customer/auditor"};
+    o.identities = {"customer/admin", "customer/auditor"};
+    o.csrs = {{"vendor/console", console.csr_pem}};
     SEXTANT_RETURN_IF_ERROR(rpc::CertsInit(o).status());
   }
   Pki p;

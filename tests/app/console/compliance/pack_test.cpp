@@ -167,6 +167,29 @@ TEST(Compliance, EveryRuleFailsOnPurposeMadeFacts) {
   }
 }
 
+// A fact the agent reports as "unknown" (it could not measure it) never lets a rule pass: the
+// rule is unknown, whatever else holds; a known fact that fails still fails it.
+TEST(Compliance, ARuleOnAnUnknownFactIsUnknownNotPass) {
+  struct Case {
+    std::string rule, key;
+  };
+  for (const Case& c : std::vector<Case>{{"R-ENC", "storage.model_store.encrypted"},
+                                         {"R-ENC", "storage.state_dir.encrypted"},
+                                         {"R-TLS", "tls.mtls_enforced"},
+                                         {"R-TLS", "tls.min_version"},
+                                         {"R-EGRESS", "egress.payload_bytes_to_vendor"}}) {
+    FactMap facts = GoodFacts();
+    facts[c.key] = "unknown";
+    Finding f = Judge(c.rule, facts);
+    EXPECT_EQ(f.verdict, Verdict::kUnknown) << c.rule << " " << c.key << ": " << f.message;
+    EXPECT_NE(f.message.find(c.key), std::string::npos) << f.message;
+  }
+  FactMap facts = GoodFacts();
+  facts["tls.min_version"] = "unknown";
+  facts["tls.mtls_enforced"] = "false";
+  EXPECT_EQ(Judge("R-TLS", facts).verdict, Verdict::kFail);
+}
+
 TEST(Compliance, FailedValidationReportDoesNotCount) {
   Finding f =
       Judge("R-DIGEST", GoodFacts(), kNow - 1000, {{"sha256:spec1", "m1", "0.1.0+abc", false}});
