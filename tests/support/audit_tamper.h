@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "app/agent/audit/audit_log.h"
-#include "engine/base/sha256.h"
 #include "app/common/signing.h"
+#include "engine/base/sha256.h"
 #include "engine/base/status.h"
 
 namespace sextant::test_audit {

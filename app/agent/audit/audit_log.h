@@ -40,8 +40,8 @@
 #include <vector>
 
 #include "app/common/audit_chain.h"
-#include "app/common/sqlite/sqlite_db.h"
 #include "app/common/signing.h"
+#include "app/common/sqlite/sqlite_db.h"
 #include "engine/base/status.h"
 
 namespace sextant::agent {

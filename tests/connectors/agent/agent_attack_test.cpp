@@ -16,10 +16,10 @@
 
 #include "app/agent/state/engine_validation_runner.h"
 #include "app/agent/state/model_store.h"
-#include "engine/base/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
 #include "connectors/agent/revocation.h"
+#include "engine/base/sha256.h"
 #include "tests/app/agent/state/tiny_deployment.h"
 #include "tests/connectors/agent/agent_test_env.h"
 

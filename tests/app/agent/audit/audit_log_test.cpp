@@ -14,8 +14,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/base/sha256.h"
 #include "app/common/signing.h"
+#include "engine/base/sha256.h"
 #include "tests/support/audit_tamper.h"
 
 namespace sextant::agent {

@@ -109,7 +109,7 @@ TEST_F(ConsoleDatabaseTest, MigratesAVersionOneFileKeepingItsRows) {
         "ALTER TABLE deployment_samples DROP COLUMN itl_p50;"
         "ALTER TABLE deployment_samples DROP COLUMN itl_p99;"
         "ALTER TABLE deployment_samples DROP COLUMN kv_cache_use;"
-        "DROP TABLE rollout_targets; DROP TABLE rollouts;"
+        "DROP TABLE rollout_targets; DROP TABLE rollouts; DROP TABLE audit_heads;"
         "UPDATE schema_version SET version = 1;"
         "INSERT INTO deployments(target, name, model_sha256, engine_build_id, spec_digest, "
         "gpus_requested, labels, sampled_at, ttft_p50, ttft_p99) "
@@ -191,6 +191,44 @@ TEST_F(ConsoleDatabaseTest, AccountsAndTargetsAddListRemove) {
   EXPECT_EQ(s->targets().Remove("eu-prod").code(), StatusCode::kNotFound);
   EXPECT_TRUE(s->facts().List()->empty());
   EXPECT_EQ(s->accounts().Remove("nope").code(), StatusCode::kNotFound);
+}
+
+// The signed audit head a console verified survives reopening (it is what a later cut-back log
+// is checked against), a newer one replaces it, and removing the target forgets it.
+TEST_F(ConsoleDatabaseTest, AuditHeadsAreKeptPerTargetAndGoWithTheTarget) {
+  {
+    auto s = OpenStore();
+    ASSERT_NE(s, nullptr);
+    Target t;
+    t.name = "eu-prod";
+    t.endpoint = "10.0.0.5:7443";
+    ASSERT_TRUE(s->targets().Add(t).ok());
+    EXPECT_FALSE(s->audit_heads().Get("eu-prod")->has_value());
+    AuditHead h;
+    h.target = "eu-prod";
+    h.seq = 41;
+    h.hash = "aa";
+    h.signed_at = "2026-12-07T10:00:00Z";
+    h.key_id = "k1";
+    h.public_key = "pk";
+    h.signature = "sig";
+    h.seen_at_ms = 1000;
+    ASSERT_TRUE(s->audit_heads().Record(h).ok());
+    h.seq = 42;
+    h.hash = "bb";
+    ASSERT_TRUE(s->audit_heads().Record(h).ok());
+  }
+  auto s = OpenStore();
+  ASSERT_NE(s, nullptr);
+  auto got = s->audit_heads().Get("eu-prod");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->seq, 42);
+  EXPECT_EQ((*got)->hash, "bb");
+  EXPECT_EQ((*got)->signature, "sig");
+  EXPECT_EQ((*got)->seen_at_ms, 1000);
+  ASSERT_TRUE(s->targets().Remove("eu-prod").ok());
+  EXPECT_FALSE(s->audit_heads().Get("eu-prod")->has_value());
 }
 
 TEST_F(ConsoleDatabaseTest, FactsReplaceOnlyTheirPrefix) {
