@@ -44,7 +44,7 @@ BatchScheduler::BatchScheduler(std::shared_ptr<const model::Model> model, Schedu
   idle_slots_ = options_.max_batch;  // before the worker starts: no request holds a slot
   model::ContextOptions copts;
   copts.context_length = options_.context_length;
-  copts.slots = options_.max_batch;
+  copts.max_sequences = options_.max_batch;  // the default pool: a full context per slot
   copts.max_batch_tokens = options_.max_batch_tokens;
   copts.threads = options_.threads;
   Result<std::unique_ptr<model::ModelContext>> ctx = model_->NewContext(copts);
@@ -123,6 +123,9 @@ void BatchScheduler::WorkerLoop() {
   std::vector<std::unique_ptr<Request>> finished;  // to report outside the lock
   std::vector<Status> finished_status;
   std::vector<model::BatchToken> batch(static_cast<size_t>(options_.max_batch_tokens));
+  std::vector<std::vector<int32_t>> slot_blocks;  // slot -> its fixed blocks
+  for (int s = 0; s < options_.max_batch; ++s) slot_blocks.push_back(context_->SequentialBlocks(s));
+  std::vector<model::SequenceBlocks> seqs;
   std::vector<float> logits(static_cast<size_t>(options_.max_batch) * static_cast<size_t>(vocab));
   uint64_t completed = 0, generated_total = 0, steps = 0;
 
@@ -252,27 +255,34 @@ void BatchScheduler::WorkerLoop() {
     size_t n = 0;
     int rows = 0;
     const size_t budget = batch.size();
+    seqs.clear();
     for (auto& r : active) {
+      seqs.push_back(model::SequenceBlocks{slot_blocks[static_cast<size_t>(r->slot)]});
+    }
+    for (size_t i = 0; i < active.size(); ++i) {
+      Request* r = active[i].get();
       r->logit_row = -1;
       if (r->prefilled < r->req.prompt.size()) continue;
-      batch[n++] = model::BatchToken{r->next_token, r->pos, r->slot, true};
+      batch[n++] = model::BatchToken{r->next_token, r->pos, static_cast<int32_t>(i), true};
       r->logit_row = rows++;
     }
-    for (auto& r : active) {
+    for (size_t a = 0; a < active.size(); ++a) {
+      Request* r = active[a].get();
       const size_t left = r->req.prompt.size() - r->prefilled;
       if (left == 0 || n >= budget) continue;
       const size_t take = std::min(left, budget - n);
       for (size_t i = 0; i < take; ++i) {
         const bool last = r->prefilled + i + 1 == r->req.prompt.size();
         batch[n++] = model::BatchToken{r->req.prompt[r->prefilled + i],
-                                       static_cast<int32_t>(r->prefilled + i), r->slot, last};
+                                       static_cast<int32_t>(r->prefilled + i),
+                                       static_cast<int32_t>(a), last};
         if (last) r->logit_row = rows++;
       }
       r->prefilled += take;
       r->pos = static_cast<int32_t>(r->prefilled);
       if (r->logit_row >= 0) r->prefill_done = Clock::now();
     }
-    Status st = context_->Forward(std::span(batch.data(), n), logits);
+    Status st = context_->Forward(std::span(batch.data(), n), seqs, logits);
     ++steps;
     if (!st.ok()) {
       for (auto& r : active) finish(std::move(r), st);

@@ -1,5 +1,6 @@
-// Generation on one model, one stream at a time: a Session owns a ModelContext (one KV slot) and
-// turns a prompt into tokens delivered through a callback as they are sampled.
+// Generation on one model, one stream at a time: a Session owns a ModelContext whose KV pool holds
+// one sequence's full context, in fixed blocks, and turns a prompt into tokens delivered through a
+// callback as they are sampled.
 //
 // Each Generate() starts a fresh sequence at position 0. The prompt is prefilled in chunks of
 // the context's batch size (matrix-matrix products), then tokens are decoded one at a time.
@@ -68,6 +69,7 @@ class Session {
   Status status_;
   std::vector<model::BatchToken> batch_;  // sized once
   std::vector<float> logits_;             // vocab_size floats
+  std::vector<int32_t> blocks_;           // the sequence's block table (the whole pool, in order)
 };
 
 }  // namespace sextant::serve

@@ -5,6 +5,7 @@
 // compiled in or sees no device (always so in CI); the fallback cases run everywhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -116,12 +117,15 @@ double Nmse(const std::vector<float>& got, const std::vector<float>& want) {
 using Scenario = std::function<Result<std::vector<float>>(Backend&)>;
 
 constexpr int kMaxTokens = 128;
+constexpr int kContext = 512;
 
-ContextConfig Config() {
+// Two layers, a pool of three full contexts of `block_tokens`-position blocks.
+ContextConfig Config(int block_tokens = 16) {
   ContextConfig cfg;
   cfg.kv.layers = 2;
-  cfg.kv.slots = 3;
-  cfg.kv.context_length = 512;
+  cfg.kv.block_tokens = block_tokens;
+  cfg.kv.context_length = kContext;
+  cfg.kv.blocks = 3 * cfg.kv.table_width();
   cfg.kv.kv_heads = 2;
   cfg.kv.head_dim = 64;
   cfg.max_tokens = kMaxTokens;
@@ -129,23 +133,41 @@ ContextConfig Config() {
   return cfg;
 }
 
-// A batch of n tokens: token i = first_token + i (a row of the input tables), one slot,
-// consecutive positions from first_pos.
+// A batch of tokens of one or more sequences, each with its block table.
 struct Batch {
-  std::vector<int32_t> tokens, positions, slots;
-  ForwardBatch view() const {
-    return ForwardBatch{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(),
-                        slots.data()};
+  std::vector<int32_t> tokens, positions, seqs;
+  std::vector<std::vector<int32_t>> tables;  // one per sequence, table_width entries
+  ForwardBatch view() {
+    flat.clear();
+    for (const auto& t : tables) flat.insert(flat.end(), t.begin(), t.end());
+    return ForwardBatch{
+        static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(),
+        static_cast<int32_t>(tables.size()), flat.data()};
   }
+  std::vector<int32_t> flat;
 };
-Batch Run(int n, int first_token, int first_pos, int slot) {
+
+// Blocks first, first + 1, ... covering the context (a contiguous slot).
+std::vector<int32_t> Sequential(const ContextConfig& cfg, int first) {
+  std::vector<int32_t> t(static_cast<size_t>(cfg.kv.table_width()));
+  for (size_t i = 0; i < t.size(); ++i) t[i] = first + static_cast<int32_t>(i);
+  return t;
+}
+
+// n tokens of one sequence with block table `table`: token i = first_token + i (a row of the
+// input tables), consecutive positions from first_pos.
+Batch Run(int n, int first_token, int first_pos, const std::vector<int32_t>& table) {
   Batch b;
   for (int i = 0; i < n; ++i) {
     b.tokens.push_back(first_token + i);
     b.positions.push_back(first_pos + i);
-    b.slots.push_back(slot);
+    b.seqs.push_back(0);
   }
+  b.tables.push_back(table);
   return b;
+}
+Batch Run(int n, int first_token, int first_pos) {
+  return Run(n, first_token, first_pos, Sequential(Config(), 0));
 }
 
 Result<std::vector<float>> Read(BackendContext& ctx, Buffer b, int64_t rows, int64_t cols) {
@@ -164,7 +186,7 @@ Scenario GetRowsScenario(TensorType type) {
     SEXTANT_ASSIGN_OR_RETURN(Weight w, be.AddWeight(table->tensor));
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(cols, 0));
-    Batch b = Run(7, 0, 0, 0);
+    Batch b = Run(7, 0, 0);
     b.tokens = {299, 0, 17, 17, 150, 3, 298};
     SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
     ctx->GetRows(w, out);
@@ -182,7 +204,7 @@ Scenario MatMulScenario(TensorType type, int rows, int64_t cols) {
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer y, ctx->AllocBuffer(out_features, 0));
-    const Batch b = Run(rows, 5, 0, 0);
+    Batch b = Run(rows, 5, 0);
     SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
     ctx->GetRows(t, x);
     ctx->MatMul(w, x, rows, y);
@@ -201,7 +223,7 @@ Scenario RmsNormScenario() {
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(cols, 0));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(9, 40, 0, 0).view()));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(9, 40, 0).view()));
     ctx->GetRows(t, x);
     ctx->RmsNorm(x, g, 1e-5f, 9, out);
     ctx->RmsNorm(x, g, 1e-5f, 9, x);  // in place
@@ -220,18 +242,22 @@ Scenario RopeScenario() {
     SEXTANT_ASSIGN_OR_RETURN(Weight t, be.AddWeight(table->tensor));
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497, 0).view()));  // large angles too
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497).view()));  // large angles too
     ctx->GetRows(t, x);
     ctx->Rope(x, RopeShape{heads, head_dim, head_dim, 10000.0f});
     return Read(*ctx, x, 6, cols);
   };
 }
 
-// Prefill of one sequence in three passes (tiled path), a decode step at position 300 (split
-// positions), a second sequence's prefill, then one batch of three slots at different
-// positions (one row per block); every pass's output is compared.
-Scenario AttentionScenario() {
-  return [](Backend& be) -> Result<std::vector<float>> {
+// Attention through block tables of `block_tokens`-position blocks, the pool's blocks handed out
+// in a shuffled order: prefill of one sequence in three passes (tiled path), a decode step at
+// position 300 (split positions), a second sequence's prefill whose table starts with the first
+// sequence's first two blocks (a shared prefix it reads but does not write, where two blocks fit
+// in the context), then one batch of three sequences at different positions (one row per
+// block); every pass's output is compared. With block_tokens = the context, each sequence is one
+// contiguous slot.
+Scenario AttentionScenario(int block_tokens) {
+  return [block_tokens](Backend& be) -> Result<std::vector<float>> {
     const int heads = 8, kv_heads = 2, hd = 64;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 51);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 52);
@@ -239,21 +265,38 @@ Scenario AttentionScenario() {
     SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
-    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
+    const ContextConfig cfg = Config(block_tokens);
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(cfg));
     SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(heads * hd, 0));
     const AttentionShape shape{heads, kv_heads, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+
+    const int width = cfg.kv.table_width();
+    std::vector<int32_t> order(static_cast<size_t>(cfg.kv.blocks));
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+    std::vector<std::vector<int32_t>> table(3);
+    for (int s = 0; s < 3; ++s) {
+      table[static_cast<size_t>(s)].assign(order.begin() + s * width,
+                                           order.begin() + (s + 1) * width);
+    }
+    const int shared = 2 * block_tokens <= 300 ? 2 : 0;  // blocks of sequence 0 that 1 reads
+    for (int i = 0; i < shared; ++i)
+      table[1][static_cast<size_t>(i)] = table[0][static_cast<size_t>(i)];
+    const int start1 = shared * block_tokens;
+
     Batch mixed;
     mixed.tokens = {900, 901, 902};
-    mixed.positions = {301, 40, 0};
-    mixed.slots = {0, 1, 2};
-    const std::vector<Batch> passes = {Run(128, 0, 0, 0),    Run(128, 128, 128, 0),
-                                       Run(44, 256, 256, 0), Run(1, 300, 300, 0),
-                                       Run(40, 400, 0, 1),   mixed};
+    mixed.positions = {301, start1 + 40, 0};
+    mixed.seqs = {0, 1, 2};
+    mixed.tables = table;
+    std::vector<Batch> passes = {Run(128, 0, 0, table[0]),       Run(128, 128, 128, table[0]),
+                                 Run(44, 256, 256, table[0]),    Run(1, 300, 300, table[0]),
+                                 Run(40, 400, start1, table[1]), mixed};
     std::vector<float> all;
-    for (const Batch& b : passes) {
+    for (Batch& b : passes) {
       SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
       ctx->GetRows(wq, q);
       ctx->GetRows(wk, k);
@@ -279,7 +322,7 @@ Scenario ElementwiseScenario(const std::string& op) {
     SEXTANT_ASSIGN_OR_RETURN(Buffer a, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer b, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer sel, ctx->AllocBuffer(cols, 4));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0, 0).view()));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0).view()));
     ctx->GetRows(wa, a);
     ctx->GetRows(wb, b);
     if (op == "SwiGlu") {
@@ -335,7 +378,12 @@ std::vector<OpCase> AllCases() {
     }
     cases.push_back({"RmsNorm_F32", [] { return RmsNormScenario(); }, 1e-10, be});
     cases.push_back({"Rope_F32", [] { return RopeScenario(); }, 1e-7, be});
-    cases.push_back({"Attention_F32", [] { return AttentionScenario(); }, 1e-7, be});
+    for (int block_tokens : {16, 32, kContext}) {  // paged, and one contiguous slot per sequence
+      const std::string name = block_tokens == kContext
+                                   ? "Attention_F32_slots"
+                                   : "Attention_F32_blocks" + std::to_string(block_tokens);
+      cases.push_back({name, [block_tokens] { return AttentionScenario(block_tokens); }, 1e-7, be});
+    }
     for (const char* op : {"SwiGlu", "Add", "SelectRows"}) {
       const std::string name = op;
       cases.push_back({name + "_F32", [name] { return ElementwiseScenario(name); }, 1e-12, be});
