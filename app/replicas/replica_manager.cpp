@@ -1052,8 +1052,8 @@ void ReplicaManager::Collect() {
       const serve::SchedulerStats s = r->scheduler().stats();
       queue += s.queue_depth;
       active += s.active;
-      used += s.kv_tokens_used;
-      capacity += s.kv_tokens_capacity;
+      used += s.kv_blocks_used;
+      capacity += s.kv_blocks_total;
     }
     const ServingMetrics::Deployment& m = metrics_->For(name);
     m.queue_depth->Set(queue);

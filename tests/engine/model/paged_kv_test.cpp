@@ -3,19 +3,17 @@
 // as computing it again, and block tables that break the rules are refused with clear errors.
 // Runs on a synthesized model (head size 64, the main attention kernel; and 32, the generic one).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "engine/gguf/synth.h"
 #include "engine/model/model.h"
+#include "tests/support/synth_model.h"
 
 namespace sextant::model {
 namespace {
@@ -26,31 +24,16 @@ struct ShapeCase {
   int heads;
 };
 
+void PrintTo(const ShapeCase& c, std::ostream* os) { *os << c.name; }
+
 class PagedKvTest : public ::testing::TestWithParam<ShapeCase> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sextant_paged_" + std::to_string(::getpid()) + "_" + GetParam().name);
-    std::filesystem::create_directories(dir_);
-    gguf::LlamaShape shape;
-    shape.name = "paged-test";
-    shape.dim = GetParam().dim;
-    shape.ff = 256;
-    shape.layers = 2;
-    shape.heads = GetParam().heads;
-    shape.kv_heads = 1;
-    shape.vocab = 512;
-    shape.context = 512;
-    const std::filesystem::path path = dir_ / "model.gguf";
-    ASSERT_TRUE(gguf::SynthesizeLlama(shape, gguf::SynthType::kQ8_0, 5, path, {}, 1).ok());
-    LoadOptions lo;
-    lo.backend = "cpu";
-    lo.threads = 2;
-    auto m = Model::Load(path, lo);
+    auto m = testing::SynthModel::Make(testing::SmallLlamaShape(GetParam().dim, GetParam().heads));
     ASSERT_TRUE(m.ok()) << m.status().ToString();
-    model_ = *m;
+    synth_ = std::move(m).value();
+    model_ = synth_->model();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<ModelContext> Context(int block_tokens, int sequences, int max_batch = 64) {
     ContextOptions co;
@@ -105,7 +88,7 @@ class PagedKvTest : public ::testing::TestWithParam<ShapeCase> {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
   }
 
-  std::filesystem::path dir_;
+  std::unique_ptr<testing::SynthModel> synth_;
   std::shared_ptr<const Model> model_;
 };
 
