@@ -9,10 +9,16 @@
 //   sextant_generated_tokens_total{deployment}         counter
 //   sextant_time_to_first_token_seconds{deployment}    histogram
 //   sextant_inter_token_latency_seconds{deployment}    histogram
-//   sextant_queue_depth{deployment}                    gauge (requests waiting for a KV slot)
+//   sextant_prefix_cache_queries_total{deployment}     counter (prompt tokens of finished
+//                                                      requests looked up in the prefix cache)
+//   sextant_prefix_cache_hits_total{deployment}        counter (of those, reused from the cache)
+//   sextant_queue_depth{deployment}                    gauge (requests waiting for admission)
 //   sextant_active_requests{deployment}                gauge (requests generating)
-//   sextant_kv_cache_usage_ratio{deployment}           gauge (0..1, positions held / capacity)
-//   sextant_replicas_ready{deployment}                 gauge
+//   sextant_kv_cache_usage_ratio{deployment}           gauge (0..1, KV blocks held / blocks)
+//   sextant_kv_cache_blocks_used{deployment}           gauge (KV blocks held by requests)
+//   sextant_kv_cache_blocks_cached{deployment}         gauge (cached prefix blocks no request
+//   holds) sextant_kv_cache_blocks_total{deployment}          gauge (KV blocks of the ready
+//   replicas) sextant_replicas_ready{deployment}                 gauge
 //   sextant_replicas_desired{deployment}               gauge
 //
 // Thread-safety: every method is safe from any thread; the references For() returns stay valid
@@ -37,11 +43,16 @@ class ServingMetrics {
     std::string name;
     metrics::Counter* prompt_tokens = nullptr;
     metrics::Counter* generated_tokens = nullptr;
+    metrics::Counter* prefix_cache_queries = nullptr;
+    metrics::Counter* prefix_cache_hits = nullptr;
     metrics::Histogram* ttft_seconds = nullptr;
     metrics::Histogram* inter_token_seconds = nullptr;
     metrics::Gauge* queue_depth = nullptr;
     metrics::Gauge* active_requests = nullptr;
     metrics::Gauge* kv_cache_usage = nullptr;
+    metrics::Gauge* kv_blocks_used = nullptr;
+    metrics::Gauge* kv_blocks_cached = nullptr;
+    metrics::Gauge* kv_blocks_total = nullptr;
     metrics::Gauge* replicas_ready = nullptr;
     metrics::Gauge* replicas_desired = nullptr;
 
@@ -72,11 +83,16 @@ class ServingMetrics {
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& prompt_tokens_;
   metrics::Family<metrics::Counter>& generated_tokens_;
+  metrics::Family<metrics::Counter>& prefix_queries_;
+  metrics::Family<metrics::Counter>& prefix_hits_;
   metrics::Family<metrics::Histogram>& ttft_;
   metrics::Family<metrics::Histogram>& inter_token_;
   metrics::Family<metrics::Gauge>& queue_depth_;
   metrics::Family<metrics::Gauge>& active_;
   metrics::Family<metrics::Gauge>& kv_use_;
+  metrics::Family<metrics::Gauge>& kv_blocks_used_;
+  metrics::Family<metrics::Gauge>& kv_blocks_cached_;
+  metrics::Family<metrics::Gauge>& kv_blocks_total_;
   metrics::Family<metrics::Gauge>& replicas_ready_;
   metrics::Family<metrics::Gauge>& replicas_desired_;
 

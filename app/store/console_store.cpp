@@ -195,6 +195,11 @@ ALTER TABLE deployment_samples ADD COLUMN itl_p50 REAL NOT NULL DEFAULT 0;
 ALTER TABLE deployment_samples ADD COLUMN itl_p99 REAL NOT NULL DEFAULT 0;
 ALTER TABLE deployment_samples ADD COLUMN kv_cache_use REAL NOT NULL DEFAULT 0;
 )sql",
+    // 2 -> 3: prefix cache hit rate of deployments (-1: never measured).
+    R"sql(
+ALTER TABLE deployments ADD COLUMN prefix_cache_hit REAL NOT NULL DEFAULT -1;
+ALTER TABLE deployment_samples ADD COLUMN prefix_cache_hit REAL NOT NULL DEFAULT -1;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == ConsoleStore::kSchemaVersion,
@@ -598,7 +603,7 @@ Result<std::vector<Deployment>> ConsoleStore::ListDeployments() {
          "SELECT target, name, model_sha256, engine_build_id, spec_digest, gpus_requested, "
          "labels, sampled_at, replicas_ready, replicas_desired, ttft_p50, ttft_p99, "
          "tokens_per_s, queue_depth, prompt_total, generated_total, itl_p50, itl_p99, "
-         "kv_cache_use FROM deployments ORDER BY target, name");
+         "kv_cache_use, prefix_cache_hit FROM deployments ORDER BY target, name");
   SEXTANT_RETURN_IF_ERROR(q.status());
   std::vector<Deployment> out;
   while (q.Step() == SQLITE_ROW) {
@@ -622,6 +627,7 @@ Result<std::vector<Deployment>> ConsoleStore::ListDeployments() {
     d.itl_p50_ms = q.Real(16);
     d.itl_p99_ms = q.Real(17);
     d.kv_cache_use = q.Real(18);
+    d.prefix_cache_hit = q.Real(19);
     out.push_back(std::move(d));
   }
   return out;
@@ -672,22 +678,23 @@ Status ConsoleStore::AppendLocked(const std::vector<GpuSample>& gpu,
       Stmt ins(db_,
                "INSERT INTO deployment_samples(target, deployment, ts, period, gpus_requested, "
                "gpus_used, replicas_ready, replicas_desired, ttft_p50, ttft_p99, tokens_per_s, "
-               "queue_depth, prompt_delta, generated_delta, itl_p50, itl_p99, kv_cache_use) "
-               "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+               "queue_depth, prompt_delta, generated_delta, itl_p50, itl_p99, kv_cache_use, "
+               "prefix_cache_hit) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       SEXTANT_RETURN_IF_ERROR(ins.status());
       Stmt cur(db_,
                "INSERT INTO deployments(target, name, model_sha256, engine_build_id, "
                "spec_digest, gpus_requested, labels, sampled_at, replicas_ready, "
                "replicas_desired, ttft_p50, ttft_p99, tokens_per_s, queue_depth, prompt_total, "
-               "generated_total, itl_p50, itl_p99, kv_cache_use) "
-               "VALUES(?1,?2,'','','',?3,'{}',?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+               "generated_total, itl_p50, itl_p99, kv_cache_use, prefix_cache_hit) "
+               "VALUES(?1,?2,'','','',?3,'{}',?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) "
                "ON CONFLICT(target, name) DO UPDATE SET gpus_requested=excluded.gpus_requested, "
                "sampled_at=excluded.sampled_at, replicas_ready=excluded.replicas_ready, "
                "replicas_desired=excluded.replicas_desired, ttft_p50=excluded.ttft_p50, "
                "ttft_p99=excluded.ttft_p99, tokens_per_s=excluded.tokens_per_s, "
                "queue_depth=excluded.queue_depth, prompt_total=excluded.prompt_total, "
                "generated_total=excluded.generated_total, itl_p50=excluded.itl_p50, "
-               "itl_p99=excluded.itl_p99, kv_cache_use=excluded.kv_cache_use "
+               "itl_p99=excluded.itl_p99, kv_cache_use=excluded.kv_cache_use, "
+               "prefix_cache_hit=excluded.prefix_cache_hit "
                "WHERE excluded.sampled_at >= deployments.sampled_at");
       SEXTANT_RETURN_IF_ERROR(cur.status());
       for (const auto& d : dep) {
@@ -707,13 +714,14 @@ Status ConsoleStore::AppendLocked(const std::vector<GpuSample>& gpu,
         ins.Bind(8, d.replicas_desired).Bind(9, d.ttft_p50_ms).Bind(10, d.ttft_p99_ms);
         ins.Bind(11, d.tokens_per_s).Bind(12, d.queue_depth).Bind(13, prompt_delta);
         ins.Bind(14, gen_delta).Bind(15, d.itl_p50_ms).Bind(16, d.itl_p99_ms);
-        ins.Bind(17, d.kv_cache_use);
+        ins.Bind(17, d.kv_cache_use).Bind(18, d.prefix_cache_hit);
         SEXTANT_RETURN_IF_ERROR(ins.Run());
         cur.Bind(1, d.target).Bind(2, d.deployment).Bind(3, d.gpus_requested).Bind(4, d.ts);
         cur.Bind(5, d.replicas_ready).Bind(6, d.replicas_desired).Bind(7, d.ttft_p50_ms);
         cur.Bind(8, d.ttft_p99_ms).Bind(9, d.tokens_per_s).Bind(10, d.queue_depth);
         cur.Bind(11, d.prompt_tokens_total).Bind(12, d.generated_tokens_total);
         cur.Bind(13, d.itl_p50_ms).Bind(14, d.itl_p99_ms).Bind(15, d.kv_cache_use);
+        cur.Bind(16, d.prefix_cache_hit);
         SEXTANT_RETURN_IF_ERROR(cur.Run());
       }
     }

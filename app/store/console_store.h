@@ -115,6 +115,9 @@ struct Deployment {
   double itl_p50_ms = 0;  // inter-token latency (time between output tokens)
   double itl_p99_ms = 0;
   double kv_cache_use = 0;  // 0..1
+  // Share of prompt tokens reused from the prefix cache (0..1), as the latest sample has it;
+  // -1: never measured.
+  double prefix_cache_hit = -1;
 };
 
 // A GPU sample covers `period_s` seconds ending at `ts`.
@@ -152,6 +155,9 @@ struct DeploymentSample {
   double itl_p50_ms = 0;  // inter-token latency over the period (the last figures when idle)
   double itl_p99_ms = 0;
   double kv_cache_use = 0;  // 0..1
+  // Share of the prompt tokens looked up in the prefix cache over the period that were reused
+  // (the last figure when none was looked up); -1: never measured.
+  double prefix_cache_hit = -1;
 };
 
 // Usage of one target (or one deployment on it) in one hour, from the hourly rollup.
@@ -196,7 +202,7 @@ struct StoreOptions {
 class ConsoleStore {
  public:
   // The schema version this build writes; Open migrates older files up to it.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating when missing) <state_dir>/console.db; state_dir is created mode 0700.
   static Result<std::unique_ptr<ConsoleStore>> Open(const std::filesystem::path& state_dir,

@@ -79,15 +79,19 @@ TEST_F(StoreTest, RefusesAFileFromANewerBuild) {
   EXPECT_NE(s.status().message().find("newer"), std::string::npos) << s.status().ToString();
 }
 
-// A console.db written by a build of schema version 1 (deployments without inter-token latency
-// or KV cache use) opens here: it is migrated in place, its rows kept, the new figures zero
-// until the next sample, and from then on stored and listed.
+// A console.db written by a build of schema version 1 (deployments without inter-token latency,
+// KV cache use or prefix cache hit rate) opens here: it is migrated in place, its rows kept, the
+// new figures zero (the hit rate unknown, -1) until the next sample, and from then on stored and
+// listed.
 TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   {
     auto s = OpenStore();
     ASSERT_NE(s, nullptr);
-    // Take the file back to version 1: the columns version 2 added go, the version with them.
+    // Take the file back to version 1: the columns versions 2 and 3 added go, the version with
+    // them.
     const char* to_v1 =
+        "ALTER TABLE deployments DROP COLUMN prefix_cache_hit;"
+        "ALTER TABLE deployment_samples DROP COLUMN prefix_cache_hit;"
         "ALTER TABLE deployments DROP COLUMN itl_p50;"
         "ALTER TABLE deployments DROP COLUMN itl_p99;"
         "ALTER TABLE deployments DROP COLUMN kv_cache_use;"
@@ -111,7 +115,7 @@ TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   }
   auto s = OpenStore();
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(*s->SchemaVersion(), 2);
+  EXPECT_EQ(*s->SchemaVersion(), ConsoleStore::kSchemaVersion);
   auto deps = s->ListDeployments();
   ASSERT_TRUE(deps.ok()) << deps.status().ToString();
   ASSERT_EQ(deps->size(), 1u);
@@ -119,6 +123,7 @@ TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   EXPECT_DOUBLE_EQ((*deps)[0].ttft_p99_ms, 90);
   EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 0);
   EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0);
+  EXPECT_DOUBLE_EQ((*deps)[0].prefix_cache_hit, -1);
   EXPECT_EQ(*s->CountRows("deployment_samples"), 1);
 
   // Recent samples: older raw rows are rolled up and dropped by the retention ingest runs.
@@ -132,19 +137,21 @@ TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
   d.itl_p50_ms = 12.5;
   d.itl_p99_ms = 48;
   d.kv_cache_use = 0.625;
+  d.prefix_cache_hit = 0.75;
   ASSERT_TRUE(s->AppendSamples({}, {d}).ok());
   deps = s->ListDeployments();
   ASSERT_EQ(deps->size(), 1u);
+  EXPECT_DOUBLE_EQ((*deps)[0].prefix_cache_hit, 0.75);
   EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 12.5);
   EXPECT_DOUBLE_EQ((*deps)[0].itl_p99_ms, 48);
   EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0.625);
   EXPECT_EQ((*deps)[0].spec_digest, "d1");  // the facts stay
   // The raw history holds them too.
-  EXPECT_EQ(QueryText(s->handle(), ("SELECT itl_p50 || ',' || itl_p99 || ',' || kv_cache_use FROM "
-                                    "deployment_samples WHERE ts = " +
+  EXPECT_EQ(QueryText(s->handle(), ("SELECT itl_p50 || ',' || itl_p99 || ',' || kv_cache_use || "
+                                    "',' || prefix_cache_hit FROM deployment_samples WHERE ts = " +
                                     std::to_string(now))
                                        .c_str()),
-            "12.5,48.0,0.625");
+            "12.5,48.0,0.625,0.75");
   // An older sample arriving late does not overwrite the latest figures.
   d.ts = now - 500;
   d.itl_p50_ms = 99;
