@@ -34,7 +34,6 @@ struct BatchScheduler::Request {
   std::vector<Hash> hashes;     // chain hashes of the full blocks of `tokens` (computed lazily)
   size_t published = 0;         // blocks[0..published) are published or were reused
   std::vector<Hash> in_flight;  // hashes this request marked as being computed by it
-  uint64_t admission = 0;       // order of its latest admission
   size_t planned = 0;           // tokens fed in this step
   int logit_row = -1;           // row of this step's logits, -1 when none
   bool cancelled = false;
@@ -275,7 +274,6 @@ BatchScheduler::Admission BatchScheduler::TryAdmit(Request& r) {
       r.in_flight.push_back(r.hashes[i]);
     }
   }
-  r.admission = ++admissions_;
   if (!r.started) {
     r.started = true;
     r.admitted = Clock::now();

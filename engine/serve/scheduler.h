@@ -159,7 +159,6 @@ class BatchScheduler {
   std::vector<model::BatchToken> batch_;
   std::vector<model::SequenceBlocks> seqs_;  // one per active request, in order
   std::vector<float> logits_;
-  uint64_t admissions_ = 0;
   uint64_t completed_ = 0, generated_ = 0, steps_ = 0, preemptions_ = 0;
   uint64_t prompt_tokens_ = 0, cached_prompt_tokens_ = 0;
 };

@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +25,7 @@
 #include "engine/backends/registry.h"
 #include "engine/gguf/types.h"
 #include "engine/model/model.h"
+#include "engine/serve/scheduler.h"
 #include "engine/serve/session.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -558,6 +562,98 @@ TEST(GpuSimGeneration, DecodeStepsReplayACapturedGraph) {
   unsetenv("SEXTANT_GPU_GRAPHS");
   EXPECT_EQ(direct, cpu);
   EXPECT_EQ(gpusim::rt::GraphLaunches(), before);
+}
+
+// The scheduler on the simulator: a request whose prompt extends an earlier one's reads that
+// one's KV blocks through its block table (prefix caching), in the same batches as another
+// request's decode steps; each gives the CPU's tokens alone.
+TEST(GpuSimGeneration, PrefixCachedRequestsMatchTheCpu) {
+  if (!std::filesystem::exists(kModelPath)) {
+    GTEST_SKIP() << kModelPath << " is absent (a fresh clone has no ../shared)";
+  }
+  model::LoadOptions lo;
+  lo.threads = 1;
+  lo.make_backend = gpusim::NewGpuBackend;
+  auto sim = model::Model::Load(kModelPath, lo);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  lo.make_backend = nullptr;
+  lo.backend = "cpu";
+  auto cpu = model::Model::Load(kModelPath, lo);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  const Tokenizer& tok = (*cpu)->tokenizer();
+  const std::string story =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park with her friends.";
+  std::vector<serve::GenerateRequest> reqs(3);
+  reqs[0].prompt = tok.Encode(story, true);
+  reqs[1].prompt = tok.Encode(story + " One day, she saw a big dog", true);
+  reqs[2].prompt = tok.Encode("The cat sat on the mat and", true);
+  for (serve::GenerateRequest& r : reqs) {
+    r.max_tokens = 24;
+    r.sampling.temperature = 0;
+  }
+  serve::Session session(*cpu);
+  std::vector<std::vector<int32_t>> want;
+  for (const serve::GenerateRequest& r : reqs) {
+    std::vector<int32_t> out;
+    ASSERT_TRUE(session
+                    .Generate(r,
+                              [&](int32_t t) {
+                                out.push_back(t);
+                                return true;
+                              })
+                    .ok());
+    want.push_back(out);
+  }
+  serve::SchedulerOptions so;
+  so.max_batch = 4;
+  so.max_batch_tokens = 16;
+  serve::BatchScheduler sched(*sim, so);
+  ASSERT_TRUE(sched.status().ok()) << sched.status().ToString();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<int32_t>> got(reqs.size());
+  std::vector<int> cached(reqs.size(), -1);
+  const auto submit = [&](size_t i) {
+    ASSERT_TRUE(sched
+                    .Submit(
+                        reqs[i],
+                        [&, i](int32_t t) {
+                          std::lock_guard<std::mutex> lock(mu);
+                          got[i].push_back(t);
+                          return true;
+                        },
+                        [&, i](Result<serve::GenerateStats> r) {
+                          std::lock_guard<std::mutex> lock(mu);
+                          cached[i] = r.ok() ? r->cached_tokens : -2;
+                          cv.notify_all();
+                        })
+                    .ok());
+  };
+  const auto wait = [&](size_t i) {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return cached[i] != -1; }));
+  };
+  submit(0);
+  wait(0);
+  submit(2);  // decoding while request 1 prefills its suffix over request 0's blocks
+  submit(1);
+  wait(1);
+  wait(2);
+  std::lock_guard<std::mutex> lock(mu);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i], want[i]) << "request " << i;
+  // Request 1 reuses the whole 16-token blocks it shares with what request 0 computed (its
+  // prompt and all but its last generated token), short of its own last token.
+  std::vector<int32_t> computed0 = reqs[0].prompt;
+  computed0.insert(computed0.end(), got[0].begin(), got[0].end() - 1);
+  size_t common = 0;
+  while (common < computed0.size() && common + 1 < reqs[1].prompt.size() &&
+         computed0[common] == reqs[1].prompt[common]) {
+    ++common;
+  }
+  EXPECT_EQ(cached[0], 0);
+  EXPECT_EQ(cached[1], static_cast<int>(common / 16 * 16));
+  EXPECT_GE(cached[1], 16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stories260K, GpuGenerationTest,
