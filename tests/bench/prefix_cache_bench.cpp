@@ -4,12 +4,15 @@
 //
 //   prefix_cache_bench chat [--shape 110m] [--type q8_0] [--requests 64] [--system 1000]
 //                           [--turn 50] [--gen 16] [--max-batch 16] [--batch-tokens 256]
+//                           [--warm 0|1]
 //     A chat workload: `requests` requests submitted at once, each a `system`-token system prompt
 //     shared by all, then its own `turn`-token user turn, generating `gen` tokens greedily. The
 //     same requests run through two schedulers on the same model in one run, prefix caching off
-//     and then on. Reported per run: TTFT p50 and p99 (submission to first token), wall time,
-//     requests/s and generated tokens/s, and prompt tokens served from the cache; then the
-//     ratios cache off / cache on.
+//     and then on. With --warm 1, one request with the same system prompt runs to completion in
+//     each scheduler before the timed burst (a service whose system prompt was seen before);
+//     otherwise the cache starts empty. Reported per run: TTFT p50 and p99 (submission to first
+//     token), wall time, requests/s and generated tokens/s, and prompt tokens served from the
+//     cache; then the ratios cache off / cache on.
 //
 //   prefix_cache_bench capacity [--shape 110m] [--type q8_0] [--context 4096] [--slots 4]
 //                               [--stream 2048] [--system 1000] [--gen 8]
@@ -66,6 +69,7 @@ struct Args {
   int gen = 16;
   int max_batch = 16;
   int batch_tokens = 256;
+  bool warm = false;
   // capacity
   int context = 4096;
   int slots = 4;
@@ -74,11 +78,12 @@ struct Args {
 };
 
 [[noreturn]] void Usage(const std::string& why) {
-  std::cerr << "prefix_cache_bench: " << why << "\n"
-            << "usage: prefix_cache_bench chat|capacity [--shape S] [--type T] [--dir D] "
-               "[--threads N] [--backend B] [--seed S] [--requests N] [--system N] [--turn N] "
-               "[--gen N] [--max-batch N] [--batch-tokens N] [--context N] [--slots N] "
-               "[--stream N]\n";
+  std::cerr
+      << "prefix_cache_bench: " << why << "\n"
+      << "usage: prefix_cache_bench chat|capacity [--shape S] [--type T] [--dir D] "
+         "[--threads N] [--backend B] [--seed S] [--requests N] [--system N] [--turn N] "
+         "[--gen N] [--max-batch N] [--batch-tokens N] [--warm 0|1] [--context N] [--slots N] "
+         "[--stream N]\n";
   std::exit(2);
 }
 
@@ -124,6 +129,8 @@ Args ParseArgs(int argc, char** argv) {
       a.gen_set = true;
     } else if (k == "--max-batch") {
       a.max_batch = num();
+    } else if (k == "--warm") {
+      a.warm = num() != 0;
     } else if (k == "--batch-tokens") {
       a.batch_tokens = num();
     } else if (k == "--context") {
@@ -200,8 +207,10 @@ struct RunFigures {
   int peak_active = 0;
 };
 
+// `warm_up`, when given, runs to completion first (not timed).
 RunFigures RunAll(const std::shared_ptr<const model::Model>& m, const serve::SchedulerOptions& so,
-                  const std::vector<serve::GenerateRequest>& reqs) {
+                  const std::vector<serve::GenerateRequest>& reqs,
+                  const serve::GenerateRequest* warm_up = nullptr) {
   serve::BatchScheduler sched(m, so);
   if (!sched.status().ok()) {
     std::cerr << "prefix_cache_bench: " << sched.status().ToString() << "\n";
@@ -211,6 +220,21 @@ RunFigures RunAll(const std::shared_ptr<const model::Model>& m, const serve::Sch
   std::mutex mu;
   std::condition_variable cv;
   size_t done = 0;
+  if (warm_up != nullptr) {
+    bool warmed = false;
+    auto id = sched.Submit(*warm_up, nullptr, [&](Result<serve::GenerateStats>) {
+      std::lock_guard<std::mutex> lock(mu);
+      warmed = true;
+      cv.notify_all();
+    });
+    if (!id.ok()) {
+      std::cerr << "prefix_cache_bench: " << id.status().ToString() << "\n";
+      std::exit(1);
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return warmed; });
+  }
+  const serve::SchedulerStats before = sched.stats();
   const Clock::time_point t0 = Clock::now();
   for (const serve::GenerateRequest& r : reqs) {
     auto id = sched.Submit(r, nullptr, [&](Result<serve::GenerateStats> res) {
@@ -238,6 +262,10 @@ RunFigures RunAll(const std::shared_ptr<const model::Model>& m, const serve::Sch
   }
   f.wall_s = Seconds(Clock::now() - t0);
   f.stats = sched.stats();
+  // The timed requests' own counters.
+  f.stats.prompt_tokens -= before.prompt_tokens;
+  f.stats.cached_prompt_tokens -= before.cached_prompt_tokens;
+  f.stats.preemptions -= before.preemptions;
   return f;
 }
 
@@ -254,9 +282,10 @@ int Chat(const Args& a) {
   std::printf(
       "chat: %s %s (%s, %d threads), %d requests at once: a %d-token shared system prompt + "
       "a %d-token user turn each, %d generated greedily; max_batch %d, %d tokens per "
-      "forward pass, KV blocks of 16\n",
+      "forward pass, KV blocks of 16; %s\n",
       a.shape.c_str(), a.type.c_str(), m->backend_device().c_str(), m->threads(), a.requests,
-      a.system, a.turn, a.gen, a.max_batch, a.batch_tokens);
+      a.system, a.turn, a.gen, a.max_batch, a.batch_tokens,
+      a.warm ? "one earlier request with the system prompt (warm)" : "cold start");
   const std::vector<int32_t> system = Tokens(a.system, 1, vocab);
   std::vector<serve::GenerateRequest> reqs;
   for (int i = 0; i < a.requests; ++i) {
@@ -265,6 +294,10 @@ int Chat(const Args& a) {
     p.insert(p.end(), turn.begin(), turn.end());
     reqs.push_back(Request(std::move(p), a.gen));
   }
+  std::vector<int32_t> warm_prompt = system;
+  const std::vector<int32_t> warm_turn = Tokens(a.turn, 999, vocab);
+  warm_prompt.insert(warm_prompt.end(), warm_turn.begin(), warm_turn.end());
+  const serve::GenerateRequest warm_up = Request(std::move(warm_prompt), a.gen);
   RunFigures runs[2];
   for (int cache = 0; cache < 2; ++cache) {
     serve::SchedulerOptions so;
@@ -274,7 +307,7 @@ int Chat(const Args& a) {
     so.max_batch_tokens = a.batch_tokens;
     so.threads = a.threads;
     so.prefix_caching = cache == 1;
-    runs[cache] = RunAll(m, so, reqs);
+    runs[cache] = RunAll(m, so, reqs, a.warm ? &warm_up : nullptr);
     const RunFigures& f = runs[cache];
     std::printf(
         "  cache %-3s  TTFT p50 %9.1f ms  p99 %9.1f ms  wall %7.2f s  %6.2f req/s  %7.1f "
