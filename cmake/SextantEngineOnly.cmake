@@ -31,7 +31,7 @@ include(SextantBuildInfo)
 add_subdirectory(engine)
 
 # `sextant` with the engine verbs: the same sources as the full console's verbs.
-set(_console ${PROJECT_SOURCE_DIR}/app/console)
+set(_console ${PROJECT_SOURCE_DIR}/app/sextant)
 add_executable(sextant ${_console}/main.cpp ${PROJECT_SOURCE_DIR}/app/cli/verb.cpp
                ${_console}/run_verb.cpp ${_console}/bench_verb.cpp ${_console}/tokenize_verb.cpp
                ${_console}/model_verb.cpp)
@@ -43,7 +43,7 @@ else()
 endif()
 target_link_libraries(sextant PRIVATE sextant_engine sextant_warnings)
 # Where the full build puts it (the tests and scripts/device-check.sh run it from there).
-set_target_properties(sextant PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/app/console)
+set_target_properties(sextant PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/app/sextant)
 
 if(SEXTANT_BUILD_TESTS)
   enable_testing()

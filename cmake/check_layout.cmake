@@ -2,7 +2,7 @@
 # Fails (FATAL_ERROR, exit 1) listing every file that includes a header its layer must not:
 #   ui/      : no gRPC, protobuf, SQLite, CUDA or HIP headers
 #   engine/  : no Qt or gRPC headers; CUDA/HIP headers only under engine/backends/
-#   app/     : (domain, excluding the entry points app/console and app/agent) no Qt Widgets,
+#   app/     : (domain, excluding the programs app/sextant and app/sextant-agent) no Qt Widgets,
 #              gRPC or protobuf headers
 #   anything else outside engine/backends/: no CUDA or HIP headers
 if(NOT ROOT)
@@ -45,7 +45,7 @@ _scan(ui "${_grpc}|${_sql}|${_gpu}" "ui/ must not include gRPC, protobuf, SQLite
 _scan(engine "${_qt}|${_grpc}" "engine/ must not include Qt or gRPC headers")
 _scan(engine "${_gpu}" "GPU headers belong under engine/backends/" EXCLUDE engine/backends)
 _scan(app "${_grpc}|QtWidgets|QtCharts|QWidget|QMainWindow" "app/ (domain) has no widgets and no wire code"
-      EXCLUDE app/console app/agent)
+      EXCLUDE app/sextant app/sextant-agent)
 _scan(app "${_gpu}" "GPU headers belong under engine/backends/")
 _scan(connectors "${_gpu}|${_qt}" "connectors/ has no GPU or Qt headers")
 

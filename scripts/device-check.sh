@@ -101,7 +101,7 @@ else
   step build 300 cmake --build "$BUILD" -j "$JOBS" --target sextant engine_tests || failed=1
 fi
 
-SEXTANT=$BUILD/app/console/sextant
+SEXTANT=$BUILD/app/sextant/sextant
 TESTS=$BUILD/tests/engine_tests
 if ((!failed)); then
   step gpu_tests 120 "$TESTS" --gtest_filter='GpuProbe*:GpuBackendChoice*:AllOps/GpuOpTest*:Stories260K/GpuGenerationTest*' \

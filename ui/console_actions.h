@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/store/console_store.h"
+#include "app/console/store/console_store.h"
 #include "engine/base/status.h"
 
 namespace sextant::ui {
@@ -111,7 +111,7 @@ class ConsoleActions {
   // Asks the agent who the console is (mTLS handshake, WhoAmI, agent info).
   virtual Result<TargetTestResult> TestTarget(const std::string& target) = 0;
   // Adds a target to the store and starts watching it; removes one and stops watching it.
-  virtual Status AddTarget(const store::Target& target) = 0;
+  virtual Status AddTarget(const console::Target& target) = 0;
   virtual Status RemoveTarget(const std::string& target) = 0;
   // Reads up to max_records of the newest audit records the console may read, and the chain head.
   virtual Result<AuditFetch> FetchAudit(const std::string& target, int max_records) = 0;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "app/report/report_store.h"
+#include "app/console/store/report_store.h"
 
 namespace sextant::ui {
 
@@ -10,17 +10,17 @@ namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
 
-CostBreakdown CostFor(const std::vector<store::HourUsage>& usage,
-                      const std::vector<cost::TargetInfo>& targets,
-                      const cost::PriceCatalog& catalog, cost::GroupBy by) {
+CostBreakdown CostFor(const std::vector<console::HourUsage>& usage,
+                      const std::vector<console::TargetInfo>& targets,
+                      const console::PriceCatalog& catalog, console::GroupBy by) {
   CostBreakdown view;
-  view.report = cost::ComputeCost(usage, targets, catalog, by);
-  std::map<store::TimeMs, std::vector<store::HourUsage>> per_day;
+  view.report = console::ComputeCost(usage, targets, catalog, by);
+  std::map<console::TimeMs, std::vector<console::HourUsage>> per_day;
   for (const auto& u : usage) per_day[u.hour - (u.hour % kDayMs)].push_back(u);
   for (const auto& [day, rows] : per_day) {
     CostDay d;
     d.day = day;
-    d.lines = cost::ComputeCost(rows, targets, catalog, by).lines;
+    d.lines = console::ComputeCost(rows, targets, catalog, by).lines;
     view.daily.push_back(std::move(d));
   }
   return view;
@@ -28,21 +28,21 @@ CostBreakdown CostFor(const std::vector<store::HourUsage>& usage,
 
 }  // namespace
 
-Result<ConsoleSnapshot> LoadConsoleSnapshot(store::ConsoleStore& store,
-                                            const SnapshotSources& sources, store::TimeMs now) {
+Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleStore& store,
+                                            const SnapshotSources& sources, console::TimeMs now) {
   ConsoleSnapshot snap;
   snap.taken_at = now;
-  SEXTANT_ASSIGN_OR_RETURN(snap.fleet, fleet::LoadFleet(store, now, sources.stale_after_ms));
+  SEXTANT_ASSIGN_OR_RETURN(snap.fleet, console::LoadFleet(store, now, sources.stale_after_ms));
   SEXTANT_ASSIGN_OR_RETURN(snap.targets, store.ListTargets());
   SEXTANT_ASSIGN_OR_RETURN(snap.accounts, store.ListAccounts());
-  SEXTANT_ASSIGN_OR_RETURN(std::vector<store::Fact> facts, store.ListFacts());
-  SEXTANT_ASSIGN_OR_RETURN(std::vector<store::Gpu> gpus, store.ListGpus());
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<console::Fact> facts, store.ListFacts());
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<console::Gpu> gpus, store.ListGpus());
 
   if (sources.catalog) {
     SEXTANT_ASSIGN_OR_RETURN(auto usage, store.HourlyUsage(now - sources.cost_window_ms));
-    auto infos = cost::TargetsFromStore(snap.targets, facts, gpus);
-    for (cost::GroupBy by :
-         {cost::GroupBy::kDeployment, cost::GroupBy::kTarget, cost::GroupBy::kLabel}) {
+    auto infos = console::TargetsFromStore(snap.targets, facts, gpus);
+    for (console::GroupBy by :
+         {console::GroupBy::kDeployment, console::GroupBy::kTarget, console::GroupBy::kLabel}) {
       snap.cost[by] = CostFor(usage, infos, *sources.catalog, by);
     }
     SEXTANT_ASSIGN_OR_RETURN(auto budgets, store.ListBudgets());
@@ -50,17 +50,17 @@ Result<ConsoleSnapshot> LoadConsoleSnapshot(store::ConsoleStore& store,
     for (const auto& b : budgets) longest = std::max(longest, b.window_days);
     if (!budgets.empty()) {
       SEXTANT_ASSIGN_OR_RETURN(auto budget_usage, store.HourlyUsage(now - longest * kDayMs));
-      snap.budgets = cost::EvaluateBudgets(budgets, budget_usage, infos, *sources.catalog, now);
+      snap.budgets = console::EvaluateBudgets(budgets, budget_usage, infos, *sources.catalog, now);
     }
-    for (const auto& u : snap.cost[cost::GroupBy::kTarget].report.unpriced) {
+    for (const auto& u : snap.cost[console::GroupBy::kTarget].report.unpriced) {
       snap.cost_notes.push_back("not priced: " + u);
     }
   } else {
     snap.cost_notes.push_back("no price catalog loaded: cost is not computed");
   }
 
-  if (Status s = report::ReportStore::EnsureSchema(store.handle()); !s.ok()) return s;
-  report::ReportStore reports(store.handle());
+  if (Status s = console::ReportStore::EnsureSchema(store.handle()); !s.ok()) return s;
+  console::ReportStore reports(store.handle());
   SEXTANT_ASSIGN_OR_RETURN(auto stored, reports.List({}, 50));
   for (const auto& r : stored) {
     snap.reports.push_back(
@@ -69,13 +69,13 @@ Result<ConsoleSnapshot> LoadConsoleSnapshot(store::ConsoleStore& store,
 
   snap.packs = sources.packs;
   if (!snap.packs.empty()) {
-    compliance::EvaluationInput in;
+    console::EvaluationInput in;
     for (const auto& t : snap.targets) in.targets.push_back(t.name);
     in.facts = std::move(facts);
-    SEXTANT_ASSIGN_OR_RETURN(in.reports, compliance::LoadValidationRecords(store));
+    SEXTANT_ASSIGN_OR_RETURN(in.reports, console::LoadValidationRecords(store));
     in.now = now;
     for (const auto& p : snap.packs) {
-      auto f = compliance::Evaluate(p, in);
+      auto f = console::Evaluate(p, in);
       snap.findings.insert(snap.findings.end(), std::make_move_iterator(f.begin()),
                            std::make_move_iterator(f.end()));
     }

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "app/compliance/policy.h"
-#include "app/cost/cost_model.h"
-#include "app/cost/price_catalog.h"
-#include "app/fleet/fleet.h"
-#include "app/store/console_store.h"
+#include "app/console/compliance/pack.h"
+#include "app/console/cost/cost_model.h"
+#include "app/console/cost/price_catalog.h"
+#include "app/console/fleet/fleet.h"
+#include "app/console/store/console_store.h"
 #include "engine/base/status.h"
 
 namespace sextant::ui {
@@ -33,41 +33,41 @@ struct ReportSummary {
 
 // Cost of one day, split by the group's keys (deployment, target or label).
 struct CostDay {
-  store::TimeMs day = 0;  // 00:00 UTC
-  std::vector<cost::CostLine> lines;
+  console::TimeMs day = 0;  // 00:00 UTC
+  std::vector<console::CostLine> lines;
 };
 
 struct CostBreakdown {
-  cost::CostReport report;     // over the whole window
+  console::CostReport report;  // over the whole window
   std::vector<CostDay> daily;  // oldest first, one entry per day with usage
 };
 
 struct ConsoleSnapshot {
-  store::TimeMs taken_at = 0;
-  fleet::FleetSnapshot fleet;
-  std::vector<store::Target> targets;
-  std::vector<store::Account> accounts;
+  console::TimeMs taken_at = 0;
+  console::FleetSnapshot fleet;
+  std::vector<console::Target> targets;
+  std::vector<console::Account> accounts;
   // Cost over the snapshot's window, by deployment, target and label.
-  std::map<cost::GroupBy, CostBreakdown> cost;
-  std::vector<cost::BudgetStatus> budgets;
+  std::map<console::GroupBy, CostBreakdown> cost;
+  std::vector<console::BudgetStatus> budgets;
   std::vector<std::string> cost_notes;  // why cost is missing (no catalog ...), in words
   // Compliance: the packs evaluated and one finding per pack, target and rule.
-  std::vector<compliance::PolicyPack> packs;
-  std::vector<compliance::Finding> findings;
+  std::vector<console::PolicyPack> packs;
+  std::vector<console::Finding> findings;
   std::vector<ReportSummary> reports;  // newest first
 };
 
 // What a snapshot reads besides the store. Shared, immutable once built.
 struct SnapshotSources {
-  std::shared_ptr<const cost::PriceCatalog> catalog;  // null: cost is not computed
-  std::vector<compliance::PolicyPack> packs;
+  std::shared_ptr<const console::PriceCatalog> catalog;  // null: cost is not computed
+  std::vector<console::PolicyPack> packs;
   int64_t stale_after_ms = 15000;
   int64_t cost_window_ms = 7LL * 86'400'000;
 };
 
 // Reads everything from the store at `now`. Errors of the store are returned; a missing catalog
 // or pack leaves that part empty with a note.
-Result<ConsoleSnapshot> LoadConsoleSnapshot(store::ConsoleStore& store,
-                                            const SnapshotSources& sources, store::TimeMs now);
+Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleStore& store,
+                                            const SnapshotSources& sources, console::TimeMs now);
 
 }  // namespace sextant::ui

@@ -189,7 +189,7 @@ void MainWindow::ApplySnapshot(const std::shared_ptr<const ConsoleSnapshot>& sna
     for (const auto& a : snapshot->fleet.accounts) {
       for (const auto& t : a.targets) {
         ++total;
-        connected += t.status.state == store::ConnState::kConnected ? 1 : 0;
+        connected += t.status.state == console::ConnState::kConnected ? 1 : 0;
       }
     }
     refresh_label_->setText(

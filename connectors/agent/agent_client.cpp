@@ -10,7 +10,7 @@
 #include "connectors/grpc_status.h"
 #include "sextant/v1/agent.grpc.pb.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 
 struct AgentClient::Impl {
   AgentClientOptions options;
@@ -217,4 +217,4 @@ std::unique_ptr<AgentClient::Watch> AgentClient::WatchMetrics(
   return reactor;
 }
 
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -31,7 +31,7 @@
 #include "engine/base/status.h"
 #include "sextant/v1/agent.pb.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 
 struct AgentClientOptions {
   std::string target;  // host:port
@@ -98,4 +98,4 @@ class AgentClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -12,16 +12,16 @@
 #include <mutex>
 #include <thread>
 
-#include "app/agentconfig/json_log.h"
-#include "app/agentstate/cpu_inventory.h"
-#include "app/agentstate/model_store.h"
-#include "app/report/signing.h"
+#include "app/agent/config/json_log.h"
+#include "app/agent/state/cpu_inventory.h"
+#include "app/agent/state/model_store.h"
+#include "app/common/signing.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/grpc_status.h"
 #include "engine/base/build_info.h"
 #include "sextant/v1/agent.grpc.pb.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 
 namespace {
 
@@ -42,7 +42,7 @@ std::string Rfc3339(int64_t unix_seconds) {
   return buf;
 }
 
-void FillCloud(const CloudContextInfo& in, v1::CloudContext* out) {
+void FillCloud(const agent::CloudContextInfo& in, v1::CloudContext* out) {
   out->set_provider(in.provider);
   out->set_account(in.account);
   out->set_region(in.region);
@@ -52,7 +52,7 @@ void FillCloud(const CloudContextInfo& in, v1::CloudContext* out) {
   out->set_source(in.source);
 }
 
-void FillDevice(const DeviceInfo& in, v1::Device* out) {
+void FillDevice(const agent::DeviceInfo& in, v1::Device* out) {
   out->set_id(in.id);
   out->set_kind(in.kind);
   out->set_model(in.model);
@@ -66,21 +66,21 @@ void FillDevice(const DeviceInfo& in, v1::Device* out) {
   out->set_driver(in.driver);
 }
 
-void FillInventory(const InventoryInfo& in, v1::Inventory* out) {
+void FillInventory(const agent::InventoryInfo& in, v1::Inventory* out) {
   out->set_node(in.node);
   out->set_source(in.source);
   out->set_observed_at_unix_ms(in.observed_at_unix_ms);
   for (const auto& d : in.devices) FillDevice(d, out->add_devices());
 }
 
-void FillHistogram(const HistogramInfo& in, v1::Histogram* out) {
+void FillHistogram(const agent::HistogramInfo& in, v1::Histogram* out) {
   for (double b : in.upper_bounds) out->add_upper_bounds(b);
   for (int64_t c : in.counts) out->add_counts(c);
   out->set_sum(in.sum);
   out->set_count(in.count);
 }
 
-void FillSpecRef(const DeploymentRecord& r, v1::DeploymentSpecRef* out) {
+void FillSpecRef(const agent::DeploymentRecord& r, v1::DeploymentSpecRef* out) {
   out->set_name(r.name);
   out->set_spec_json(r.spec_json);
   out->set_spec_digest(r.spec_digest);
@@ -99,14 +99,14 @@ class AgentServiceImpl;
 struct AgentServer::Impl {
   AgentServerOptions options;
   AgentServerDeps deps;
-  CpuInventorySource cpu_inventory;
-  StaticCloudContextSource default_cloud{CloudContextInfo{}};
+  agent::CpuInventorySource cpu_inventory;
+  agent::StaticCloudContextSource default_cloud{agent::CloudContextInfo{}};
   std::unique_ptr<AgentServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   int64_t started_at_unix_ms = NowUnixMs();
   std::vector<report::VerifyingKey> console_keys;  // from options.console_keys_pem
-  std::unique_ptr<ModelStore> model_store;         // null: options.model_store empty
+  std::unique_ptr<agent::ModelStore> model_store;  // null: options.model_store empty
   int64_t cert_not_after_unix = 0;                 // of the server certificate
 
   std::mutex mu;
@@ -114,8 +114,8 @@ struct AgentServer::Impl {
   bool shutting_down = false;  // GUARDED_BY(mu)
   std::once_flag shutdown_once;
 
-  InventorySource& inventory() { return deps.inventory ? *deps.inventory : cpu_inventory; }
-  CloudContextSource& cloud() { return deps.cloud ? *deps.cloud : default_cloud; }
+  agent::InventorySource& inventory() { return deps.inventory ? *deps.inventory : cpu_inventory; }
+  agent::CloudContextSource& cloud() { return deps.cloud ? *deps.cloud : default_cloud; }
 
   // Sleeps until `until`, shutdown, or cancellation (polled). Returns false when the stream
   // must end (shutdown or cancellation).
@@ -148,7 +148,7 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     resp->set_identity(c.identity);
     resp->set_role(c.role);
     auto policy = impl_->deps.policy->Get();
-    if (const RoleRule* rule = policy->Role(c.role)) {
+    if (const agent::RoleRule* rule = policy->Role(c.role)) {
       for (const auto& r : rule->rpcs) resp->add_allowed_rpcs(r);
       resp->set_audit_scope(rule->audit_scope);
     }
@@ -196,14 +196,14 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     const auto& spec = req->spec();
     if (auto s = Admit(ctx, "ApplyDeployment", spec.name(), &c); !s.ok()) return s;
     if (Status trust = CheckApplyTrust(*req); !trust.ok()) {
-      LogEvent(spdlog::level::warn, "deployment_refused",
-               {{"name", spec.name()},
-                {"spec_digest", spec.spec_digest()},
-                {"by", c.identity},
-                {"error", trust.message()}});
+      agent::LogEvent(spdlog::level::warn, "deployment_refused",
+                      {{"name", spec.name()},
+                       {"spec_digest", spec.spec_digest()},
+                       {"by", c.identity},
+                       {"error", trust.message()}});
       return Finish(c, "ApplyDeployment", spec.name(), trust);
     }
-    ApplyRequest a;
+    agent::ApplyRequest a;
     a.name = spec.name();
     a.spec_json = spec.spec_json();
     a.spec_digest = spec.spec_digest();
@@ -218,12 +218,12 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     resp->set_generation(result->record.generation);
     resp->set_changed(result->changed);
     resp->set_spec_digest(result->record.spec_digest);
-    LogEvent(spdlog::level::info, "deployment_applied",
-             {{"name", a.name},
-              {"generation", result->record.generation},
-              {"changed", result->changed},
-              {"spec_digest", result->record.spec_digest},
-              {"by", c.identity}});
+    agent::LogEvent(spdlog::level::info, "deployment_applied",
+                    {{"name", a.name},
+                     {"generation", result->record.generation},
+                     {"changed", result->changed},
+                     {"spec_digest", result->record.spec_digest},
+                     {"by", c.identity}});
     (void)Finish(c, "ApplyDeployment", spec.name(), Status());
     return Reply(c, "ApplyDeployment", "control", *resp);
   }
@@ -256,8 +256,8 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     if (!last.ok()) return Finish(c, "DeleteDeployment", req->name(), last.status());
     resp->set_name(last->name);
     resp->set_last_generation(last->generation);
-    LogEvent(spdlog::level::info, "deployment_deleted",
-             {{"name", last->name}, {"generation", last->generation}, {"by", c.identity}});
+    agent::LogEvent(spdlog::level::info, "deployment_deleted",
+                    {{"name", last->name}, {"generation", last->generation}, {"by", c.identity}});
     (void)Finish(c, "DeleteDeployment", req->name(), Status());
     return Reply(c, "DeleteDeployment", "control", *resp);
   }
@@ -364,7 +364,7 @@ class AgentServiceImpl final : public v1::AgentService::Service {
                                   v1::ComplianceFacts* resp) override {
     Caller c;
     if (auto s = Admit(ctx, "GetComplianceFacts", "", &c); !s.ok()) return s;
-    const CloudContextInfo cloud = impl_->cloud().Context();
+    const agent::CloudContextInfo cloud = impl_->cloud().Context();
     FillCloud(cloud, resp->mutable_cloud());
     resp->set_mtls_required(true);
     resp->set_tls_min_version("TLS1.2");
@@ -380,7 +380,7 @@ class AgentServiceImpl final : public v1::AgentService::Service {
       auto* scope = resp->add_vendor_scope();
       scope->set_identity_pattern(id.match + (id.prefix && id.match.back() != '/' ? "*" : ""));
       scope->set_role(id.role);
-      if (const RoleRule* rule = policy->Role(id.role)) {
+      if (const agent::RoleRule* rule = policy->Role(id.role)) {
         for (const auto& r : rule->rpcs) scope->add_rpcs(r);
       }
     }
@@ -455,9 +455,9 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     Caller c;
     if (auto s = Admit(ctx, "ListAuditLog", req->identity(), &c); !s.ok()) return s;
     auto policy = impl_->deps.policy->Get();
-    const RoleRule* rule = policy->Role(c.role);
+    const agent::RoleRule* rule = policy->Role(c.role);
     const std::string scope = rule ? rule->audit_scope : "own";
-    AuditQuery q;
+    agent::AuditQuery q;
     q.after_seq = std::max<int64_t>(0, req->after_seq());
     q.limit = req->page_size() <= 0 ? 100 : std::min(req->page_size(), 1000);
     q.rpc = req->rpc();
@@ -617,19 +617,19 @@ class AgentServiceImpl final : public v1::AgentService::Service {
       }
       auto rec = impl_->deps.audit->Append(
           {"unauthenticated:cn=" + cn, "", rpc, target, "unauthenticated"});
-      LogEvent(spdlog::level::warn, "unauthenticated_call", {{"rpc", rpc}, {"cn", cn}});
+      agent::LogEvent(spdlog::level::warn, "unauthenticated_call", {{"rpc", rpc}, {"cn", cn}});
       if (!rec.ok()) return AuditFailure(rec.status());
       return grpc::Status(
           grpc::StatusCode::UNAUTHENTICATED,
           std::string("client certificate has no spiffe:// URI SAN; ") + rpc + " refused");
     }
-    const Decision d = impl_->deps.policy->Get()->Decide(identity, rpc);
+    const agent::Decision d = impl_->deps.policy->Get()->Decide(identity, rpc);
     auto rec = impl_->deps.audit->Append(
         {identity, d.role, rpc, target, d.allowed ? "allowed" : "denied"});
     if (!rec.ok()) return AuditFailure(rec.status());
     if (!d.allowed) {
-      LogEvent(spdlog::level::warn, "permission_denied",
-               {{"rpc", rpc}, {"identity", identity}, {"role", d.role}});
+      agent::LogEvent(spdlog::level::warn, "permission_denied",
+                      {{"rpc", rpc}, {"identity", identity}, {"role", d.role}});
       return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, d.message);
     }
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled");
@@ -643,7 +643,7 @@ class AgentServiceImpl final : public v1::AgentService::Service {
   }
 
   grpc::Status AuditFailure(const Status& s) {
-    LogEvent(spdlog::level::err, "audit_append_failed", {{"error", s.message()}});
+    agent::LogEvent(spdlog::level::err, "audit_append_failed", {{"error", s.message()}});
     return grpc::Status(
         grpc::StatusCode::INTERNAL,
         "the call was not made: its audit record could not be written: " + s.message());
@@ -657,8 +657,8 @@ class AgentServiceImpl final : public v1::AgentService::Service {
         {c.identity, c.role, rpc, target,
          status.ok() ? std::string("ok") : "error: " + CodeName(g.error_code())});
     if (!rec.ok()) {
-      LogEvent(spdlog::level::err, "audit_append_failed",
-               {{"rpc", rpc}, {"error", rec.status().message()}});
+      agent::LogEvent(spdlog::level::err, "audit_append_failed",
+                      {{"rpc", rpc}, {"error", rec.status().message()}});
     }
     return g;
   }
@@ -704,13 +704,13 @@ class AgentServiceImpl final : public v1::AgentService::Service {
     }
   }
 
-  void FillDeployment(const DeploymentRecord& r, v1::Deployment* out) {
+  void FillDeployment(const agent::DeploymentRecord& r, v1::Deployment* out) {
     FillSpecRef(r, out->mutable_spec());
     out->set_generation(r.generation);
     out->set_applied_at_unix_ms(r.applied_at_unix_ms);
     out->set_applied_by(r.applied_by);
     auto* st = out->mutable_status();
-    std::optional<DeploymentStatusInfo> s;
+    std::optional<agent::DeploymentStatusInfo> s;
     if (impl_->deps.observer) s = impl_->deps.observer->StatusOf(r.name);
     if (!s) {
       st->set_phase(v1::DEPLOYMENT_PHASE_PENDING);
@@ -760,7 +760,7 @@ Result<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentServerOptions
     impl->console_keys.push_back(*key);
   }
   if (!options.model_store.empty()) {
-    impl->model_store = std::make_unique<ModelStore>(options.model_store);
+    impl->model_store = std::make_unique<agent::ModelStore>(options.model_store);
   }
   auto not_after = NotAfterUnixOfPem(options.cert_pem);
   if (!not_after.ok()) return not_after.status().WithContext("server certificate");
@@ -808,4 +808,4 @@ std::set<std::string> AgentRpcNames() {
   return names;
 }
 
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -27,14 +27,14 @@
 #include <string>
 #include <vector>
 
-#include "app/agentstate/desired_state.h"
-#include "app/agentstate/sources.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/agent/state/sources.h"
 #include "engine/base/status.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 
 struct AgentServerOptions {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
@@ -58,14 +58,14 @@ struct AgentServerOptions {
 
 // Borrowed; each must outlive the server. Optional ones may be null.
 struct AgentServerDeps {
-  DesiredState* state = nullptr;           // required
-  AuditLog* audit = nullptr;               // required
-  PolicyHolder* policy = nullptr;          // required
-  EgressLedger* egress = nullptr;          // required
-  InventorySource* inventory = nullptr;    // null: the CPU from /proc
-  CloudContextSource* cloud = nullptr;     // null: "on-prem"
-  DeploymentObserver* observer = nullptr;  // null: status Pending, no metrics
-  ValidationRunner* validation = nullptr;  // null: RunValidation is UNIMPLEMENTED
+  agent::DesiredState* state = nullptr;           // required
+  agent::AuditLog* audit = nullptr;               // required
+  agent::PolicyHolder* policy = nullptr;          // required
+  agent::EgressLedger* egress = nullptr;          // required
+  agent::InventorySource* inventory = nullptr;    // null: the CPU from /proc
+  agent::CloudContextSource* cloud = nullptr;     // null: "on-prem"
+  agent::DeploymentObserver* observer = nullptr;  // null: status Pending, no metrics
+  agent::ValidationRunner* validation = nullptr;  // null: RunValidation is UNIMPLEMENTED
 };
 
 class AgentServer {
@@ -92,4 +92,4 @@ class AgentServer {
 // The method names of sextant.v1.AgentService, from the generated descriptors.
 std::set<std::string> AgentRpcNames();
 
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -17,7 +17,7 @@
 #include <memory>
 #include <sstream>
 
-namespace sextant::agent {
+namespace sextant::rpc {
 
 namespace {
 
@@ -284,4 +284,4 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
   return written;
 }
 
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -11,7 +11,7 @@
 
 #include "engine/base/status.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 
 struct CertAndKey {
   std::string cert_pem;
@@ -59,4 +59,4 @@ Result<int64_t> NotAfterUnixOfPem(const std::string& cert_pem);
 Result<std::string> ReadTextFile(const std::filesystem::path& path);
 Status WriteTextFile(const std::filesystem::path& path, const std::string& text, bool secret);
 
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

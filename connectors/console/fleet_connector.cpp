@@ -12,11 +12,11 @@
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/identity_certs.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
+using console::TimeMs;
 using std::chrono::milliseconds;
-using store::TimeMs;
 
 std::string Rfc3339(TimeMs t) {
   std::time_t secs = static_cast<std::time_t>(t / 1000);
@@ -92,17 +92,17 @@ struct TargetSync {
   TimeMs prev_snapshot_ms = 0;
 };
 
-Status SyncInventory(const v1::Inventory& inv, const std::string& target, store::ConsoleStore& st,
+Status SyncInventory(const v1::Inventory& inv, const std::string& target, console::ConsoleStore& st,
                      TargetSync* sync) {
   sync->node = inv.node().empty() ? target : inv.node();
   sync->device_index.clear();
   sync->device_kind.clear();
-  std::vector<store::Gpu> gpus;
+  std::vector<console::Gpu> gpus;
   for (int i = 0; i < inv.devices_size(); ++i) {
     const auto& d = inv.devices(i);
     sync->device_index[d.id()] = i;
     sync->device_kind[d.id()] = d.kind();
-    store::Gpu g;
+    console::Gpu g;
     g.target = target;
     g.node = sync->node;
     g.index = i;
@@ -115,7 +115,7 @@ Status SyncInventory(const v1::Inventory& inv, const std::string& target, store:
 }
 
 // Reads identity, info, inventory, deployments and compliance facts into the store.
-Status SyncFacts(agent::AgentClient& client, const std::string& target, store::ConsoleStore& st,
+Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleStore& st,
                  TargetSync* sync, milliseconds deadline, TargetIdentity* who) {
   SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client.WhoAmI(deadline));
   SEXTANT_ASSIGN_OR_RETURN(v1::AgentInfo info, client.GetAgentInfo(deadline));
@@ -139,11 +139,11 @@ Status SyncFacts(agent::AgentClient& client, const std::string& target, store::C
   const std::string engine_build = facts_or.ok() && !facts_or->engine_build_id().empty()
                                        ? facts_or->engine_build_id()
                                        : info.build_id();
-  std::vector<store::Deployment> out;
+  std::vector<console::Deployment> out;
   sync->gpus_requested.clear();
   sync->replicas_desired.clear();
   for (const auto& d : deps.deployments()) {
-    store::Deployment sd;
+    console::Deployment sd;
     sd.target = target;
     sd.name = d.spec().name();
     sd.model_sha256 = d.spec().model_sha256();
@@ -184,7 +184,7 @@ Status SyncFacts(agent::AgentClient& client, const std::string& target, store::C
   // Facts: the typed fields under the names compliance packs read, then the agent's own
   // named facts where they do not collide.
   std::map<std::string, std::string> f;
-  const TimeMs now = store::NowMs();
+  const TimeMs now = console::NowMs();
   const auto& cloud = facts_or.ok() && facts_or->has_cloud() ? facts_or->cloud() : info.cloud();
   f["cloud.provider"] = cloud.provider();
   f["cloud.account"] = cloud.account();
@@ -242,22 +242,22 @@ Status SyncFacts(agent::AgentClient& client, const std::string& target, store::C
 
 // The samples of one metrics snapshot of `target`.
 void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, TargetSync* sync,
-                  int32_t interval_ms, std::vector<store::GpuSample>* gpus_out,
-                  std::vector<store::DeploymentSample>* deps_out) {
-  const TimeMs ts = m.observed_at_unix_ms() > 0 ? m.observed_at_unix_ms() : store::NowMs();
+                  int32_t interval_ms, std::vector<console::GpuSample>* gpus_out,
+                  std::vector<console::DeploymentSample>* deps_out) {
+  const TimeMs ts = m.observed_at_unix_ms() > 0 ? m.observed_at_unix_ms() : console::NowMs();
   double period = interval_ms / 1000.0;
   if (sync->prev_snapshot_ms > 0 && ts > sync->prev_snapshot_ms) {
     period = std::min((ts - sync->prev_snapshot_ms) / 1000.0, 3.0 * interval_ms / 1000.0);
   }
   sync->prev_snapshot_ms = ts;
-  std::vector<store::GpuSample> gpus;
+  std::vector<console::GpuSample> gpus;
   double util_sum = 0;
   for (const auto& d : m.devices()) {
     auto kind = sync->device_kind.find(d.id());
     const std::string k = kind != sync->device_kind.end() ? kind->second : d.kind();
     if (k == "cpu" || k.empty()) continue;  // GPUs only: CPUs are not priced per GPU-hour
     auto idx = sync->device_index.find(d.id());
-    store::GpuSample g;
+    console::GpuSample g;
     g.target = target;
     g.node = sync->node.empty() ? target : sync->node;
     g.index = idx != sync->device_index.end() ? idx->second : 0;
@@ -272,9 +272,9 @@ void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, Targe
   }
   double requested_sum = 0;
   for (const auto& [n, r] : sync->gpus_requested) requested_sum += r;
-  std::vector<store::DeploymentSample> deps;
+  std::vector<console::DeploymentSample> deps;
   for (const auto& d : m.deployments()) {
-    store::DeploymentSample s;
+    console::DeploymentSample s;
     s.target = target;
     s.deployment = d.name();
     s.ts = ts;
@@ -337,9 +337,9 @@ void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, Targe
 
 // One snapshot written at once (RefreshAll).
 Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
-                     store::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
-  std::vector<store::GpuSample> gpus;
-  std::vector<store::DeploymentSample> deps;
+                     console::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+  std::vector<console::GpuSample> gpus;
+  std::vector<console::DeploymentSample> deps;
   BuildSamples(m, target, sync, interval_ms, &gpus, &deps);
   return st.AppendSamples(gpus, deps);
 }
@@ -396,14 +396,14 @@ class IngestWriter {
  public:
   struct Item {
     std::string target;
-    std::vector<store::GpuSample> gpu;
-    std::vector<store::DeploymentSample> dep;
+    std::vector<console::GpuSample> gpu;
+    std::vector<console::DeploymentSample> dep;
     TimeMs seen = 0;
     std::chrono::steady_clock::time_point received;
     std::function<void(const Status&)> done;
   };
 
-  IngestWriter(store::ConsoleStore* st, milliseconds every,
+  IngestWriter(console::ConsoleStore* st, milliseconds every,
                std::function<void(const IngestEvent&)> on_ingest)
       : store_(st), every_(every), on_ingest_(std::move(on_ingest)) {
     thread_ = std::thread([this] { Run(); });
@@ -454,7 +454,7 @@ class IngestWriter {
   }
 
   void Write(std::vector<Item>& batch) {
-    store::IngestBatch b;
+    console::IngestBatch b;
     size_t ng = 0, nd = 0;
     for (const auto& it : batch) {
       ng += it.gpu.size();
@@ -493,7 +493,7 @@ class IngestWriter {
     }
   }
 
-  store::ConsoleStore* const store_;
+  console::ConsoleStore* const store_;
   const milliseconds every_;
   const std::function<void(const IngestEvent&)> on_ingest_;
   std::thread thread_;
@@ -508,9 +508,9 @@ class IngestWriter {
   uint64_t written_ = 0;                         // GUARDED_BY(mu_)
 };
 
-Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
-                                                   milliseconds deadline) {
-  agent::AgentClientOptions o;
+Result<rpc::AgentClientOptions> ClientOptionsFor(const console::Target& target,
+                                                 milliseconds deadline) {
+  rpc::AgentClientOptions o;
   o.target = target.endpoint;
   o.server_name_override = target.server_name;
   o.deadline = deadline;
@@ -518,7 +518,7 @@ Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
     if (path.empty()) {
       return Status::FailedPrecondition("target " + target.name + " has no " + what + " path");
     }
-    auto text = agent::ReadTextFile(path);
+    auto text = rpc::ReadTextFile(path);
     if (!text.ok()) {
       return Status::FailedPrecondition("target " + target.name + ": cannot read " + what + " " +
                                         path + ": " + text.status().message());
@@ -532,9 +532,9 @@ Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
   return o;
 }
 
-Result<TargetIdentity> TestTarget(const store::Target& target, milliseconds deadline) {
+Result<TargetIdentity> TestTarget(const console::Target& target, milliseconds deadline) {
   SEXTANT_ASSIGN_OR_RETURN(auto opts, ClientOptionsFor(target, deadline));
-  SEXTANT_ASSIGN_OR_RETURN(auto client, agent::AgentClient::Connect(opts));
+  SEXTANT_ASSIGN_OR_RETURN(auto client, rpc::AgentClient::Connect(opts));
   TargetIdentity who;
   SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client->WhoAmI(deadline));
   who.identity = me.identity();
@@ -549,25 +549,25 @@ Result<TargetIdentity> TestTarget(const store::Target& target, milliseconds dead
   return who;
 }
 
-std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
-                                            const std::vector<store::Target>& targets,
-                                            const ConnectorOptions& options) {
-  std::vector<store::TargetStatus> out(targets.size());
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
+                                              const std::vector<console::Target>& targets,
+                                              const ConnectorOptions& options) {
+  std::vector<console::TargetStatus> out(targets.size());
   // A bounded pool: each worker takes the next target; a slow one holds up only its worker.
   std::atomic<size_t> next{0};
   auto refresh_one = [&](size_t i) {
     {
-      const store::Target& t = targets[i];
-      store::TargetStatus& s = out[i];
+      const console::Target& t = targets[i];
+      console::TargetStatus& s = out[i];
       s.target = t.name;
-      s.since = store::NowMs();
+      s.since = console::NowMs();
       auto fail = [&](const Status& why) {
-        s.state = store::ConnState::kError;
+        s.state = console::ConnState::kError;
         s.error = ErrorText(why);
       };
       auto opts = ClientOptionsFor(t, options.call_deadline);
       if (!opts.ok()) return fail(opts.status());
-      auto client = agent::AgentClient::Connect(*opts);
+      auto client = rpc::AgentClient::Connect(*opts);
       if (!client.ok()) return fail(client.status());
       // The first call also sets up the connection (TCP and TLS handshake). On a busy host a
       // handshake can outlast one deadline; the channel keeps its progress, so ask again on
@@ -591,7 +591,7 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
       std::mutex mu;
       Status ingest;
       bool got = false;
-      agent::AgentClient::Watch* self = nullptr;
+      rpc::AgentClient::Watch* self = nullptr;
       auto watch = (*client)->WatchMetrics(
           options.metrics_interval_ms, options.call_deadline, [&](const v1::MetricsSnapshot& m) {
             std::lock_guard lock(mu);
@@ -611,8 +611,8 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
         return fail(ended.ok() ? Status::DeadlineExceeded("no metrics snapshot") : ended);
       }
       if (!ingest.ok()) return fail(ingest);
-      s.state = store::ConnState::kConnected;
-      s.last_seen = store::NowMs();
+      s.state = console::ConnState::kConnected;
+      s.last_seen = console::NowMs();
     }
   };
   const size_t workers =
@@ -633,11 +633,11 @@ std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& st,
 
 class TargetConnector {
  public:
-  TargetConnector(store::Target target, store::ConsoleStore* st, ConnectorOptions o,
+  TargetConnector(console::Target target, console::ConsoleStore* st, ConnectorOptions o,
                   ConnectGate* gate, IngestWriter* writer)
       : target_(std::move(target)), store_(st), options_(o), gate_(gate), writer_(writer) {
     status_.target = target_.name;
-    status_.since = store::NowMs();
+    status_.since = console::NowMs();
   }
   ~TargetConnector() { Stop(); }
 
@@ -659,22 +659,22 @@ class TargetConnector {
     if (thread_.joinable()) thread_.join();
   }
   const std::string& name() const { return target_.name; }
-  store::TargetStatus status() {
+  console::TargetStatus status() {
     std::lock_guard lock(mu_);
     return status_;
   }
 
  private:
-  void SetStatusLocked(store::ConnState state, std::string error, TimeMs since = 0) {
+  void SetStatusLocked(console::ConnState state, std::string error, TimeMs since = 0) {
     const bool changed = state != status_.state || error != status_.error;
     if (changed) {
       status_.state = state;
       status_.error = std::move(error);
-      status_.since = since ? since : store::NowMs();
+      status_.since = since ? since : console::NowMs();
     }
     (void)store_->SetTargetStatus(status_);
   }
-  void SetStatus(store::ConnState state, std::string error) {
+  void SetStatus(console::ConnState state, std::string error) {
     std::lock_guard lock(mu_);
     SetStatusLocked(state, std::move(error));
   }
@@ -698,23 +698,23 @@ class TargetConnector {
       std::lock_guard lock(sync_mu_);
       BuildSamples(m, target_.name, &sync_, options_.metrics_interval_ms, &item.gpu, &item.dep);
     }
-    const TimeMs now = store::NowMs();
+    const TimeMs now = console::NowMs();
     item.target = target_.name;
     item.seen = now;
     item.received = std::chrono::steady_clock::now();
     item.done = [this](const Status& s) {
-      if (!s.ok()) SetStatus(store::ConnState::kError, "store: " + s.message());
+      if (!s.ok()) SetStatus(console::ConnState::kError, "store: " + s.message());
     };
     writer_->Add(std::move(item));
     std::lock_guard lock(mu_);
     status_.last_seen = now;
-    if (status_.state != store::ConnState::kConnected || !status_.error.empty()) {
-      SetStatusLocked(store::ConnState::kConnected, "");
+    if (status_.state != console::ConnState::kConnected || !status_.error.empty()) {
+      SetStatusLocked(console::ConnState::kConnected, "");
     }
   }
 
   // Connection setup (the first calls of a session) under the fleet's connect gate.
-  Status SyncFactsGated(agent::AgentClient& client, TargetIdentity* who) {
+  Status SyncFactsGated(rpc::AgentClient& client, TargetIdentity* who) {
     if (!gate_->Acquire([this] { return stopping(); })) return Status::Cancelled("stopping");
     Status s;
     {
@@ -728,7 +728,7 @@ class TargetConnector {
   void Run() {
     milliseconds backoff = options_.backoff_initial;
     auto failed = [&](const Status& s) {
-      SetStatus(store::ConnState::kError, ErrorText(s));
+      SetStatus(console::ConnState::kError, ErrorText(s));
       if (!Sleep(Jitter(backoff))) return false;
       backoff = std::min(backoff * 2, options_.backoff_max);
       return true;
@@ -737,7 +737,7 @@ class TargetConnector {
     if (!Sleep(Spread(milliseconds(200)))) return;
     // One channel for the connector's life: gRPC reconnects it with its own backoff, and a
     // handshake in progress is not thrown away by a new attempt.
-    std::unique_ptr<agent::AgentClient> channel;
+    std::unique_ptr<rpc::AgentClient> channel;
     while (true) {
       {
         std::lock_guard lock(mu_);
@@ -749,14 +749,14 @@ class TargetConnector {
           if (!failed(opts.status())) return;
           continue;
         }
-        auto connected = agent::AgentClient::Connect(*opts);
+        auto connected = rpc::AgentClient::Connect(*opts);
         if (!connected.ok()) {
           if (!failed(connected.status())) return;
           continue;
         }
         channel = std::move(connected).value();
       }
-      agent::AgentClient* client = channel.get();
+      rpc::AgentClient* client = channel.get();
       TargetIdentity who;
       Status s = SyncFactsGated(*client, &who);
       if (stopping()) return;
@@ -769,9 +769,9 @@ class TargetConnector {
         std::lock_guard lock(mu_);
         status_.identity = who.identity;
         status_.role = who.role;
-        status_.last_seen = store::NowMs();
+        status_.last_seen = console::NowMs();
         stream_done_ = false;
-        SetStatusLocked(store::ConnState::kConnected, "");
+        SetStatusLocked(console::ConnState::kConnected, "");
       }
       auto watch = client->WatchMetrics(
           options_.metrics_interval_ms, options_.stream_duration,
@@ -791,7 +791,7 @@ class TargetConnector {
 
   // Waits on the open stream, refreshing facts and watching for silence. Returns OK when the
   // stream ended normally (reopen at once) or the connector stops; the failure otherwise.
-  Status RunSession(agent::AgentClient& client) {
+  Status RunSession(rpc::AgentClient& client) {
     // Refreshes spread out: targets connected together do not all come back together.
     auto next_refresh = std::chrono::steady_clock::now() + Jitter(options_.refresh_interval);
     const milliseconds tick = std::max(milliseconds(50), options_.stale_after / 4);
@@ -811,10 +811,10 @@ class TargetConnector {
         }
         return st;
       }
-      const TimeMs now = store::NowMs();
+      const TimeMs now = console::NowMs();
       const int64_t quiet = now - status_.last_seen;
-      if (status_.state == store::ConnState::kConnected && quiet > options_.stale_after.count()) {
-        SetStatusLocked(store::ConnState::kStale,
+      if (status_.state == console::ConnState::kConnected && quiet > options_.stale_after.count()) {
+        SetStatusLocked(console::ConnState::kStale,
                         "no report for " + std::to_string(quiet / 1000) + " s", status_.last_seen);
       }
       lock.unlock();
@@ -830,8 +830,8 @@ class TargetConnector {
     }
   }
 
-  const store::Target target_;
-  store::ConsoleStore* const store_;
+  const console::Target target_;
+  console::ConsoleStore* const store_;
   const ConnectorOptions options_;
   ConnectGate* const gate_;
   IngestWriter* const writer_;
@@ -842,15 +842,15 @@ class TargetConnector {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;       // GUARDED_BY(mu_)
-  bool stream_done_ = false;    // GUARDED_BY(mu_)
-  Status stream_status_;        // GUARDED_BY(mu_)
-  store::TargetStatus status_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;         // GUARDED_BY(mu_)
+  bool stream_done_ = false;      // GUARDED_BY(mu_)
+  Status stream_status_;          // GUARDED_BY(mu_)
+  console::TargetStatus status_;  // GUARDED_BY(mu_)
 };
 
-Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOptions& options) {
+Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditReadOptions& options) {
   SEXTANT_ASSIGN_OR_RETURN(auto opts, ClientOptionsFor(target, options.call_deadline));
-  SEXTANT_ASSIGN_OR_RETURN(auto client, agent::AgentClient::Connect(opts));
+  SEXTANT_ASSIGN_OR_RETURN(auto client, rpc::AgentClient::Connect(opts));
   AuditReadout out;
   out.target = target.name;
   v1::ListAuditLogRequest req;
@@ -862,7 +862,7 @@ Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOp
   for (int page = 0; page < 1000000; ++page) {
     SEXTANT_ASSIGN_OR_RETURN(last, client->ListAuditLog(req, options.call_deadline));
     for (const auto& r : last.records()) {
-      agent::AuditRecord a;
+      audit::AuditRecord a;
       a.seq = r.seq();
       a.time = r.time();
       a.entry.identity = r.identity();
@@ -884,7 +884,7 @@ Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOp
   }
   out.scope = last.scope();
   out.whole_chain = out.scope == "all" && options.identity.empty() && options.rpc.empty();
-  agent::AuditChainVerifier verifier(out.whole_chain);
+  audit::AuditChainVerifier verifier(out.whole_chain);
   for (const auto& r : out.records) {
     if (!verifier.Add(r)) break;
   }
@@ -918,7 +918,7 @@ Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOp
   return out;
 }
 
-FleetConnector::FleetConnector(store::ConsoleStore* st, ConnectorOptions options)
+FleetConnector::FleetConnector(console::ConsoleStore* st, ConnectorOptions options)
     : store_(st),
       options_(options),
       gate_(std::make_unique<ConnectGate>(options.max_concurrent_connects)),
@@ -926,7 +926,7 @@ FleetConnector::FleetConnector(store::ConsoleStore* st, ConnectorOptions options
 
 FleetConnector::~FleetConnector() { Stop(); }
 
-void FleetConnector::Start(const std::vector<store::Target>& targets) {
+void FleetConnector::Start(const std::vector<console::Target>& targets) {
   std::lock_guard lock(mu_);
   for (const auto& t : targets) {
     const bool running = std::any_of(connectors_.begin(), connectors_.end(),
@@ -951,11 +951,11 @@ void FleetConnector::Stop() {
   all.clear();
 }
 
-std::vector<store::TargetStatus> FleetConnector::Statuses() {
+std::vector<console::TargetStatus> FleetConnector::Statuses() {
   std::lock_guard lock(mu_);
-  std::vector<store::TargetStatus> out;
+  std::vector<console::TargetStatus> out;
   for (const auto& c : connectors_) out.push_back(c->status());
   return out;
 }
 
-}  // namespace sextant::console
+}  // namespace sextant::rpc

@@ -29,15 +29,15 @@
 #include <string>
 #include <vector>
 
-#include "app/audit/audit_log.h"
-#include "app/store/console_store.h"
+#include "app/common/audit_chain.h"
+#include "app/console/store/console_store.h"
 #include "engine/base/status.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 struct AgentClientOptions;
 }
 
-namespace sextant::console {
+namespace sextant::rpc {
 
 // One metrics snapshot taken into the store, for benchmarks and diagnostics.
 struct IngestEvent {
@@ -69,8 +69,8 @@ struct ConnectorOptions {
 };
 
 // The client options for a target: reads its CA, certificate and key files.
-Result<agent::AgentClientOptions> ClientOptionsFor(const store::Target& target,
-                                                   std::chrono::milliseconds deadline);
+Result<rpc::AgentClientOptions> ClientOptionsFor(const console::Target& target,
+                                                 std::chrono::milliseconds deadline);
 
 // What `targets test` prints: who the agent says the console is.
 struct TargetIdentity {
@@ -81,19 +81,20 @@ struct TargetIdentity {
   std::string build_id;
   std::string agent_name;
 };
-Result<TargetIdentity> TestTarget(const store::Target& target, std::chrono::milliseconds deadline);
+Result<TargetIdentity> TestTarget(const console::Target& target,
+                                  std::chrono::milliseconds deadline);
 
 // One pass over every target, max_concurrent_connects at a time: identity, info, inventory,
 // deployments, compliance facts and one metrics snapshot, into the store, with each target's
 // status. Returns when every target has answered or failed (each bounded by about 4 call
 // deadlines).
-std::vector<store::TargetStatus> RefreshAll(store::ConsoleStore& store,
-                                            const std::vector<store::Target>& targets,
-                                            const ConnectorOptions& options);
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& store,
+                                              const std::vector<console::Target>& targets,
+                                              const ConnectorOptions& options);
 
 // The audit log of one target as the console reads it (`sextant audit`): every page of
 // ListAuditLog the console's role may read, and the hash chain verified here, from the records,
-// with the same checks as the agent's own (agent::AuditChainVerifier) — the console does not
+// with the same checks as the agent's own (audit::AuditChainVerifier) — the console does not
 // take the agent's word for it. Records are the whole log when the role's scope is "all" and
 // no filter is set; otherwise a filtered view, where only neighbouring records can be linked.
 struct AuditReadOptions {
@@ -106,9 +107,9 @@ struct AuditReadOptions {
 struct AuditReadout {
   std::string target;
   std::string scope;  // "own" or "all"
-  std::vector<agent::AuditRecord> records;
+  std::vector<audit::AuditRecord> records;
   bool whole_chain = false;
-  agent::ChainVerification console;  // verified here from `records`
+  audit::ChainVerification console;  // verified here from `records`
   // What the agent says of its own chain in the last page.
   bool agent_verified = false;
   int64_t agent_head_seq = 0;
@@ -122,7 +123,7 @@ struct AuditReadout {
   bool intact = false;
   std::string verdict;  // in words: "intact: ..." or the first breakage found
 };
-Result<AuditReadout> ReadAuditLog(const store::Target& target, const AuditReadOptions& options);
+Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditReadOptions& options);
 
 class TargetConnector;
 class ConnectGate;
@@ -130,20 +131,20 @@ class IngestWriter;
 
 class FleetConnector {
  public:
-  FleetConnector(store::ConsoleStore* store, ConnectorOptions options);
+  FleetConnector(console::ConsoleStore* store, ConnectorOptions options);
   ~FleetConnector();  // stops every connector
   FleetConnector(const FleetConnector&) = delete;
   FleetConnector& operator=(const FleetConnector&) = delete;
 
   // Starts a connector per target (targets already running are left alone).
-  void Start(const std::vector<store::Target>& targets);
+  void Start(const std::vector<console::Target>& targets);
   // Stops and joins every connector.
   void Stop();
   // The current status of each target (also written to the store on every change).
-  std::vector<store::TargetStatus> Statuses();
+  std::vector<console::TargetStatus> Statuses();
 
  private:
-  store::ConsoleStore* store_;
+  console::ConsoleStore* store_;
   ConnectorOptions options_;
   // Declared before the connectors, which use them: destroyed after.
   std::unique_ptr<ConnectGate> gate_;
@@ -152,4 +153,4 @@ class FleetConnector {
   std::vector<std::unique_ptr<TargetConnector>> connectors_;  // GUARDED_BY(mu_)
 };
 
-}  // namespace sextant::console
+}  // namespace sextant::rpc

@@ -7,16 +7,16 @@
 #include <mutex>
 #include <set>
 
-#include "app/report/report_store.h"
-#include "app/report/signing.h"
-#include "app/spec/deployment_spec.h"
+#include "app/common/deployment_spec.h"
+#include "app/common/signing.h"
+#include "app/console/store/report_store.h"
 #include "connectors/console/rollout_channel.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 // The rollout journal. `rollouts`: one row per push or rollback with its result (JSON of
-// rollout::ToJson). `rollout_targets`: per push and target, the state before the push (written
+// console::ToJson). `rollout_targets`: per push and target, the state before the push (written
 // before the target's apply) and what the push made of it; RollbackFromStore reads it.
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS rollouts(
@@ -82,25 +82,25 @@ Result<int64_t> BeginRollout(sqlite3* db, const std::string& kind, const std::st
   BindText(s.get(), 1, kind);
   BindText(s.get(), 2, deployment);
   BindText(s.get(), 3, spec_digest);
-  sqlite3_bind_int64(s.get(), 4, store::NowMs());
+  sqlite3_bind_int64(s.get(), 4, console::NowMs());
   if (sqlite3_step(s.get()) != SQLITE_ROW) return SqlError(db, "insert rollout");
   return static_cast<int64_t>(sqlite3_column_int64(s.get(), 0));
 }
 
-Status FinishRollout(sqlite3* db, int64_t id, const rollout::PushResult& result) {
+Status FinishRollout(sqlite3* db, int64_t id, const console::PushResult& result) {
   std::lock_guard<std::mutex> lock(DbMutex());
   SEXTANT_ASSIGN_OR_RETURN(
       Stmt s,
       Prepare(db, "UPDATE rollouts SET finished_at = ?, ok = ?, result_json = ? WHERE id = ?"));
-  sqlite3_bind_int64(s.get(), 1, store::NowMs());
+  sqlite3_bind_int64(s.get(), 1, console::NowMs());
   sqlite3_bind_int(s.get(), 2, result.ok ? 1 : 0);
-  BindText(s.get(), 3, rollout::ToJson(result).dump());
+  BindText(s.get(), 3, console::ToJson(result).dump());
   sqlite3_bind_int64(s.get(), 4, id);
   return StepDone(db, s.get(), "finish rollout");
 }
 
 // Upserts a target row of rollout `id`. The previous state is written once (first call).
-Status JournalTarget(sqlite3* db, int64_t id, const rollout::TargetRecord& r) {
+Status JournalTarget(sqlite3* db, int64_t id, const console::TargetRecord& r) {
   std::lock_guard<std::mutex> lock(DbMutex());
   SEXTANT_ASSIGN_OR_RETURN(
       Stmt s,
@@ -112,8 +112,8 @@ Status JournalTarget(sqlite3* db, int64_t id, const rollout::TargetRecord& r) {
               "ON CONFLICT(rollout_id, target) DO UPDATE SET generation = excluded.generation, "
               "state = excluded.state, apply_unknown = excluded.apply_unknown, "
               "updated_at = excluded.updated_at"));
-  const rollout::DeploymentPayload none;
-  const rollout::DeploymentPayload& p = r.previous ? r.previous->spec : none;
+  const console::DeploymentPayload none;
+  const console::DeploymentPayload& p = r.previous ? r.previous->spec : none;
   sqlite3_bind_int64(s.get(), 1, id);
   BindText(s.get(), 2, r.target);
   sqlite3_bind_int(s.get(), 3, r.previous_known ? 1 : 0);
@@ -124,23 +124,23 @@ Status JournalTarget(sqlite3* db, int64_t id, const rollout::TargetRecord& r) {
   BindText(s.get(), 8, p.model_uri);
   BindText(s.get(), 9, p.model_sha256);
   sqlite3_bind_int64(s.get(), 10, r.generation);
-  BindText(s.get(), 11, std::string(rollout::TargetStateName(r.state)));
+  BindText(s.get(), 11, std::string(console::TargetStateName(r.state)));
   sqlite3_bind_int(s.get(), 12, r.apply_unknown ? 1 : 0);
-  sqlite3_bind_int64(s.get(), 13, store::NowMs());
+  sqlite3_bind_int64(s.get(), 13, console::NowMs());
   return StepDone(db, s.get(), "journal target " + r.target);
 }
 
 // The signed report (JSON) of the newest passing report of a digest, or "".
 std::string ReportJsonFor(sqlite3* db, const std::string& spec_digest) {
   std::lock_guard<std::mutex> lock(DbMutex());
-  report::ReportStore reports(db);
-  auto latest = reports.LatestPassing(rollout::BareDigest(spec_digest));
+  console::ReportStore reports(db);
+  auto latest = reports.LatestPassing(console::BareDigest(spec_digest));
   if (!latest.ok() || !*latest) return "";
   return report::SignedReportToJson((*latest)->signed_report).dump();
 }
 
-rollout::ExpectedOutput Expected(const report::ValidationReport& r, int64_t id) {
-  rollout::ExpectedOutput e;
+console::ExpectedOutput Expected(const report::ValidationReport& r, int64_t id) {
+  console::ExpectedOutput e;
   e.backend = r.backend;
   e.output_digest = r.output_digest;
   for (const auto& p : r.prompts) e.prompt_digests.push_back(p.output_digest);
@@ -150,10 +150,10 @@ rollout::ExpectedOutput Expected(const report::ValidationReport& r, int64_t id) 
 
 }  // namespace
 
-Result<std::vector<store::Target>> ResolveTargets(store::ConsoleStore& st,
-                                                  const std::vector<std::string>& names,
-                                                  const std::string& selector) {
-  std::vector<store::Target> out;
+Result<std::vector<console::Target>> ResolveTargets(console::ConsoleStore& st,
+                                                    const std::vector<std::string>& names,
+                                                    const std::string& selector) {
+  std::vector<console::Target> out;
   if (!selector.empty()) {
     if (!names.empty()) {
       return Status::InvalidArgument("give targets or a selector, not both");
@@ -189,7 +189,7 @@ Result<std::vector<store::Target>> ResolveTargets(store::ConsoleStore& st,
   return out;
 }
 
-Status EnsureRolloutSchema(store::ConsoleStore& st) {
+Status EnsureRolloutSchema(console::ConsoleStore& st) {
   std::lock_guard<std::mutex> lock(DbMutex());
   char* err = nullptr;
   if (sqlite3_exec(st.handle(), kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -200,13 +200,13 @@ Status EnsureRolloutSchema(store::ConsoleStore& st) {
   return Status();
 }
 
-Result<rollout::PushResult> PushFromStore(store::ConsoleStore& st, const PushRequest& r) {
+Result<console::PushResult> PushFromStore(console::ConsoleStore& st, const PushRequest& r) {
   SEXTANT_ASSIGN_OR_RETURN(spec::DeploymentSpec spec, spec::LoadDeploymentSpec(r.spec_file));
   const std::string digest = spec::SpecDigest(spec);
   sqlite3* db = st.handle();
   {
     std::lock_guard<std::mutex> lock(DbMutex());
-    SEXTANT_RETURN_IF_ERROR(report::ReportStore::EnsureSchema(db));
+    SEXTANT_RETURN_IF_ERROR(console::ReportStore::EnsureSchema(db));
   }
   SEXTANT_RETURN_IF_ERROR(EnsureRolloutSchema(st));
 
@@ -223,17 +223,17 @@ Result<rollout::PushResult> PushFromStore(store::ConsoleStore& st, const PushReq
   }
 
   // The newest passing, verifying report of each backend; the newest overall is the reference.
-  std::vector<rollout::ExpectedOutput> expected;
+  std::vector<console::ExpectedOutput> expected;
   std::string reference_report_json;
   std::string rejected;
   {
     std::lock_guard<std::mutex> lock(DbMutex());
-    report::ReportStore reports(db);
+    console::ReportStore reports(db);
     SEXTANT_ASSIGN_OR_RETURN(auto stored, reports.List(digest));
     std::set<std::string> backends;
     for (const auto& s : stored) {
       if (!s.passed) continue;
-      auto verified = report::VerifyStoredReport(s, key->public_key());
+      auto verified = console::VerifyStoredReport(s, key->public_key());
       if (!verified.ok()) {
         if (rejected.empty()) {
           rejected = "; report " + std::to_string(s.id) +
@@ -256,7 +256,7 @@ Result<rollout::PushResult> PushFromStore(store::ConsoleStore& st, const PushReq
   }
 
   SEXTANT_ASSIGN_OR_RETURN(auto targets, ResolveTargets(st, r.targets, r.selector));
-  rollout::PushPlan plan;
+  console::PushPlan plan;
   plan.deployment.name = spec.name;
   plan.deployment.spec_json = spec::CanonicalJson(spec);
   plan.deployment.spec_digest = "sha256:" + digest;
@@ -271,16 +271,16 @@ Result<rollout::PushResult> PushFromStore(store::ConsoleStore& st, const PushReq
   }
   plan.report_for = [db](const std::string& d) { return ReportJsonFor(db, d); };
   SEXTANT_ASSIGN_OR_RETURN(int64_t id, BeginRollout(db, "push", spec.name, "sha256:" + digest));
-  plan.journal = [db, id](const rollout::TargetRecord& rec) { return JournalTarget(db, id, rec); };
+  plan.journal = [db, id](const console::TargetRecord& rec) { return JournalTarget(db, id, rec); };
 
-  rollout::PushOptions options;
+  console::PushOptions options;
   options.max_unavailable = r.max_unavailable;
   options.canary = r.canary;
   options.on_event = r.on_event;
   options.cross_backend_min_agreement = r.cross_backend_min_agreement;
-  auto result = rollout::Push(plan, options);
+  auto result = console::Push(plan, options);
   if (!result.ok()) {
-    rollout::PushResult failed;
+    console::PushResult failed;
     failed.deployment = spec.name;
     failed.stopped_because = result.status().message();
     (void)FinishRollout(db, id, failed);
@@ -291,7 +291,7 @@ Result<rollout::PushResult> PushFromStore(store::ConsoleStore& st, const PushReq
   return result;
 }
 
-Result<rollout::PushResult> RollbackFromStore(store::ConsoleStore& st,
+Result<console::PushResult> RollbackFromStore(console::ConsoleStore& st,
                                               const std::string& deployment,
                                               const RollbackRequest& r) {
   SEXTANT_RETURN_IF_ERROR(EnsureRolloutSchema(st));
@@ -299,7 +299,7 @@ Result<rollout::PushResult> RollbackFromStore(store::ConsoleStore& st,
   // The latest push of the deployment that changed (or may have changed) a target.
   int64_t push_id = 0;
   std::string pushed_digest;
-  std::vector<rollout::TargetRecord> records;
+  std::vector<console::TargetRecord> records;
   bool anything_left = false;
   {
     std::lock_guard<std::mutex> lock(DbMutex());
@@ -328,11 +328,11 @@ Result<rollout::PushResult> RollbackFromStore(store::ConsoleStore& st,
     sqlite3_bind_int64(t.get(), 1, push_id);
     int step;
     while ((step = sqlite3_step(t.get())) == SQLITE_ROW) {
-      rollout::TargetRecord rec;
+      console::TargetRecord rec;
       rec.target = Text(t.get(), 0);
       rec.previous_known = sqlite3_column_int(t.get(), 1) != 0;
       if (sqlite3_column_int(t.get(), 2) != 0) {
-        rollout::RemoteDeployment prev;
+        console::RemoteDeployment prev;
         prev.generation = sqlite3_column_int64(t.get(), 3);
         prev.spec.name = deployment;
         prev.spec.spec_json = Text(t.get(), 4);
@@ -357,31 +357,31 @@ Result<rollout::PushResult> RollbackFromStore(store::ConsoleStore& st,
                             ") is already rolled back");
   }
 
-  rollout::RollbackPlan plan;
+  console::RollbackPlan plan;
   plan.deployment = deployment;
   plan.spec_digest = pushed_digest;
   plan.records = records;
   for (const auto& rec : records) {
-    SEXTANT_ASSIGN_OR_RETURN(store::Target t, st.GetTarget(rec.target));
+    SEXTANT_ASSIGN_OR_RETURN(console::Target t, st.GetTarget(rec.target));
     SEXTANT_ASSIGN_OR_RETURN(auto ch, ConnectTargetChannel(t, r.call_deadline, r.call_deadline));
     plan.targets.push_back(std::move(ch));
   }
   plan.report_for = [db](const std::string& d) { return ReportJsonFor(db, d); };
   // Journaled on the push's rows: a restored target is not restored twice.
-  plan.journal = [db, push_id](const rollout::TargetRecord& rec) {
+  plan.journal = [db, push_id](const console::TargetRecord& rec) {
     return JournalTarget(db, push_id, rec);
   };
   SEXTANT_ASSIGN_OR_RETURN(int64_t id, BeginRollout(db, "rollback", deployment, pushed_digest));
-  rollout::PushOptions options;
+  console::PushOptions options;
   options.max_unavailable = std::max(1, r.max_unavailable);
   options.on_event = r.on_event;
-  SEXTANT_ASSIGN_OR_RETURN(rollout::PushResult result, rollout::Rollback(plan, options));
+  SEXTANT_ASSIGN_OR_RETURN(console::PushResult result, console::Rollback(plan, options));
   result.rollout_id = id;
   SEXTANT_RETURN_IF_ERROR(FinishRollout(db, id, result));
   return result;
 }
 
-Result<std::vector<rollout::PushResult>> ListRollouts(store::ConsoleStore& st,
+Result<std::vector<console::PushResult>> ListRollouts(console::ConsoleStore& st,
                                                       const std::string& deployment, int limit) {
   SEXTANT_RETURN_IF_ERROR(EnsureRolloutSchema(st));
   std::lock_guard<std::mutex> lock(DbMutex());
@@ -392,10 +392,10 @@ Result<std::vector<rollout::PushResult>> ListRollouts(store::ConsoleStore& st,
                       "WHERE (?1 = '' OR deployment = ?1) ORDER BY id DESC LIMIT ?2"));
   BindText(s.get(), 1, deployment);
   sqlite3_bind_int(s.get(), 2, limit > 0 ? limit : -1);
-  std::vector<rollout::PushResult> out;
+  std::vector<console::PushResult> out;
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-    rollout::PushResult p;
+    console::PushResult p;
     p.rollout_id = sqlite3_column_int64(s.get(), 0);
     p.kind = Text(s.get(), 1);
     p.deployment = Text(s.get(), 2);
@@ -408,12 +408,12 @@ Result<std::vector<rollout::PushResult>> ListRollouts(store::ConsoleStore& st,
       p.stopped_because = j.value("stopped_because", "");
       if (j.contains("targets") && j["targets"].is_array()) {
         for (const auto& t : j["targets"]) {
-          rollout::TargetOutcome o;
+          console::TargetOutcome o;
           o.target = t.value("target", "");
           const std::string state = t.value("state", "");
-          for (int k = 0; k <= static_cast<int>(rollout::TargetState::kRolledBack); ++k) {
-            if (rollout::TargetStateName(static_cast<rollout::TargetState>(k)) == state) {
-              o.state = static_cast<rollout::TargetState>(k);
+          for (int k = 0; k <= static_cast<int>(console::TargetState::kRolledBack); ++k) {
+            if (console::TargetStateName(static_cast<console::TargetState>(k)) == state) {
+              o.state = static_cast<console::TargetState>(k);
             }
           }
           o.generation = t.value("generation", int64_t{0});
@@ -435,4 +435,4 @@ Result<std::vector<rollout::PushResult>> ListRollouts(store::ConsoleStore& st,
   return out;
 }
 
-}  // namespace sextant::console
+}  // namespace sextant::rpc

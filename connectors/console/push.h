@@ -4,7 +4,7 @@
 // PushFromStore: loads the spec, finds the newest passing report of its digest in the console
 // store (per backend), verifies it with the console's signing key (the public half of the key
 // that signed it), resolves the targets (by name or a KEY=VALUE label selector), and runs
-// rollout::Push with one gRPC channel per target. Each rollout is journaled in the console
+// console::Push with one gRPC channel per target. Each rollout is journaled in the console
 // store's file, tables `rollouts` and `rollout_targets` (the previous state of every target is
 // written before its apply), so RollbackFromStore can return a deployment to what it was before
 // its latest push even after the console itself was interrupted.
@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "app/rollout/rollout.h"
-#include "app/store/console_store.h"
+#include "app/console/rollout/rollout.h"
+#include "app/console/store/console_store.h"
 #include "engine/base/status.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 
 struct PushRequest {
   std::filesystem::path spec_file;
@@ -33,7 +33,7 @@ struct PushRequest {
   std::string selector;  // KEY=VALUE on target labels; empty: use targets
   int max_unavailable = 1;
   std::string canary;
-  std::function<void(const rollout::PushEvent&)> on_event;
+  std::function<void(const console::PushEvent&)> on_event;
   std::chrono::milliseconds call_deadline{30000};
   // Extensions.
   std::chrono::milliseconds validation_deadline{300000};  // RunValidation runs the model
@@ -44,16 +44,16 @@ struct PushRequest {
 // FAILED_PRECONDITION when there is no passing report of the spec's digest or it does not
 // verify with the console's key; INVALID_ARGUMENT for a bad spec or selector, NOT_FOUND for an
 // unknown target. Failures of targets are in the result (ok = false), not errors.
-Result<rollout::PushResult> PushFromStore(store::ConsoleStore& store, const PushRequest& r);
+Result<console::PushResult> PushFromStore(console::ConsoleStore& store, const PushRequest& r);
 
 // The targets a push names: `names` (each once, each known to the store) or every target whose
 // label matches `selector` (KEY=VALUE), not both. NOT_FOUND / INVALID_ARGUMENT name the cause.
-Result<std::vector<store::Target>> ResolveTargets(store::ConsoleStore& st,
-                                                  const std::vector<std::string>& names,
-                                                  const std::string& selector);
+Result<std::vector<console::Target>> ResolveTargets(console::ConsoleStore& st,
+                                                    const std::vector<std::string>& names,
+                                                    const std::string& selector);
 
 struct RollbackRequest {
-  std::function<void(const rollout::PushEvent&)> on_event;
+  std::function<void(const console::PushEvent&)> on_event;
   std::chrono::milliseconds call_deadline{30000};
   int max_unavailable = 4;  // targets restored in parallel
 };
@@ -61,16 +61,16 @@ struct RollbackRequest {
 // Returns every target of the deployment's latest push that still runs (or may run) the pushed
 // spec to its previous generation. NOT_FOUND when no push of the deployment has anything left
 // to roll back.
-Result<rollout::PushResult> RollbackFromStore(store::ConsoleStore& store,
+Result<console::PushResult> RollbackFromStore(console::ConsoleStore& store,
                                               const std::string& deployment,
                                               const RollbackRequest& r = {});
 
 // The rollout journal (tables in the console store's file).
-Status EnsureRolloutSchema(store::ConsoleStore& store);
+Status EnsureRolloutSchema(console::ConsoleStore& store);
 
 // Past rollouts of a deployment (all when empty), newest first: their stored results.
-Result<std::vector<rollout::PushResult>> ListRollouts(store::ConsoleStore& store,
+Result<std::vector<console::PushResult>> ListRollouts(console::ConsoleStore& store,
                                                       const std::string& deployment = {},
                                                       int limit = 0);
 
-}  // namespace sextant::console
+}  // namespace sextant::rpc

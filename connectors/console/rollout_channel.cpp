@@ -7,13 +7,13 @@
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/fleet_connector.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 using std::chrono::milliseconds;
 
-rollout::DeploymentPayload FromProto(const v1::DeploymentSpecRef& s) {
-  rollout::DeploymentPayload p;
+console::DeploymentPayload FromProto(const v1::DeploymentSpecRef& s) {
+  console::DeploymentPayload p;
   p.name = s.name();
   p.spec_json = s.spec_json();
   p.spec_digest = s.spec_digest();
@@ -22,9 +22,9 @@ rollout::DeploymentPayload FromProto(const v1::DeploymentSpecRef& s) {
   return p;
 }
 
-class GrpcTargetChannel : public rollout::TargetChannel {
+class GrpcTargetChannel : public console::TargetChannel {
  public:
-  GrpcTargetChannel(std::string name, std::unique_ptr<agent::AgentClient> client,
+  GrpcTargetChannel(std::string name, std::unique_ptr<rpc::AgentClient> client,
                     milliseconds validation_deadline)
       : name_(std::move(name)),
         client_(std::move(client)),
@@ -32,7 +32,7 @@ class GrpcTargetChannel : public rollout::TargetChannel {
 
   std::string name() const override { return name_; }
 
-  Result<std::optional<rollout::RemoteDeployment>> Get(const std::string& deployment) override {
+  Result<std::optional<console::RemoteDeployment>> Get(const std::string& deployment) override {
     // A read is safe to repeat: the first call on a new channel may fail while many TLS
     // handshakes compete (a push opens one channel per target at once).
     auto got = client_->GetDeployment(deployment);
@@ -43,17 +43,17 @@ class GrpcTargetChannel : public rollout::TargetChannel {
     }
     if (!got.ok()) {
       if (got.status().code() == StatusCode::kNotFound) {
-        return std::optional<rollout::RemoteDeployment>();
+        return std::optional<console::RemoteDeployment>();
       }
       return got.status();
     }
-    rollout::RemoteDeployment d;
+    console::RemoteDeployment d;
     d.spec = FromProto(got->spec());
     d.generation = got->generation();
-    return std::optional<rollout::RemoteDeployment>(std::move(d));
+    return std::optional<console::RemoteDeployment>(std::move(d));
   }
 
-  Result<rollout::ApplyReply> Apply(const rollout::DeploymentPayload& p, int64_t if_generation,
+  Result<console::ApplyReply> Apply(const console::DeploymentPayload& p, int64_t if_generation,
                                     bool require_absent) override {
     v1::ApplyDeploymentRequest req;
     auto* s = req.mutable_spec();
@@ -66,17 +66,17 @@ class GrpcTargetChannel : public rollout::TargetChannel {
     req.set_require_absent(require_absent);
     req.set_signed_report_json(p.signed_report_json);
     SEXTANT_ASSIGN_OR_RETURN(v1::ApplyDeploymentResponse resp, client_->ApplyDeployment(req));
-    return rollout::ApplyReply{resp.generation(), resp.changed()};
+    return console::ApplyReply{resp.generation(), resp.changed()};
   }
 
-  Result<rollout::RemoteValidation> Validate(const std::string& deployment,
+  Result<console::RemoteValidation> Validate(const std::string& deployment,
                                              int64_t generation) override {
     v1::RunValidationRequest req;
     req.set_name(deployment);
     req.set_generation(generation);
     SEXTANT_ASSIGN_OR_RETURN(v1::RunValidationResponse resp,
                              client_->RunValidation(req, validation_deadline_));
-    rollout::RemoteValidation v;
+    console::RemoteValidation v;
     v.output_digest = resp.output_digest();
     v.backend = resp.backend();
     v.device = resp.device();
@@ -106,24 +106,24 @@ class GrpcTargetChannel : public rollout::TargetChannel {
 
  private:
   std::string name_;
-  std::unique_ptr<agent::AgentClient> client_;
+  std::unique_ptr<rpc::AgentClient> client_;
   milliseconds validation_deadline_;
 };
 
 }  // namespace
 
-Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
-    const std::string& name, const agent::AgentClientOptions& options,
+Result<std::shared_ptr<console::TargetChannel>> ConnectTargetChannel(
+    const std::string& name, const rpc::AgentClientOptions& options,
     milliseconds validation_deadline) {
-  SEXTANT_ASSIGN_OR_RETURN(auto client, agent::AgentClient::Connect(options));
-  return std::shared_ptr<rollout::TargetChannel>(
+  SEXTANT_ASSIGN_OR_RETURN(auto client, rpc::AgentClient::Connect(options));
+  return std::shared_ptr<console::TargetChannel>(
       std::make_shared<GrpcTargetChannel>(name, std::move(client), validation_deadline));
 }
 
-Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
-    const store::Target& target, milliseconds call_deadline, milliseconds validation_deadline) {
+Result<std::shared_ptr<console::TargetChannel>> ConnectTargetChannel(
+    const console::Target& target, milliseconds call_deadline, milliseconds validation_deadline) {
   SEXTANT_ASSIGN_OR_RETURN(auto options, ClientOptionsFor(target, call_deadline));
   return ConnectTargetChannel(target.name, options, validation_deadline);
 }
 
-}  // namespace sextant::console
+}  // namespace sextant::rpc

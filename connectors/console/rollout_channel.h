@@ -9,24 +9,24 @@
 #include <chrono>
 #include <memory>
 
-#include "app/rollout/rollout.h"
-#include "app/store/console_store.h"
+#include "app/console/rollout/rollout.h"
+#include "app/console/store/console_store.h"
 #include "engine/base/status.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 struct AgentClientOptions;
 }
 
-namespace sextant::console {
+namespace sextant::rpc {
 
 // Creates the channel (no connection is made until the first call).
-Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
-    const store::Target& target, std::chrono::milliseconds call_deadline,
+Result<std::shared_ptr<console::TargetChannel>> ConnectTargetChannel(
+    const console::Target& target, std::chrono::milliseconds call_deadline,
     std::chrono::milliseconds validation_deadline);
 
 // The same from explicit client options (tests, the benchmark).
-Result<std::shared_ptr<rollout::TargetChannel>> ConnectTargetChannel(
-    const std::string& name, const agent::AgentClientOptions& options,
+Result<std::shared_ptr<console::TargetChannel>> ConnectTargetChannel(
+    const std::string& name, const rpc::AgentClientOptions& options,
     std::chrono::milliseconds validation_deadline);
 
-}  // namespace sextant::console
+}  // namespace sextant::rpc

@@ -1,7 +1,7 @@
 // The only translation unit of the HTTP front that includes httplib.h (a large header).
 #include "connectors/http/inference_server.h"
 
-#include "app/agentconfig/json_log.h"
+#include "app/agent/config/json_log.h"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -59,9 +59,9 @@ struct Generation {
   int max_tokens = 0;
   int prompt_tokens = 0;
   Clock::time_point arrival;
-  std::shared_ptr<replicas::Replica> replica;
-  replicas::ReplicaLease lease;  // outstanding work on `replica` until the request is finished
-  const replicas::ServingMetrics::Deployment* metrics = nullptr;  // may be null
+  std::shared_ptr<agent::Replica> replica;
+  agent::ReplicaLease lease;  // outstanding work on `replica` until the request is finished
+  const agent::ServingMetrics::Deployment* metrics = nullptr;  // may be null
   uint64_t scheduler_id = 0;
 
   // Worker thread only (between Submit and on_done).
@@ -93,9 +93,9 @@ std::string FinishReason(const Generation& g) {
 
 struct InferenceServer::Impl {
   InferenceServerOptions options;
-  replicas::ReplicaManager& replicas;
-  replicas::ServingMetrics* metrics;
-  const metrics::Registry* registry;
+  agent::ReplicaManager& replicas;
+  agent::ServingMetrics* metrics;
+  const agent::Registry* registry;
 
   std::unique_ptr<httplib::Server> server;
   std::thread listener;
@@ -109,8 +109,8 @@ struct InferenceServer::Impl {
   std::atomic<double> avg_request_seconds{1.0};
   bool shut_down = false;
 
-  Impl(InferenceServerOptions o, replicas::ReplicaManager& r, replicas::ServingMetrics* m,
-       const metrics::Registry* reg)
+  Impl(InferenceServerOptions o, agent::ReplicaManager& r, agent::ServingMetrics* m,
+       const agent::Registry* reg)
       : options(std::move(o)), replicas(r), metrics(m), registry(reg) {}
 
   void Routes();
@@ -119,7 +119,7 @@ struct InferenceServer::Impl {
   void SendError(httplib::Response& res, const ApiError& e, const std::string& deployment,
                  const char* path);
   void Finish(const std::shared_ptr<Generation>& g, int code, const char* path);
-  int RetryAfterSeconds(replicas::Replica& r) const;
+  int RetryAfterSeconds(agent::Replica& r) const;
 };
 
 void InferenceServer::Impl::SendError(httplib::Response& res, const ApiError& e,
@@ -135,7 +135,7 @@ void InferenceServer::Impl::SendError(httplib::Response& res, const ApiError& e,
                    {"param", e.param.empty() ? "-" : e.param}});
 }
 
-int InferenceServer::Impl::RetryAfterSeconds(replicas::Replica& r) const {
+int InferenceServer::Impl::RetryAfterSeconds(agent::Replica& r) const {
   const serve::SchedulerStats s = r.scheduler().stats();
   const double per_slot =
       avg_request_seconds.load() * (s.queue_depth + 1) / std::max(1, s.max_batch);
@@ -176,7 +176,7 @@ void InferenceServer::Impl::Finish(const std::shared_ptr<Generation>& g, int cod
 
 void InferenceServer::Impl::HandleModels(const httplib::Request&, httplib::Response& res) {
   json data = json::array();
-  for (const replicas::DeploymentView& v : replicas.List()) {
+  for (const agent::DeploymentView& v : replicas.List()) {
     data.push_back({{"id", v.name},
                     {"object", "model"},
                     {"created", 0},
@@ -202,7 +202,7 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
     return;
   }
   // Waits (bounded) while the deployment has no ready replica: scaled to zero, loading.
-  Result<replicas::ReplicaLease> acquired = replicas.AcquireLease(request->model);
+  Result<agent::ReplicaLease> acquired = replicas.AcquireLease(request->model);
   if (!acquired.ok()) {
     const Status& s = acquired.status();
     if (s.code() == StatusCode::kNotFound) {
@@ -221,17 +221,26 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
     SendError(res, e, request->model, path);
     return;
   }
-  replicas::ReplicaLease lease = std::move(acquired).value();
-  std::shared_ptr<replicas::Replica> replica = lease.replica();
+  agent::ReplicaLease lease = std::move(acquired).value();
+  std::shared_ptr<agent::Replica> replica = lease.replica();
   const std::string deployment = replica->deployment();
   const Tokenizer& tok = replica->model().tokenizer();
 
   std::vector<int32_t> prompt;
   const char* prompt_field = kind == ApiKind::kChat ? "messages" : "prompt";
   if (kind == ApiKind::kChat) {
-    Result<std::string> jinja = replica->model().file().GetString("tokenizer.chat_template");
-    prompt =
-        RenderChat(tok, DetectChatTemplate(jinja.ok() ? jinja.value() : ""), request->messages);
+    // The deployment's chat formatting (engine/chat), the one its validation prompts used.
+    const Result<chat::ChatFormatter>& formatter = replica->chat_formatter();
+    Result<std::vector<int32_t>> ids =
+        formatter.ok() ? formatter->Tokenize(tok, request->messages) : formatter.status();
+    if (!ids.ok()) {
+      SendError(res,
+                formatter.ok() ? ApiError{400, ids.status().message(), "messages"}
+                               : ApiError{500, ids.status().message(), "messages", "server_error"},
+                deployment, path);
+      return;
+    }
+    prompt = std::move(ids).value();
   } else if (!request->prompt_tokens.empty()) {
     prompt = request->prompt_tokens;
     for (size_t i = 0; i < prompt.size(); ++i) {
@@ -369,7 +378,7 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
   for (int attempt = 0; !submitted.ok() && submitted.status().code() == StatusCode::kUnavailable &&
                         attempt < 3 && !draining.load();
        ++attempt) {
-    Result<replicas::ReplicaLease> again = replicas.AcquireLease(deployment);
+    Result<agent::ReplicaLease> again = replicas.AcquireLease(deployment);
     // Only a replica of the same model: the prompt was tokenized and the decoder built for it.
     if (!again.ok() || &again.value()->model() != &replica->model()) break;
     g->lease = std::move(again).value();
@@ -570,9 +579,8 @@ void InferenceServer::Impl::Routes() {
   });
 }
 
-InferenceServer::InferenceServer(InferenceServerOptions options, replicas::ReplicaManager& replicas,
-                                 replicas::ServingMetrics* metrics,
-                                 const metrics::Registry* registry)
+InferenceServer::InferenceServer(InferenceServerOptions options, agent::ReplicaManager& replicas,
+                                 agent::ServingMetrics* metrics, const agent::Registry* registry)
     : impl_(std::make_unique<Impl>(std::move(options), replicas, metrics, registry)) {}
 
 InferenceServer::~InferenceServer() { Shutdown(std::chrono::milliseconds(0)); }

@@ -24,9 +24,9 @@
 #include <memory>
 #include <string>
 
-#include "app/metrics/registry.h"
-#include "app/replicas/replica_manager.h"
-#include "app/replicas/serving_metrics.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/replicas/replica_manager.h"
+#include "app/agent/replicas/serving_metrics.h"
 #include "engine/base/status.h"
 
 namespace sextant::http {
@@ -46,8 +46,8 @@ class InferenceServer {
  public:
   // `replicas` must outlive the server. `metrics` (request/token/latency series) and `registry`
   // (what /metrics renders) may be null: no recording / 404 at /metrics.
-  InferenceServer(InferenceServerOptions options, replicas::ReplicaManager& replicas,
-                  replicas::ServingMetrics* metrics, const metrics::Registry* registry);
+  InferenceServer(InferenceServerOptions options, agent::ReplicaManager& replicas,
+                  agent::ServingMetrics* metrics, const agent::Registry* registry);
   // Shutdown(0) when running.
   ~InferenceServer();
   InferenceServer(const InferenceServer&) = delete;

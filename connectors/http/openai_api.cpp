@@ -4,8 +4,6 @@
 #include <cstdio>
 #include <limits>
 
-#include "engine/tokenizer/tokenizer.h"
-
 namespace sextant::http {
 
 using nlohmann::json;
@@ -293,121 +291,6 @@ std::optional<CompletionRequest> ParseCompletionRequest(std::string_view body, A
     }
   }
   return r;
-}
-
-// ---- Chat templates ----------------------------------------------------------------------------
-
-std::string_view ChatTemplateName(ChatTemplate t) {
-  switch (t) {
-    case ChatTemplate::kPlain:
-      return "plain";
-    case ChatTemplate::kLlama2:
-      return "llama2";
-    case ChatTemplate::kLlama3:
-      return "llama3";
-    case ChatTemplate::kChatMl:
-      return "chatml";
-  }
-  return "plain";
-}
-
-ChatTemplate DetectChatTemplate(std::string_view jinja) {
-  if (jinja.find("<|start_header_id|>") != std::string_view::npos) return ChatTemplate::kLlama3;
-  if (jinja.find("<|im_start|>") != std::string_view::npos) return ChatTemplate::kChatMl;
-  if (jinja.find("[INST]") != std::string_view::npos) return ChatTemplate::kLlama2;
-  return ChatTemplate::kPlain;
-}
-
-namespace {
-
-void Append(std::vector<int32_t>& out, const std::vector<int32_t>& ids) {
-  out.insert(out.end(), ids.begin(), ids.end());
-}
-
-// A special token by its text; when the vocabulary lacks it, its text is encoded instead.
-void AppendSpecial(const Tokenizer& tok, std::vector<int32_t>& out, std::string_view piece) {
-  const int32_t id = tok.Find(piece);
-  if (id >= 0) {
-    out.push_back(id);
-  } else {
-    Append(out, tok.Encode(piece, false));
-  }
-}
-
-}  // namespace
-
-std::vector<int32_t> RenderChat(const Tokenizer& tok, ChatTemplate tmpl,
-                                const std::vector<ChatMessage>& messages) {
-  std::vector<int32_t> out;
-  const bool has_bos = tok.bos_id() >= 0;
-  switch (tmpl) {
-    case ChatTemplate::kLlama2: {
-      std::string system;
-      size_t i = 0;
-      if (!messages.empty() && messages[0].role == "system") {
-        system = messages[0].content;
-        i = 1;
-      }
-      bool first_user = true;
-      for (; i < messages.size(); ++i) {
-        const ChatMessage& m = messages[i];
-        if (m.role == "assistant") {
-          Append(out, tok.Encode(" " + m.content + " ", false));
-          if (tok.eos_id() >= 0) out.push_back(tok.eos_id());
-          continue;
-        }
-        if (has_bos) out.push_back(tok.bos_id());
-        std::string text = "[INST] ";
-        if (first_user && !system.empty()) text += "<<SYS>>\n" + system + "\n<</SYS>>\n\n";
-        text += m.content + " [/INST]";
-        first_user = false;
-        Append(out, tok.Encode(text, false));
-      }
-      break;
-    }
-    case ChatTemplate::kLlama3: {
-      AppendSpecial(tok, out, "<|begin_of_text|>");
-      for (const ChatMessage& m : messages) {
-        AppendSpecial(tok, out, "<|start_header_id|>");
-        Append(out, tok.Encode(m.role, false));
-        AppendSpecial(tok, out, "<|end_header_id|>");
-        Append(out, tok.Encode("\n\n" + m.content, false));
-        AppendSpecial(tok, out, "<|eot_id|>");
-      }
-      AppendSpecial(tok, out, "<|start_header_id|>");
-      Append(out, tok.Encode("assistant", false));
-      AppendSpecial(tok, out, "<|end_header_id|>");
-      Append(out, tok.Encode("\n\n", false));
-      break;
-    }
-    case ChatTemplate::kChatMl: {
-      for (const ChatMessage& m : messages) {
-        AppendSpecial(tok, out, "<|im_start|>");
-        Append(out, tok.Encode(m.role + "\n" + m.content, false));
-        AppendSpecial(tok, out, "<|im_end|>");
-        Append(out, tok.Encode("\n", false));
-      }
-      AppendSpecial(tok, out, "<|im_start|>");
-      Append(out, tok.Encode("assistant\n", false));
-      break;
-    }
-    case ChatTemplate::kPlain: {
-      std::string text;
-      for (const ChatMessage& m : messages) {
-        if (m.role == "system") {
-          text += m.content + "\n\n";
-        } else if (m.role == "user") {
-          text += "User: " + m.content + "\n";
-        } else {
-          text += "Assistant: " + m.content + "\n";
-        }
-      }
-      text += "Assistant:";
-      Append(out, tok.Encode(text, tok.add_bos()));
-      break;
-    }
-  }
-  return out;
 }
 
 // ---- Stop strings ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@
 #include <optional>
 #include <string>
 
-#include "app/agentstate/sources.h"
+#include "app/agent/state/sources.h"
 
 namespace sextant::inventory {
 

@@ -10,7 +10,7 @@
 #include <map>
 #include <sstream>
 
-#include "app/agentstate/cpu_inventory.h"
+#include "app/agent/state/cpu_inventory.h"
 
 namespace sextant::inventory {
 
@@ -315,21 +315,20 @@ struct DeviceMetricsState {
   agent::InventorySource* source = nullptr;
   std::chrono::steady_clock::time_point last{};
   std::map<std::string, std::vector<std::string>> series;  // device id -> label values
-  metrics::Family<metrics::Gauge>* util = nullptr;
-  metrics::Family<metrics::Gauge>* mem_used = nullptr;
-  metrics::Family<metrics::Gauge>* mem_total = nullptr;
-  metrics::Family<metrics::Gauge>* temp = nullptr;
-  metrics::Family<metrics::Gauge>* power = nullptr;
+  agent::Family<agent::Gauge>* util = nullptr;
+  agent::Family<agent::Gauge>* mem_used = nullptr;
+  agent::Family<agent::Gauge>* mem_total = nullptr;
+  agent::Family<agent::Gauge>* temp = nullptr;
+  agent::Family<agent::Gauge>* power = nullptr;
 
-  std::vector<metrics::Family<metrics::Gauge>*> all() const {
+  std::vector<agent::Family<agent::Gauge>*> all() const {
     return {util, mem_used, mem_total, temp, power};
   }
 };
 
 }  // namespace
 
-std::shared_ptr<void> ExportDeviceMetrics(agent::InventorySource& source,
-                                          metrics::Registry& registry,
+std::shared_ptr<void> ExportDeviceMetrics(agent::InventorySource& source, agent::Registry& registry,
                                           std::chrono::milliseconds min_interval) {
   auto state = std::make_shared<DeviceMetricsState>();
   state->source = &source;
@@ -363,7 +362,7 @@ std::shared_ptr<void> ExportDeviceMetrics(agent::InventorySource& source,
       if (old != s->series.end() && old->second != lv) {
         for (auto* fam : s->all()) fam->Remove(old->second);
       }
-      auto set = [&](metrics::Family<metrics::Gauge>* fam, double v) {
+      auto set = [&](agent::Family<agent::Gauge>* fam, double v) {
         if (v < 0) {
           fam->Remove(lv);
         } else {

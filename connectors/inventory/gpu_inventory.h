@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "app/agentstate/sources.h"
-#include "app/metrics/registry.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/state/sources.h"
 
 namespace sextant::inventory {
 
@@ -75,7 +75,7 @@ class DeviceInventory : public agent::InventorySource {
 // scrapes; keep the returned handle alive as long as the hook may run (dropping it detaches the
 // hook).
 std::shared_ptr<void> ExportDeviceMetrics(
-    agent::InventorySource& source, metrics::Registry& registry,
+    agent::InventorySource& source, agent::Registry& registry,
     std::chrono::milliseconds min_interval = std::chrono::milliseconds(1000));
 
 }  // namespace sextant::inventory

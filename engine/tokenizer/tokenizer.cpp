@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "engine/gguf/gguf.h"
+#include "engine/tokenizer/pretokenizer.h"
 #include "engine/tokenizer/unicode.h"
 
 namespace sextant {
@@ -33,11 +34,6 @@ constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
 constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
 constexpr std::string_view kKeyAddSpace = "tokenizer.ggml.add_space_prefix";
 constexpr std::string_view kKeyPre = "tokenizer.ggml.pre";
-
-// tokenizer.ggml.pre values whose pre-tokenizer is GPT-2's split (absent: the same). Others
-// (llama-bpe, qwen2, deepseek-llm, ...) split text differently and are refused rather than
-// tokenized wrongly.
-constexpr std::string_view kGpt2PreTokenizers[] = {"default", "gpt-2", "phi-2", "roberta-bpe"};
 
 // Vocabularies larger than this are rejected as implausible (the largest real ones are ~260k).
 constexpr size_t kMaxVocab = size_t{1} << 24;
@@ -243,6 +239,10 @@ struct Tokenizer::Impl {
   // the start of a word and words can be encoded one by one.
   bool split_words = true;
   std::vector<int32_t> eog;  // sorted
+  // Control and unknown tokens, by first byte, longest first: matched in text with parse_special.
+  std::array<std::vector<int32_t>, 256> special;
+  bool has_special = false;
+  unicode::PreTokenizer pre;  // gpt2
 
   static uint64_t PairKey(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
@@ -265,13 +265,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
     data.kind = VocabKind::kGpt2;
     if (const gguf::Value* pre = Lookup(file, kKeyPre)) {
       if (pre->type != gguf::ValueType::kString) return WrongType(kKeyPre, "string", pre->type);
-      const std::string& pre_name = std::get<std::string>(pre->data);
-      if (std::find(std::begin(kGpt2PreTokenizers), std::end(kGpt2PreTokenizers), pre_name) ==
-          std::end(kGpt2PreTokenizers)) {
-        return Status::Unimplemented(std::string(kKeyPre) + ": pre-tokenizer " + Quote(pre_name) +
-                                     " is not supported (supported: default, gpt-2, phi-2, "
-                                     "roberta-bpe)");
-      }
+      data.pre = std::get<std::string>(pre->data);
     }
   } else {
     return Status::Unimplemented(std::string(kKeyModel) + ": tokenizer " + Quote(name) +
@@ -361,6 +355,12 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
   auto impl = std::make_unique<Impl>();
   tok->kind_ = data.kind;
   const bool llama = data.kind == VocabKind::kLlama;
+  if (!llama) {
+    tok->pre_ = data.pre.empty() ? "gpt-2" : data.pre;
+    Result<unicode::PreTokenizer> pre = unicode::PreTokenizer::ForName(tok->pre_);
+    if (!pre.ok()) return pre.status();
+    impl->pre = std::move(pre).value();
+  }
 
   impl->scores = data.scores.empty() ? std::vector<float>(n, 0.0f) : std::move(data.scores);
   impl->types =
@@ -440,10 +440,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
       impl->user_defined[static_cast<uint8_t>(tokens[i][0])].push_back(id);
       impl->has_user_defined = true;
     }
+    if ((t == TokenType::kUserDefined || t == TokenType::kControl || t == TokenType::kUnknown) &&
+        !tokens[i].empty()) {
+      impl->special[static_cast<uint8_t>(tokens[i][0])].push_back(id);
+      impl->has_special = true;
+    }
   }
-  for (auto& bucket : impl->user_defined) {
-    std::stable_sort(bucket.begin(), bucket.end(),
-                     [&](int32_t a, int32_t b) { return tokens[a].size() > tokens[b].size(); });
+  for (auto* table : {&impl->user_defined, &impl->special}) {
+    for (auto& bucket : *table) {
+      std::stable_sort(bucket.begin(), bucket.end(),
+                       [&](int32_t a, int32_t b) { return tokens[a].size() > tokens[b].size(); });
+    }
   }
 
   // Byte fallback tables.
@@ -650,11 +657,29 @@ void SplitUserDefined(std::string_view text, const std::array<std::vector<int32_
 }  // namespace
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) const {
+  return Encode(text, EncodeOptions{add_bos, false, false});
+}
+
+std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOptions& options) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
-  if (add_bos && bos_id_ >= 0) out.push_back(bos_id_);
-  if (text.empty()) return out;
+  if (options.add_bos && bos_id_ >= 0) out.push_back(bos_id_);
+  if (!options.parse_special || !impl_->has_special) {
+    EncodeText(text, false, out);
+  } else {
+    // Special tokens first, then each stretch between them as text (Hugging Face's added-token
+    // extraction; llama.cpp's parse_special).
+    SplitUserDefined(
+        text, impl_->special, tokens_, [&](std::string_view raw) { EncodeText(raw, false, out); },
+        [&](int32_t id) { out.push_back(id); });
+  }
+  if (options.add_eos && eos_id_ >= 0) out.push_back(eos_id_);
+  return out;
+}
 
+void Tokenizer::EncodeText(std::string_view text, bool /*parse_special*/,
+                           std::vector<int32_t>& out) const {
+  if (text.empty()) return;
   if (kind_ == VocabKind::kLlama) {
     // SentencePiece normalization: a leading space marker, then spaces as U+2581.
     std::string escaped;
@@ -684,7 +709,6 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) cons
           [&](int32_t id) { out.push_back(id); });
     }
   }
-  return out;
 }
 
 void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) const {
@@ -829,8 +853,20 @@ void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) con
     queue.push({it->second.rank, left, right, l, r, it->second.result});
   };
 
-  for (auto [offset, length] : unicode::SplitGpt2(text)) {
+  std::string mapped;
+  for (auto [offset, length] : impl_->pre.Split(text)) {
     std::string_view word = text.substr(offset, length);
+    if (impl_->pre.ignore_merges()) {
+      // A piece that is a whole token is taken as it is (Llama 3's BPE).
+      mapped.clear();
+      for (char c : word)
+        unicode::AppendUtf8(unicode::ByteToCodePoint(static_cast<uint8_t>(c)), mapped);
+      auto it = impl_->mergeable.find(mapped);
+      if (it != impl_->mergeable.end()) {
+        out.push_back(it->second);
+        continue;
+      }
+    }
     // A word longer than int32 symbols is split into pieces (never happens with real text).
     constexpr size_t kMaxWord = size_t{1} << 30;
     while (!word.empty()) {

@@ -83,13 +83,13 @@ int main(int argc, char** argv) {
   if (!spec.ok()) return fail("validate", spec.status());
   const double validate_s = Seconds(t0);
 
-  sextant::console::PushRequest r;
+  sextant::rpc::PushRequest r;
   r.spec_file = *spec;
   r.targets = fleet.TargetNames();
   r.max_unavailable = max_unavailable;
   r.signing_key = fleet.key_path();
   t0 = Clock::now();
-  auto pushed = sextant::console::PushFromStore(fleet.store(), r);
+  auto pushed = sextant::rpc::PushFromStore(fleet.store(), r);
   const double push_s = Seconds(t0);
   if (!pushed.ok()) return fail("push", pushed.status());
   if (!pushed->ok) {
@@ -99,11 +99,11 @@ int main(int argc, char** argv) {
   int matched = 0;
   for (const auto& t : pushed->targets) matched += t.output_digest == pushed->local_output_digest;
   t0 = Clock::now();
-  auto again = sextant::console::PushFromStore(fleet.store(), r);
+  auto again = sextant::rpc::PushFromStore(fleet.store(), r);
   const double noop_s = Seconds(t0);
   if (!again.ok() || !again->no_op) return fail("repeat push", again.status());
   t0 = Clock::now();
-  auto back = sextant::console::RollbackFromStore(fleet.store(), "bench");
+  auto back = sextant::rpc::RollbackFromStore(fleet.store(), "bench");
   const double rollback_s = Seconds(t0);
   if (!back.ok() || !back->ok) return fail("rollback", back.status());
 

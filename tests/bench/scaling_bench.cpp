@@ -28,10 +28,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "app/metrics/registry.h"
-#include "app/replicas/replica_manager.h"
-#include "app/replicas/serving_metrics.h"
-#include "app/scaling/autoscaler.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/replicas/replica_manager.h"
+#include "app/agent/replicas/serving_metrics.h"
+#include "app/agent/scaling/autoscaler.h"
 #include "connectors/http/inference_server.h"
 #include "engine/gguf/synth.h"
 
@@ -102,12 +102,12 @@ fs::path Model(const fs::path& dir, const std::string& shape, gguf::SynthType ty
   return path;
 }
 
-replicas::DeploymentTarget Target(const std::string& name, const fs::path& model, int replicas) {
-  replicas::DeploymentTarget t;
+agent::DeploymentTarget Target(const std::string& name, const fs::path& model, int replicas) {
+  agent::DeploymentTarget t;
   t.name = name;
   t.generation = 1;
   t.model_uri = model.filename().string();
-  t.model_sha256 = replicas::Sha256OfFile(model).value();
+  t.model_sha256 = agent::Sha256OfFile(model).value();
   t.engine.context_length = 512;
   t.engine.max_batch = 4;
   t.replicas = replicas;
@@ -127,9 +127,9 @@ json CompletionBody(const std::string& model, int tokens) {
 int ZeroToFirstToken(const Args& a) {
   const fs::path model =
       Model(a.dir, "tinyllama-1.1b", gguf::SynthType::kQ4_0, "tinyllama-1.1b-q4_0.gguf");
-  metrics::Registry registry;
-  replicas::ServingMetrics serving(registry);
-  replicas::ReplicaManager manager(
+  agent::Registry registry;
+  agent::ServingMetrics serving(registry);
+  agent::ReplicaManager manager(
       {.model_store = a.dir, .threads_override = a.threads, .drain_grace = std::chrono::seconds(5)},
       &serving);
   http::InferenceServer server({.host = "127.0.0.1", .port = 0}, manager, &serving, &registry);
@@ -137,9 +137,9 @@ int ZeroToFirstToken(const Args& a) {
     std::cerr << s.ToString() << "\n";
     return 1;
   }
-  scaling::Autoscaler autoscaler(manager, {.tick = std::chrono::milliseconds(1000)});
+  agent::Autoscaler autoscaler(manager, {.tick = std::chrono::milliseconds(1000)});
   autoscaler.Start();
-  replicas::DeploymentTarget t = Target("tiny", model, 1);
+  agent::DeploymentTarget t = Target("tiny", model, 1);
   t.resources.replicas_min = 0;
   t.scaling.scale_to_zero_after_seconds = 3600;  // never during the run: the bench scales down
   const Clock::time_point first = Clock::now();
@@ -215,9 +215,9 @@ int ReplicasThroughput(const Args& a) {
   const fs::path model = Model(a.dir, "110m", gguf::SynthType::kQ8_0, "110m-q8_0.gguf");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int n : a.replicas) {
-    metrics::Registry registry;
-    replicas::ServingMetrics serving(registry);
-    replicas::ReplicaManager manager({.model_store = a.dir}, &serving);
+    agent::Registry registry;
+    agent::ServingMetrics serving(registry);
+    agent::ReplicaManager manager({.model_store = a.dir}, &serving);
     http::InferenceServer server({.host = "127.0.0.1", .port = 0}, manager, &serving, &registry);
     if (Status s = server.Start(); !s.ok()) {
       std::cerr << s.ToString() << "\n";

@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
-#include "app/agentconfig/agent_config.h"
-#include "app/policy/policy.h"
+#include "app/agent/config/agent_config.h"
+#include "app/agent/policy/access_policy.h"
 #include "tests/packaging/manifest_check.h"
 #include "tests/support/command.h"
 

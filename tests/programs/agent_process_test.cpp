@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "app/spec/sha256.h"
+#include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "tests/support/command.h"
 
@@ -131,12 +131,12 @@ class AgentProgramTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(dir_);
   }
 
-  std::unique_ptr<AgentClient> Client(const std::string& addr, const std::string& stem) {
-    AgentClientOptions o;
+  std::unique_ptr<rpc::AgentClient> Client(const std::string& addr, const std::string& stem) {
+    rpc::AgentClientOptions o;
     o.target = addr;
     o.deadline = milliseconds(5000);
-    EXPECT_TRUE(LoadClientIdentity(dir_ / "tls", stem, &o).ok());
-    auto c = AgentClient::Connect(o);
+    EXPECT_TRUE(rpc::LoadClientIdentity(dir_ / "tls", stem, &o).ok());
+    auto c = rpc::AgentClient::Connect(o);
     EXPECT_TRUE(c.ok());
     return c.ok() ? std::move(*c) : nullptr;
   }

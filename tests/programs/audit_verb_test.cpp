@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "app/agentstate/desired_state.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
-#include "app/store/console_store.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/console/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "tests/support/command.h"
@@ -45,24 +45,24 @@ class AuditVerbTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "agent");
-    auto ca = agent::CreateCa("test CA", 86400);
+    auto ca = rpc::CreateCa("test CA", 86400);
     ASSERT_TRUE(ca.ok()) << ca.status().ToString();
-    agent::CertRequest srv;
+    rpc::CertRequest srv;
     srv.common_name = "agent";
     srv.dns_sans = {"localhost"};
     srv.ip_sans = {"127.0.0.1"};
     srv.server = true;
-    auto server_cert = agent::IssueCert(*ca, srv);
+    auto server_cert = rpc::IssueCert(*ca, srv);
     ASSERT_TRUE(server_cert.ok()) << server_cert.status().ToString();
-    agent::CertRequest cli;
+    rpc::CertRequest cli;
     cli.common_name = "auditor";
     cli.uri_sans = {"spiffe://example.org/customer/auditor"};
     cli.client = true;
-    auto c = agent::IssueCert(*ca, cli);
+    auto c = rpc::IssueCert(*ca, cli);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "ca.pem", ca->cert_pem, false).ok());
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "auditor.pem", c->cert_pem, false).ok());
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "auditor.key", c->key_pem, true).ok());
+    ASSERT_TRUE(rpc::WriteTextFile(root_ / "ca.pem", ca->cert_pem, false).ok());
+    ASSERT_TRUE(rpc::WriteTextFile(root_ / "auditor.pem", c->cert_pem, false).ok());
+    ASSERT_TRUE(rpc::WriteTextFile(root_ / "auditor.key", c->key_pem, true).ok());
 
     auto ds = agent::DesiredState::Open(root_ / "agent");
     ASSERT_TRUE(ds.ok()) << ds.status().ToString();
@@ -70,7 +70,7 @@ class AuditVerbTest : public ::testing::Test {
     auto al = agent::AuditLog::Open(root_ / "agent");
     ASSERT_TRUE(al.ok()) << al.status().ToString();
     audit_ = std::move(al).value();
-    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames());
+    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", rpc::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     policy_ = std::make_unique<agent::PolicyHolder>(*policy);
     // Records to read: what earlier callers did.
@@ -80,23 +80,23 @@ class AuditVerbTest : public ::testing::Test {
                                 "ApplyDeployment", "chat", i % 2 ? "ok" : "allowed"})
                       .ok());
     }
-    agent::AgentServerOptions o;
+    rpc::AgentServerOptions o;
     o.ca_pem = ca->cert_pem;
     o.cert_pem = server_cert->cert_pem;
     o.key_pem = server_cert->key_pem;
     o.agent_name = "audit-agent";
-    agent::AgentServerDeps d;
+    rpc::AgentServerDeps d;
     d.state = state_.get();
     d.audit = audit_.get();
     d.policy = policy_.get();
     d.egress = &egress_;
-    auto server = agent::AgentServer::Start(o, d);
+    auto server = rpc::AgentServer::Start(o, d);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
 
-    auto st = store::ConsoleStore::Open(root_ / "state");
+    auto st = console::ConsoleStore::Open(root_ / "state");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
-    store::Target t;
+    console::Target t;
     t.name = "clinic-eu";
     t.endpoint = "127.0.0.1:" + std::to_string(server_->port());
     t.ca_path = (root_ / "ca.pem").string();
@@ -121,7 +121,7 @@ class AuditVerbTest : public ::testing::Test {
   std::unique_ptr<agent::AuditLog> audit_;
   std::unique_ptr<agent::PolicyHolder> policy_;
   agent::EgressLedger egress_;
-  std::unique_ptr<agent::AgentServer> server_;
+  std::unique_ptr<rpc::AgentServer> server_;
 };
 
 TEST_F(AuditVerbTest, ListsAndVerifiesTheChain) {

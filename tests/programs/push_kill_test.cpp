@@ -17,17 +17,17 @@
 #include <sstream>
 #include <thread>
 
-#include "app/report/report_store.h"
-#include "app/report/signing.h"
-#include "app/spec/deployment_spec.h"
-#include "app/spec/sha256.h"
-#include "app/store/console_store.h"
-#include "app/validate/validation_runner.h"
+#include "app/common/deployment_spec.h"
+#include "app/common/sha256.h"
+#include "app/common/signing.h"
+#include "app/common/validation_runner.h"
+#include "app/console/store/console_store.h"
+#include "app/console/store/report_store.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/push.h"
 #include "tests/support/command.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -122,7 +122,7 @@ class PushKillTest : public ::testing::Test {
     std::ofstream(root_ / "console-key.pub.pem") << key_->public_key().Pem();
     fs::copy_file(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies/agent-policy.example.yaml",
                   root_ / "policy.yaml");
-    auto st = store::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok());
     store_ = std::move(*st);
     for (int i = 0; i < 3; ++i) {
@@ -141,7 +141,7 @@ class PushKillTest : public ::testing::Test {
              "limits:\n  shutdown_grace_ms: 1000\n";
       a->Start();
       ASSERT_TRUE(a->WaitListening()) << Slurp(a->dir / "agent.log");
-      store::Target t;
+      console::Target t;
       t.name = a->name;
       t.endpoint = "127.0.0.1:" + std::to_string(a->port);
       t.ca_path = (root_ / "tls" / "ca.pem").string();
@@ -170,8 +170,8 @@ class PushKillTest : public ::testing::Test {
     ASSERT_TRUE(run.ok()) << run.status().ToString();
     auto signed_report = report::SignReport(run->report, *key_);
     ASSERT_TRUE(signed_report.ok());
-    ASSERT_TRUE(report::ReportStore::EnsureSchema(store_->handle()).ok());
-    report::ReportStore reports(store_->handle());
+    ASSERT_TRUE(console::ReportStore::EnsureSchema(store_->handle()).ok());
+    console::ReportStore reports(store_->handle());
     ASSERT_TRUE(reports.Add(run->report, *signed_report).ok());
     digest_ = spec::SpecDigest(*spec);
   }
@@ -181,14 +181,14 @@ class PushKillTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(root_);
   }
 
-  PushRequest Request(const std::string& kill_target, rollout::TargetState kill_at) {
+  PushRequest Request(const std::string& kill_target, console::TargetState kill_at) {
     PushRequest r;
     r.spec_file = spec_file_;
     r.targets = {"agent-0", "agent-1", "agent-2"};
     r.signing_key = root_ / "console-key.pem";
     r.call_deadline = milliseconds(5000);
     r.validation_deadline = milliseconds(60000);
-    r.on_event = [this, kill_target, kill_at](const rollout::PushEvent& e) {
+    r.on_event = [this, kill_target, kill_at](const console::PushEvent& e) {
       if (e.target == kill_target && e.state == kill_at) {
         for (auto& a : agents_) {
           if (a->name == kill_target) a->Kill();
@@ -201,42 +201,42 @@ class PushKillTest : public ::testing::Test {
   // The deployment as agent i's durable state holds it, read over gRPC: {generation, digest},
   // {0, ""} when absent.
   std::pair<int64_t, std::string> Deployed(size_t i) {
-    agent::AgentClientOptions o;
+    rpc::AgentClientOptions o;
     o.target = "127.0.0.1:" + std::to_string(agents_[i]->port);
     o.server_name_override = "localhost";
     o.deadline = milliseconds(5000);
-    EXPECT_TRUE(agent::LoadClientIdentity(root_ / "tls", "vendor-operator", &o).ok());
-    auto c = agent::AgentClient::Connect(o);
+    EXPECT_TRUE(rpc::LoadClientIdentity(root_ / "tls", "vendor-operator", &o).ok());
+    auto c = rpc::AgentClient::Connect(o);
     EXPECT_TRUE(c.ok());
     auto d = (*c)->GetDeployment("tiny");
     if (!d.ok()) {
       EXPECT_EQ(d.status().code(), StatusCode::kNotFound) << d.status().ToString();
       return {0, ""};
     }
-    return {d->generation(), rollout::BareDigest(d->spec().spec_digest())};
+    return {d->generation(), console::BareDigest(d->spec().spec_digest())};
   }
 
   fs::path root_;
   fs::path spec_file_;
   std::string digest_;
   std::unique_ptr<report::SigningKey> key_;
-  std::unique_ptr<store::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleStore> store_;
   std::vector<std::unique_ptr<Agent>> agents_;
 };
 
 // Killed after its apply was acknowledged, before its validation: the push stops, agent-0 is
 // rolled back, agent-1 holds the whole new spec (generation 1) until `rollback` removes it.
 TEST_F(PushKillTest, KilledAfterApplyEndsRolledBackAfterRestart) {
-  auto result = PushFromStore(*store_, Request("agent-1", rollout::TargetState::kValidating));
+  auto result = PushFromStore(*store_, Request("agent-1", console::TargetState::kValidating));
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_FALSE(result->ok);
-  EXPECT_EQ(result->targets[0].state, rollout::TargetState::kRolledBack)
+  EXPECT_EQ(result->targets[0].state, console::TargetState::kRolledBack)
       << result->stopped_because << " / " << result->targets[0].error;
-  EXPECT_EQ(result->targets[1].state, rollout::TargetState::kFailed);
+  EXPECT_EQ(result->targets[1].state, console::TargetState::kFailed);
   EXPECT_TRUE(result->targets[1].changed);
   EXPECT_NE(result->targets[1].error.find("sextant rollback tiny"), std::string::npos)
       << result->targets[1].error;
-  EXPECT_EQ(result->targets[2].state, rollout::TargetState::kPending);
+  EXPECT_EQ(result->targets[2].state, console::TargetState::kPending);
   EXPECT_EQ(Deployed(0), std::make_pair(int64_t{0}, std::string()));
   EXPECT_EQ(Deployed(2), std::make_pair(int64_t{0}, std::string()));
 
@@ -251,7 +251,7 @@ TEST_F(PushKillTest, KilledAfterApplyEndsRolledBackAfterRestart) {
     EXPECT_EQ(Deployed(i), std::make_pair(int64_t{0}, std::string())) << i;
   }
   // And a push now rolls the whole fleet forward, once.
-  auto forward = PushFromStore(*store_, Request("", rollout::TargetState::kPending));
+  auto forward = PushFromStore(*store_, Request("", console::TargetState::kPending));
   ASSERT_TRUE(forward.ok()) << forward.status().ToString();
   EXPECT_TRUE(forward->ok) << forward->stopped_because;
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Deployed(i).second, digest_) << i;
@@ -260,12 +260,12 @@ TEST_F(PushKillTest, KilledAfterApplyEndsRolledBackAfterRestart) {
 // Killed before its apply reached it: the outcome is unknown to the console; after the restart
 // the agent shows it never changed, and rollback finds nothing to undo there.
 TEST_F(PushKillTest, KilledBeforeApplyEndsUnchangedAfterRestart) {
-  auto result = PushFromStore(*store_, Request("agent-1", rollout::TargetState::kApplying));
+  auto result = PushFromStore(*store_, Request("agent-1", console::TargetState::kApplying));
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_FALSE(result->ok);
-  EXPECT_EQ(result->targets[0].state, rollout::TargetState::kRolledBack)
+  EXPECT_EQ(result->targets[0].state, console::TargetState::kRolledBack)
       << result->stopped_because << " / " << result->targets[0].error;
-  EXPECT_EQ(result->targets[1].state, rollout::TargetState::kFailed);
+  EXPECT_EQ(result->targets[1].state, console::TargetState::kFailed);
   EXPECT_NE(result->targets[1].error.find("cannot tell whether the apply took effect"),
             std::string::npos)
       << result->targets[1].error;
@@ -276,9 +276,9 @@ TEST_F(PushKillTest, KilledBeforeApplyEndsUnchangedAfterRestart) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(back->ok);
   ASSERT_EQ(back->targets.size(), 1u);
-  EXPECT_EQ(back->targets[0].state, rollout::TargetState::kUnchanged);
+  EXPECT_EQ(back->targets[0].state, console::TargetState::kUnchanged);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(Deployed(i).first, 0) << i;
 }
 
 }  // namespace
-}  // namespace sextant::console
+}  // namespace sextant::rpc

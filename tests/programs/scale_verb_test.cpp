@@ -7,13 +7,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "app/report/report_store.h"
-#include "app/spec/spec_diff.h"
+#include "app/common/spec_diff.h"
+#include "app/console/store/report_store.h"
 #include "connectors/console/push.h"
 #include "tests/connectors/console/push_test_fleet.h"
 #include "tests/support/command.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -60,7 +60,7 @@ class ScaleVerbTest : public ::testing::Test {
     auto pushed = PushFromStore(fleet_->store(), r);
     ASSERT_TRUE(pushed.ok()) << pushed.status().ToString();
     ASSERT_TRUE(pushed->ok) << pushed->stopped_because;
-    old_digest_ = rollout::BareDigest(pushed->spec_digest);
+    old_digest_ = console::BareDigest(pushed->spec_digest);
   }
   // Successful applies of "tiny" in agent i's audit log.
   int64_t ApplyRecords(size_t i) {
@@ -94,7 +94,7 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
   EXPECT_EQ(j["replicas"]["max"]["from"], 1);
   EXPECT_EQ(j["replicas"]["max"]["to"], 4);
   EXPECT_EQ(j["from_spec_digest"], "sha256:" + old_digest_);
-  const std::string new_digest = rollout::BareDigest(j["spec_digest"].get<std::string>());
+  const std::string new_digest = console::BareDigest(j["spec_digest"].get<std::string>());
   EXPECT_NE(new_digest, old_digest_);
   ASSERT_EQ(j["carried_reports"].size(), 1u) << j.dump(2);
   ASSERT_EQ(j["rollout"]["targets"].size(), 3u);
@@ -113,7 +113,7 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
     auto rec = fleet_->agent(i).state->Get("tiny");
     ASSERT_TRUE(rec.ok());
     EXPECT_EQ(rec->generation, 2);
-    EXPECT_EQ(rollout::BareDigest(rec->spec_digest), new_digest);
+    EXPECT_EQ(console::BareDigest(rec->spec_digest), new_digest);
     auto parsed = spec::ParseDeploymentSpec(rec->spec_json);
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(parsed.spec.resources.replicas_min, 2);
@@ -126,13 +126,13 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
   }
 
   // The carried report: stored, signed by the console key, naming the report it came from.
-  report::ReportStore reports(fleet_->store().handle());
+  console::ReportStore reports(fleet_->store().handle());
   auto stored = reports.List(new_digest);
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);
   auto key = report::SigningKey::Load(fleet_->key_path());
   ASSERT_TRUE(key.ok());
-  auto verified = report::VerifyStoredReport((*stored)[0], key->public_key());
+  auto verified = console::VerifyStoredReport((*stored)[0], key->public_key());
   ASSERT_TRUE(verified.ok()) << verified.status().ToString();
   ASSERT_TRUE(verified->carried_from.has_value());
   EXPECT_EQ(verified->carried_from->spec_digest, old_digest_);
@@ -166,7 +166,7 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
   EXPECT_NE(r.output.find("replicas min 2 -> 1, max 4 -> 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("2 -> 3"), std::string::npos) << r.output;
   for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(rollout::BareDigest(fleet_->agent(i).state->Get("tiny")->spec_digest), old_digest_);
+    EXPECT_EQ(console::BareDigest(fleet_->agent(i).state->Get("tiny")->spec_digest), old_digest_);
   }
 }
 
@@ -189,4 +189,4 @@ TEST_F(ScaleVerbTest, AnUnknownDeploymentOrBadBoundsAreClearErrors) {
 }
 
 }  // namespace
-}  // namespace sextant::console
+}  // namespace sextant::rpc

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "app/store/console_store.h"
+#include "app/console/store/console_store.h"
 #include "ui/tui/console_snapshot.h"
 #include "ui/tui/views.h"
 
@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
-constexpr store::TimeMs kDay = 86'400'000;
+constexpr console::TimeMs kDay = 86'400'000;
 
 class TuiViewsTest : public ::testing::Test {
  protected:
@@ -28,7 +28,7 @@ class TuiViewsTest : public ::testing::Test {
            ("sextant-tuiviews-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
-    auto st = store::ConsoleStore::Open(dir_);
+    auto st = console::ConsoleStore::Open(dir_);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
   }
@@ -36,13 +36,13 @@ class TuiViewsTest : public ::testing::Test {
     store_.reset();
     fs::remove_all(dir_);
   }
-  void AddTarget(const std::string& name, store::ConnState state, store::TimeMs since,
-                 store::TimeMs last_seen, const std::string& error = "") {
-    store::Target t;
+  void AddTarget(const std::string& name, console::ConnState state, console::TimeMs since,
+                 console::TimeMs last_seen, const std::string& error = "") {
+    console::Target t;
     t.name = name;
     t.endpoint = "127.0.0.1:1";
     ASSERT_TRUE(store_->AddTarget(t).ok());
-    store::TargetStatus s;
+    console::TargetStatus s;
     s.target = name;
     s.state = state;
     s.since = since;
@@ -54,20 +54,20 @@ class TuiViewsTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::unique_ptr<store::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleStore> store_;
 };
 
 TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
-  const store::TimeMs now = store::NowMs();
-  AddTarget("down", store::ConnState::kError, now - 60'000, now - 61'000, "connection refused");
-  AddTarget("quiet", store::ConnState::kConnected, now - 600'000, now - 45'000);
-  AddTarget("ok", store::ConnState::kConnected, now - 600'000, now - 1'000);
-  store::Deployment d;
+  const console::TimeMs now = console::NowMs();
+  AddTarget("down", console::ConnState::kError, now - 60'000, now - 61'000, "connection refused");
+  AddTarget("quiet", console::ConnState::kConnected, now - 600'000, now - 45'000);
+  AddTarget("ok", console::ConnState::kConnected, now - 600'000, now - 1'000);
+  console::Deployment d;
   d.target = "ok";
   d.name = "chat";
   d.replicas_desired = 2;
   ASSERT_TRUE(store_->ReplaceDeployments("ok", {d}).ok());
-  store::DeploymentSample smp;
+  console::DeploymentSample smp;
   smp.target = "ok";
   smp.deployment = "chat";
   smp.ts = now - 500;
@@ -76,12 +76,12 @@ TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
   ASSERT_TRUE(store_->AppendSamples({}, {smp}).ok());
   // The agent's server certificate expires in 3 days (RFC 3339), and on "quiet" long from now.
   ASSERT_TRUE(store_
-                  ->ReplaceFacts("ok", "",
-                                 {{"tls.cert_expires_at", fleet::FormatTime(now + 3 * kDay)}}, now)
+                  ->ReplaceFacts(
+                      "ok", "", {{"tls.cert_expires_at", console::FormatTime(now + 3 * kDay)}}, now)
                   .ok());
   ASSERT_TRUE(store_
                   ->ReplaceFacts("quiet", "",
-                                 {{"tls.cert_expires_at", fleet::FormatTime(now + 300 * kDay)}},
+                                 {{"tls.cert_expires_at", console::FormatTime(now + 300 * kDay)}},
                                  now)
                   .ok());
 
@@ -114,7 +114,7 @@ TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
   EXPECT_EQ(snap.alerts.front().kind, "unreachable");
 
   // An alert whose start the store does not keep is dated when first seen, and keeps that date.
-  const store::TimeMs first = by_kind["replicas ok/chat"]->since;
+  const console::TimeMs first = by_kind["replicas ok/chat"]->since;
   ConsoleSnapshot later = LoadSnapshot(src, now + 5'000, false, &snap);
   for (const auto& a : later.alerts) {
     if (a.kind == "replicas") {
@@ -132,22 +132,22 @@ TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
 
 TEST_F(TuiViewsTest, BudgetBreachesAndComplianceFailuresAreAlerts) {
   ConsoleSnapshot snap;
-  cost::BudgetStatus b;
+  console::BudgetStatus b;
   b.budget.label = "team=ml";
   b.budget.amount_usd = 100;
   b.spent_usd = 130;
   b.ratio = 1.3;
-  b.state = cost::BudgetState::kBreach;
+  b.state = console::BudgetState::kBreach;
   snap.cost.budgets.push_back(b);
   b.budget.label = "team=web";
-  b.state = cost::BudgetState::kOk;
+  b.state = console::BudgetState::kOk;
   snap.cost.budgets.push_back(b);
-  compliance::Finding f;
+  console::Finding f;
   f.target = "eu1";
   f.rule_id = "EU-RES-01";
   f.message = "region us-east-1 not allowed";
-  f.severity = compliance::Severity::kHigh;
-  f.verdict = compliance::Verdict::kFail;
+  f.severity = console::Severity::kHigh;
+  f.verdict = console::Verdict::kFail;
   f.evidence.push_back({"cloud.region", "us-east-1", 1234});
   const auto alerts = ComputeAlerts(snap, {f}, kDay, 10'000, nullptr);
   ASSERT_EQ(alerts.size(), 2u);
@@ -161,9 +161,9 @@ TEST_F(TuiViewsTest, BudgetBreachesAndComplianceFailuresAreAlerts) {
 }
 
 TEST_F(TuiViewsTest, ViewsFitEightyColumnsAndFilterRows) {
-  const store::TimeMs now = store::NowMs();
+  const console::TimeMs now = console::NowMs();
   for (int i = 0; i < 5; ++i) {
-    AddTarget("target-" + std::to_string(i), store::ConnState::kError, now - 1000, 0,
+    AddTarget("target-" + std::to_string(i), console::ConnState::kError, now - 1000, 0,
               "a very long error message that could never fit in one line of an eighty column "
               "terminal");
   }

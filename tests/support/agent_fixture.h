@@ -13,12 +13,12 @@
 #include <span>
 #include <string>
 
-#include "app/agentstate/desired_state.h"
-#include "app/agentstate/sources.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
-#include "app/store/console_store.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/agent/state/sources.h"
+#include "app/console/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "engine/base/sha256.h"
@@ -52,7 +52,7 @@ class FixedInventory : public agent::InventorySource {
   explicit FixedInventory(agent::InventoryInfo inv) : inv_(std::move(inv)) {}
   agent::InventoryInfo Snapshot() override {
     agent::InventoryInfo copy = inv_;
-    copy.observed_at_unix_ms = store::NowMs();
+    copy.observed_at_unix_ms = console::NowMs();
     return copy;
   }
 
@@ -81,27 +81,27 @@ class FixedCloud : public agent::CloudContextSource {
 // A CA, the agents' server certificate (localhost, 127.0.0.1) and the console's client identity
 // spiffe://example.org/vendor/console, whose files go to dir/{ca.pem,console.pem,console.key}.
 struct TestPki {
-  agent::CertAndKey ca;
-  agent::CertAndKey server;
+  rpc::CertAndKey ca;
+  rpc::CertAndKey server;
 };
 
 inline Result<TestPki> MakeTestPki(const std::filesystem::path& dir) {
   TestPki pki;
-  SEXTANT_ASSIGN_OR_RETURN(pki.ca, agent::CreateCa("test CA", 86400));
-  agent::CertRequest srv;
+  SEXTANT_ASSIGN_OR_RETURN(pki.ca, rpc::CreateCa("test CA", 86400));
+  rpc::CertRequest srv;
   srv.common_name = "agent";
   srv.dns_sans = {"localhost"};
   srv.ip_sans = {"127.0.0.1"};
   srv.server = true;
-  SEXTANT_ASSIGN_OR_RETURN(pki.server, agent::IssueCert(pki.ca, srv));
-  agent::CertRequest cli;
+  SEXTANT_ASSIGN_OR_RETURN(pki.server, rpc::IssueCert(pki.ca, srv));
+  rpc::CertRequest cli;
   cli.common_name = "console";
   cli.uri_sans = {"spiffe://example.org/vendor/console"};
   cli.client = true;
-  SEXTANT_ASSIGN_OR_RETURN(agent::CertAndKey console, agent::IssueCert(pki.ca, cli));
-  SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(dir / "ca.pem", pki.ca.cert_pem, false));
-  SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(dir / "console.pem", console.cert_pem, false));
-  SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(dir / "console.key", console.key_pem, true));
+  SEXTANT_ASSIGN_OR_RETURN(rpc::CertAndKey console, rpc::IssueCert(pki.ca, cli));
+  SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(dir / "ca.pem", pki.ca.cert_pem, false));
+  SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(dir / "console.pem", console.cert_pem, false));
+  SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(dir / "console.key", console.key_pem, true));
   return pki;
 }
 
@@ -118,7 +118,7 @@ struct InProcessAgent {
   std::unique_ptr<agent::InventorySource> inventory;
   std::unique_ptr<agent::CloudContextSource> cloud;
   std::unique_ptr<Observer> observer;
-  std::unique_ptr<agent::AgentServer> server;
+  std::unique_ptr<rpc::AgentServer> server;
   int port = 0;  // 0: any free port on the first Serve(); later Serve() calls reuse it
 
   // Creates `d` and opens the state and audit log there, under policy `p`.
@@ -136,14 +136,14 @@ struct InProcessAgent {
 
   // Serves on 127.0.0.1:port with the PKI's server certificate, named after `dir`.
   Status Serve(const TestPki& pki, bool encryption_at_rest = false) {
-    agent::AgentServerOptions o;
+    rpc::AgentServerOptions o;
     o.listen = "127.0.0.1:" + std::to_string(port);
     o.ca_pem = pki.ca.cert_pem;
     o.cert_pem = pki.server.cert_pem;
     o.key_pem = pki.server.key_pem;
     o.agent_name = dir.filename().string();
     o.encryption_at_rest = encryption_at_rest;
-    agent::AgentServerDeps d;
+    rpc::AgentServerDeps d;
     d.state = state.get();
     d.audit = audit.get();
     d.policy = policy.get();
@@ -151,7 +151,7 @@ struct InProcessAgent {
     d.inventory = inventory.get();
     d.cloud = cloud.get();
     d.observer = observer.get();
-    SEXTANT_ASSIGN_OR_RETURN(server, agent::AgentServer::Start(o, d));
+    SEXTANT_ASSIGN_OR_RETURN(server, rpc::AgentServer::Start(o, d));
     port = server->port();
     return Status();
   }

@@ -10,9 +10,9 @@
 #include <memory>
 #include <string>
 
-#include "app/compliance/policy.h"
-#include "app/cost/price_catalog.h"
-#include "app/store/console_store.h"
+#include "app/console/compliance/pack.h"
+#include "app/console/cost/price_catalog.h"
+#include "app/console/store/console_store.h"
 #include "ui/console_snapshot.h"
 
 namespace sextant::ui::testing {
@@ -30,12 +30,11 @@ inline std::filesystem::path ScratchDir(const std::string& what) {
 
 inline SnapshotSources TestSources() {
   SnapshotSources s;
-  auto catalog =
-      cost::PriceCatalog::LoadDir(std::filesystem::path(SEXTANT_SOURCE_DIR) / "resources/prices");
+  auto catalog = console::PriceCatalog::LoadDir(std::filesystem::path(SEXTANT_SOURCE_DIR) /
+                                                "resources/prices");
   EXPECT_TRUE(catalog.ok()) << catalog.status().ToString();
-  if (catalog.ok()) s.catalog = std::make_shared<const cost::PriceCatalog>(*catalog);
-  auto packs =
-      compliance::LoadPacks(std::filesystem::path(SEXTANT_SOURCE_DIR) / "resources/policies");
+  if (catalog.ok()) s.catalog = std::make_shared<const console::PriceCatalog>(*catalog);
+  auto packs = console::LoadPacks(std::filesystem::path(SEXTANT_SOURCE_DIR) / "resources/policies");
   EXPECT_TRUE(packs.ok()) << packs.status().ToString();
   if (packs.ok()) s.packs = *packs;
   s.stale_after_ms = 60'000;
@@ -44,12 +43,12 @@ inline SnapshotSources TestSources() {
 
 // Two accounts; "eu1" (2 H100s, deployment "chat") connected, "us1" (1 H100, deployment
 // "chat") stale since 10 minutes ago, "lab" (no account) in error.
-inline void FillStore(store::ConsoleStore& st, store::TimeMs now) {
+inline void FillStore(console::ConsoleStore& st, console::TimeMs now) {
   ASSERT_TRUE(st.AddAccount({"prod-eu", "aws", "111", {"eu-west-1"}, "", "", 0}).ok());
   ASSERT_TRUE(st.AddAccount({"prod-us", "aws", "222", {"us-east-1"}, "", "", 0}).ok());
   auto add = [&](const std::string& name, const std::string& account, const std::string& region,
                  const std::string& team) {
-    store::Target t;
+    console::Target t;
     t.name = name;
     t.endpoint = "10.0.0.1:7443";
     t.account = account;
@@ -65,17 +64,17 @@ inline void FillStore(store::ConsoleStore& st, store::TimeMs now) {
   add("eu1", "prod-eu", "us-east-1", "ml");
   add("us1", "prod-us", "us-west-2", "search");
   add("lab", "", "us-east-1", "ml");
-  ASSERT_TRUE(st.SetTargetStatus({"eu1", store::ConnState::kConnected, now - 5000, now, "",
+  ASSERT_TRUE(st.SetTargetStatus({"eu1", console::ConnState::kConnected, now - 5000, now, "",
                                   "spiffe://x/vendor/c", "vendor-operator"})
                   .ok());
-  ASSERT_TRUE(st.SetTargetStatus({"us1", store::ConnState::kStale, now - 600'000, now - 600'000,
+  ASSERT_TRUE(st.SetTargetStatus({"us1", console::ConnState::kStale, now - 600'000, now - 600'000,
                                   "no report for 600 s", "spiffe://x/vendor/c", "vendor-operator"})
                   .ok());
-  ASSERT_TRUE(st.SetTargetStatus(
-                    {"lab", store::ConnState::kError, now - 1000, 0, "connection refused", "", ""})
+  ASSERT_TRUE(st.SetTargetStatus({"lab", console::ConnState::kError, now - 1000, 0,
+                                  "connection refused", "", ""})
                   .ok());
   auto gpu = [](const std::string& target, int index, double util, int64_t used) {
-    store::Gpu g;
+    console::Gpu g;
     g.target = target;
     g.node = "node-a";
     g.index = index;
@@ -89,7 +88,7 @@ inline void FillStore(store::ConsoleStore& st, store::TimeMs now) {
   ASSERT_TRUE(st.ReplaceGpus("eu1", {gpu("eu1", 0, 0, 0), gpu("eu1", 1, 0, 0)}).ok());
   ASSERT_TRUE(st.ReplaceGpus("us1", {gpu("us1", 0, 0, 0)}).ok());
   auto dep = [](const std::string& target) {
-    store::Deployment d;
+    console::Deployment d;
     d.target = target;
     d.name = "chat";
     d.model_sha256 = std::string(64, 'a');
@@ -100,16 +99,16 @@ inline void FillStore(store::ConsoleStore& st, store::TimeMs now) {
   ASSERT_TRUE(st.ReplaceDeployments("eu1", {dep("eu1")}).ok());
   ASSERT_TRUE(st.ReplaceDeployments("us1", {dep("us1")}).ok());
   // Two hours of samples, one a minute, so the cost rollups have hours to price.
-  std::vector<store::GpuSample> gs;
-  std::vector<store::DeploymentSample> ds;
+  std::vector<console::GpuSample> gs;
+  std::vector<console::DeploymentSample> ds;
   for (int m = 120; m >= 0; --m) {
-    const store::TimeMs ts = now - m * 60'000LL;
+    const console::TimeMs ts = now - m * 60'000LL;
     for (const auto& [target, gpus] : {std::pair<std::string, int>{"eu1", 2}, {"us1", 1}}) {
       for (int i = 0; i < gpus; ++i) {
         gs.push_back({target, "node-a", i, ts, 60, target == "eu1" ? 0.5 + 0.2 * i : 0.9,
                       (10 + i) * kGiB, 60.0 + i, 300.0 + 50 * i});
       }
-      store::DeploymentSample d;
+      console::DeploymentSample d;
       d.target = target;
       d.deployment = "chat";
       d.ts = ts;

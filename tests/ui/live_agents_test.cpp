@@ -18,13 +18,13 @@
 #include <mutex>
 #include <thread>
 
-#include "app/agentstate/desired_state.h"
-#include "app/agentstate/sources.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/console/gui_actions.h"
-#include "app/policy/policy.h"
-#include "app/report/report_store.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/agent/state/sources.h"
+#include "app/console/store/report_store.h"
+#include "app/sextant/gui_actions.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
@@ -80,7 +80,7 @@ class LiveAgentsTest : public ::testing::Test {
     auto pki = test_agents::MakeTestPki(root_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
     pki_ = *pki;
-    auto st = store::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
   }
@@ -98,7 +98,7 @@ class LiveAgentsTest : public ::testing::Test {
   // Agent i: 1 + i GPUs (H100, utilization 0.2 + 0.1 g), deployment "chat" at 10 + i tokens/s.
   void StartAgents(int n) {
     auto policy =
-        agent::AgentPolicy::Parse(kVendorOperatorPolicy, "policy.yaml", agent::AgentRpcNames());
+        agent::AgentPolicy::Parse(kVendorOperatorPolicy, "policy.yaml", rpc::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     for (int i = 0; i < n; ++i) {
       auto a = std::make_unique<TestAgent>();
@@ -150,7 +150,7 @@ class LiveAgentsTest : public ::testing::Test {
       req.applied_by = "test";
       ASSERT_TRUE(a->state->Apply(req).ok());
       ASSERT_TRUE(a->Serve(pki_).ok());
-      store::Target t;
+      console::Target t;
       t.name = "agent-" + std::to_string(i);
       t.endpoint = "127.0.0.1:" + std::to_string(a->port);
       t.ca_path = (root_ / "ca.pem").string();
@@ -164,13 +164,13 @@ class LiveAgentsTest : public ::testing::Test {
 
   // The console as `sextant gui` starts it, on a short clock.
   void OpenConsole() {
-    console::ConnectorOptions co;
+    rpc::ConnectorOptions co;
     co.call_deadline = 5000ms;
     co.metrics_interval_ms = 200;
     co.stale_after = 1500ms;
     co.backoff_initial = 200ms;
     co.backoff_max = 1000ms;
-    connector_ = std::make_unique<console::FleetConnector>(store_.get(), co);
+    connector_ = std::make_unique<rpc::FleetConnector>(store_.get(), co);
     auto targets = store_->ListTargets();
     ASSERT_TRUE(targets.ok());
     connector_->Start(*targets);
@@ -182,7 +182,7 @@ class LiveAgentsTest : public ::testing::Test {
     auto sources = testing::TestSources();
     sources.stale_after_ms = 1500;
     auto* st = store_.get();
-    wo.load = [st, sources] { return LoadConsoleSnapshot(*st, sources, store::NowMs()); };
+    wo.load = [st, sources] { return LoadConsoleSnapshot(*st, sources, console::NowMs()); };
     wo.refresh_ms = 200;
     wo.remember_layout = false;
     wo.default_spec = QString(SEXTANT_SOURCE_DIR) + "/resources/examples/stories260k.yaml";
@@ -199,9 +199,9 @@ class LiveAgentsTest : public ::testing::Test {
 
   fs::path root_;
   test_agents::TestPki pki_;
-  std::unique_ptr<store::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleStore> store_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
-  std::unique_ptr<console::FleetConnector> connector_;
+  std::unique_ptr<rpc::FleetConnector> connector_;
   std::shared_ptr<cli::ConnectorConsoleActions> actions_;
   std::unique_ptr<MainWindow> window_;
 };
@@ -341,7 +341,7 @@ class ForwardingActions : public ConsoleActions {
   Result<TargetTestResult> TestTarget(const std::string& t) override {
     return inner_->TestTarget(t);
   }
-  Status AddTarget(const store::Target& t) override { return inner_->AddTarget(t); }
+  Status AddTarget(const console::Target& t) override { return inner_->AddTarget(t); }
   Status RemoveTarget(const std::string& t) override { return inner_->RemoveTarget(t); }
   Result<AuditFetch> FetchAudit(const std::string& t, int n) override {
     return inner_->FetchAudit(t, n);
@@ -442,11 +442,11 @@ TEST_F(LiveAgentsTest, ValidationShowsProgressAndCanBeCancelled) {
   auto* cancel = window_->findChild<QPushButton*>("cancelButton");
   auto* stage = window_->findChild<QLabel*>("validateStage");
   auto count_reports = [&] {
-    report::ReportStore reports(store_->handle());
+    console::ReportStore reports(store_->handle());
     auto list = reports.List();
     return list.ok() ? static_cast<int>(list->size()) : -1;
   };
-  ASSERT_TRUE(report::ReportStore::EnsureSchema(store_->handle()).ok());
+  ASSERT_TRUE(console::ReportStore::EnsureSchema(store_->handle()).ok());
   ASSERT_EQ(count_reports(), 0);
 
   // Cancel while the run is in flight: the view says so and stays busy until the run has
@@ -509,7 +509,7 @@ validation:
   for (int i = 0; i < kPrompts; ++i)
     yaml += "    - Once upon a time there was a dog number " + std::to_string(i) + "\n";
   const fs::path spec = root_ / "long.yaml";
-  ASSERT_TRUE(agent::WriteTextFile(spec, yaml, false).ok());
+  ASSERT_TRUE(rpc::WriteTextFile(spec, yaml, false).ok());
   OpenConsole();
   auto recording = std::make_shared<RecordingActions>(actions_);
   window_->context().actions = recording;

@@ -54,10 +54,10 @@ class MainWindowStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ScratchDir("window");
-    auto st = store::ConsoleStore::Open(dir_ / "state");
+    auto st = console::ConsoleStore::Open(dir_ / "state");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
-    FillStore(*store_, store::NowMs());
+    FillStore(*store_, console::NowMs());
   }
   void TearDown() override {
     store_.reset();
@@ -67,7 +67,7 @@ class MainWindowStoreTest : public ::testing::Test {
     MainWindowOptions o;
     auto* st = store_.get();
     auto sources = TestSources();
-    o.load = [st, sources] { return LoadConsoleSnapshot(*st, sources, store::NowMs()); };
+    o.load = [st, sources] { return LoadConsoleSnapshot(*st, sources, console::NowMs()); };
     o.refresh_ms = 200;
     o.remember_layout = remember;
     return o;
@@ -77,7 +77,7 @@ class MainWindowStoreTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<store::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleStore> store_;
 };
 
 TEST_F(MainWindowStoreTest, ViewsShowTheStoresDataAndShortcutsSwitchViews) {

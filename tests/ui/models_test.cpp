@@ -23,10 +23,10 @@ class ModelsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ScratchDir("models");
-    auto st = store::ConsoleStore::Open(dir_);
+    auto st = console::ConsoleStore::Open(dir_);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
-    now_ = store::NowMs();
+    now_ = console::NowMs();
     FillStore(*store_, now_);
     snap_ = Load();
     ASSERT_NE(snap_, nullptr);
@@ -46,8 +46,8 @@ class ModelsTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<store::ConsoleStore> store_;
-  store::TimeMs now_ = 0;
+  std::unique_ptr<console::ConsoleStore> store_;
+  console::TimeMs now_ = 0;
   std::shared_ptr<const ConsoleSnapshot> snap_;
 };
 
@@ -104,7 +104,7 @@ TEST_F(ModelsTest, RefreshWithSameStructureKeepsIndexesAndChangesResetCleanly) {
   QSignalSpy resets(&model, &QAbstractItemModel::modelReset);
   QSignalSpy changes(&model, &QAbstractItemModel::dataChanged);
   // New samples: same targets and GPUs.
-  store::GpuSample g{"eu1", "node-a", 0, now_ + 1000, 1, 0.95, 70 * kGiB, 80, 700};
+  console::GpuSample g{"eu1", "node-a", 0, now_ + 1000, 1, 0.95, 70 * kGiB, 80, 700};
   ASSERT_TRUE(store_->AppendSamples({g}, {}).ok());
   now_ += 1000;
   model.SetSnapshot(Load());
@@ -170,8 +170,8 @@ TEST_F(ModelsTest, CostModelMatchesTheCostEngineAndExportsCsv) {
   CostModel model;
   QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::Fatal);
   model.SetSnapshot(snap_);
-  const auto& by_target = snap_->cost.at(cost::GroupBy::kTarget);
-  model.SetGroupBy(cost::GroupBy::kTarget);
+  const auto& by_target = snap_->cost.at(console::GroupBy::kTarget);
+  model.SetGroupBy(console::GroupBy::kTarget);
   ASSERT_EQ(model.rowCount(), static_cast<int>(by_target.report.lines.size()) + 1);
   // p5.48xlarge in us-east-1: 98.32 $/h for 8 H100s; eu1 has 2 GPUs for about 2 hours.
   const int eu = model.RowOfKey("eu1");
@@ -196,7 +196,7 @@ TEST_F(ModelsTest, CostModelMatchesTheCostEngineAndExportsCsv) {
     EXPECT_NEAR(fields[3].toDouble(), expected, 1e-3);
   }
   EXPECT_TRUE(eu_line) << csv.toStdString();
-  model.SetGroupBy(cost::GroupBy::kLabel);
+  model.SetGroupBy(console::GroupBy::kLabel);
   EXPECT_GE(model.RowOfKey("team=ml"), 0);
   // Budgets were evaluated for team=ml.
   ASSERT_EQ(snap_->budgets.size(), 1u);
@@ -214,19 +214,19 @@ TEST_F(ModelsTest, ComplianceMatrixHasTargetsByRulesWithEvidence) {
   // Every cell maps to its finding, and its text is the finding's verdict.
   for (int r = 0; r < model.rowCount(); ++r) {
     for (int c = 1; c < model.columnCount(); ++c) {
-      const compliance::Finding* f = model.FindingAt(model.index(r, c));
+      const console::Finding* f = model.FindingAt(model.index(r, c));
       ASSERT_NE(f, nullptr) << r << "," << c;
       EXPECT_EQ(f->target, model.index(r, 0).data().toString().toStdString());
       EXPECT_EQ(model.index(r, c).data().toString().toStdString(),
-                std::string(compliance::VerdictName(f->verdict)));
+                std::string(console::VerdictName(f->verdict)));
     }
   }
   // The region rule of eu-data-residency fails for us-east-1 with the region as evidence.
   bool found = false;
   const int eu = model.RowOfKey("eu1");
   for (int c = 1; c < model.columnCount(); ++c) {
-    const compliance::Finding* f = model.FindingAt(model.index(eu, c));
-    if (f->pack == "eu-data-residency" && f->verdict == compliance::Verdict::kFail) {
+    const console::Finding* f = model.FindingAt(model.index(eu, c));
+    if (f->pack == "eu-data-residency" && f->verdict == console::Verdict::kFail) {
       for (const auto& e : f->evidence) found |= e.value == "us-east-1";
     }
   }

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "app/console/gui_actions.h"
+#include "app/sextant/gui_actions.h"
 #include "tests/connectors/console/push_test_fleet.h"
 #include "tests/ui/console_fixture.h"
 #include "ui/main_window.h"
@@ -55,7 +55,7 @@ class PushViewTest : public ::testing::Test {
     wo.actions = actions_;
     auto sources = testing::TestSources();
     auto* st = &fleet_->store();
-    wo.load = [st, sources] { return LoadConsoleSnapshot(*st, sources, store::NowMs()); };
+    wo.load = [st, sources] { return LoadConsoleSnapshot(*st, sources, console::NowMs()); };
     wo.refresh_ms = 200;
     wo.remember_layout = false;
     wo.default_spec = QString::fromStdString(spec.string());

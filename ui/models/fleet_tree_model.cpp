@@ -28,7 +28,7 @@ struct Figures {
   double tokens_per_s = 0;
   int64_t queue = 0;
 
-  void AddGpu(const store::Gpu& g) {
+  void AddGpu(const console::Gpu& g) {
     ++gpus;
     util_sum += g.utilization;
     mem_used += g.memory_used_bytes;
@@ -36,7 +36,7 @@ struct Figures {
     temp_max = std::max(temp_max, g.temperature_c);
     power += g.power_w;
   }
-  void AddDeployment(const store::Deployment& d) {
+  void AddDeployment(const console::Deployment& d) {
     ++deployments;
     replicas_ready += d.replicas_ready;
     replicas_desired += d.replicas_desired;
@@ -97,7 +97,7 @@ RenderedRow EmptyRow(const QString& key, const QString& name) {
   return r;
 }
 
-QString StateWord(store::ConnState s) { return QString::fromUtf8(store::ConnStateName(s)); }
+QString StateWord(console::ConnState s) { return QString::fromUtf8(console::ConnStateName(s)); }
 
 QVariant StateColor(const QString& state) {
   if (state == "stale" || state == "unknown") {
@@ -146,7 +146,7 @@ void FleetTreeModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& s
         tn.cells.sort[kSince] = static_cast<qlonglong>(t.status.since);
         tn.cells.tooltip[kName] = QString::fromStdString(
             t.provider + " " + t.region + " " + t.instance_type + " — " + t.target.endpoint);
-        if (t.status.state == store::ConnState::kConnected) ++connected;
+        if (t.status.state == console::ConnState::kConnected) ++connected;
         nodes.push_back(tn);
         nodes[a].children.push_back(ti);
         Figures tf;

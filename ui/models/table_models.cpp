@@ -17,7 +17,7 @@ QString Short(const std::string& digest) {
 
 RenderedRow Row(const QString& key, int columns) { return RenderedRow::Sized(key, columns); }
 
-QString ConnWord(store::ConnState s) { return QString::fromUtf8(store::ConnStateName(s)); }
+QString ConnWord(console::ConnState s) { return QString::fromUtf8(console::ConnStateName(s)); }
 
 QString Labels(const std::map<std::string, std::string>& labels) {
   QStringList out;
@@ -106,7 +106,7 @@ void DeploymentsModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>&
   SetRows(std::move(rows));
 }
 
-std::optional<store::Deployment> DeploymentsModel::Deployment(const QString& key) const {
+std::optional<console::Deployment> DeploymentsModel::Deployment(const QString& key) const {
   if (!snapshot_) return std::nullopt;
   for (const auto& a : snapshot_->fleet.accounts) {
     for (const auto& t : a.targets) {
@@ -130,7 +130,7 @@ void CostModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapsh
   Render();
 }
 
-void CostModel::SetGroupBy(cost::GroupBy by) {
+void CostModel::SetGroupBy(console::GroupBy by) {
   by_ = by;
   Render();
 }
@@ -140,7 +140,7 @@ void CostModel::Render() {
   if (snapshot_) {
     auto it = snapshot_->cost.find(by_);
     if (it != snapshot_->cost.end()) {
-      auto add = [&rows](const cost::CostLine& l, bool total) {
+      auto add = [&rows](const console::CostLine& l, bool total) {
         RenderedRow r = Row(Q(l.key), kColumnCount);
         r.bold = total;
         r.display[kKey] = Q(l.key);
@@ -186,7 +186,7 @@ QString CostModel::ToCsv() const {
   if (!snapshot_) return out;
   auto it = snapshot_->cost.find(by_);
   if (it == snapshot_->cost.end()) return out;
-  auto line = [&](const cost::CostLine& l) {
+  auto line = [&](const console::CostLine& l) {
     out += quote(Q(l.key)) + "," + QString::number(l.gpu_hours_provisioned, 'f', 4) + "," +
            QString::number(l.gpu_hours_allocated, 'f', 4) + "," +
            QString::number(l.provisioned_usd, 'f', 4) + "," +
@@ -218,7 +218,7 @@ void ComplianceMatrixModel::SetSnapshot(const std::shared_ptr<const ConsoleSnaps
         column_of[p.name + "/" + r.id] = static_cast<int>(headers.size());
         headers << Q(r.id);
         tips << Q(p.name + " · " + r.id + ": " + r.title + " (" +
-                  std::string(compliance::SeverityName(r.severity)) + ")");
+                  std::string(console::SeverityName(r.severity)) + ")");
       }
     }
     std::map<std::string, int> row_of;
@@ -234,7 +234,7 @@ void ComplianceMatrixModel::SetSnapshot(const std::shared_ptr<const ConsoleSnaps
       auto r = row_of.find(f.target);
       auto c = column_of.find(f.pack + "/" + f.rule_id);
       if (r == row_of.end() || c == column_of.end()) continue;
-      const QString verdict = Q(std::string(compliance::VerdictName(f.verdict)));
+      const QString verdict = Q(std::string(console::VerdictName(f.verdict)));
       RenderedRow& row = rows[r->second];
       row.display[c->second] = verdict;
       row.sort[c->second] = verdict;
@@ -258,7 +258,7 @@ QVariant ComplianceMatrixModel::data(const QModelIndex& index, int role) const {
   return RowTableModel::data(index, role);
 }
 
-const compliance::Finding* ComplianceMatrixModel::FindingAt(const QModelIndex& index) const {
+const console::Finding* ComplianceMatrixModel::FindingAt(const QModelIndex& index) const {
   if (!snapshot_ || !index.isValid()) return nullptr;
   const int i = data(index, FindingRole).toInt();
   if (i < 0 || static_cast<size_t>(i) >= snapshot_->findings.size()) return nullptr;
@@ -368,7 +368,7 @@ TargetsModel::TargetsModel(QObject* parent)
 void TargetsModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapshot) {
   QVector<RenderedRow> rows;
   if (snapshot) {
-    std::map<std::string, const fleet::TargetView*> views;
+    std::map<std::string, const console::TargetView*> views;
     for (const auto& a : snapshot->fleet.accounts) {
       for (const auto& t : a.targets) views[t.target.name] = &t;
     }

@@ -44,7 +44,7 @@ class DeploymentsModel : public RowTableModel {
   explicit DeploymentsModel(QObject* parent = nullptr);
   void SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapshot);
   // The latest figures of a row ("target/deployment"), if present.
-  std::optional<store::Deployment> Deployment(const QString& key) const;
+  std::optional<console::Deployment> Deployment(const QString& key) const;
 
  private:
   std::shared_ptr<const ConsoleSnapshot> snapshot_;
@@ -65,15 +65,15 @@ class CostModel : public RowTableModel {
   };
   explicit CostModel(QObject* parent = nullptr);
   void SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapshot);
-  void SetGroupBy(cost::GroupBy by);
-  cost::GroupBy group_by() const { return by_; }
+  void SetGroupBy(console::GroupBy by);
+  console::GroupBy group_by() const { return by_; }
   // The CSV of what the table shows (header line, then one line per row, the total last).
   QString ToCsv() const;
 
  private:
   void Render();
   std::shared_ptr<const ConsoleSnapshot> snapshot_;
-  cost::GroupBy by_ = cost::GroupBy::kDeployment;
+  console::GroupBy by_ = console::GroupBy::kDeployment;
 };
 
 // Rows: targets; columns: "pack/rule" in pack then rule order. The cell's StateRole is the
@@ -85,7 +85,7 @@ class ComplianceMatrixModel : public RowTableModel {
   void SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapshot);
   QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
   // The finding of a cell, or null.
-  const compliance::Finding* FindingAt(const QModelIndex& index) const;
+  const console::Finding* FindingAt(const QModelIndex& index) const;
   const std::shared_ptr<const ConsoleSnapshot>& snapshot() const { return snapshot_; }
 
  private:

@@ -8,8 +8,8 @@
 namespace sextant::tui {
 namespace {
 
-const std::string* FindFact(const std::vector<store::Fact>& facts, const std::string& target,
-                            const std::string& key, store::TimeMs* observed = nullptr) {
+const std::string* FindFact(const std::vector<console::Fact>& facts, const std::string& target,
+                            const std::string& key, console::TimeMs* observed = nullptr) {
   for (const auto& f : facts) {
     if (f.target == target && f.key == key) {
       if (observed) *observed = f.observed_at;
@@ -25,7 +25,7 @@ std::string_view AlertSeverityName(AlertSeverity s) {
   return s == AlertSeverity::kCritical ? "critical" : "warning";
 }
 
-std::string Ago(store::TimeMs t, store::TimeMs now) {
+std::string Ago(console::TimeMs t, console::TimeMs now) {
   if (t <= 0) return "-";
   int64_t s = std::max<int64_t>(0, (now - t) / 1000);
   if (s < 120) return std::to_string(s) + "s";
@@ -34,7 +34,7 @@ std::string Ago(store::TimeMs t, store::TimeMs now) {
   return std::to_string(s / 86400) + "d";
 }
 
-std::string ShortTime(store::TimeMs t, store::TimeMs now) {
+std::string ShortTime(console::TimeMs t, console::TimeMs now) {
   if (t <= 0) return "-";
   const std::time_t secs = static_cast<std::time_t>(t / 1000);
   const std::time_t now_secs = static_cast<std::time_t>(now / 1000);
@@ -51,9 +51,9 @@ std::string ShortTime(store::TimeMs t, store::TimeMs now) {
 }
 
 std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
-                                 const std::vector<compliance::Finding>& failed_findings,
-                                 int64_t cert_warn_ms, store::TimeMs now,
-                                 std::map<std::string, store::TimeMs>* first_seen) {
+                                 const std::vector<console::Finding>& failed_findings,
+                                 int64_t cert_warn_ms, console::TimeMs now,
+                                 std::map<std::string, console::TimeMs>* first_seen) {
   std::vector<Alert> out;
   auto add = [&](Alert a) {
     a.key = a.kind + "|" + a.subject + "|" + (a.kind == "compliance" ? a.message : "");
@@ -66,17 +66,17 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
   };
   for (const auto& t : snap.targets) {
     const auto& st = t.status;
-    if (st.state == store::ConnState::kError || st.state == store::ConnState::kUnknown) {
+    if (st.state == console::ConnState::kError || st.state == console::ConnState::kUnknown) {
       Alert a;
       a.severity = AlertSeverity::kCritical;
       a.kind = "unreachable";
       a.subject = t.target.name;
       a.target = t.target.name;
-      a.message = st.state == store::ConnState::kError ? st.error : "never connected";
+      a.message = st.state == console::ConnState::kError ? st.error : "never connected";
       if (st.last_seen > 0) a.message += " (last seen " + ShortTime(st.last_seen, now) + ")";
       a.since = st.since > 0 ? st.since : 0;
       add(std::move(a));
-    } else if (st.state == store::ConnState::kStale) {
+    } else if (st.state == console::ConnState::kStale) {
       Alert a;
       a.severity = AlertSeverity::kWarning;
       a.kind = "stale";
@@ -88,7 +88,7 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
       add(std::move(a));
     }
     // Replicas are only judged on targets whose figures are current.
-    if (st.state == store::ConnState::kConnected) {
+    if (st.state == console::ConnState::kConnected) {
       for (const auto& d : t.deployments) {
         if (d.replicas_desired > 0 && d.replicas_ready < d.replicas_desired) {
           Alert a;
@@ -108,7 +108,7 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
       if (f.key.rfind("tls.cert_expires_at", 0) != 0 && f.key.rfind("tls.cert_not_after", 0) != 0) {
         continue;
       }
-      auto when = compliance::ParseTimeFact(f.value);
+      auto when = console::ParseTimeFact(f.value);
       if (!when.ok()) continue;
       const int64_t left = *when - now;
       if (left >= cert_warn_ms) continue;
@@ -125,23 +125,23 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
     }
   }
   for (const auto& b : snap.cost.budgets) {
-    if (b.state == cost::BudgetState::kOk) continue;
+    if (b.state == console::BudgetState::kOk) continue;
     Alert a;
-    a.severity =
-        b.state == cost::BudgetState::kBreach ? AlertSeverity::kCritical : AlertSeverity::kWarning;
+    a.severity = b.state == console::BudgetState::kBreach ? AlertSeverity::kCritical
+                                                          : AlertSeverity::kWarning;
     a.kind = "budget";
     a.subject = b.budget.label;
     char buf[160];
     std::snprintf(buf, sizeof buf, "%s: $%.2f of $%.2f (%.0f%%) over %d days",
-                  b.state == cost::BudgetState::kBreach ? "breach" : "warning", b.spent_usd,
+                  b.state == console::BudgetState::kBreach ? "breach" : "warning", b.spent_usd,
                   b.budget.amount_usd, b.ratio * 100, b.budget.window_days);
     a.message = buf;
     add(std::move(a));
   }
   for (const auto& f : failed_findings) {
     Alert a;
-    a.severity = f.severity >= compliance::Severity::kHigh ? AlertSeverity::kCritical
-                                                           : AlertSeverity::kWarning;
+    a.severity =
+        f.severity >= console::Severity::kHigh ? AlertSeverity::kCritical : AlertSeverity::kWarning;
     a.kind = "compliance";
     a.subject = f.target;
     a.target = f.target;
@@ -176,7 +176,7 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
   return out;
 }
 
-ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, store::TimeMs now, bool heavy,
+ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, console::TimeMs now, bool heavy,
                              const ConsoleSnapshot* previous) {
   ConsoleSnapshot s;
   s.loaded_at = now;
@@ -187,7 +187,7 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, store::TimeMs now, bool
       s.failed_findings = previous->failed_findings;
     }
   }
-  auto fleet = fleet::LoadFleet(*src.store, now, src.stale_after_ms);
+  auto fleet = console::LoadFleet(*src.store, now, src.stale_after_ms);
   if (!fleet.ok()) {
     s.error = "reading the console store: " + fleet.status().message();
     if (previous != nullptr) {
@@ -208,7 +208,7 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, store::TimeMs now, bool
   auto facts = src.store->ListFacts();
   if (facts.ok()) s.facts = std::move(facts).value();
   for (const auto& t : s.targets) {
-    if (t.status.state == store::ConnState::kConnected) ++s.targets_connected;
+    if (t.status.state == console::ConnState::kConnected) ++s.targets_connected;
     s.last_update = std::max(s.last_update, t.status.last_seen);
     for (const auto& d : t.deployments) s.last_update = std::max(s.last_update, d.sampled_at);
     if (s.identity.empty() && !t.status.identity.empty()) {
@@ -228,7 +228,7 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, store::TimeMs now, bool
     }
     if (const auto* h = FindFact(s.facts, t.target.name, "audit.head_hash")) a.head_hash = *h;
     if (const auto* ht = FindFact(s.facts, t.target.name, "audit.head_time")) {
-      auto when = compliance::ParseTimeFact(*ht);
+      auto when = console::ParseTimeFact(*ht);
       if (when.ok()) a.verified_at = *when;
     }
     if (const auto* p = FindFact(s.facts, t.target.name, "policy.digest")) a.policy_digest = *p;
@@ -254,16 +254,17 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, store::TimeMs now, bool
       }
       auto usage = src.store->HourlyUsage(now - window);
       if (targets.ok() && gpus.ok() && usage.ok() && budgets.ok()) {
-        auto infos = cost::TargetsFromStore(*targets, s.facts, *gpus);
-        std::vector<store::HourUsage> recent;
+        auto infos = console::TargetsFromStore(*targets, s.facts, *gpus);
+        std::vector<console::HourUsage> recent;
         for (const auto& u : *usage) {
           if (u.hour >= now - src.cost_window_ms) recent.push_back(u);
         }
         s.cost.available = true;
         s.cost.by_deployment =
-            cost::ComputeCost(recent, infos, *src.catalog, cost::GroupBy::kDeployment);
-        s.cost.by_target = cost::ComputeCost(recent, infos, *src.catalog, cost::GroupBy::kTarget);
-        s.cost.budgets = cost::EvaluateBudgets(*budgets, *usage, infos, *src.catalog, now);
+            console::ComputeCost(recent, infos, *src.catalog, console::GroupBy::kDeployment);
+        s.cost.by_target =
+            console::ComputeCost(recent, infos, *src.catalog, console::GroupBy::kTarget);
+        s.cost.budgets = console::EvaluateBudgets(*budgets, *usage, infos, *src.catalog, now);
         s.cost.note.clear();
         for (const auto& u : s.cost.by_target.unpriced) {
           s.cost.note += (s.cost.note.empty() ? "unpriced: " : "; ") + u;
@@ -277,15 +278,15 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, store::TimeMs now, bool
       }
     }
     if (src.packs != nullptr) {
-      compliance::EvaluationInput in;
+      console::EvaluationInput in;
       in.now = now;
       for (const auto& t : s.targets) in.targets.push_back(t.target.name);
       in.facts = s.facts;
-      auto reports = compliance::LoadValidationRecords(*src.store);
+      auto reports = console::LoadValidationRecords(*src.store);
       if (reports.ok()) in.reports = std::move(reports).value();
       for (const auto& p : *src.packs) {
-        for (auto& f : compliance::Evaluate(p, in)) {
-          if (f.verdict == compliance::Verdict::kFail) s.failed_findings.push_back(std::move(f));
+        for (auto& f : console::Evaluate(p, in)) {
+          if (f.verdict == console::Verdict::kFail) s.failed_findings.push_back(std::move(f));
         }
       }
     }

@@ -23,11 +23,11 @@
 #include <thread>
 #include <vector>
 
-#include "app/compliance/policy.h"
-#include "app/cost/cost_model.h"
-#include "app/cost/price_catalog.h"
-#include "app/fleet/fleet.h"
-#include "app/store/console_store.h"
+#include "app/console/compliance/pack.h"
+#include "app/console/cost/cost_model.h"
+#include "app/console/cost/price_catalog.h"
+#include "app/console/fleet/fleet.h"
+#include "app/console/store/console_store.h"
 
 namespace sextant::tui {
 
@@ -40,7 +40,7 @@ struct Alert {
   std::string subject;  // a target, "target/deployment", a budget label
   std::string target;   // the target it concerns, when it concerns one (for drill-down)
   std::string message;  // what is wrong, in words
-  store::TimeMs since = 0;  // when it started (0 when unknown)
+  console::TimeMs since = 0;  // when it started (0 when unknown)
   // Identity of the alert across snapshots: kind + subject (+ rule for compliance).
   std::string key;
 };
@@ -51,7 +51,7 @@ struct AuditState {
   std::string chain;  // "intact", "BROKEN" or "unknown"
   int64_t records = -1;
   std::string head_hash;
-  store::TimeMs verified_at = 0;  // when the agent last verified the chain
+  console::TimeMs verified_at = 0;  // when the agent last verified the chain
   std::string policy_digest;
   std::string payload_bytes_to_vendor;  // egress ledger, "" when unknown
 };
@@ -59,37 +59,37 @@ struct AuditState {
 struct CostSummary {
   bool available = false;
   std::string note;  // why it is not available, or unpriced targets
-  cost::CostReport by_deployment;
-  cost::CostReport by_target;
-  std::vector<cost::BudgetStatus> budgets;
+  console::CostReport by_deployment;
+  console::CostReport by_target;
+  std::vector<console::BudgetStatus> budgets;
 };
 
 struct ConsoleSnapshot {
-  store::TimeMs loaded_at = 0;
+  console::TimeMs loaded_at = 0;
   std::string identity;  // the console's identity as agents see it (URI SAN), or ""
   std::string role;      // its role on the agents, or ""
-  fleet::FleetSnapshot fleet;
-  std::vector<fleet::TargetView> targets;  // every target, sorted by name
+  console::FleetSnapshot fleet;
+  std::vector<console::TargetView> targets;  // every target, sorted by name
   int targets_connected = 0;
-  store::TimeMs last_update = 0;  // newest exchange with any agent (0: never)
-  std::vector<Alert> alerts;      // critical first, then by kind (reachability first), since
+  console::TimeMs last_update = 0;  // newest exchange with any agent (0: never)
+  std::vector<Alert> alerts;        // critical first, then by kind (reachability first), since
   std::vector<AuditState> audit;
   CostSummary cost;
-  std::vector<store::Fact> facts;  // every target's facts (for detail views)
+  std::vector<console::Fact> facts;  // every target's facts (for detail views)
   // Carried from snapshot to snapshot: failed compliance rules (recomputed by heavy loads) and
   // when each alert was first raised.
-  std::vector<compliance::Finding> failed_findings;
-  std::map<std::string, store::TimeMs> alert_first_seen;
+  std::vector<console::Finding> failed_findings;
+  std::map<std::string, console::TimeMs> alert_first_seen;
   std::string error;  // a store read that failed, in words ("" when none)
 };
 
 // What a snapshot is computed from. catalog and packs may be null (cost or compliance is then
 // left out, and the snapshot says why).
 struct SnapshotSources {
-  store::ConsoleStore* store = nullptr;
-  const cost::PriceCatalog* catalog = nullptr;
+  console::ConsoleStore* store = nullptr;
+  const console::PriceCatalog* catalog = nullptr;
   std::string catalog_error;  // why catalog is null
-  const std::vector<compliance::PolicyPack>* packs = nullptr;
+  const std::vector<console::PolicyPack>* packs = nullptr;
   int64_t stale_after_ms = 30000;
   int64_t cert_warn_ms = 14LL * 86'400'000;  // certificates expiring sooner raise an alert
   int64_t cost_window_ms = 7LL * 86'400'000;
@@ -97,16 +97,16 @@ struct SnapshotSources {
 
 // Reads the store. With `heavy` false, the cost summary and compliance evaluation are not
 // recomputed (the caller carries them over from the previous snapshot).
-ConsoleSnapshot LoadSnapshot(const SnapshotSources& sources, store::TimeMs now, bool heavy,
+ConsoleSnapshot LoadSnapshot(const SnapshotSources& sources, console::TimeMs now, bool heavy,
                              const ConsoleSnapshot* previous);
 
 // Alerts of a snapshot's fleet, audit and cost parts, plus compliance failures. `first_seen`
 // keeps the time each alert key was first raised, for alerts whose start the store does not
 // record (replicas, compliance); it is updated in place and pruned of alerts that cleared.
 std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
-                                 const std::vector<compliance::Finding>& failed_findings,
-                                 int64_t cert_warn_ms, store::TimeMs now,
-                                 std::map<std::string, store::TimeMs>* first_seen);
+                                 const std::vector<console::Finding>& failed_findings,
+                                 int64_t cert_warn_ms, console::TimeMs now,
+                                 std::map<std::string, console::TimeMs>* first_seen);
 
 // Loads snapshots on a thread of its own every `interval`, keeps the newest. A load that is
 // still running when the next is due is not doubled; readers get a shared, immutable copy.
@@ -143,8 +143,8 @@ class SnapshotPoller {
 };
 
 // "12s", "5m", "3h", "2d": how long ago `t` was, from `now` ("-" when t is 0).
-std::string Ago(store::TimeMs t, store::TimeMs now);
+std::string Ago(console::TimeMs t, console::TimeMs now);
 // "03:04:05Z" for today's times, "2026-01-02 03:04Z" otherwise ("-" when t is 0).
-std::string ShortTime(store::TimeMs t, store::TimeMs now);
+std::string ShortTime(console::TimeMs t, console::TimeMs now);
 
 }  // namespace sextant::tui

@@ -169,7 +169,7 @@ class TerminalUi {
     int h, w;
     getmaxyx(stdscr, h, w);
     erase();
-    const store::TimeMs now = snap_ ? snap_->loaded_at : store::NowMs();
+    const console::TimeMs now = snap_ ? snap_->loaded_at : console::NowMs();
     // Header, two lines: who the console is; how the fleet is and how fresh the data is.
     std::string who = "Sextant";
     if (snap_ && !snap_->identity.empty()) {

@@ -24,45 +24,45 @@ std::string ShortDigest(const std::string& d) {
   return s.size() > 12 ? s.substr(0, 12) : (s.empty() ? "-" : s);
 }
 
-Tone StatusTone(const store::TargetStatus& s) {
+Tone StatusTone(const console::TargetStatus& s) {
   switch (s.state) {
-    case store::ConnState::kConnected:
+    case console::ConnState::kConnected:
       return Tone::kGood;
-    case store::ConnState::kStale:
+    case console::ConnState::kStale:
       return Tone::kWarn;
     default:
       return Tone::kBad;
   }
 }
 
-std::string StatusWord(const fleet::TargetView& t, store::TimeMs now) {
+std::string StatusWord(const console::TargetView& t, console::TimeMs now) {
   switch (t.status.state) {
-    case store::ConnState::kConnected:
+    case console::ConnState::kConnected:
       return "connected";
-    case store::ConnState::kStale:
+    case console::ConnState::kStale:
       return "stale " + Ago(t.status.since, now);
-    case store::ConnState::kError:
+    case console::ConnState::kError:
       return "unreachable " + Ago(t.status.since, now);
-    case store::ConnState::kUnknown:
+    case console::ConnState::kUnknown:
       break;
   }
   return "never connected";
 }
 
-const fleet::TargetView* FindTarget(const ConsoleSnapshot& s, const std::string& name) {
+const console::TargetView* FindTarget(const ConsoleSnapshot& s, const std::string& name) {
   for (const auto& t : s.targets) {
     if (t.target.name == name) return &t;
   }
   return nullptr;
 }
 
-Tone DeploymentTone(const store::Deployment& d) {
+Tone DeploymentTone(const console::Deployment& d) {
   if (d.replicas_desired > 0 && d.replicas_ready == 0) return Tone::kBad;
   if (d.replicas_ready < d.replicas_desired) return Tone::kWarn;
   return Tone::kNormal;
 }
 
-Row DeploymentRow(const fleet::TargetView& t, const store::Deployment& d, bool with_target) {
+Row DeploymentRow(const console::TargetView& t, const console::Deployment& d, bool with_target) {
   Row r;
   if (with_target) r.cells.push_back(t.target.name);
   r.cells.push_back(d.name);
@@ -72,7 +72,7 @@ Row DeploymentRow(const fleet::TargetView& t, const store::Deployment& d, bool w
   r.cells.push_back(d.sampled_at > 0 ? Fixed(d.tokens_per_s, 1) : "-");
   r.cells.push_back(d.sampled_at > 0 ? std::to_string(d.queue_depth) : "-");
   r.cells.push_back(ShortDigest(d.model_sha256));
-  r.tone = t.status.state == store::ConnState::kConnected ? DeploymentTone(d) : Tone::kDim;
+  r.tone = t.status.state == console::ConnState::kConnected ? DeploymentTone(d) : Tone::kDim;
   r.drillable = true;
   r.drill = ViewId::kDeployment;
   r.drill_context = t.target.name + "/" + d.name;
@@ -114,7 +114,7 @@ ViewTable Fleet(const ConsoleSnapshot& s) {
         util += g.utilization;
         used += g.memory_used_bytes;
         total += g.memory_total_bytes;
-        if (model.empty()) model = cost::CatalogGpuModel(g.model);
+        if (model.empty()) model = console::CatalogGpuModel(g.model);
       }
     }
     Row r;
@@ -206,7 +206,7 @@ ViewTable Cost(const ConsoleSnapshot& s) {
     v.note = "cost not available: " + s.cost.note;
     return v;
   }
-  auto add = [&](const cost::CostLine& l, const std::string& prefix, Tone tone) {
+  auto add = [&](const console::CostLine& l, const std::string& prefix, Tone tone) {
     Row r;
     r.cells = {prefix + l.key,
                Fixed(l.gpu_hours_provisioned, 2),
@@ -227,10 +227,10 @@ ViewTable Cost(const ConsoleSnapshot& s) {
                Money(b.spent_usd),
                Money(b.budget.amount_usd),
                Fixed(b.ratio * 100, 0) + "%",
-               std::string(cost::BudgetStateName(b.state))};
-    r.tone = b.state == cost::BudgetState::kBreach    ? Tone::kBad
-             : b.state == cost::BudgetState::kWarning ? Tone::kWarn
-                                                      : Tone::kGood;
+               std::string(console::BudgetStateName(b.state))};
+    r.tone = b.state == console::BudgetState::kBreach    ? Tone::kBad
+             : b.state == console::BudgetState::kWarning ? Tone::kWarn
+                                                         : Tone::kGood;
     v.rows.push_back(std::move(r));
   }
   v.note = "last 7 days" + (s.cost.note.empty() ? std::string() : "; " + s.cost.note);
@@ -261,7 +261,7 @@ ViewTable TargetDetail(const ConsoleSnapshot& s, const std::string& name) {
                  g.sampled_at ? Fixed(g.temperature_c, 0) + "C" : "-",
                  g.sampled_at ? Fixed(g.power_w, 0) : "-",
                  g.model};
-      r.tone = t->status.state == store::ConnState::kConnected ? Tone::kNormal : Tone::kDim;
+      r.tone = t->status.state == console::ConnState::kConnected ? Tone::kNormal : Tone::kDim;
       v.rows.push_back(std::move(r));
     }
   }
@@ -283,7 +283,7 @@ ViewTable DeploymentDetail(const ConsoleSnapshot& s, const std::string& context)
   const std::string target = context.substr(0, slash);
   const std::string name = slash == std::string::npos ? "" : context.substr(slash + 1);
   const auto* t = FindTarget(s, target);
-  const store::Deployment* d = nullptr;
+  const console::Deployment* d = nullptr;
   if (t != nullptr) {
     for (const auto& x : t->deployments) {
       if (x.name == name) d = &x;

@@ -14,7 +14,7 @@
 #include <QVBoxLayout>
 #include <nlohmann/json.hpp>
 
-#include "app/compliance/report_formats.h"
+#include "app/console/compliance/report_formats.h"
 #include "engine/base/build_info.h"
 #include "ui/views/views.h"
 
@@ -90,16 +90,16 @@ void ComplianceView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& s
   int pass = 0, fail = 0, warn = 0, unknown = 0;
   for (const auto& f : snapshot->findings) {
     switch (f.verdict) {
-      case compliance::Verdict::kPass:
+      case console::Verdict::kPass:
         ++pass;
         break;
-      case compliance::Verdict::kFail:
+      case console::Verdict::kFail:
         ++fail;
         break;
-      case compliance::Verdict::kWarn:
+      case console::Verdict::kWarn:
         ++warn;
         break;
-      case compliance::Verdict::kUnknown:
+      case console::Verdict::kUnknown:
         ++unknown;
         break;
     }
@@ -114,7 +114,7 @@ void ComplianceView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& s
 }
 
 void ComplianceView::ShowEvidence() {
-  const compliance::Finding* f = model_->FindingAt(matrix_->currentIndex());
+  const console::Finding* f = model_->FindingAt(matrix_->currentIndex());
   if (f == nullptr) {
     evidence_->clear();
     return;
@@ -122,12 +122,12 @@ void ComplianceView::ShowEvidence() {
   QString html =
       QString("<h3>%1 · %2</h3><p><b>%3</b> on <b>%4</b> — %5</p><p>%6</p>")
           .arg(Q(f->pack).toHtmlEscaped(), Q(f->rule_id).toHtmlEscaped(),
-               Q(std::string(compliance::VerdictName(f->verdict))), Q(f->target).toHtmlEscaped(),
+               Q(std::string(console::VerdictName(f->verdict))), Q(f->target).toHtmlEscaped(),
                Q(f->rule_title).toHtmlEscaped(), Q(f->message).toHtmlEscaped());
   QStringList controls;
   for (const auto& c : f->controls) controls << Q(c);
   html += QString("<p>severity %1 · standard %2 · controls %3</p>")
-              .arg(Q(std::string(compliance::SeverityName(f->severity))), Q(f->standard),
+              .arg(Q(std::string(console::SeverityName(f->severity))), Q(f->standard),
                    controls.join(", ").toHtmlEscaped());
   html +=
       "<table border=1 cellspacing=0 cellpadding=3><tr><th>evidence</th><th>value</th>"
@@ -145,9 +145,9 @@ void ComplianceView::ShowEvidence() {
 Status ComplianceView::ExportJson(const QString& path, bool sarif) const {
   const auto& snap = model_->snapshot();
   if (!snap) return Status::FailedPrecondition("no compliance data yet");
-  nlohmann::json j = sarif ? compliance::FindingsToSarif(snap->packs, snap->findings,
-                                                         GetBuildInfo().version, snap->taken_at)
-                           : compliance::FindingsToJson(snap->findings);
+  nlohmann::json j = sarif ? console::FindingsToSarif(snap->packs, snap->findings,
+                                                      GetBuildInfo().version, snap->taken_at)
+                           : console::FindingsToJson(snap->findings);
   QFile f(path);
   if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) {
     return Status::Internal("cannot write " + path.toStdString() + ": " +
@@ -178,14 +178,14 @@ Status ComplianceView::ExportPdf(const QString& path) const {
       if (f.pack != p.name) continue;
       QStringList ev;
       for (const auto& e : f.evidence) ev << Q(e.key + "=" + e.value).toHtmlEscaped();
-      const QString verdict = Q(std::string(compliance::VerdictName(f.verdict)));
+      const QString verdict = Q(std::string(console::VerdictName(f.verdict)));
       html +=
           QString(
               "<tr><td>%1</td><td>%2 %3</td><td>%4</td><td bgcolor=\"%5\">%6</td>"
               "<td>%7</td><td>%8</td></tr>")
               .arg(Q(f.target).toHtmlEscaped(), Q(f.rule_id).toHtmlEscaped(),
                    Q(f.rule_title).toHtmlEscaped(),
-                   Q(std::string(compliance::SeverityName(f.severity))), StateColor(verdict).name(),
+                   Q(std::string(console::SeverityName(f.severity))), StateColor(verdict).name(),
                    verdict, Q(f.message).toHtmlEscaped(), ev.join("<br>"));
     }
     html += "</table>";

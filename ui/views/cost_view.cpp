@@ -33,9 +33,9 @@ CostView::CostView(ViewContext* ctx, QWidget* parent) : ConsoleView("costView", 
   auto* bar = new QHBoxLayout();
   group_ = new QComboBox(this);
   group_->setObjectName("costGroupBy");
-  group_->addItem("By deployment", static_cast<int>(cost::GroupBy::kDeployment));
-  group_->addItem("By target", static_cast<int>(cost::GroupBy::kTarget));
-  group_->addItem("By label", static_cast<int>(cost::GroupBy::kLabel));
+  group_->addItem("By deployment", static_cast<int>(console::GroupBy::kDeployment));
+  group_->addItem("By target", static_cast<int>(console::GroupBy::kTarget));
+  group_->addItem("By label", static_cast<int>(console::GroupBy::kLabel));
   auto* export_csv = new QPushButton("Export CSV…", this);
   export_csv->setObjectName("exportCsv");
   export_csv->setShortcut(QKeySequence("Ctrl+E"));
@@ -86,7 +86,7 @@ CostView::CostView(ViewContext* ctx, QWidget* parent) : ConsoleView("costView", 
   layout->addWidget(split, 1);
 
   connect(group_, &QComboBox::currentIndexChanged, this, [this](int) {
-    model_->SetGroupBy(static_cast<cost::GroupBy>(group_->currentData().toInt()));
+    model_->SetGroupBy(static_cast<console::GroupBy>(group_->currentData().toInt()));
     RenderChart();
   });
   connect(export_csv, &QPushButton::clicked, this, [this] {
@@ -105,7 +105,7 @@ void CostView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapsho
   budgets_->setRowCount(static_cast<int>(snapshot->budgets.size()));
   for (int i = 0; i < static_cast<int>(snapshot->budgets.size()); ++i) {
     const auto& b = snapshot->budgets[static_cast<size_t>(i)];
-    const QString state = Q(std::string(cost::BudgetStateName(b.state)));
+    const QString state = Q(std::string(console::BudgetStateName(b.state)));
     const QStringList cells = {Q(b.budget.label), QString("%1 days").arg(b.budget.window_days),
                                FormatUsd(b.spent_usd), FormatUsd(b.budget.amount_usd),
                                QString("%1 (%2 %)").arg(state).arg(b.ratio * 100, 0, 'f', 0)};
@@ -142,7 +142,7 @@ void CostView::RenderChart() {
     set_of[key] = static_cast<int>(names.size());
     names << Q(key);
   }
-  const bool by_deployment = model_->group_by() == cost::GroupBy::kDeployment;
+  const bool by_deployment = model_->group_by() == console::GroupBy::kDeployment;
   const int other = static_cast<int>(names.size());
   names << "other";
   names << (by_deployment ? "idle" : "");
@@ -166,7 +166,7 @@ void CostView::RenderChart() {
     if (by_deployment) {
       // Idle cost belongs to targets (provisioned but not allocated): the day's sum over them.
       double idle = 0;
-      auto t = snapshot_->cost.find(cost::GroupBy::kTarget);
+      auto t = snapshot_->cost.find(console::GroupBy::kTarget);
       if (t != snapshot_->cost.end()) {
         for (const auto& td : t->second.daily) {
           if (td.day != d.day) continue;

@@ -106,10 +106,10 @@ void FleetView::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapsh
     for (const auto& t : a.targets) {
       ++targets;
       switch (t.status.state) {
-        case store::ConnState::kConnected:
+        case console::ConnState::kConnected:
           ++connected;
           break;
-        case store::ConnState::kStale:
+        case console::ConnState::kStale:
           ++stale;
           break;
         default:

@@ -163,7 +163,7 @@ void TargetsView::AddTargetDialog() {
   connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
   connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
   if (dialog.exec() != QDialog::Accepted) return;
-  store::Target t;
+  console::Target t;
   t.name = name->text().trimmed().toStdString();
   t.endpoint = endpoint->text().trimmed().toStdString();
   t.account = account->text().trimmed().toStdString();

@@ -69,16 +69,25 @@ void AxpyPortable(float a, const float* x, float* y, int64_t n) {
 }
 
 // Where one kv head's keys and values of one sequence live in the paged cache: position p at
-// k + (table[p / block_tokens] * block_tokens + p % block_tokens) * stride (v likewise).
-// Kernels walk the positions block by block, in position order, so results do not depend on
-// which blocks hold them. REQUIRES: block_tokens % 8 == 0 (groups of 8 keys stay in one block).
+// k + (table[p / block_tokens] * block_tokens + p % block_tokens) * stride (v likewise). A kernel
+// reads positions first .. end - 1 (first > 0 under a sliding window) in position order, run by
+// run of consecutive positions within one block, and a key's score does not depend on which keys
+// share its run, so results depend neither on which blocks hold the positions nor on the block
+// size.
 struct PagedHead {
   const float* k = nullptr;  // the layer's K plus the kv head's offset
   const float* v = nullptr;  // the layer's V plus the kv head's offset
   const int32_t* table = nullptr;
   int64_t block_tokens = 0;
   int64_t stride = 0;  // floats between consecutive positions of a block (kv_dim)
-  int64_t BlockOffset(int64_t b) const { return int64_t{table[b]} * block_tokens * stride; }
+  int64_t first = 0;   // the first position read
+  int64_t Offset(int64_t p) const {
+    return (int64_t{table[p / block_tokens]} * block_tokens + p % block_tokens) * stride;
+  }
+  // Positions p .. p + Run(p, end) - 1 lie one after another in p's block.
+  int64_t Run(int64_t p, int64_t end) const {
+    return std::min(block_tokens - p % block_tokens, end - p);
+  }
 };
 
 using v8i = int32_t __attribute__((vector_size(32)));
@@ -129,34 +138,36 @@ __attribute__((target("avx2,fma"))) float SoftmaxExpAvx2(float* scores, int64_t 
                 ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7])));
 }
 
-// One head of one token: out = softmax(q . K[0..n) * scale) V, with scores as scratch. The same
-// function computes every row of every batch.
+// One head of one token: out = softmax(q . K[first..end) * scale) V, with scores (end - first
+// floats) as scratch. The same function computes every row of every batch.
 __attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const PagedHead& kv,
-                                                        int64_t hd, int64_t n, float scale,
+                                                        int64_t hd, int64_t end, float scale,
                                                         float* scores, float* out) {
-  const int64_t bt = kv.block_tokens;
   const int64_t stride = kv.stride;
+  const int64_t n = end - kv.first;
   float mx = -INFINITY;
-  for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-    const float* kb = kv.k + kv.BlockOffset(b);
-    const int64_t m = std::min(bt, n - p0);
+  for (int64_t p = kv.first; p < end;) {
+    const float* kr = kv.k + kv.Offset(p);
+    float* sp = scores + (p - kv.first);
+    const int64_t m = kv.Run(p, end);
     if (hd == 8) {
       const v8f vq = Load8(q);
       for (int64_t j = 0; j < m; ++j) {
-        const v8f prod = vq * Load8(kb + j * stride);
+        const v8f prod = vq * Load8(kr + j * stride);
         const float s = (((prod[0] + prod[4]) + (prod[1] + prod[5])) +
                          ((prod[2] + prod[6]) + (prod[3] + prod[7]))) *
                         scale;
-        scores[p0 + j] = s;
+        sp[j] = s;
         mx = s > mx ? s : mx;
       }
     } else {
       for (int64_t j = 0; j < m; ++j) {
-        const float s = DotAvx2(q, kb + j * stride, hd) * scale;
-        scores[p0 + j] = s;
+        const float s = DotAvx2(q, kr + j * stride, hd) * scale;
+        sp[j] = s;
         mx = s > mx ? s : mx;
       }
     }
+    p += m;
   }
   const float sum = SoftmaxExpAvx2(scores, n, mx);
   const float inv = 1.0f / sum;
@@ -164,23 +175,26 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const Pa
     v8f acc[32];
     const int64_t nv = hd / 8;
     for (int64_t j = 0; j < nv; ++j) acc[j] = v8f{};
-    for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-      const float* vb = kv.v + kv.BlockOffset(b);
-      const int64_t m = std::min(bt, n - p0);
+    for (int64_t p = kv.first; p < end;) {
+      const float* vr = kv.v + kv.Offset(p);
+      const float* sp = scores + (p - kv.first);
+      const int64_t m = kv.Run(p, end);
       for (int64_t i = 0; i < m; ++i) {
-        const float w = scores[p0 + i] * inv;
+        const float w = sp[i] * inv;
         const v8f vw = {w, w, w, w, w, w, w, w};
-        const float* vr = vb + i * stride;
-        for (int64_t j = 0; j < nv; ++j) acc[j] += vw * Load8(vr + 8 * j);
+        for (int64_t j = 0; j < nv; ++j) acc[j] += vw * Load8(vr + i * stride + 8 * j);
       }
+      p += m;
     }
     std::memcpy(out, acc, static_cast<size_t>(hd) * sizeof(float));
   } else {
     std::fill(out, out + hd, 0.0f);
-    for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-      const float* vb = kv.v + kv.BlockOffset(b);
-      const int64_t m = std::min(bt, n - p0);
-      for (int64_t i = 0; i < m; ++i) AxpyAvx2(scores[p0 + i] * inv, vb + i * stride, out, hd);
+    for (int64_t p = kv.first; p < end;) {
+      const float* vr = kv.v + kv.Offset(p);
+      const float* sp = scores + (p - kv.first);
+      const int64_t m = kv.Run(p, end);
+      for (int64_t i = 0; i < m; ++i) AxpyAvx2(sp[i] * inv, vr + i * stride, out, hd);
+      p += m;
     }
   }
 }
@@ -206,25 +220,25 @@ __attribute__((target("avx2,fma"))) inline void Reduce8Ps(const __m256* s, float
 
 // AttendHeadAvx2 for head_dim = 8 * NV: the query stays in registers, keys are scored 8 at a
 // time (8 independent FMA chains, one transpose-add), and the output accumulates in registers.
-// Groups of 8 keys start at multiples of 8 whatever the block size, so a key's score and the
-// order of every sum are those of one contiguous run of positions.
+// A run of positions shorter than 8 (a block's end, a window's start) scores fewer keys at once;
+// each key's score is the same whatever group it is scored in (Reduce8Ps).
 template <int NV>
 __attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, const PagedHead& kv,
-                                                             int64_t n, float scale, float* scores,
-                                                             float* out) {
-  const int64_t bt = kv.block_tokens;
+                                                             int64_t end, float scale,
+                                                             float* scores, float* out) {
   const int64_t stride = kv.stride;
+  const int64_t n = end - kv.first;
   __m256 qv[NV];
 #pragma GCC unroll 32
   for (int j = 0; j < NV; ++j) qv[j] = _mm256_loadu_ps(q + 8 * j);
   const __m256 vscale = _mm256_set1_ps(scale);
   __m256 vmax = _mm256_set1_ps(-INFINITY);
-  for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-    const float* kb = kv.k + kv.BlockOffset(b);
-    const int64_t in_block = std::min(bt, n - p0);
-    for (int64_t j0 = 0; j0 < in_block; j0 += 8) {
-      const int64_t p = p0 + j0;
-      const int m = static_cast<int>(std::min<int64_t>(8, in_block - j0));
+  for (int64_t p0 = kv.first; p0 < end;) {
+    const float* kb = kv.k + kv.Offset(p0);
+    float* sb = scores + (p0 - kv.first);
+    const int64_t run = kv.Run(p0, end);
+    for (int64_t j0 = 0; j0 < run; j0 += 8) {
+      const int m = static_cast<int>(std::min<int64_t>(8, run - j0));
       __m256 s[8];
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
@@ -243,12 +257,12 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, con
       Reduce8Ps(s, red);
       const __m256 sc = _mm256_mul_ps(_mm256_load_ps(red), vscale);
       if (m == 8) {
-        _mm256_storeu_ps(scores + p, sc);
+        _mm256_storeu_ps(sb + j0, sc);
         vmax = _mm256_max_ps(vmax, sc);
       } else {
         alignas(32) float tmp[8];
         _mm256_store_ps(tmp, sc);
-        for (int i = 0; i < m; ++i) scores[p + i] = tmp[i];
+        for (int i = 0; i < m; ++i) sb[j0 + i] = tmp[i];
         vmax = _mm256_max_ps(
             vmax, _mm256_blendv_ps(
                       _mm256_set1_ps(-INFINITY), sc,
@@ -256,6 +270,7 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, con
                           _mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))));
       }
     }
+    p0 += run;
   }
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
@@ -266,45 +281,56 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, con
   __m256 acc[NV];
 #pragma GCC unroll 32
   for (int j = 0; j < NV; ++j) acc[j] = _mm256_setzero_ps();
-  for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-    const float* vb = kv.v + kv.BlockOffset(b);
-    const int64_t in_block = std::min(bt, n - p0);
-    for (int64_t i = 0; i < in_block; ++i) {
-      const __m256 vw = _mm256_set1_ps(scores[p0 + i] * inv);
+  for (int64_t p0 = kv.first; p0 < end;) {
+    const float* vb = kv.v + kv.Offset(p0);
+    const float* sb = scores + (p0 - kv.first);
+    const int64_t run = kv.Run(p0, end);
+    for (int64_t i = 0; i < run; ++i) {
+      const __m256 vw = _mm256_set1_ps(sb[i] * inv);
       const float* vr = vb + i * stride;
 #pragma GCC unroll 32
       for (int j = 0; j < NV; ++j)
         acc[j] = _mm256_fmadd_ps(vw, _mm256_loadu_ps(vr + 8 * j), acc[j]);
     }
+    p0 += run;
   }
 #pragma GCC unroll 32
   for (int j = 0; j < NV; ++j) _mm256_storeu_ps(out + 8 * j, acc[j]);
 }
 
-void AttendHeadPortable(const float* q, const PagedHead& kv, int64_t hd, int64_t n, float scale,
-                        float* scores, float* out) {
-  const int64_t bt = kv.block_tokens;
+// The portable AttendHeadAvx2; with softcap > 0 the scores are soft-capped (gemma2):
+// s = softcap * tanh(q.k * scale / softcap), the dot products by `dot`.
+void AttendHeadPortable(const float* q, const PagedHead& kv, int64_t hd, int64_t end, float scale,
+                        float softcap, float (*dot)(const float*, const float*, int64_t),
+                        void (*axpy)(float, const float*, float*, int64_t), float* scores,
+                        float* out) {
+  const int64_t n = end - kv.first;
   float mx = -INFINITY;
-  for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-    const float* kb = kv.k + kv.BlockOffset(b);
-    const int64_t m = std::min(bt, n - p0);
+  for (int64_t p = kv.first; p < end;) {
+    const float* kr = kv.k + kv.Offset(p);
+    float* sp = scores + (p - kv.first);
+    const int64_t m = kv.Run(p, end);
     for (int64_t j = 0; j < m; ++j) {
-      const float s = DotPortable(q, kb + j * kv.stride, hd) * scale;
-      scores[p0 + j] = s;
+      float s = dot(q, kr + j * kv.stride, hd) * scale;
+      if (softcap > 0.0f) s = softcap * std::tanh(s / softcap);
+      sp[j] = s;
       mx = s > mx ? s : mx;
     }
+    p += m;
   }
   float sum = 0;
-  for (int64_t p = 0; p < n; ++p) {
-    scores[p] = std::exp(scores[p] - mx);
-    sum += scores[p];
+  for (int64_t i = 0; i < n; ++i) {
+    scores[i] = std::exp(scores[i] - mx);
+    sum += scores[i];
   }
   const float inv = 1.0f / sum;
   std::fill(out, out + hd, 0.0f);
-  for (int64_t p0 = 0, b = 0; p0 < n; p0 += bt, ++b) {
-    const float* vb = kv.v + kv.BlockOffset(b);
-    const int64_t m = std::min(bt, n - p0);
-    for (int64_t j = 0; j < m; ++j) AxpyPortable(scores[p0 + j] * inv, vb + j * kv.stride, out, hd);
+  for (int64_t p = kv.first; p < end;) {
+    const float* vr = kv.v + kv.Offset(p);
+    const float* sp = scores + (p - kv.first);
+    const int64_t m = kv.Run(p, end);
+    for (int64_t j = 0; j < m; ++j) axpy(sp[j] * inv, vr + j * kv.stride, out, hd);
+    p += m;
   }
 }
 
@@ -459,18 +485,26 @@ class CpuContext final : public BackendContext {
     const int64_t half = shape.rope_dims / 2;
     const float theta_scale =
         std::pow(shape.freq_base, -2.0f / static_cast<float>(shape.rope_dims));
+    const float* factors =
+        shape.freq_factors.valid()
+            ? reinterpret_cast<const float*>(backend_.view(shape.freq_factors).data)
+            : nullptr;
+    // Pair i of a head: (2i, 2i + 1), or (i, i + half) in NeoX mode.
+    const int64_t stride = shape.neox ? 1 : 2;
+    const int64_t second = shape.neox ? half : 1;
     for (int32_t r = 0; r < n_; ++r) {
       float* v = b.row(r);
-      float theta = static_cast<float>(positions_[static_cast<size_t>(r)]);
+      float theta = static_cast<float>(positions_[static_cast<size_t>(r)]) * shape.freq_scale;
       for (int64_t i = 0; i < half; ++i) {
-        const float c = std::cos(theta);
-        const float s = std::sin(theta);
+        const float angle = factors != nullptr ? theta / factors[i] : theta;
+        const float c = std::cos(angle);
+        const float s = std::sin(angle);
         for (int32_t h = 0; h < shape.heads; ++h) {
-          float* p = v + int64_t{h} * shape.head_dim + 2 * i;
+          float* p = v + int64_t{h} * shape.head_dim + stride * i;
           const float x0 = p[0];
-          const float x1 = p[1];
+          const float x1 = p[second];
           p[0] = x0 * c - x1 * s;
-          p[1] = x0 * s + x1 * c;
+          p[second] = x0 * s + x1 * c;
         }
         theta *= theta_scale;
       }
@@ -510,18 +544,30 @@ class CpuContext final : public BackendContext {
         const int64_t h = t % shape.heads;
         const int64_t kvh = h / group;
         const int64_t pos = positions_[static_cast<size_t>(r)];
+        // A sliding window starts the keys at pos - window + 1.
+        const int64_t first =
+            shape.window > 0 ? std::max<int64_t>(0, pos - shape.window + 1) : int64_t{0};
         const float* qv = qb.row(r) + h * hd;
-        const PagedHead head{k_cache + kvh * hd, v_cache + kvh * hd,
-                             tables_.data() + seqs_[static_cast<size_t>(r)] * width, bt, kv_dim};
+        const PagedHead head{k_cache + kvh * hd,
+                             v_cache + kvh * hd,
+                             tables_.data() + seqs_[static_cast<size_t>(r)] * width,
+                             bt,
+                             kv_dim,
+                             first};
         float* o = ob.row(r) + h * hd;
-        if (kHaveAvx2 && hd == 64) {
+        if (shape.softcap > 0.0f) {
+          AttendHeadPortable(qv, head, hd, pos + 1, shape.scale, shape.softcap,
+                             kHaveAvx2 ? DotAvx2 : DotPortable, kHaveAvx2 ? AxpyAvx2 : AxpyPortable,
+                             scores.data(), o);
+        } else if (kHaveAvx2 && hd == 64) {
           AttendHeadAvx2Fixed<8>(qv, head, pos + 1, shape.scale, scores.data(), o);
         } else if (kHaveAvx2 && hd == 128) {
           AttendHeadAvx2Fixed<16>(qv, head, pos + 1, shape.scale, scores.data(), o);
         } else if (kHaveAvx2) {
           AttendHeadAvx2(qv, head, hd, pos + 1, shape.scale, scores.data(), o);
         } else {
-          AttendHeadPortable(qv, head, hd, pos + 1, shape.scale, scores.data(), o);
+          AttendHeadPortable(qv, head, hd, pos + 1, shape.scale, 0.0f, DotPortable, AxpyPortable,
+                             scores.data(), o);
         }
       }
     };
@@ -542,6 +588,48 @@ class CpuContext final : public BackendContext {
     Buf& g = buf(gate);
     const Buf& u = buf(up);
     for (int32_t r = 0; r < n_; ++r) cpu::SiluMul(g.row(r), u.row(r), g.cols, g.row(r));
+  }
+
+  void GeGlu(Buffer gate, Buffer up) override {
+    Buf& g = buf(gate);
+    const Buf& u = buf(up);
+    const int64_t n = int64_t{n_} * g.cols;
+    float* gd = g.data.data();
+    const float* ud = u.data.data();
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = gd[i];
+      gd[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x))) * ud[i];
+    }
+  }
+
+  void AddBias(Buffer x, Weight bias) override {
+    Buf& a = buf(x);
+    const float* b = reinterpret_cast<const float*>(backend_.view(bias).data);
+    for (int32_t r = 0; r < n_; ++r) cpu::Add(a.row(r), b, a.cols, a.row(r));
+  }
+
+  void RmsNormHeads(Buffer x, Weight gamma, float eps, int32_t heads, int32_t head_dim) override {
+    Buf& a = buf(x);
+    const float* g = reinterpret_cast<const float*>(backend_.view(gamma).data);
+    for (int32_t r = 0; r < n_; ++r) {
+      for (int32_t h = 0; h < heads; ++h) {
+        float* p = a.row(r) + int64_t{h} * head_dim;
+        cpu::RmsNorm(p, g, head_dim, eps, p);
+      }
+    }
+  }
+
+  void Scale(Buffer x, float s, int64_t rows) override {
+    Buf& a = buf(x);
+    cpu::Scale(a.data.data(), rows * a.cols, s);
+  }
+
+  void SoftCap(Buffer x, float cap, int64_t rows) override {
+    Buf& a = buf(x);
+    float* d = a.data.data();
+    const float inv = 1.0f / cap;
+    for (int64_t i = 0; i < rows * a.cols; ++i) d[i] = cap * std::tanh(d[i] * inv);
   }
 
   void Add(Buffer x, Buffer y) override {

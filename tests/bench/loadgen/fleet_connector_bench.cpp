@@ -30,8 +30,8 @@
 #include <thread>
 #include <vector>
 
-#include "app/fleet/fleet.h"
-#include "app/store/console_store.h"
+#include "app/console/fleet/fleet.h"
+#include "app/console/store/console_store.h"
 #include "connectors/console/fleet_connector.h"
 #include "engine/base/percentile.h"
 
@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
   }
   const double startup_s = std::chrono::duration<double>(Clock::now() - t_start).count();
 
-  auto st = sextant::store::ConsoleStore::Open(state);
+  auto st = sextant::console::ConsoleStore::Open(state);
   if (!st.ok()) {
     std::cerr << "fleet_connector_bench: " << st.status().message() << "\n";
     StopChild(&child);
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
   }
   auto& store = **st;
   auto all = store.ListTargets();
-  std::vector<sextant::store::Target> targets;
+  std::vector<sextant::console::Target> targets;
   for (const auto& t : *all) {
     if (t.name.rfind("bench-", 0) == 0) targets.push_back(t);
   }
@@ -238,13 +238,13 @@ int main(int argc, char** argv) {
   std::chrono::microseconds last_write{-1};  // GUARDED_BY(mu)
   std::atomic<int64_t> snapshots{0}, gpu_samples{0}, dep_samples{0}, failures{0};
   std::atomic<bool> measuring{false};
-  sextant::console::ConnectorOptions o;
+  sextant::rpc::ConnectorOptions o;
   o.metrics_interval_ms = interval_ms;
   o.call_deadline = 20000ms;
   o.stale_after = std::chrono::milliseconds(std::max(15000, 5 * interval_ms));
   o.max_concurrent_connects = max_connects;
   o.flush_interval = std::chrono::milliseconds(flush_ms);
-  o.on_ingest = [&](const sextant::console::IngestEvent& e) {
+  o.on_ingest = [&](const sextant::rpc::IngestEvent& e) {
     if (!measuring.load()) return;
     ++snapshots;
     gpu_samples += e.gpu_samples;
@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
       last_write = e.store_write;
     }
   };
-  sextant::console::FleetConnector connector(&store, o);
+  sextant::rpc::FleetConnector connector(&store, o);
   const auto t_connect = Clock::now();
   connector.Start(targets);
   // Warm-up: every target connected (bounded), then one more interval.
@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
   while (Clock::now() - t_connect < std::chrono::seconds(60 + agents)) {
     connected = 0;
     for (const auto& s : connector.Statuses()) {
-      connected += s.state == sextant::store::ConnState::kConnected && s.last_seen > 0;
+      connected += s.state == sextant::console::ConnState::kConnected && s.last_seen > 0;
     }
     if (connected == static_cast<int>(targets.size())) break;
     std::this_thread::sleep_for(100ms);
@@ -289,8 +289,8 @@ int main(int argc, char** argv) {
   while (Clock::now() - t0 < std::chrono::seconds(seconds)) {
     const auto r0 = Clock::now();
     const double c0 = ThreadCpuSeconds();
-    auto snap = sextant::fleet::LoadFleet(store, sextant::store::NowMs(), 30000);
-    if (snap.ok()) (void)sextant::fleet::Totals(*snap);
+    auto snap = sextant::console::LoadFleet(store, sextant::console::NowMs(), 30000);
+    if (snap.ok()) (void)sextant::console::Totals(*snap);
     read_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - r0).count());
     read_cpu += ThreadCpuSeconds() - c0;
     if (!sextant.empty()) {
@@ -313,7 +313,7 @@ int main(int argc, char** argv) {
   const long agents_rss_kb = StatusKb(child.pid, "VmRSS");
   int end_connected = 0;
   for (const auto& s : connector.Statuses()) {
-    end_connected += s.state == sextant::store::ConnState::kConnected;
+    end_connected += s.state == sextant::console::ConnState::kConnected;
   }
   connector.Stop();
   StopChild(&child);

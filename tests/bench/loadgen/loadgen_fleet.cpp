@@ -9,11 +9,11 @@
 #include <set>
 #include <thread>
 
-#include "app/agentstate/desired_state.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
-#include "app/store/console_store.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/console/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "tests/bench/loadgen/synthetic_sources.h"
@@ -70,24 +70,24 @@ std::string Sha256Hex(const std::string& s) {
 }
 
 struct Pki {
-  agent::CertAndKey server;
+  rpc::CertAndKey server;
   fs::path ca_pem, console_pem, console_key;
 };
 
 Result<Pki> EnsurePki(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir / "ca.key", ec)) {
-    agent::CertsInitOptions o;
+    rpc::CertsInitOptions o;
     o.out_dir = dir;
     o.identities = {"vendor/console", "customer/admin", "customer/auditor"};
-    SEXTANT_RETURN_IF_ERROR(agent::CertsInit(o).status());
+    SEXTANT_RETURN_IF_ERROR(rpc::CertsInit(o).status());
   }
   Pki p;
   p.ca_pem = dir / "ca.pem";
   p.console_pem = dir / "vendor-console.pem";
   p.console_key = dir / "vendor-console.key";
-  SEXTANT_ASSIGN_OR_RETURN(p.server.cert_pem, agent::ReadTextFile(dir / "server.pem"));
-  SEXTANT_ASSIGN_OR_RETURN(p.server.key_pem, agent::ReadTextFile(dir / "server.key"));
+  SEXTANT_ASSIGN_OR_RETURN(p.server.cert_pem, rpc::ReadTextFile(dir / "server.pem"));
+  SEXTANT_ASSIGN_OR_RETURN(p.server.key_pem, rpc::ReadTextFile(dir / "server.key"));
   return p;
 }
 
@@ -101,7 +101,7 @@ struct LoadgenFleet::Agent {
   std::unique_ptr<SyntheticInventory> inventory;
   std::unique_ptr<SyntheticCloud> cloud;
   std::unique_ptr<SyntheticDeployments> deployments;
-  std::unique_ptr<agent::AgentServer> server;
+  std::unique_ptr<rpc::AgentServer> server;
   int gpus = 0;
 };
 
@@ -116,13 +116,13 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
   fs::create_directories(options.state, ec);
   if (ec) return Status::Internal("cannot create " + options.state.string() + ": " + ec.message());
   SEXTANT_ASSIGN_OR_RETURN(Pki pki, EnsurePki(options.state / "loadgen-pki"));
-  SEXTANT_ASSIGN_OR_RETURN(auto policy, agent::AgentPolicy::Parse(kPolicy, "loadgen-policy.yaml",
-                                                                  agent::AgentRpcNames()));
-  SEXTANT_ASSIGN_OR_RETURN(auto ca_pem, agent::ReadTextFile(pki.ca_pem));
+  SEXTANT_ASSIGN_OR_RETURN(
+      auto policy, agent::AgentPolicy::Parse(kPolicy, "loadgen-policy.yaml", rpc::AgentRpcNames()));
+  SEXTANT_ASSIGN_OR_RETURN(auto ca_pem, rpc::ReadTextFile(pki.ca_pem));
 
   std::unique_ptr<LoadgenFleet> fleet(new LoadgenFleet());
-  std::vector<store::Target> targets;
-  std::map<std::string, store::Account> accounts;
+  std::vector<console::Target> targets;
+  std::map<std::string, console::Account> accounts;
   for (int i = 0; i < options.agents; ++i) {
     char name[64];
     std::snprintf(name, sizeof(name), "%s%03d", options.name_prefix.c_str(), i);
@@ -130,7 +130,7 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
     if (i % k != 0) {
       // Served by the server of target i - i % k: same port, figures and profile.
       const Agent& server = *fleet->agents_.back();
-      store::Target t = targets.back();
+      console::Target t = targets.back();
       t.name = name;
       static const char* kTeams[] = {"ml", "search", "ads"};
       t.labels = {
@@ -168,14 +168,14 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
     req.applied_by = "sextant-loadgen";
     SEXTANT_RETURN_IF_ERROR(a->state->Apply(req).status());
 
-    agent::AgentServerOptions so;
+    rpc::AgentServerOptions so;
     so.listen = "127.0.0.1:0";
     so.ca_pem = ca_pem;
     so.cert_pem = pki.server.cert_pem;
     so.key_pem = pki.server.key_pem;
     so.agent_name = name;
     so.encryption_at_rest = i % 5 != 4;  // a few without, so compliance views differ
-    agent::AgentServerDeps deps;
+    rpc::AgentServerDeps deps;
     deps.state = a->state.get();
     deps.audit = a->audit.get();
     deps.policy = a->policy.get();
@@ -183,9 +183,9 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
     deps.inventory = a->inventory.get();
     deps.cloud = a->cloud.get();
     deps.observer = a->deployments.get();
-    SEXTANT_ASSIGN_OR_RETURN(a->server, agent::AgentServer::Start(so, deps));
+    SEXTANT_ASSIGN_OR_RETURN(a->server, rpc::AgentServer::Start(so, deps));
 
-    store::Account acct;
+    console::Account acct;
     acct.name = "load-" + profile.provider;
     acct.provider = profile.provider;
     acct.account_id = profile.account;
@@ -196,7 +196,7 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
       known.regions.push_back(profile.region);
     }
 
-    store::Target t;
+    console::Target t;
     t.name = name;
     t.endpoint = "127.0.0.1:" + std::to_string(a->server->port());
     t.account = acct.name;
@@ -214,7 +214,7 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
   }
 
   // Register in the console store, then close it: the console opens the same file.
-  SEXTANT_ASSIGN_OR_RETURN(auto st, store::ConsoleStore::Open(options.state));
+  SEXTANT_ASSIGN_OR_RETURN(auto st, console::ConsoleStore::Open(options.state));
   SEXTANT_ASSIGN_OR_RETURN(auto existing_accounts, st->ListAccounts());
   std::set<std::string> have;
   for (const auto& a : existing_accounts) have.insert(a.name);

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "app/agentstate/sources.h"
+#include "app/agent/state/sources.h"
 
 namespace sextant::loadgen {
 

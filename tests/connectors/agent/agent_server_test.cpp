@@ -14,13 +14,13 @@
 #include <set>
 #include <thread>
 
-#include "app/spec/sha256.h"
+#include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "sextant/v1/agent.grpc.pb.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 namespace {
 
 namespace v1 = ::sextant::v1;
@@ -81,15 +81,15 @@ class AgentServerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = *s;
 
-    auto policy = AgentPolicy::LoadFile(
+    auto policy = agent::AgentPolicy::LoadFile(
         std::string(SEXTANT_SOURCE_DIR) + "/resources/policies/agent-policy.example.yaml",
         AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
-    policy_ = std::make_unique<PolicyHolder>(*policy);
-    auto state = DesiredState::Open(dir_);
+    policy_ = std::make_unique<agent::PolicyHolder>(*policy);
+    auto state = agent::DesiredState::Open(dir_);
     ASSERT_TRUE(state.ok());
     state_ = std::move(*state);
-    auto audit = AuditLog::Open(dir_);
+    auto audit = agent::AuditLog::Open(dir_);
     ASSERT_TRUE(audit.ok());
     audit_ = std::move(*audit);
     StartServer();
@@ -164,10 +164,10 @@ class AgentServerTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   CertAndKey ca_, server_;
-  std::unique_ptr<PolicyHolder> policy_;
-  std::unique_ptr<DesiredState> state_;
-  std::unique_ptr<AuditLog> audit_;
-  EgressLedger egress_;
+  std::unique_ptr<agent::PolicyHolder> policy_;
+  std::unique_ptr<agent::DesiredState> state_;
+  std::unique_ptr<agent::AuditLog> audit_;
+  agent::EgressLedger egress_;
   std::unique_ptr<AgentServer> server_obj_;
 };
 
@@ -376,7 +376,7 @@ TEST_F(AgentServerTest, AuditLogIsScopedByRoleAndCarriesTheChain) {
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->scope(), "all");
   std::set<std::string> ids;
-  std::string prev = kGenesisHash;
+  std::string prev = agent::kGenesisHash;
   for (const auto& r : all->records()) {
     ids.insert(r.identity());
     EXPECT_EQ(r.prev_hash(), prev);  // the full log chains record to record
@@ -472,7 +472,7 @@ TEST_F(AgentServerTest, ShutdownEndsWatchStreamsWithinGrace) {
 TEST_F(AgentServerTest, PolicyReloadTakesEffectOnTheNextCall) {
   auto auditor = Connect(Client("customer/auditor"));
   EXPECT_EQ(auditor->ListDeployments().status().code(), StatusCode::kPermissionDenied);
-  auto wider = AgentPolicy::Parse(
+  auto wider = agent::AgentPolicy::Parse(
       "version: 1\nroles:\n  customer-auditor:\n    rpcs: [ListDeployments]\nidentities:\n"
       "  - match: spiffe://example.org/customer/auditor\n    role: customer-auditor\n",
       "new.yaml", AgentRpcNames());
@@ -516,4 +516,4 @@ TEST(AgentProto, EveryMessageIsFreeOfPayloadFields) {
 }
 
 }  // namespace
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -10,15 +10,15 @@
 #include <memory>
 #include <string>
 
-#include "app/agentstate/desired_state.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 
-namespace sextant::agent::testing_env {
+namespace sextant::rpc::testing_env {
 
 class AgentEnv {
  public:
@@ -39,15 +39,15 @@ class AgentEnv {
     auto s = IssueCert(ca, server);
     if (!s.ok()) return s.status().ToString();
     server_cert = *s;
-    auto p = AgentPolicy::LoadFile(
+    auto p = agent::AgentPolicy::LoadFile(
         std::string(SEXTANT_SOURCE_DIR) + "/resources/policies/agent-policy.example.yaml",
         AgentRpcNames());
     if (!p.ok()) return p.status().ToString();
-    policy = std::make_unique<PolicyHolder>(*p);
-    auto st = DesiredState::Open(dir / "state");
+    policy = std::make_unique<agent::PolicyHolder>(*p);
+    auto st = agent::DesiredState::Open(dir / "state");
     if (!st.ok()) return st.status().ToString();
     state = std::move(*st);
-    auto a = AuditLog::Open(dir / "state");
+    auto a = agent::AuditLog::Open(dir / "state");
     if (!a.ok()) return a.status().ToString();
     audit = std::move(*a);
     options.listen = "127.0.0.1:0";
@@ -96,13 +96,13 @@ class AgentEnv {
 
   std::filesystem::path dir;
   CertAndKey ca, server_cert;
-  std::unique_ptr<PolicyHolder> policy;
-  std::unique_ptr<DesiredState> state;
-  std::unique_ptr<AuditLog> audit;
-  EgressLedger egress;
+  std::unique_ptr<agent::PolicyHolder> policy;
+  std::unique_ptr<agent::DesiredState> state;
+  std::unique_ptr<agent::AuditLog> audit;
+  agent::EgressLedger egress;
   AgentServerOptions options;
   AgentServerDeps deps;
   std::unique_ptr<AgentServer> server;
 };
 
-}  // namespace sextant::agent::testing_env
+}  // namespace sextant::rpc::testing_env

@@ -14,7 +14,7 @@
 
 #include "tests/connectors/agent/agent_test_env.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 namespace {
 
 struct Handshake {
@@ -98,4 +98,4 @@ TEST(AgentTls, ClientLimitedToTls11CannotConnectAndTls12Can) {
 }
 
 }  // namespace
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

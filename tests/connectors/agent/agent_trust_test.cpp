@@ -6,12 +6,12 @@
 
 #include <fstream>
 
-#include "app/report/signing.h"
-#include "app/validate/validation_runner.h"
-#include "tests/app/agentstate/tiny_deployment.h"
+#include "app/common/signing.h"
+#include "app/common/validation_runner.h"
+#include "tests/app/agent/state/tiny_deployment.h"
 #include "tests/connectors/agent/agent_test_env.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -270,4 +270,4 @@ TEST(AgentTrustOptional, AConsoleKeyThatDoesNotParseStopsTheStart) {
 }
 
 }  // namespace
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

@@ -7,12 +7,12 @@
 #include <mutex>
 #include <thread>
 
-#include "app/agentstate/engine_validation_runner.h"
-#include "app/validate/validation_runner.h"
-#include "tests/app/agentstate/tiny_deployment.h"
+#include "app/agent/state/engine_validation_runner.h"
+#include "app/common/validation_runner.h"
+#include "tests/app/agent/state/tiny_deployment.h"
 #include "tests/connectors/agent/agent_test_env.h"
 
-namespace sextant::agent {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -32,12 +32,12 @@ v1::ApplyDeploymentRequest ApplyOf(const TinyDeployment& d) {
 }
 
 void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string& file,
-                                  const fs::path& source) {
+                                  const fs::path& source, bool chat = false) {
   testing_env::AgentEnv env;
   ASSERT_EQ(env.Init(env_name), "");
   TinyDeployment d;
-  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d), "");
-  EngineValidationRunner runner(d.store);
+  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d, chat), "");
+  agent::EngineValidationRunner runner(d.store);
   env.deps.validation = &runner;
   env.options.model_store = d.store;
   ASSERT_TRUE(env.Start().ok());
@@ -76,7 +76,12 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
   // Digests and figures only: no prompt and no output text anywhere in the response.
   const std::string wire = got->SerializeAsString();
   for (const auto& prompt : d.spec.validation.prompts) {
-    EXPECT_EQ(wire.find(prompt), std::string::npos) << prompt;
+    if (!prompt.is_conversation()) {
+      EXPECT_EQ(wire.find(prompt.text), std::string::npos) << prompt.text;
+    }
+    for (const auto& m : prompt.messages) {
+      EXPECT_EQ(wire.find(m.content), std::string::npos) << m.content;
+    }
   }
   for (const auto& text : expected->output_texts) {
     if (text.size() >= 8) {
@@ -92,6 +97,13 @@ TEST(AgentRunValidation, DigestEqualsLocalValidationOnASynthesizedModel) {
   ExpectAgentDigestEqualsLocal("validation-synth", "tiny.gguf", {});
 }
 
+// Conversations are formatted by the same chat template on the agent as on the workstation, so
+// the digests of a chat validation agree too; and formatting did happen (a conversation whose
+// last user message equals a text prompt gives other tokens than that text prompt).
+TEST(AgentRunValidation, DigestOfConversationsEqualsLocalValidation) {
+  ExpectAgentDigestEqualsLocal("validation-chat", "tiny.gguf", {}, /*chat=*/true);
+}
+
 TEST(AgentRunValidation, DigestEqualsLocalValidationOnStories260K) {
   const fs::path stories = fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf";
   if (!fs::exists(stories)) GTEST_SKIP() << "no " << stories << " (a checkout without ../shared)";
@@ -99,11 +111,11 @@ TEST(AgentRunValidation, DigestEqualsLocalValidationOnStories260K) {
 }
 
 // An observer with fixed figures and a list of scaling events that grows while streams run.
-class FakeObserver : public DeploymentObserver {
+class FakeObserver : public agent::DeploymentObserver {
  public:
-  std::optional<DeploymentStatusInfo> StatusOf(const std::string&) override { return {}; }
-  std::vector<DeploymentMetricsInfo> Metrics() override {
-    DeploymentMetricsInfo m;
+  std::optional<agent::DeploymentStatusInfo> StatusOf(const std::string&) override { return {}; }
+  std::vector<agent::DeploymentMetricsInfo> Metrics() override {
+    agent::DeploymentMetricsInfo m;
     m.name = "chat";
     m.replicas_ready = 1;
     m.replicas_desired = 3;
@@ -116,9 +128,9 @@ class FakeObserver : public DeploymentObserver {
     m.kv_cache_blocks_total = 64;
     return {m};
   }
-  std::vector<ScalingEventInfo> ScalingEventsSince(int64_t after) override {
+  std::vector<agent::ScalingEventInfo> ScalingEventsSince(int64_t after) override {
     std::lock_guard<std::mutex> lock(mu);
-    std::vector<ScalingEventInfo> out;
+    std::vector<agent::ScalingEventInfo> out;
     for (const auto& e : events) {
       if (e.at_unix_ms > after) out.push_back(e);
     }
@@ -129,7 +141,7 @@ class FakeObserver : public DeploymentObserver {
     events.push_back({"chat", from, to, "scale-up: queue 12 > 4 x 1 replicas", at, 12, 5});
   }
   std::mutex mu;
-  std::vector<ScalingEventInfo> events;
+  std::vector<agent::ScalingEventInfo> events;
 };
 
 TEST(AgentWatchMetrics, CarriesAutoscalerFieldsAndEachScalingEventOncePerStream) {
@@ -190,4 +202,4 @@ TEST(AgentWatchMetrics, CarriesAutoscalerFieldsAndEachScalingEventOncePerStream)
 }
 
 }  // namespace
-}  // namespace sextant::agent
+}  // namespace sextant::rpc

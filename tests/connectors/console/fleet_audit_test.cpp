@@ -9,17 +9,17 @@
 #include <chrono>
 #include <filesystem>
 
-#include "app/agentstate/desired_state.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
-#include "app/spec/sha256.h"
-#include "app/store/console_store.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/common/sha256.h"
+#include "app/console/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -50,27 +50,27 @@ class FleetAuditTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "agent");
-    auto ca = agent::CreateCa("test CA", 86400);
+    auto ca = rpc::CreateCa("test CA", 86400);
     ASSERT_TRUE(ca.ok()) << ca.status().ToString();
-    agent::CertRequest srv;
+    rpc::CertRequest srv;
     srv.common_name = "agent";
     srv.dns_sans = {"localhost"};
     srv.ip_sans = {"127.0.0.1"};
     srv.server = true;
-    auto server_cert = agent::IssueCert(*ca, srv);
+    auto server_cert = rpc::IssueCert(*ca, srv);
     ASSERT_TRUE(server_cert.ok()) << server_cert.status().ToString();
-    ASSERT_TRUE(agent::WriteTextFile(root_ / "ca.pem", ca->cert_pem, false).ok());
+    ASSERT_TRUE(rpc::WriteTextFile(root_ / "ca.pem", ca->cert_pem, false).ok());
     for (const char* who : {"vendor/console", "customer/auditor"}) {
-      agent::CertRequest cli;
+      rpc::CertRequest cli;
       cli.common_name = who;
       cli.uri_sans = {std::string("spiffe://example.org/") + who};
       cli.client = true;
-      auto c = agent::IssueCert(*ca, cli);
+      auto c = rpc::IssueCert(*ca, cli);
       ASSERT_TRUE(c.ok()) << c.status().ToString();
       std::string stem = who;
       stem[stem.find('/')] = '-';
-      ASSERT_TRUE(agent::WriteTextFile(root_ / (stem + ".pem"), c->cert_pem, false).ok());
-      ASSERT_TRUE(agent::WriteTextFile(root_ / (stem + ".key"), c->key_pem, true).ok());
+      ASSERT_TRUE(rpc::WriteTextFile(root_ / (stem + ".pem"), c->cert_pem, false).ok());
+      ASSERT_TRUE(rpc::WriteTextFile(root_ / (stem + ".key"), c->key_pem, true).ok());
     }
     auto ds = agent::DesiredState::Open(root_ / "agent");
     ASSERT_TRUE(ds.ok()) << ds.status().ToString();
@@ -78,20 +78,20 @@ class FleetAuditTest : public ::testing::Test {
     auto al = agent::AuditLog::Open(root_ / "agent");
     ASSERT_TRUE(al.ok()) << al.status().ToString();
     audit_ = std::move(al).value();
-    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames());
+    auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", rpc::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     policy_ = std::make_unique<agent::PolicyHolder>(*policy);
-    agent::AgentServerOptions o;
+    rpc::AgentServerOptions o;
     o.ca_pem = ca->cert_pem;
     o.cert_pem = server_cert->cert_pem;
     o.key_pem = server_cert->key_pem;
     o.agent_name = "audit-agent";
-    agent::AgentServerDeps d;
+    rpc::AgentServerDeps d;
     d.state = state_.get();
     d.audit = audit_.get();
     d.policy = policy_.get();
     d.egress = &egress_;
-    auto server = agent::AgentServer::Start(o, d);
+    auto server = rpc::AgentServer::Start(o, d);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
   }
@@ -101,8 +101,8 @@ class FleetAuditTest : public ::testing::Test {
     fs::remove_all(root_);
   }
 
-  store::Target TargetAs(const std::string& stem) const {
-    store::Target t;
+  console::Target TargetAs(const std::string& stem) const {
+    console::Target t;
     t.name = "agent-1";
     t.endpoint = "127.0.0.1:" + std::to_string(server_->port());
     t.ca_path = (root_ / "ca.pem").string();
@@ -137,7 +137,7 @@ class FleetAuditTest : public ::testing::Test {
   std::unique_ptr<agent::AuditLog> audit_;
   std::unique_ptr<agent::PolicyHolder> policy_;
   agent::EgressLedger egress_;
-  std::unique_ptr<agent::AgentServer> server_;
+  std::unique_ptr<rpc::AgentServer> server_;
 };
 
 TEST_F(FleetAuditTest, AnAuditorReadsAndVerifiesTheWholeChainAcrossPages) {
@@ -273,4 +273,4 @@ TEST_F(FleetAuditTest, AnUnreachableTargetIsAnErrorNamingTheCause) {
 }
 
 }  // namespace
-}  // namespace sextant::console
+}  // namespace sextant::rpc

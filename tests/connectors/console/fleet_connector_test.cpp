@@ -13,19 +13,19 @@
 #include <mutex>
 #include <thread>
 
-#include "app/agentstate/desired_state.h"
-#include "app/agentstate/sources.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/compliance/policy.h"
-#include "app/fleet/fleet.h"
-#include "app/policy/policy.h"
-#include "app/store/console_store.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/agent/state/sources.h"
+#include "app/console/compliance/pack.h"
+#include "app/console/fleet/fleet.h"
+#include "app/console/store/console_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "tests/support/agent_fixture.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
@@ -91,7 +91,7 @@ class FleetConnectorTest : public ::testing::Test {
     auto pki = test_agents::MakeTestPki(root_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
     pki_ = *pki;
-    auto st = store::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleStore::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
   }
@@ -105,7 +105,7 @@ class FleetConnectorTest : public ::testing::Test {
   // Starts n agents; agent i has 1 + i % 4 GPUs and one deployment "chat".
   void StartAgents(int n, int slow_index = -1) {
     auto policy =
-        agent::AgentPolicy::Parse(kVendorOperatorPolicy, "policy.yaml", agent::AgentRpcNames());
+        agent::AgentPolicy::Parse(kVendorOperatorPolicy, "policy.yaml", rpc::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     for (int i = 0; i < n; ++i) {
       auto a = std::make_unique<TestAgent>();
@@ -160,7 +160,7 @@ class FleetConnectorTest : public ::testing::Test {
       req.applied_by = "test";
       ASSERT_TRUE(a->state->Apply(req).ok());
       ASSERT_TRUE(a->Serve(pki_, /*encryption_at_rest=*/true).ok());
-      store::Target t;
+      console::Target t;
       t.name = "agent-" + std::to_string(i);
       t.endpoint = "127.0.0.1:" + std::to_string(a->port);
       t.ca_path = (root_ / "ca.pem").string();
@@ -176,9 +176,9 @@ class FleetConnectorTest : public ::testing::Test {
 
   fs::path root_;
   test_agents::TestPki pki_;
-  std::unique_ptr<store::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleStore> store_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
-  std::vector<store::Target> targets_;
+  std::vector<console::Target> targets_;
 };
 
 TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
@@ -188,13 +188,13 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   auto statuses = RefreshAll(*store_, targets_, o);
   ASSERT_EQ(statuses.size(), 20u);
   for (const auto& s : statuses) {
-    EXPECT_EQ(s.state, store::ConnState::kConnected) << s.target << ": " << s.error;
+    EXPECT_EQ(s.state, console::ConnState::kConnected) << s.target << ": " << s.error;
     EXPECT_EQ(s.identity, "spiffe://example.org/vendor/console");
     EXPECT_EQ(s.role, "vendor-operator");
   }
-  auto snap = fleet::LoadFleet(*store_, store::NowMs(), 30'000);
+  auto snap = console::LoadFleet(*store_, console::NowMs(), 30'000);
   ASSERT_TRUE(snap.ok()) << snap.status().ToString();
-  const fleet::FleetRow total = fleet::Totals(*snap);
+  const console::FleetRow total = console::Totals(*snap);
   int gpus = 0, queue = 0;
   int64_t used = 0, cap = 0;
   double util = 0, tps = 0;
@@ -235,23 +235,23 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   EXPECT_NEAR(total.itl_p99_ms, (20 + 30 * 0.99) * 20, 1e-6);  // the worst deployment
   EXPECT_NEAR(total.kv_cache_use, 0.20, 1e-12);
   // Grouped by region: one region, the same totals.
-  auto by_region = fleet::Summarize(*snap, fleet::FleetGroupBy::kRegion);
+  auto by_region = console::Summarize(*snap, console::FleetGroupBy::kRegion);
   ASSERT_EQ(by_region.size(), 1u);
   EXPECT_EQ(by_region[0].key, "eu-west-1");
   EXPECT_EQ(by_region[0].gpus, gpus);
 
   // The agents' compliance facts evaluate: the policy equals the published vendor baseline.
-  auto packs = compliance::LoadPacks(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies");
+  auto packs = console::LoadPacks(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies");
   ASSERT_TRUE(packs.ok()) << packs.status().ToString();
-  compliance::EvaluationInput in;
-  in.now = store::NowMs();
+  console::EvaluationInput in;
+  in.now = console::NowMs();
   in.targets = {"agent-0"};
   in.facts = *store_->ListFacts();
   for (const auto& p : *packs) {
     if (p.name != "soc2-baseline") continue;
-    for (const auto& f : compliance::Evaluate(p, in)) {
+    for (const auto& f : console::Evaluate(p, in)) {
       if (f.rule_id == "SOC2-CC6.1-TLS" || f.rule_id == "SOC2-CC6.3-VENDOR") {
-        EXPECT_EQ(f.verdict, compliance::Verdict::kPass) << f.rule_id << ": " << f.message;
+        EXPECT_EQ(f.verdict, console::Verdict::kPass) << f.rule_id << ": " << f.message;
       }
     }
   }
@@ -268,10 +268,10 @@ TEST_F(FleetConnectorTest, ASlowAgentDoesNotHoldUpTheOthers) {
   EXPECT_LT(took, 7000ms);
   for (const auto& s : statuses) {
     if (s.target == "agent-2") {
-      EXPECT_EQ(s.state, store::ConnState::kError);
+      EXPECT_EQ(s.state, console::ConnState::kError);
       EXPECT_NE(s.error.find("deadline"), std::string::npos) << s.error;
     } else {
-      EXPECT_EQ(s.state, store::ConnState::kConnected) << s.target << ": " << s.error;
+      EXPECT_EQ(s.state, console::ConnState::kConnected) << s.target << ": " << s.error;
     }
   }
 }
@@ -291,7 +291,7 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
     for (const auto& s : fc.Statuses()) {
       if (s.target == name) return s;
     }
-    return store::TargetStatus{};
+    return console::TargetStatus{};
   };
   auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {
     const auto end = std::chrono::steady_clock::now() + limit;
@@ -304,7 +304,7 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
   ASSERT_TRUE(wait_for(
       [&] {
         for (const auto& s : fc.Statuses()) {
-          if (s.state != store::ConnState::kConnected || s.last_seen == 0) return false;
+          if (s.state != console::ConnState::kConnected || s.last_seen == 0) return false;
         }
         return true;
       },
@@ -315,25 +315,25 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
   const auto killed_at = std::chrono::steady_clock::now();
   agents_[7]->Kill();
   ASSERT_TRUE(
-      wait_for([&] { return state_of("agent-7").state == store::ConnState::kError; }, 5000ms));
+      wait_for([&] { return state_of("agent-7").state == console::ConnState::kError; }, 5000ms));
   const auto noticed = std::chrono::steady_clock::now() - killed_at;
   EXPECT_LE(noticed, o.call_deadline + 500ms);
   EXPECT_NE(state_of("agent-7").error.find("unreachable"), std::string::npos)
       << state_of("agent-7").error;
   // The store says so too (what `sextant fleet --offline` prints).
-  auto snap = fleet::LoadFleet(*store_, store::NowMs(), 30'000);
-  EXPECT_EQ(fleet::Totals(*snap).unreachable, 1);
+  auto snap = console::LoadFleet(*store_, console::NowMs(), 30'000);
+  EXPECT_EQ(console::Totals(*snap).unreachable, 1);
 
   // The others keep reporting meanwhile.
   const auto seen_before = state_of("agent-3").last_seen;
   ASSERT_TRUE(wait_for([&] { return state_of("agent-3").last_seen > seen_before; }, 5000ms));
-  EXPECT_EQ(state_of("agent-3").state, store::ConnState::kConnected);
+  EXPECT_EQ(state_of("agent-3").state, console::ConnState::kConnected);
 
   // Restarted on the same port with the same state, it is connected again.
   agents_[7]->port = port;
   ASSERT_TRUE(agents_[7]->Serve(pki_, /*encryption_at_rest=*/true).ok());
-  EXPECT_TRUE(
-      wait_for([&] { return state_of("agent-7").state == store::ConnState::kConnected; }, 30000ms))
+  EXPECT_TRUE(wait_for([&] { return state_of("agent-7").state == console::ConnState::kConnected; },
+                       30000ms))
       << state_of("agent-7").error;
   fc.Stop();
 }
@@ -350,7 +350,7 @@ TEST_F(FleetConnectorTest, InterTokenLatencyIsTakenFromTheIncreaseBetweenSnapsho
   fc.Start(targets_);
   auto dep = [&] {
     auto d = store_->ListDeployments();
-    return d.ok() && d->size() == 1 ? (*d)[0] : store::Deployment{};
+    return d.ok() && d->size() == 1 ? (*d)[0] : console::Deployment{};
   };
   auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {
     const auto end = std::chrono::steady_clock::now() + limit;
@@ -399,7 +399,7 @@ TEST_F(FleetConnectorTest, PrefixCacheHitRateIsTakenFromTheIncreaseBetweenSnapsh
   fc.Start(targets_);
   auto dep = [&] {
     auto d = store_->ListDeployments();
-    return d.ok() && d->size() == 1 ? (*d)[0] : store::Deployment{};
+    return d.ok() && d->size() == 1 ? (*d)[0] : console::Deployment{};
   };
   auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {
     const auto end = std::chrono::steady_clock::now() + limit;
@@ -447,4 +447,4 @@ TEST_F(FleetConnectorTest, TestTargetReportsIdentityAndRole) {
 }
 
 }  // namespace
-}  // namespace sextant::console
+}  // namespace sextant::rpc

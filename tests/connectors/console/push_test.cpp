@@ -15,11 +15,11 @@
 #include "connectors/console/rollout_channel.h"
 #include "tests/connectors/console/push_test_fleet.h"
 
-namespace sextant::console {
+namespace sextant::rpc {
 namespace {
 
 namespace fs = std::filesystem;
-using rollout::TargetState;
+using console::TargetState;
 
 using pushtest::TinyModel;
 
@@ -44,8 +44,8 @@ class PushTest : public ::testing::Test {
     r.signing_key = fleet_->key_path();
     r.call_deadline = std::chrono::milliseconds(20000);
     r.validation_deadline = std::chrono::milliseconds(120000);
-    r.on_event = [this](const rollout::PushEvent& e) {
-      events_.push_back(e.target + " " + std::string(rollout::TargetStateName(e.state)));
+    r.on_event = [this](const console::PushEvent& e) {
+      events_.push_back(e.target + " " + std::string(console::TargetStateName(e.state)));
     };
     return r;
   }
@@ -53,13 +53,13 @@ class PushTest : public ::testing::Test {
   std::pair<int64_t, std::string> Desired(size_t i) {
     auto rec = fleet_->agent(i).state->Get("tiny");
     if (!rec.ok()) return {0, ""};
-    return {rec->generation, rollout::BareDigest(rec->spec_digest)};
+    return {rec->generation, console::BareDigest(rec->spec_digest)};
   }
-  static const rollout::TargetOutcome& Of(const rollout::PushResult& r, const std::string& t) {
+  static const console::TargetOutcome& Of(const console::PushResult& r, const std::string& t) {
     for (const auto& o : r.targets) {
       if (o.target == t) return o;
     }
-    static rollout::TargetOutcome none;
+    static console::TargetOutcome none;
     ADD_FAILURE() << "no outcome for " << t;
     return none;
   }
@@ -89,7 +89,7 @@ TEST_F(PushTest, PushesToFiveAgentsWhoseOutputDigestsEqualTheLocalReport) {
     EXPECT_EQ(o.generation, 1);
   }
   for (size_t i = 0; i < 5; ++i) {
-    EXPECT_EQ(Desired(i), std::make_pair(int64_t{1}, rollout::BareDigest(result->spec_digest)));
+    EXPECT_EQ(Desired(i), std::make_pair(int64_t{1}, console::BareDigest(result->spec_digest)));
   }
   EXPECT_EQ(events_.front(), "agent-2 applying");
 
@@ -116,7 +116,7 @@ TEST_F(PushTest, AModelAlteredByOneByteIsRefusedAndTheRolloutRollsBackToThePrevi
   auto first = PushFromStore(fleet_->store(), Request(*v1));
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   ASSERT_TRUE(first->ok) << first->stopped_because;
-  const std::string v1_digest = rollout::BareDigest(first->spec_digest);
+  const std::string v1_digest = console::BareDigest(first->spec_digest);
 
   // One byte of agent-3's copy of the model changes.
   const fs::path copy = fleet_->agent(3).model_store / TinyModel().filename();
@@ -181,13 +181,13 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   ASSERT_TRUE(target.ok());
   auto ch = ConnectTargetChannel(*target, std::chrono::seconds(10), std::chrono::seconds(60));
   ASSERT_TRUE(ch.ok());
-  report::ReportStore reports(db);
+  console::ReportStore reports(db);
   auto stored = reports.List();
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);
   auto loaded = spec::LoadDeploymentSpec(*spec);
   ASSERT_TRUE(loaded.ok());
-  rollout::PushPlan plan;
+  console::PushPlan plan;
   plan.deployment.name = "tiny";
   plan.deployment.spec_json = spec::CanonicalJson(*loaded);
   plan.deployment.spec_digest = spec::SpecDigest(*loaded);
@@ -197,7 +197,7 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
       report::SignedReportToJson((*stored)[0].signed_report).dump();
   plan.expected = {{"cpu", fleet_->last_report().output_digest, {}, 1}};
   plan.targets = {*ch};
-  auto result = rollout::Push(plan, {});
+  auto result = console::Push(plan, {});
   ASSERT_TRUE(result.ok());
   EXPECT_FALSE(result->ok);
   EXPECT_EQ(result->targets[0].state, TargetState::kRefused) << result->targets[0].error;
@@ -248,7 +248,7 @@ TEST_F(PushTest, RollbackReturnsEveryTargetToItsPreviousGeneration) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(back->ok) << back->stopped_because;
   EXPECT_EQ(back->kind, "rollback");
-  const std::string v1_digest = rollout::BareDigest(first->spec_digest);
+  const std::string v1_digest = console::BareDigest(first->spec_digest);
   EXPECT_EQ(Desired(0), std::make_pair(int64_t{3}, v1_digest));  // v1 re-applied
   EXPECT_EQ(Desired(1), std::make_pair(int64_t{1}, v1_digest));  // not in the push
   EXPECT_EQ(Desired(2).first, 0);                                // absent before: deleted
@@ -271,4 +271,4 @@ TEST_F(PushTest, NoPassingReportMeansNoPush) {
 }
 
 }  // namespace
-}  // namespace sextant::console
+}  // namespace sextant::rpc

@@ -14,17 +14,17 @@
 #include <string>
 #include <vector>
 
-#include "app/agentstate/desired_state.h"
-#include "app/agentstate/engine_validation_runner.h"
-#include "app/audit/audit_log.h"
-#include "app/audit/egress_ledger.h"
-#include "app/policy/policy.h"
-#include "app/report/report_store.h"
-#include "app/report/signing.h"
-#include "app/spec/deployment_spec.h"
-#include "app/spec/sha256.h"
-#include "app/store/console_store.h"
-#include "app/validate/validation_runner.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/state/desired_state.h"
+#include "app/agent/state/engine_validation_runner.h"
+#include "app/common/deployment_spec.h"
+#include "app/common/sha256.h"
+#include "app/common/signing.h"
+#include "app/common/validation_runner.h"
+#include "app/console/store/console_store.h"
+#include "app/console/store/report_store.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 
@@ -64,7 +64,7 @@ struct FleetAgent {
   std::unique_ptr<agent::PolicyHolder> policy;
   std::unique_ptr<agent::EgressLedger> egress;
   std::unique_ptr<agent::EngineValidationRunner> runner;
-  std::unique_ptr<agent::AgentServer> server;
+  std::unique_ptr<rpc::AgentServer> server;
   int port = 0;
 };
 
@@ -90,29 +90,29 @@ class LocalFleet {
     fs::create_directories(root_);
     model_ = model;
     SEXTANT_ASSIGN_OR_RETURN(model_sha_, Sha256FileHex(model));
-    SEXTANT_ASSIGN_OR_RETURN(ca_, agent::CreateCa("test CA", 86400));
-    agent::CertRequest srv;
+    SEXTANT_ASSIGN_OR_RETURN(ca_, rpc::CreateCa("test CA", 86400));
+    rpc::CertRequest srv;
     srv.common_name = "agent";
     srv.dns_sans = {"localhost"};
     srv.ip_sans = {"127.0.0.1"};
     srv.server = true;
-    SEXTANT_ASSIGN_OR_RETURN(server_cert_, agent::IssueCert(ca_, srv));
-    agent::CertRequest cli;
+    SEXTANT_ASSIGN_OR_RETURN(server_cert_, rpc::IssueCert(ca_, srv));
+    rpc::CertRequest cli;
     cli.common_name = "console";
     cli.uri_sans = {"spiffe://example.org/vendor/console"};
     cli.client = true;
-    SEXTANT_ASSIGN_OR_RETURN(auto c, agent::IssueCert(ca_, cli));
-    SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false));
-    SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(root_ / "console.pem", c.cert_pem, false));
-    SEXTANT_RETURN_IF_ERROR(agent::WriteTextFile(root_ / "console.key", c.key_pem, true));
-    SEXTANT_ASSIGN_OR_RETURN(store_, store::ConsoleStore::Open(root_ / "console"));
+    SEXTANT_ASSIGN_OR_RETURN(auto c, rpc::IssueCert(ca_, cli));
+    SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false));
+    SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "console.pem", c.cert_pem, false));
+    SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "console.key", c.key_pem, true));
+    SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleStore::Open(root_ / "console"));
     SEXTANT_ASSIGN_OR_RETURN(auto key, report::SigningKey::Generate());
     SEXTANT_RETURN_IF_ERROR(key.Save(key_path()));
     key_ = std::make_unique<report::SigningKey>(std::move(key));
     trusted_keys_ = {key_->public_key().Pem()};
     SEXTANT_ASSIGN_OR_RETURN(
-        policy_, agent::AgentPolicy::Parse(kPolicy, "policy.yaml", agent::AgentRpcNames()));
-    return report::ReportStore::EnsureSchema(store_->handle());
+        policy_, agent::AgentPolicy::Parse(kPolicy, "policy.yaml", rpc::AgentRpcNames()));
+    return console::ReportStore::EnsureSchema(store_->handle());
   }
 
   // Starts agent "agent-<i>" (a new one, or one stopped before: same state and port).
@@ -133,7 +133,7 @@ class LocalFleet {
     a.policy = std::make_unique<agent::PolicyHolder>(policy_);
     a.egress = std::make_unique<agent::EgressLedger>();
     a.runner = std::make_unique<agent::EngineValidationRunner>(a.model_store, "", 1);
-    agent::AgentServerOptions o;
+    rpc::AgentServerOptions o;
     o.listen = "127.0.0.1:" + std::to_string(a.port);
     o.ca_pem = ca_.cert_pem;
     o.cert_pem = server_cert_.cert_pem;
@@ -141,17 +141,17 @@ class LocalFleet {
     o.agent_name = a.name;
     o.console_keys_pem = trusted_keys_;
     o.model_store = a.model_store;
-    agent::AgentServerDeps d;
+    rpc::AgentServerDeps d;
     d.state = a.state.get();
     d.audit = a.audit.get();
     d.policy = a.policy.get();
     d.egress = a.egress.get();
     d.validation = a.runner.get();
-    SEXTANT_ASSIGN_OR_RETURN(a.server, agent::AgentServer::Start(o, d));
+    SEXTANT_ASSIGN_OR_RETURN(a.server, rpc::AgentServer::Start(o, d));
     const bool first = a.port == 0;
     a.port = a.server->port();
     if (!first) return Status();
-    store::Target t;
+    console::Target t;
     t.name = a.name;
     t.endpoint = "127.0.0.1:" + std::to_string(a.port);
     t.ca_path = (root_ / "ca.pem").string();
@@ -186,7 +186,7 @@ class LocalFleet {
     if (!run.report.passed) return Status::Internal("local validation did not pass");
     SEXTANT_ASSIGN_OR_RETURN(report::SignedReport signed_report,
                              report::SignReport(run.report, *key_));
-    report::ReportStore reports(store_->handle());
+    console::ReportStore reports(store_->handle());
     SEXTANT_RETURN_IF_ERROR(reports.Add(run.report, signed_report).status());
     last_report_ = run.report;
     return file;
@@ -200,7 +200,7 @@ class LocalFleet {
 
   FleetAgent& agent(size_t i) { return *agents_[i]; }
   size_t size() const { return agents_.size(); }
-  store::ConsoleStore& store() { return *store_; }
+  console::ConsoleStore& store() { return *store_; }
   fs::path key_path() const { return root_ / "console-signing-key.pem"; }
   const fs::path& root() const { return root_; }
   const report::ValidationReport& last_report() const { return last_report_; }
@@ -212,8 +212,8 @@ class LocalFleet {
   fs::path root_;
   fs::path model_;
   std::string model_sha_;
-  agent::CertAndKey ca_, server_cert_;
-  std::unique_ptr<store::ConsoleStore> store_;
+  rpc::CertAndKey ca_, server_cert_;
+  std::unique_ptr<console::ConsoleStore> store_;
   std::unique_ptr<report::SigningKey> key_;
   std::vector<std::string> trusted_keys_;
   std::shared_ptr<const agent::AgentPolicy> policy_;

@@ -12,11 +12,11 @@
 #include <mutex>
 #include <thread>
 
-#include "app/audit/audit_log.h"
-#include "app/metrics/registry.h"
-#include "app/replicas/replica_manager.h"
-#include "app/replicas/serving_metrics.h"
-#include "app/scaling/autoscaler.h"
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/replicas/replica_manager.h"
+#include "app/agent/replicas/serving_metrics.h"
+#include "app/agent/scaling/autoscaler.h"
 #include "connectors/http/inference_server.h"
 
 namespace sextant::http {
@@ -122,7 +122,7 @@ class AutoscalingTest : public ::testing::Test {
     dir_ = mkdtemp(tmpl.data());
     fs::create_directories(dir_ / "models");
     fs::copy_file(SharedModel(), dir_ / "models" / "stories260K.gguf");
-    sha_ = replicas::Sha256OfFile(dir_ / "models" / "stories260K.gguf").value();
+    sha_ = agent::Sha256OfFile(dir_ / "models" / "stories260K.gguf").value();
     auto audit = agent::AuditLog::Open(dir_);
     ASSERT_TRUE(audit.ok()) << audit.status().ToString();
     audit_ = std::move(audit).value();
@@ -137,8 +137,8 @@ class AutoscalingTest : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
 
-  replicas::DeploymentTarget Target(const std::string& name) {
-    replicas::DeploymentTarget t;
+  agent::DeploymentTarget Target(const std::string& name) {
+    agent::DeploymentTarget t;
     t.name = name;
     t.generation = 1;
     t.model_uri = "stories260K.gguf";
@@ -149,8 +149,8 @@ class AutoscalingTest : public ::testing::Test {
   }
 
   // Target(name) with `n` replicas (fixed) of one GPU each.
-  replicas::DeploymentTarget OneGpuReplicas(const std::string& name, int n) {
-    replicas::DeploymentTarget t = Target(name);
+  agent::DeploymentTarget OneGpuReplicas(const std::string& name, int n) {
+    agent::DeploymentTarget t = Target(name);
     t.resources.gpu_count = 1;
     t.resources.replicas_min = n;
     t.resources.replicas_max = n;
@@ -158,20 +158,20 @@ class AutoscalingTest : public ::testing::Test {
     return t;
   }
 
-  void StartStack(replicas::ReplicaManagerOptions options,
-                  std::optional<scaling::AutoscalerOptions> autoscaler) {
-    serving_ = std::make_unique<replicas::ServingMetrics>(registry_);
+  void StartStack(agent::ReplicaManagerOptions options,
+                  std::optional<agent::AutoscalerOptions> autoscaler) {
+    serving_ = std::make_unique<agent::ServingMetrics>(registry_);
     options.model_store = dir_ / "models";
     options.audit = audit_.get();
     options.threads_override = 1;
-    manager_ = std::make_unique<replicas::ReplicaManager>(options, serving_.get());
+    manager_ = std::make_unique<agent::ReplicaManager>(options, serving_.get());
     server_ =
         std::make_unique<InferenceServer>(InferenceServerOptions{.host = "127.0.0.1", .port = 0},
                                           *manager_, serving_.get(), &registry_);
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
     if (autoscaler) {
-      autoscaler_ = std::make_unique<scaling::Autoscaler>(*manager_, *autoscaler);
+      autoscaler_ = std::make_unique<agent::Autoscaler>(*manager_, *autoscaler);
       autoscaler_->Start();
     }
   }
@@ -199,20 +199,20 @@ class AutoscalingTest : public ::testing::Test {
   fs::path dir_;
   std::string sha_;
   std::unique_ptr<agent::AuditLog> audit_;
-  metrics::Registry registry_;
-  std::unique_ptr<replicas::ServingMetrics> serving_;
-  std::unique_ptr<replicas::ReplicaManager> manager_;
+  agent::Registry registry_;
+  std::unique_ptr<agent::ServingMetrics> serving_;
+  std::unique_ptr<agent::ReplicaManager> manager_;
   std::unique_ptr<InferenceServer> server_;
-  std::unique_ptr<scaling::Autoscaler> autoscaler_;
+  std::unique_ptr<agent::Autoscaler> autoscaler_;
 };
 
 TEST_F(AutoscalingTest, ReplicasFollowTheLoadUpDownToZeroAndBack) {
   StartStack({.drain_grace = seconds(20)},
-             scaling::AutoscalerOptions{.tick = milliseconds(100),
-                                        .scale_up_window_override = milliseconds(300),
-                                        .scale_down_window_override = milliseconds(1500),
-                                        .scale_to_zero_after_override = milliseconds(2000)});
-  replicas::DeploymentTarget t = Target("stories");
+             agent::AutoscalerOptions{.tick = milliseconds(100),
+                                      .scale_up_window_override = milliseconds(300),
+                                      .scale_down_window_override = milliseconds(1500),
+                                      .scale_to_zero_after_override = milliseconds(2000)});
+  agent::DeploymentTarget t = Target("stories");
   t.resources.replicas_min = 1;
   t.resources.replicas_max = 3;
   t.scaling.target_queue_depth = 1;  // a replica carries 2 generating + 1 queued
@@ -303,7 +303,7 @@ TEST_F(AutoscalingTest, ReplicasFollowTheLoadUpDownToZeroAndBack) {
 TEST_F(AutoscalingTest, AtZeroWithNoReplicaComingTheQueueTimesOutWith503AndRetryAfter) {
   // No autoscaler: nothing brings a replica back, so the waiting request times out.
   StartStack({.queue_timeout_override = milliseconds(1500)}, std::nullopt);
-  replicas::DeploymentTarget t = Target("cold");
+  agent::DeploymentTarget t = Target("cold");
   t.scaling.max_queue = 2;
   manager_->Upsert(t);
   ASSERT_EQ(manager_->WaitSettled("cold", seconds(60))->phase, agent::DeploymentPhase::kReady);
@@ -347,7 +347,7 @@ TEST_F(AutoscalingTest, ReplicasBeyondTheAgentsGpusStayPendingWhileServingContin
   TwoGpuInventoryStandIn gpus;
   StartStack({.backend_override = "cpu", .drain_grace = seconds(5), .inventory = &gpus},
              std::nullopt);
-  replicas::DeploymentTarget t = OneGpuReplicas("big", 3);
+  agent::DeploymentTarget t = OneGpuReplicas("big", 3);
   manager_->Upsert(t);
   auto view = manager_->WaitSettled("big", seconds(60));
   ASSERT_TRUE(view.has_value());
@@ -373,7 +373,7 @@ TEST_F(AutoscalingTest, ReplicasBeyondTheAgentsGpusStayPendingWhileServingContin
   EXPECT_NE(status->reason.find("1 of 3 replicas pending"), std::string::npos) << status->reason;
 
   // A second deployment finds no free GPU at all: Pending, with the reason.
-  replicas::DeploymentTarget other = Target("other");
+  agent::DeploymentTarget other = Target("other");
   other.resources.gpu_count = 1;
   manager_->Upsert(other);
   ASSERT_TRUE(WaitFor(
@@ -398,7 +398,7 @@ TEST_F(AutoscalingTest, EachGpuReplicaComputesOnTheDeviceItIsPlacedOn) {
   TwoGpuInventoryStandIn gpus;
   StartStack({.backend_override = "cpu", .drain_grace = seconds(5), .inventory = &gpus},
              std::nullopt);
-  replicas::DeploymentTarget t = OneGpuReplicas("split", 2);
+  agent::DeploymentTarget t = OneGpuReplicas("split", 2);
   manager_->Upsert(t);
 
   // Two ready replicas, on gpu0 and gpu1, each with its own model loaded for that device; each
@@ -419,8 +419,8 @@ TEST_F(AutoscalingTest, EachGpuReplicaComputesOnTheDeviceItIsPlacedOn) {
     auto a = manager_->AcquireLease("split", milliseconds(0));
     auto b = manager_->AcquireLease("split", milliseconds(0));
     ASSERT_TRUE(a.ok() && b.ok());
-    std::shared_ptr<replicas::Replica> ra = a->replica();
-    std::shared_ptr<replicas::Replica> rb = b->replica();
+    std::shared_ptr<agent::Replica> ra = a->replica();
+    std::shared_ptr<agent::Replica> rb = b->replica();
     a->Release();
     b->Release();
     ASSERT_NE(ra, rb);
@@ -431,7 +431,7 @@ TEST_F(AutoscalingTest, EachGpuReplicaComputesOnTheDeviceItIsPlacedOn) {
     }
     // A lease held on one replica routes the request to the other.
     for (const auto& [busy, idle] : {std::pair(ra, rb), std::pair(rb, ra)}) {
-      replicas::ReplicaLease hold(busy);
+      agent::ReplicaLease hold(busy);
       const uint64_t before = idle->scheduler().stats().completed;
       auto res = Complete("split");
       ASSERT_TRUE(res);

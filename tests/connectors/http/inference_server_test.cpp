@@ -11,10 +11,14 @@
 #include <future>
 #include <thread>
 
-#include "app/metrics/registry.h"
-#include "app/replicas/replica_manager.h"
-#include "app/replicas/serving_metrics.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/replicas/replica_manager.h"
+#include "app/agent/replicas/serving_metrics.h"
 #include "connectors/inventory/gpu_inventory.h"
+#include "engine/chat/chat_template.h"
+#include "engine/model/model.h"
+#include "engine/serve/session.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/support/command.h"
 
 namespace sextant::http {
@@ -102,7 +106,7 @@ class InferenceServerTest : public ::testing::Test {
     std::string tmpl = (fs::temp_directory_path() / "sextant-http-XXXXXX").string();
     store_ = mkdtemp(tmpl.data());
     fs::copy_file(SharedModel(), store_ / "stories260K.gguf");
-    sha_ = replicas::Sha256OfFile(store_ / "stories260K.gguf").value();
+    sha_ = agent::Sha256OfFile(store_ / "stories260K.gguf").value();
   }
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::seconds(2));
@@ -112,18 +116,20 @@ class InferenceServerTest : public ::testing::Test {
   }
 
   // Starts a manager with one deployment and the server; waits until it settles.
-  void Start(const std::string& name, int max_batch, int max_queue, std::string sha = {}) {
-    serving_ = std::make_unique<replicas::ServingMetrics>(registry_);
-    manager_ = std::make_unique<replicas::ReplicaManager>(
-        replicas::ReplicaManagerOptions{.model_store = store_, .max_queue = max_queue},
+  void Start(const std::string& name, int max_batch, int max_queue, std::string sha = {},
+             std::string chat_template = {}) {
+    serving_ = std::make_unique<agent::ServingMetrics>(registry_);
+    manager_ = std::make_unique<agent::ReplicaManager>(
+        agent::ReplicaManagerOptions{.model_store = store_, .max_queue = max_queue},
         serving_.get());
-    replicas::DeploymentTarget t;
+    agent::DeploymentTarget t;
     t.name = name;
     t.generation = 1;
     t.model_uri = "file:///models/stories260K.gguf";
     t.model_sha256 = sha.empty() ? sha_ : sha;
     t.engine.max_batch = max_batch;
     t.engine.threads = 1;
+    t.engine.chat_template = chat_template;
     manager_->Upsert(t);
     auto view = manager_->WaitSettled(name, std::chrono::seconds(60));
     ASSERT_TRUE(view.has_value());
@@ -158,9 +164,9 @@ class InferenceServerTest : public ::testing::Test {
 
   fs::path store_;
   std::string sha_;
-  metrics::Registry registry_;
-  std::unique_ptr<replicas::ServingMetrics> serving_;
-  std::unique_ptr<replicas::ReplicaManager> manager_;
+  agent::Registry registry_;
+  std::unique_ptr<agent::ServingMetrics> serving_;
+  std::unique_ptr<agent::ReplicaManager> manager_;
   std::unique_ptr<InferenceServer> server_;
 };
 
@@ -238,6 +244,63 @@ TEST_F(InferenceServerTest, StreamingChatCompletion) {
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(), s.text);
+}
+
+// A chat completion is the deployment's chat formatting (engine/chat, here the built-in llama2
+// the spec names) followed by greedy generation: the same prompt tokens and the same reply as
+// the engine gives for that formatting directly, which is what a chat validation computes.
+TEST_F(InferenceServerTest, ChatCompletionFormatsWithTheDeploymentsChatTemplate) {
+  Start("stories", 2, 8, {}, "llama2");
+  const std::vector<chat::Message> conversation = {{"system", "Tell short stories."},
+                                                   {"user", "Once upon a time"}};
+  json body = {{"model", "stories"},
+               {"messages",
+                {{{"role", "system"}, {"content", conversation[0].content}},
+                 {{"role", "user"}, {"content", conversation[1].content}}}},
+               {"max_tokens", 16},
+               {"temperature", 0}};
+  httplib::Client c = Client();
+  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+
+  model::LoadOptions load;
+  load.backend = "cpu";
+  load.threads = 1;
+  auto m = model::Model::Load(store_ / "stories260K.gguf", load);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto formatter = chat::ChatFormatter::ForModel((*m)->file(), (*m)->tokenizer(), "llama2");
+  ASSERT_TRUE(formatter.ok());
+  auto ids = formatter->Tokenize((*m)->tokenizer(), conversation);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(j["usage"]["prompt_tokens"].get<size_t>(), ids->size());
+  serve::Session session(*m, 0);
+  serve::GenerateRequest req;
+  req.prompt = *ids;
+  req.max_tokens = 16;
+  req.sampling.temperature = 0;
+  std::vector<int32_t> out;
+  ASSERT_TRUE(session
+                  .Generate(req,
+                            [&](int32_t t) {
+                              out.push_back(t);
+                              return true;
+                            })
+                  .ok());
+  EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(),
+            (*m)->tokenizer().Decode(out, false));
+
+  // A conversation the template refuses is a 400 that names the messages.
+  body["messages"] = {{{"role", "user"}, {"content", "a"}}, {{"role", "user"}, {"content", "b"}}};
+  auto refused = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  const json e = json::parse(refused->body);
+  EXPECT_EQ(e["error"]["param"], "messages");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("roles must alternate"),
+            std::string::npos)
+      << refused->body;
 }
 
 TEST_F(InferenceServerTest, CurlStreamsAChatCompletion) {
@@ -409,11 +472,11 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
     EXPECT_TRUE(res);
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-    auto parsed = metrics::ParseText(res->body);
+    auto parsed = agent::ParseText(res->body);
     EXPECT_TRUE(parsed.ok()) << parsed.status().ToString() << "\n" << res->body;
-    return parsed.ok() ? parsed.value() : metrics::ParsedExposition{};
+    return parsed.ok() ? parsed.value() : agent::ParsedExposition{};
   };
-  const metrics::ParsedExposition before = scrape();
+  const agent::ParsedExposition before = scrape();
   const std::vector<std::pair<std::string, std::string>> dep = {{"deployment", "stories"}};
   EXPECT_EQ(before.types.at("sextant_time_to_first_token_seconds"), "histogram");
   EXPECT_EQ(before.Sum("sextant_replicas_ready", dep), 1);
@@ -427,7 +490,7 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
 
-  const metrics::ParsedExposition after = scrape();
+  const agent::ParsedExposition after = scrape();
   auto delta = [&](const std::string& name,
                    std::vector<std::pair<std::string, std::string>> match) {
     return after.Sum(name, match) - before.Sum(name, match);
@@ -440,7 +503,7 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
   EXPECT_EQ(delta("sextant_inter_token_latency_seconds_count", dep), 5);
   EXPECT_EQ(after.Sum("sextant_queue_depth", dep), 0);
   // No payload in any label.
-  for (const metrics::Sample& s : after.samples) {
+  for (const agent::Sample& s : after.samples) {
     for (const auto& [k, v] : s.labels) EXPECT_EQ(v.find("secret"), std::string::npos) << k;
   }
 }
@@ -454,12 +517,12 @@ TEST_F(InferenceServerTest, ARepeatedPromptReportsCachedTokens) {
   auto scrape = [&] {
     auto res = c.Get("/metrics");
     EXPECT_TRUE(res);
-    auto parsed = metrics::ParseText(res ? res->body : "");
+    auto parsed = agent::ParseText(res ? res->body : "");
     EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
-    return parsed.ok() ? parsed.value() : metrics::ParsedExposition{};
+    return parsed.ok() ? parsed.value() : agent::ParsedExposition{};
   };
   const std::vector<std::pair<std::string, std::string>> dep = {{"deployment", "stories"}};
-  const metrics::ParsedExposition before = scrape();
+  const agent::ParsedExposition before = scrape();
   json body = {{"model", "stories"},
                {"prompt",
                 "Once upon a time, there was a little girl named Lily. She loved to play outside "
@@ -488,7 +551,7 @@ TEST_F(InferenceServerTest, ARepeatedPromptReportsCachedTokens) {
   EXPECT_EQ(s.cached_tokens, cached);
   EXPECT_EQ(s.text, a["choices"][0]["text"].get<std::string>());
 
-  const metrics::ParsedExposition after = scrape();
+  const agent::ParsedExposition after = scrape();
   auto delta = [&](const std::string& name) {
     return after.Sum(name, dep) - before.Sum(name, dep);
   };

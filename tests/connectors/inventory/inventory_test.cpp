@@ -5,7 +5,7 @@
 #include <fstream>
 #include <thread>
 
-#include "app/metrics/registry.h"
+#include "app/agent/metrics/registry.h"
 #include "connectors/inventory/cloud_context.h"
 #include "connectors/inventory/gpu_inventory.h"
 
@@ -70,18 +70,18 @@ TEST(DeviceInventory, CpuUtilizationComesFromProcStatDeltas) {
 
 TEST(DeviceInventory, ExportsDeviceGaugesThatParse) {
   DeviceInventory inv({.nvml_library = "", .rocm_smi_library = ""});
-  metrics::Registry registry;
+  agent::Registry registry;
   auto handle = ExportDeviceMetrics(inv, registry, std::chrono::milliseconds(0));
   registry.RenderText();  // first sample: utilization needs two, a clock tick apart
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  auto parsed = metrics::ParseText(registry.RenderText());
+  auto parsed = agent::ParseText(registry.RenderText());
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   EXPECT_GT(parsed->Sum("sextant_device_memory_total_bytes", {{"device", "cpu"}}), 0);
   EXPECT_GT(parsed->Sum("sextant_device_memory_used_bytes", {{"kind", "cpu"}}), 0);
   EXPECT_TRUE(parsed->Has("sextant_device_utilization_ratio"));
   EXPECT_FALSE(parsed->Has("sextant_device_power_watts"));  // the CPU reports none
   handle.reset();                                           // detached: scraping no longer samples
-  EXPECT_TRUE(metrics::ParseText(registry.RenderText()).ok());
+  EXPECT_TRUE(agent::ParseText(registry.RenderText()).ok());
 }
 
 // ---- Cloud context -----------------------------------------------------------------------------

@@ -205,7 +205,7 @@ TEST_F(Stories260KTest, CudaChoiceRunsThereOrSaysWhyNotAndAutoFallsBackToTheCpu)
 }
 
 TEST_F(Stories260KTest, RunVerbPrintsTheReferenceContinuation) {
-  const std::string bin = SEXTANT_BINARY_DIR "/app/console/sextant";
+  const std::string bin = SEXTANT_BINARY_DIR "/app/sextant/sextant";
   if (!std::filesystem::exists(bin)) GTEST_SKIP() << "skipped: " << bin << " is not built";
   const auto r = testing::RunCommand(bin + " run " + kModelPath +
                                      " -p 'Once upon a time' -n 100 --temp 0 --echo 2>/dev/null");
@@ -217,7 +217,7 @@ TEST_F(Stories260KTest, RunVerbPrintsTheReferenceContinuation) {
 }
 
 TEST_F(Stories260KTest, BenchVerbPrintsJson) {
-  const std::string bin = SEXTANT_BINARY_DIR "/app/console/sextant";
+  const std::string bin = SEXTANT_BINARY_DIR "/app/sextant/sextant";
   if (!std::filesystem::exists(bin)) GTEST_SKIP() << "skipped: " << bin << " is not built";
   const auto r = testing::RunCommand(bin + " bench " + kModelPath +
                                      " -p 32 -n 16 -r 2 -t 1 --streams 4 -o json 2>/dev/null");

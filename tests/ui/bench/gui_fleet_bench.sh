@@ -24,5 +24,5 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 grep -q "^ready " "$log" || { echo "loadgen did not become ready" >&2; cat "$log"; exit 1; }
-QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen} "$build/app/console/sextant" gui \
+QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen} "$build/app/sextant/sextant" gui \
   --state "$state/console" --bench-seconds "$seconds"

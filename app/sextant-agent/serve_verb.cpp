@@ -1,0 +1,243 @@
+// `sextant-agent serve`: wires the agent together (config, policy, state, audit log, gRPC
+// control API) and runs until SIGTERM. See serve_verb.h.
+#include "app/sextant-agent/serve_verb.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+#include "app/agent/audit/audit_log.h"
+#include "app/agent/audit/egress_ledger.h"
+#include "app/agent/config/agent_config.h"
+#include "app/agent/config/json_log.h"
+#include "app/agent/metrics/registry.h"
+#include "app/agent/policy/access_policy.h"
+#include "app/agent/replicas/replica_manager.h"
+#include "app/agent/replicas/serving_metrics.h"
+#include "app/agent/scaling/autoscaler.h"
+#include "app/agent/state/desired_state.h"
+#include "app/agent/state/engine_validation_runner.h"
+#include "app/cli/verb.h"
+#include "app/common/paths.h"
+#include "connectors/agent/agent_server.h"
+#include "connectors/agent/identity_certs.h"
+#include "connectors/http/inference_server.h"
+#include "connectors/inventory/cloud_context.h"
+#include "connectors/inventory/gpu_inventory.h"
+#include "engine/base/build_info.h"
+
+namespace sextant::agent {
+
+namespace {
+
+int Fail(const std::string& event, const Status& s) {
+  LogEvent(spdlog::level::critical, event, {{"error", s.ToString()}});
+  std::cerr << "sextant-agent: " << s.message() << "\n";
+  return 1;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "agent";
+  return buf;
+}
+
+// Writes text to path atomically (temp file + rename), so readers never see half a file.
+Status WriteAtomically(const std::filesystem::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp";
+  SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(tmp, text, false));
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::Unavailable("cannot write " + path.string() + ": " + ec.message());
+  return Status();
+}
+
+}  // namespace
+
+int RunServe(const std::string& config_path) {
+  InitJsonLogging();
+  // Signals are taken synchronously by this thread (sigwait); every thread started from here
+  // on inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = AgentConfig::LoadFile(config_path);
+  if (!config.ok()) return Fail("config_invalid", config.status());
+  const AgentConfig& cfg = *config;
+  if (cfg.policy.empty()) {
+    return Fail("config_invalid",
+                Status::InvalidArgument(config_path + ": 'policy' (the policy file) is required"));
+  }
+  if (cfg.grpc_ca.empty() || cfg.grpc_cert.empty() || cfg.grpc_key.empty()) {
+    return Fail("config_invalid",
+                Status::InvalidArgument(config_path +
+                                        ": grpc.ca, grpc.cert and grpc.key are required (mutual "
+                                        "TLS is mandatory)"));
+  }
+  if (Status s = EnsurePrivateDir(cfg.state_dir); !s.ok()) return Fail("state_dir", s);
+
+  const std::set<std::string> rpcs = rpc::AgentRpcNames();
+  auto policy = AgentPolicy::LoadFile(cfg.policy, rpcs);
+  if (!policy.ok()) return Fail("policy_invalid", policy.status());
+  PolicyHolder policy_holder(*policy);
+
+  auto state = DesiredState::Open(cfg.state_dir);
+  if (!state.ok()) return Fail("state_open", state.status());
+  auto audit = AuditLog::Open(cfg.state_dir);
+  if (!audit.ok()) return Fail("audit_open", audit.status());
+  auto chain = (*audit)->Verify();
+  if (!chain.ok()) return Fail("audit_open", chain.status());
+  if (!chain->intact) {
+    // The agent keeps running (refusing would hand an attacker a kill switch) but says so
+    // loudly; GetComplianceFacts reports the broken chain.
+    LogEvent(spdlog::level::critical, "audit_chain_broken",
+             {{"first_broken_seq", chain->first_broken_seq}, {"reason", chain->reason}});
+  }
+  auto egress = EgressLedger::Open(cfg.state_dir);
+  if (!egress.ok()) return Fail("egress_open", egress.status());
+  rpc::AgentServerOptions opts;
+  opts.listen = cfg.grpc_listen;
+  opts.agent_name = cfg.name.empty() ? HostName() : cfg.name;
+  const auto grace = std::chrono::milliseconds(cfg.limits.shutdown_grace_ms);
+
+  // Inventory (NVML / ROCm SMI through dlopen, else the CPU), cloud context (config, else
+  // instance metadata with short timeouts, else on-prem), metrics for /metrics.
+  agent::Registry registry;
+  agent::ServingMetrics serving(registry);
+  inventory::DeviceInventory inventory({.node_name = opts.agent_name});
+  auto device_metrics = inventory::ExportDeviceMetrics(inventory, registry);
+  inventory::CloudContextProbe cloud(
+      {.override_context = cfg.cloud,
+       .timeout = std::chrono::milliseconds(cfg.limits.imds_timeout_ms)});
+  opts.encryption_at_rest = cfg.encryption_at_rest;
+  for (const auto& key_file : cfg.console_keys) {
+    auto pem = rpc::ReadTextFile(key_file);
+    if (!pem.ok()) return Fail("console_keys", pem.status());
+    opts.console_keys_pem.push_back(*pem);
+  }
+  opts.max_stream_ms = cfg.limits.max_stream_ms;
+  for (auto [path, out] :
+       {std::pair{&cfg.grpc_ca, &opts.ca_pem}, std::pair{&cfg.grpc_cert, &opts.cert_pem},
+        std::pair{&cfg.grpc_key, &opts.key_pem}}) {
+    auto text = rpc::ReadTextFile(*path);
+    if (!text.ok()) return Fail("tls_files", text.status());
+    *out = *text;
+  }
+  rpc::AgentServerDeps deps;
+  deps.state = state->get();
+  deps.audit = audit->get();
+  deps.policy = &policy_holder;
+  deps.egress = egress->get();
+  deps.inventory = &inventory;
+  deps.cloud = &cloud;
+
+  auto deployments = (*state)->List();
+  if (!deployments.ok()) return Fail("state_open", deployments.status());
+
+  // Replicas follow the desired state: restored now (static stability: no control plane
+  // needed), then every durable change.
+  const std::filesystem::path model_store =
+      cfg.model_store.empty() ? cfg.state_dir / "models" : cfg.model_store;
+  EngineValidationRunner validation(model_store);
+  opts.model_store = model_store;
+  deps.validation = &validation;
+  agent::ReplicaManager manager({.model_store = model_store,
+                                 .max_queue = cfg.limits.max_queue,
+                                 .max_batch_cap = cfg.limits.max_batch,
+                                 .drain_grace = grace,
+                                 .inventory = &inventory,
+                                 .audit = audit->get()},
+                                &serving);
+  const int subscription =
+      (*state)->Subscribe([&manager](const DeploymentChange& c) { manager.OnChange(c); });
+  for (const auto& record : *deployments) manager.ApplyRecord(record);
+  deps.observer = &manager;
+  // Scaling follows the specs' scaling sections locally, with or without a console.
+  agent::Autoscaler autoscaler(manager);
+  autoscaler.Start();
+
+  auto http_addr = SplitHostPort(cfg.http_listen, "http.listen");
+  if (!http_addr.ok()) return Fail("config_invalid", http_addr.status());
+  http::InferenceServer http_server({.host = http_addr->first,
+                                     .port = http_addr->second,
+                                     .tls_cert = cfg.http_cert,
+                                     .tls_key = cfg.http_key},
+                                    manager, &serving, &registry);
+  if (Status s = http_server.Start(); !s.ok()) return Fail("http_listen", s);
+
+  auto server = rpc::AgentServer::Start(opts, deps);
+  if (!server.ok()) return Fail("grpc_listen", server.status());
+  auto host = SplitHostPort(cfg.grpc_listen, "grpc.listen");
+  const std::string bound =
+      (host.ok() ? host->first : "0.0.0.0") + ":" + std::to_string((*server)->port());
+  if (Status s = WriteAtomically(cfg.state_dir / "grpc.addr", bound + "\n"); !s.ok()) {
+    LogEvent(spdlog::level::warn, "addr_file", {{"error", s.message()}});
+  }
+  LogEvent(spdlog::level::info, "started",
+           {{"version", GetBuildInfo().version},
+            {"build_id", GetBuildInfo().BuildId()},
+            {"grpc", bound},
+            {"http", http_addr->first + ":" + std::to_string(http_server.port())},
+            {"state_dir", cfg.state_dir.string()},
+            {"policy", cfg.policy.string()},
+            {"policy_digest", "sha256:" + (*policy)->digest()},
+            {"deployments_restored", deployments->size()},
+            {"audit_records", chain->records}});
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      auto reloaded = AgentPolicy::LoadFile(cfg.policy, rpcs);
+      if (!reloaded.ok()) {
+        LogEvent(spdlog::level::err, "policy_reload_rejected",
+                 {{"error", reloaded.status().message()}, {"kept", "previous policy"}});
+        continue;
+      }
+      policy_holder.Set(*reloaded);
+      LogEvent(spdlog::level::info, "policy_reloaded",
+               {{"policy_digest", "sha256:" + (*reloaded)->digest()}});
+      continue;
+    }
+    LogEvent(spdlog::level::info, "stopping",
+             {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+              {"grace_ms", cfg.limits.shutdown_grace_ms}});
+    break;
+  }
+  http_server.Shutdown(grace);
+  (*server)->Shutdown(grace);
+  (*server)->Wait();
+  (*state)->Unsubscribe(subscription);
+  autoscaler.Stop();
+  manager.Shutdown(grace);
+  LogEvent(spdlog::level::info, "stopped");
+  return 0;
+}
+
+}  // namespace sextant::agent
+
+namespace sextant::cli {
+namespace {
+
+void SetupServe(CLI::App& root, VerbContext& ctx) {
+  auto config = std::make_shared<std::string>(agent::kDefaultAgentConfigPath);
+  CLI::App* serve = root.add_subcommand(
+      "serve", "Run the agent: gRPC control API over mutual TLS, state, audit log");
+  serve->add_option("--config", *config, "Agent configuration file (YAML)")->capture_default_str();
+  serve->callback([config, &ctx] { ctx.exit_code = agent::RunServe(*config); });
+}
+
+}  // namespace
+
+SEXTANT_REGISTER_VERB(serve, SetupServe);
+
+}  // namespace sextant::cli

@@ -1,0 +1,119 @@
+// agent.yaml: every field, defaults, relative paths, and errors with file:line:column.
+#include "app/agent/config/agent_config.h"
+
+#include <gtest/gtest.h>
+
+namespace sextant::agent {
+namespace {
+
+TEST(AgentConfig, ParsesEveryField) {
+  const char* text = R"(name: pool-a
+grpc:
+  listen: 127.0.0.1:7443
+  ca: tls/ca.pem
+  cert: /etc/x/server.pem
+  key: file:///etc/x/server.key
+http:
+  listen: 0.0.0.0:8081
+policy: policy.yaml
+state_dir: /var/lib/x
+model_store: file:///models
+encryption_at_rest: true
+cloud:
+  provider: aws
+  account: "123456789012"
+  region: eu-west-1
+  zone: eu-west-1a
+  instance_type: g5.xlarge
+  spot: true
+limits:
+  max_queue: 8
+  shutdown_grace_ms: 2000
+)";
+  auto c = AgentConfig::Parse(text, "agent.yaml", "/etc/sextant-agent");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->name, "pool-a");
+  EXPECT_EQ(c->grpc_listen, "127.0.0.1:7443");
+  EXPECT_EQ(c->grpc_ca, "/etc/sextant-agent/tls/ca.pem");
+  EXPECT_EQ(c->grpc_cert, "/etc/x/server.pem");
+  EXPECT_EQ(c->grpc_key, "/etc/x/server.key");
+  EXPECT_EQ(c->http_listen, "0.0.0.0:8081");
+  EXPECT_EQ(c->policy, "/etc/sextant-agent/policy.yaml");
+  EXPECT_EQ(c->model_store, "/models");
+  EXPECT_TRUE(c->encryption_at_rest);
+  ASSERT_TRUE(c->cloud.has_value());
+  EXPECT_EQ(c->cloud->provider, "aws");
+  EXPECT_EQ(c->cloud->account, "123456789012");
+  EXPECT_TRUE(c->cloud->spot);
+  EXPECT_EQ(c->cloud->source, "config");
+  EXPECT_EQ(c->limits.max_queue, 8);
+  EXPECT_EQ(c->limits.shutdown_grace_ms, 2000);
+  EXPECT_EQ(c->limits.max_batch, 16);  // default kept
+}
+
+TEST(AgentConfig, DefaultsFollowTheSharedConventions) {
+  auto c = AgentConfig::Parse("", "agent.yaml", "/");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->grpc_listen, "0.0.0.0:7443");
+  EXPECT_EQ(c->http_listen, "0.0.0.0:8080");
+  EXPECT_EQ(c->state_dir, "/var/lib/sextant-agent");
+  EXPECT_FALSE(c->cloud.has_value());
+}
+
+void ExpectError(const std::string& text, const std::string& where, const std::string& what) {
+  auto c = AgentConfig::Parse(text, "agent.yaml", "/");
+  ASSERT_FALSE(c.ok()) << text;
+  EXPECT_NE(c.status().message().find(where), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find(what), std::string::npos) << c.status().message();
+}
+
+TEST(AgentConfig, ErrorsNameLineAndColumn) {
+  ExpectError("grpc:\n  listen: [1, 2\n", "agent.yaml:", "malformed YAML");
+  ExpectError("grpc:\n  lisen: 1.2.3.4:1\n", "agent.yaml:2:3", "unknown key 'lisen'");
+  ExpectError("grpc:\n  listen: nowhere\n", "agent.yaml:2:11", "host:port");
+  ExpectError("limits:\n  max_queue: lots\n", "agent.yaml:2:14", "integer");
+  ExpectError("limits:\n  max_queue: 0\n", "agent.yaml:2:14", "must be in [1, 100000]");
+  ExpectError("cloud:\n  provider: moon\n", "agent.yaml:2:13", "aws, gcp, azure, on-prem");
+  ExpectError("encryption_at_rest: maybe\n", "agent.yaml:1:21", "true or false");
+  ExpectError("http:\n  cert: a.pem\n", "agent.yaml:2:3", "together");
+}
+
+TEST(AgentConfig, SplitHostPort) {
+  auto a = SplitHostPort("[::1]:7443", "x");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->first, "::1");
+  EXPECT_EQ(a->second, 7443);
+  EXPECT_FALSE(SplitHostPort("host:99999", "x").ok());
+  EXPECT_FALSE(SplitHostPort("host:", "x").ok());
+  EXPECT_FALSE(SplitHostPort("host:12a", "x").ok());
+}
+
+}  // namespace
+}  // namespace sextant::agent
+
+namespace sextant::agent {
+namespace {
+
+TEST(AgentConfig, ConsoleKeysAreAListOfPemFilesResolvedAgainstTheConfigDir) {
+  auto c = AgentConfig::Parse("console_keys:\n  - keys/acme.pem\n  - /etc/k/other.pem\n",
+                              "agent.yaml", "/etc/sextant-agent");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->console_keys.size(), 2u);
+  EXPECT_EQ(c->console_keys[0], "/etc/sextant-agent/keys/acme.pem");
+  EXPECT_EQ(c->console_keys[1], "/etc/k/other.pem");
+  auto none = AgentConfig::Parse("console_keys: []\n", "agent.yaml", "/");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->console_keys.empty());
+
+  auto scalar = AgentConfig::Parse("name: a\nconsole_keys: acme.pem\n", "agent.yaml", "/");
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_EQ(scalar.status().message(), "agent.yaml:2:15: console_keys must be a list of PEM files");
+  auto nested = AgentConfig::Parse("console_keys:\n  - {a: 1}\n", "agent.yaml", "/");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("agent.yaml:2:5: console_keys: each entry"),
+            std::string::npos)
+      << nested.status().message();
+}
+
+}  // namespace
+}  // namespace sextant::agent

@@ -1,0 +1,306 @@
+#include "app/console/store/console_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+namespace sextant::console {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("console_store_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::unique_ptr<ConsoleStore> OpenStore(StoreOptions o = {}) {
+    auto s = ConsoleStore::Open(dir_, o);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  std::filesystem::path dir_;
+};
+
+std::string QueryText(sqlite3* db, const char* sql) {
+  sqlite3_stmt* st = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  std::string out;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+    out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+TEST_F(StoreTest, MigratesAnEmptyFileAndReopensIdempotently) {
+  {
+    auto s = OpenStore();
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(*s->SchemaVersion(), ConsoleStore::kSchemaVersion);
+    EXPECT_EQ(QueryText(s->handle(), "PRAGMA journal_mode"), "wal");
+    // The table other stores rely on exists with its contract columns.
+    EXPECT_EQ(QueryText(s->handle(),
+                        "SELECT group_concat(name) FROM pragma_table_info('validation_reports')"),
+              "id,spec_digest,spec_name,model_sha256,passed,created_at,report_json,signature,"
+              "key_id");
+    ASSERT_TRUE(
+        s->AddAccount({"prod", "aws", "123456789012", {"eu-west-1"}, "arn:role", "x1"}).ok());
+  }
+  const std::string schema_before = [&] {
+    auto s = OpenStore();
+    return QueryText(s->handle(), "SELECT group_concat(sql, ';') FROM sqlite_master");
+  }();
+  auto s = OpenStore();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(QueryText(s->handle(), "SELECT group_concat(sql, ';') FROM sqlite_master"),
+            schema_before);
+  EXPECT_EQ(QueryText(s->handle(), "SELECT count(*) FROM schema_version"), "1");
+  auto accounts = s->ListAccounts();
+  ASSERT_TRUE(accounts.ok());
+  ASSERT_EQ(accounts->size(), 1u);
+  EXPECT_EQ((*accounts)[0].regions, std::vector<std::string>{"eu-west-1"});
+}
+
+TEST_F(StoreTest, RefusesAFileFromANewerBuild) {
+  {
+    auto s = OpenStore();
+    ASSERT_EQ(sqlite3_exec(s->handle(), "UPDATE schema_version SET version = 99", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+  }
+  auto s = ConsoleStore::Open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("newer"), std::string::npos) << s.status().ToString();
+}
+
+// A console.db written by a build of schema version 1 (deployments without inter-token latency,
+// KV cache use or prefix cache hit rate) opens here: it is migrated in place, its rows kept, the
+// new figures zero (the hit rate unknown, -1) until the next sample, and from then on stored and
+// listed.
+TEST_F(StoreTest, MigratesAVersionOneFileKeepingItsRows) {
+  {
+    auto s = OpenStore();
+    ASSERT_NE(s, nullptr);
+    // Take the file back to version 1: the columns versions 2 and 3 added go, the version with
+    // them.
+    const char* to_v1 =
+        "ALTER TABLE deployments DROP COLUMN prefix_cache_hit;"
+        "ALTER TABLE deployment_samples DROP COLUMN prefix_cache_hit;"
+        "ALTER TABLE deployments DROP COLUMN itl_p50;"
+        "ALTER TABLE deployments DROP COLUMN itl_p99;"
+        "ALTER TABLE deployments DROP COLUMN kv_cache_use;"
+        "ALTER TABLE deployment_samples DROP COLUMN itl_p50;"
+        "ALTER TABLE deployment_samples DROP COLUMN itl_p99;"
+        "ALTER TABLE deployment_samples DROP COLUMN kv_cache_use;"
+        "UPDATE schema_version SET version = 1;"
+        "INSERT INTO deployments(target, name, model_sha256, engine_build_id, spec_digest, "
+        "gpus_requested, labels, sampled_at, ttft_p50, ttft_p99) "
+        "VALUES('t', 'chat', 'ab', 'b1', 'd1', 2, '{}', 1000, 40, 90);"
+        "INSERT INTO deployment_samples(target, deployment, ts, period, gpus_requested, "
+        "gpus_used, replicas_ready, replicas_desired, ttft_p50, ttft_p99, tokens_per_s, "
+        "queue_depth, prompt_delta, generated_delta) "
+        "VALUES('t', 'chat', 1000, 1, 2, 1, 1, 1, 40, 90, 5, 0, 0, 0);";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(s->handle(), to_v1, nullptr, nullptr, &err), SQLITE_OK) << err;
+    EXPECT_EQ(QueryText(s->handle(),
+                        "SELECT count(*) FROM pragma_table_info('deployments') WHERE name IN "
+                        "('itl_p50', 'itl_p99', 'kv_cache_use')"),
+              "0");
+  }
+  auto s = OpenStore();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(*s->SchemaVersion(), ConsoleStore::kSchemaVersion);
+  auto deps = s->ListDeployments();
+  ASSERT_TRUE(deps.ok()) << deps.status().ToString();
+  ASSERT_EQ(deps->size(), 1u);
+  EXPECT_EQ((*deps)[0].model_sha256, "ab");
+  EXPECT_DOUBLE_EQ((*deps)[0].ttft_p99_ms, 90);
+  EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 0);
+  EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0);
+  EXPECT_DOUBLE_EQ((*deps)[0].prefix_cache_hit, -1);
+  EXPECT_EQ(*s->CountRows("deployment_samples"), 1);
+
+  // Recent samples: older raw rows are rolled up and dropped by the retention ingest runs.
+  const TimeMs now = NowMs();
+  DeploymentSample d;
+  d.target = "t";
+  d.deployment = "chat";
+  d.ts = now;
+  d.ttft_p50_ms = 41;
+  d.ttft_p99_ms = 95;
+  d.itl_p50_ms = 12.5;
+  d.itl_p99_ms = 48;
+  d.kv_cache_use = 0.625;
+  d.prefix_cache_hit = 0.75;
+  ASSERT_TRUE(s->AppendSamples({}, {d}).ok());
+  deps = s->ListDeployments();
+  ASSERT_EQ(deps->size(), 1u);
+  EXPECT_DOUBLE_EQ((*deps)[0].prefix_cache_hit, 0.75);
+  EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 12.5);
+  EXPECT_DOUBLE_EQ((*deps)[0].itl_p99_ms, 48);
+  EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0.625);
+  EXPECT_EQ((*deps)[0].spec_digest, "d1");  // the facts stay
+  // The raw history holds them too.
+  EXPECT_EQ(QueryText(s->handle(), ("SELECT itl_p50 || ',' || itl_p99 || ',' || kv_cache_use || "
+                                    "',' || prefix_cache_hit FROM deployment_samples WHERE ts = " +
+                                    std::to_string(now))
+                                       .c_str()),
+            "12.5,48.0,0.625,0.75");
+  // An older sample arriving late does not overwrite the latest figures.
+  d.ts = now - 500;
+  d.itl_p50_ms = 99;
+  ASSERT_TRUE(s->AppendSamples({}, {d}).ok());
+  EXPECT_DOUBLE_EQ(s->ListDeployments()->at(0).itl_p50_ms, 12.5);
+}
+
+TEST_F(StoreTest, AccountsAndTargetsAddListRemove) {
+  auto s = OpenStore();
+  Target t;
+  t.name = "eu-prod";
+  t.endpoint = "10.0.0.5:7443";
+  t.account = "prod";
+  t.ca_path = "/certs/ca.pem";
+  t.labels = {{"team", "ml"}, {"env", "prod"}};
+  ASSERT_TRUE(s->AddTarget(t).ok());
+  EXPECT_EQ(s->AddTarget(t).code(), StatusCode::kAlreadyExists);
+  auto got = s->GetTarget("eu-prod");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->labels.at("team"), "ml");
+  EXPECT_EQ(got->ca_path, "/certs/ca.pem");
+  ASSERT_TRUE(s->ReplaceFacts("eu-prod", "", {{"cloud.region", "eu-west-1"}}, 1000).ok());
+  ASSERT_TRUE(s->RemoveTarget("eu-prod").ok());
+  EXPECT_EQ(s->RemoveTarget("eu-prod").code(), StatusCode::kNotFound);
+  EXPECT_TRUE(s->ListFacts()->empty());
+  EXPECT_EQ(s->RemoveAccount("nope").code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, FactsReplaceOnlyTheirPrefix) {
+  auto s = OpenStore();
+  ASSERT_TRUE(
+      s->ReplaceFacts("a", "", {{"cloud.region", "eu-west-1"}, {"tls.min_version", "1.2"}}, 1)
+          .ok());
+  ASSERT_TRUE(s->ReplaceFacts("a", "tls.", {{"tls.min_version", "1.3"}}, 2).ok());
+  auto f = s->ListFacts("a");
+  ASSERT_EQ(f->size(), 2u);
+  EXPECT_EQ((*f)[0].key, "cloud.region");
+  EXPECT_EQ((*f)[0].observed_at, 1);
+  EXPECT_EQ((*f)[1].value, "1.3");
+  EXPECT_EQ((*f)[1].observed_at, 2);
+  EXPECT_FALSE(s->ReplaceFacts("a", "tls.", {{"cloud.zone", "x"}}, 3).ok());
+}
+
+TEST_F(StoreTest, TokenCountersBecomeDeltasAndRollUpPerHour) {
+  auto s = OpenStore();
+  const TimeMs h0 = (NowMs() / 3'600'000 - 2) * 3'600'000;
+  std::vector<DeploymentSample> d;
+  // Three 10-minute samples in the first hour; the counter resets before the third.
+  d.push_back({"t", "chat", h0 + 600'000, 600, 1.0, 0.5, 1, 1, 10, 20, 5, 0, 100, 1000});
+  d.push_back({"t", "chat", h0 + 1'200'000, 600, 1.0, 0.75, 1, 1, 10, 20, 5, 0, 150, 1600});
+  d.push_back({"t", "chat", h0 + 1'800'000, 600, 2.0, 0.25, 1, 1, 10, 30, 5, 0, 10, 200});
+  std::vector<GpuSample> g = {{"t", "n1", 0, h0 + 600'000, 600, 0.5, 1, 40, 300},
+                              {"t", "n1", 1, h0 + 600'000, 600, 0.5, 1, 40, 300}};
+  ASSERT_TRUE(s->AppendSamples(g, d).ok());
+  auto u = s->HourlyUsage(h0);
+  ASSERT_TRUE(u.ok());
+  ASSERT_EQ(u->size(), 2u);
+  EXPECT_EQ((*u)[0].deployment, "");
+  EXPECT_DOUBLE_EQ((*u)[0].gpu_seconds_provisioned, 1200);
+  EXPECT_EQ((*u)[1].deployment, "chat");
+  // First sample: nothing (the counter's history is unknown); then +600; then a reset: 200.
+  EXPECT_EQ((*u)[1].tokens_generated, 800);
+  EXPECT_EQ((*u)[1].tokens_prompt, 50 + 10);
+  EXPECT_DOUBLE_EQ((*u)[1].gpu_seconds_requested, 600 * 1.0 + 600 * 1.0 + 600 * 2.0);
+  EXPECT_DOUBLE_EQ((*u)[1].gpu_seconds_used, 600 * (0.5 + 0.75 + 0.25));
+  // Rolling up again adds nothing twice.
+  auto again = s->HourlyUsage(h0);
+  EXPECT_EQ((*again)[1].tokens_generated, 800);
+  // Latest values are kept on the deployment.
+  auto deps = s->ListDeployments();
+  ASSERT_EQ(deps->size(), 1u);
+  EXPECT_EQ((*deps)[0].generated_tokens_total, 200);
+  EXPECT_DOUBLE_EQ((*deps)[0].ttft_p99_ms, 30);
+}
+
+TEST_F(StoreTest, RetentionAppliesItselfOnIngest) {
+  StoreOptions o;
+  o.retention.raw_window = std::chrono::seconds(3600);
+  o.retention.interval = std::chrono::seconds(0);  // every append
+  auto s = OpenStore(o);
+  const TimeMs now = NowMs();
+  std::vector<GpuSample> old_and_new = {
+      {"t", "n", 0, now - 2 * 3'600'000, 1, 0.5, 1, 1, 1},  // older than the raw window
+      {"t", "n", 0, now - 1000, 1, 0.5, 1, 1, 1}};
+  ASSERT_TRUE(s->AppendSamples(old_and_new, {}).ok());
+  // The old raw sample is gone, the recent one stays; both are in the rollups.
+  EXPECT_EQ(*s->CountRows("gpu_samples"), 1);
+  EXPECT_EQ(*s->CountRows("gpu_rollup_minute"), 2);
+  auto u = s->HourlyUsage(now - 3 * 3'600'000);
+  double total = 0;
+  for (const auto& r : *u) total += r.gpu_seconds_provisioned;
+  EXPECT_DOUBLE_EQ(total, 2);
+  // Minute rollups older than their window go too.
+  ASSERT_TRUE(s->ApplyRetention(now + 31LL * 24 * 3'600'000).ok());
+  EXPECT_EQ(*s->CountRows("gpu_rollup_minute"), 0);
+  EXPECT_EQ(*s->CountRows("gpu_rollup_hour"), 2);
+  EXPECT_EQ(*s->CountRows("gpu_samples"), 0);
+}
+
+// The ingest path's batch: many targets' samples in one transaction, and last_seen only ever
+// raised (a late batch does not move it back), and only for targets that have a status.
+TEST_F(StoreTest, ABatchOfManyTargetsIsOneWrite) {
+  auto s = OpenStore();
+  ASSERT_TRUE(s->SetTargetStatus({"a", ConnState::kConnected, 5, 100, "", "", ""}).ok());
+  ASSERT_TRUE(s->SetTargetStatus({"b", ConnState::kError, 5, 100, "unreachable: x", "", ""}).ok());
+  const TimeMs now = NowMs();  // recent: retention keeps raw rows of the last hour
+  IngestBatch b;
+  for (const char* t : {"a", "b", "c"}) {
+    for (int i = 0; i < 8; ++i) b.gpu.push_back({t, "n", i, now, 1, 0.5, 1, 40, 300});
+    DeploymentSample d;
+    d.target = t;
+    d.deployment = "chat";
+    d.ts = now;
+    d.itl_p99_ms = 20;
+    b.dep.push_back(d);
+  }
+  b.last_seen = {{"a", 900}, {"b", 200}, {"c", 300}};
+  ASSERT_TRUE(s->Append(b).ok());
+  EXPECT_EQ(*s->CountRows("gpu_samples"), 24);
+  EXPECT_EQ(*s->CountRows("deployment_samples"), 3);
+  auto st = s->ListTargetStatus();
+  ASSERT_EQ(st->size(), 2u);  // no row made up for "c"
+  EXPECT_EQ((*st)[0].last_seen, 900);
+  EXPECT_EQ((*st)[1].last_seen, 200);
+  EXPECT_EQ((*st)[1].state, ConnState::kError);  // the state is not the batch's business
+  IngestBatch late;
+  late.last_seen = {{"a", 500}};
+  ASSERT_TRUE(s->Append(late).ok());
+  EXPECT_EQ(s->ListTargetStatus()->at(0).last_seen, 900);
+}
+
+TEST_F(StoreTest, StatusAndBudgets) {
+  auto s = OpenStore();
+  ASSERT_TRUE(
+      s->SetTargetStatus({"a", ConnState::kError, 5, 4, "unreachable: refused", "", ""}).ok());
+  ASSERT_TRUE(s->SetTargetStatus({"a", ConnState::kConnected, 6, 6, "", "spiffe://x/vendor/op",
+                                  "vendor-operator"})
+                  .ok());
+  auto st = s->ListTargetStatus();
+  ASSERT_EQ(st->size(), 1u);
+  EXPECT_EQ((*st)[0].state, ConnState::kConnected);
+  EXPECT_EQ((*st)[0].role, "vendor-operator");
+  EXPECT_FALSE(s->SetBudget({"team", 10, 30, 0.8}).ok());
+  EXPECT_FALSE(s->SetBudget({"team=ml", -1, 30, 0.8}).ok());
+  ASSERT_TRUE(s->SetBudget({"team=ml", 100, 7, 0.5}).ok());
+  EXPECT_EQ(s->ListBudgets()->at(0).window_days, 7);
+  ASSERT_TRUE(s->RemoveBudget("team=ml").ok());
+  EXPECT_EQ(s->RemoveBudget("team=ml").code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace sextant::console
