@@ -378,8 +378,9 @@ Scenario RopeScaledScenario() {
 // Attention with a sliding window and soft-capped scores (gemma2) through shuffled block tables:
 // prefill of one sequence (the window starts inside a block and past whole K/V tiles), two
 // decode steps, a second sequence's prefill, then one batch of both sequences' next tokens.
-Scenario AttentionWindowScenario(int block_tokens, int hd) {
-  return [block_tokens, hd](Backend& be) -> Result<std::vector<float>> {
+// window = 0 and softcap = 0: the same passes with plain causal attention.
+Scenario AttentionWindowScenario(int block_tokens, int hd, int window = 37, float softcap = 2.0f) {
+  return [block_tokens, hd, window, softcap](Backend& be) -> Result<std::vector<float>> {
     const int heads = 4, kv_heads = 2;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 54);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 55);
@@ -394,8 +395,8 @@ Scenario AttentionWindowScenario(int block_tokens, int hd) {
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(heads * hd, 0));
     AttentionShape shape{heads, 2, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
-    shape.window = 37;
-    shape.softcap = 2.0f;
+    shape.window = window;
+    shape.softcap = softcap;
     const std::vector<std::vector<int32_t>> table = ShuffledTables(cfg, 11);
     Batch both;
     both.tokens = {300, 301};
@@ -607,6 +608,48 @@ std::vector<OpCase> CpuCases() {
 
 INSTANTIATE_TEST_SUITE_P(AllOps, CpuScenarioTest, ::testing::ValuesIn(CpuCases()),
                          [](const ::testing::TestParamInfo<OpCase>& p) { return p.param.name; });
+
+// Paged attention gives the bits of contiguous slots: the passes of AttentionWindowScenario
+// through shuffled blocks of 16 and 32 positions read exactly what one slot per sequence (a block
+// of the whole context) reads, with and without a sliding window and soft-capping, at head widths
+// 64 and 256 (different kernels on the CPU and different kernel instances on a GPU).
+void ExpectBlocksGiveTheBitsOfOneSlot(Backend& be) {
+  struct Variant {
+    const char* name;
+    int window;
+    float softcap;
+  };
+  for (int hd : {64, 256}) {
+    for (const Variant& v : {Variant{"causal", 0, 0.0f}, Variant{"window+softcap", 37, 2.0f}}) {
+      const std::string what =
+          std::string(be.name()) + " head_dim " + std::to_string(hd) + " " + v.name;
+      Result<std::vector<float>> slots =
+          AttentionWindowScenario(kContext, hd, v.window, v.softcap)(be);
+      ASSERT_TRUE(slots.ok()) << what << ": " << slots.status().ToString();
+      for (int block_tokens : {16, 32}) {
+        Result<std::vector<float>> paged =
+            AttentionWindowScenario(block_tokens, hd, v.window, v.softcap)(be);
+        ASSERT_TRUE(paged.ok()) << what << ": " << paged.status().ToString();
+        ASSERT_EQ(paged->size(), slots->size()) << what;
+        EXPECT_EQ(std::memcmp(paged->data(), slots->data(), slots->size() * sizeof(float)), 0)
+            << what << ", blocks of " << block_tokens << " positions";
+      }
+    }
+  }
+}
+
+TEST(PagedAttention, BlocksGiveTheBitsOfOneSlotOnTheCpu) {
+  Result<std::unique_ptr<Backend>> cpu =
+      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  ExpectBlocksGiveTheBitsOfOneSlot(**cpu);
+}
+
+TEST(PagedAttention, BlocksGiveTheBitsOfOneSlotOnTheGpuSimulator) {
+  Result<std::unique_ptr<Backend>> sim = gpusim::NewGpuBackend(BackendOptions{});
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  ExpectBlocksGiveTheBitsOfOneSlot(**sim);
+}
 
 const char* kModelPath = SEXTANT_SHARED_DIR "/models/stories260K.gguf";
 

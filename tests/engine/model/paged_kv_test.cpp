@@ -1,13 +1,18 @@
 // The paged KV cache of ModelContext: a sequence's results do not depend on which pool blocks hold
 // its keys and values, a prefix computed once and shared through block tables gives the same bits
 // as computing it again, and block tables that break the rules are refused with clear errors.
-// Runs on a synthesized model (head size 64, the main attention kernel; and 32, the generic one).
+// Runs on synthesized models: llama with head size 64 and 128 (the main attention kernels), 32
+// and 256 (the generic one; 256 is Gemma's), qwen3 (normalized Q and K, heads x head size wider
+// than the embedding), and gemma2 (layers with a sliding window of 8 positions, which starts
+// inside a block, and soft-capped scores; and the same without soft-capping, the main kernel
+// again). Every case has grouped-query attention (fewer KV heads than query heads) but head256.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,8 +25,10 @@ namespace {
 
 struct ShapeCase {
   const char* name;
-  int dim;
-  int heads;
+  int dim = 128;
+  int heads = 2;
+  const char* synth_shape = nullptr;  // a shape of gguf::LlamaShapeByName instead of dim, heads
+  bool attn_softcap = true;           // false: that shape's attention soft-capping removed
 };
 
 void PrintTo(const ShapeCase& c, std::ostream* os) { *os << c.name; }
@@ -29,7 +36,15 @@ void PrintTo(const ShapeCase& c, std::ostream* os) { *os << c.name; }
 class PagedKvTest : public ::testing::TestWithParam<ShapeCase> {
  protected:
   void SetUp() override {
-    auto m = testing::SynthModel::Make(testing::SmallLlamaShape(GetParam().dim, GetParam().heads));
+    const ShapeCase& c = GetParam();
+    gguf::LlamaShape shape = testing::SmallLlamaShape(c.dim, c.heads);
+    if (c.synth_shape != nullptr) {
+      const std::optional<gguf::LlamaShape> named = gguf::LlamaShapeByName(c.synth_shape);
+      ASSERT_TRUE(named.has_value()) << c.synth_shape;
+      shape = *named;
+      if (!c.attn_softcap) shape.attn_softcap = 0.0f;
+    }
+    auto m = testing::SynthModel::Make(shape);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     synth_ = std::move(m).value();
     model_ = synth_->model();
@@ -207,8 +222,12 @@ TEST_P(PagedKvTest, ThePoolIsSizedInBlocks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadSizes, PagedKvTest,
-                         ::testing::Values(ShapeCase{"head64", 128, 2},
-                                           ShapeCase{"head32", 128, 4}),
+                         ::testing::Values(ShapeCase{"head64", 128, 2}, ShapeCase{"head32", 128, 4},
+                                           ShapeCase{"head128", 256, 2},
+                                           ShapeCase{"head256", 256, 1},
+                                           ShapeCase{"qwen3", 0, 0, "qwen3-tiny"},
+                                           ShapeCase{"gemma2", 0, 0, "gemma2-tiny"},
+                                           ShapeCase{"gemma2_nocap", 0, 0, "gemma2-tiny", false}),
                          [](const ::testing::TestParamInfo<ShapeCase>& p) { return p.param.name; });
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The BatchScheduler over a paged KV cache with prefix caching, on a synthesized model: greedy
 // outputs are bit-for-bit those of a Session (no cache, one sequence) whatever the interleaving,
 // the pool size, preemption or eviction; reused prefixes are reported as cached tokens, shared only
-// within a cache partition; a request that cannot fit the pool is refused at Submit.
+// within a cache partition; a request that cannot fit the pool is refused at Submit. The same
+// identity holds on a model with sliding-window layers (gemma2).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -95,8 +97,10 @@ class Results {
 
 class PrefixCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto m = testing::SynthModel::Make(testing::SmallLlamaShape());
+  void SetUp() override { Load(testing::SmallLlamaShape()); }
+
+  void Load(const gguf::LlamaShape& shape) {
+    auto m = testing::SynthModel::Make(shape);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     synth_ = std::move(m).value();
     model_ = synth_->model();
@@ -438,6 +442,70 @@ TEST_F(PrefixCacheTest, ARequestLargerThanThePoolIsRefusedAtSubmit) {
   bad.kv_blocks = 0;
   bad.kv_block_tokens = 10;
   EXPECT_EQ(BatchScheduler(model_, bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+// gemma2-tiny: even layers attend only the last 8 positions (a window that starts inside a
+// block), odd layers every position, and scores are soft-capped. A cached block holds the keys
+// and values of every layer, so a reused prefix serves the local layers (which read only its last
+// positions) and the global ones (which read all of it) alike.
+class SlidingWindowPrefixCacheTest : public PrefixCacheTest {
+ protected:
+  void SetUp() override {
+    const std::optional<gguf::LlamaShape> shape = gguf::LlamaShapeByName("gemma2-tiny");
+    ASSERT_TRUE(shape.has_value());
+    ASSERT_GT(shape->sliding_window, 0);
+    ASSERT_LT(shape->sliding_window, kBlock);
+    Load(*shape);
+  }
+};
+
+TEST_F(SlidingWindowPrefixCacheTest, OutputsAreTheSameWithAndWithoutTheCache) {
+  const std::vector<GenerateRequest> reqs = ChatRequests();
+  const std::vector<std::vector<int32_t>> alone = Alone(reqs);
+  struct Case {
+    const char* name;
+    int max_batch;
+    int max_batch_tokens;
+    int kv_blocks;  // 0: the default pool
+    bool prefix_caching;
+    bool one_at_a_time;
+  };
+  const Case cases[] = {
+      {"one at a time", 4, 32, 0, true, true},
+      {"all at once", 8, 24, 0, true, false},
+      {"all at once, cache off", 8, 24, 0, false, false},
+      {"all at once, a pool of 24 blocks", 8, 24, 24, true, false},
+  };
+  for (const Case& c : cases) {
+    SchedulerOptions so;
+    so.max_batch = c.max_batch;
+    so.max_batch_tokens = c.max_batch_tokens;
+    so.kv_blocks = c.kv_blocks;
+    so.prefix_caching = c.prefix_caching;
+    BatchScheduler sched(model_, so);
+    ASSERT_TRUE(sched.status().ok()) << sched.status().ToString();
+    Results res(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      ASSERT_TRUE(sched.Submit(reqs[i], res.OnToken(i), res.OnDone(i)).ok()) << c.name;
+      if (c.one_at_a_time) {
+        ASSERT_TRUE(res.Wait(i));
+      }
+    }
+    ExpectSameAsAlone(res, alone, c.name);
+    const SchedulerStats s = sched.stats();
+    EXPECT_EQ(s.completed, reqs.size()) << c.name;
+    EXPECT_EQ(s.kv_blocks_used, 0) << c.name;
+    if (!c.prefix_caching) {
+      EXPECT_EQ(s.cached_prompt_tokens, 0u) << c.name;
+    } else {
+      EXPECT_GT(s.cached_prompt_tokens, 0u) << c.name;
+    }
+    if (c.one_at_a_time) {
+      EXPECT_EQ(res.Get(1).stats.cached_tokens, 96);   // the system prompt's 6 whole blocks
+      EXPECT_EQ(res.Get(7).stats.cached_tokens, 128);  // request 6's prompt, 8 whole blocks
+      EXPECT_EQ(res.Get(8).stats.cached_tokens, 112);  // a duplicate of request 2 (118 tokens)
+    }
+  }
 }
 
 }  // namespace
