@@ -216,7 +216,7 @@ void SetupBenchHttp(CLI::App& root, cli::VerbContext& ctx) {
   sub->add_option("--streams", opts->streams, "concurrent streams")->check(CLI::Range(1, 512));
   sub->add_option("--tokens", opts->tokens, "tokens per stream")->check(CLI::Range(1, 4096));
   sub->add_option("--threads", opts->threads, "engine threads (0: all cores)");
-  sub->add_option("--max-batch", opts->max_batch, "KV slots (0: the stream count)");
+  sub->add_option("--max-batch", opts->max_batch, "requests batched at once (0: the stream count)");
   sub->add_option("--backend", opts->backend, "auto, cpu, cuda, hip");
   sub->add_option("--prompt", opts->prompt, "prompt text");
   sub->callback([opts, &ctx] {

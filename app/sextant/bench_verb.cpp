@@ -94,18 +94,23 @@ Result<double> PromptPass(model::ModelContext& ctx, int n, std::vector<model::Ba
     const int32_t id = static_cast<int32_t>((int64_t{i} * 7919 + 13) % vocab);
     batch[static_cast<size_t>(i)] = model::BatchToken{id, i, 0, i + 1 == n};
   }
+  const std::vector<int32_t> blocks = ctx.SequentialBlocks(0);
+  const model::SequenceBlocks seq{blocks};
   const Clock::time_point t0 = Clock::now();
-  SEXTANT_RETURN_IF_ERROR(ctx.Forward(std::span(batch.data(), static_cast<size_t>(n)), logits));
+  SEXTANT_RETURN_IF_ERROR(
+      ctx.Forward(std::span(batch.data(), static_cast<size_t>(n)), std::span(&seq, 1), logits));
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 // Seconds to generate n tokens one at a time from position 0.
 Result<double> GenPass(model::ModelContext& ctx, int n, std::vector<float>& logits, int32_t first) {
   int32_t token = first;
+  const std::vector<int32_t> blocks = ctx.SequentialBlocks(0);
+  const model::SequenceBlocks seq{blocks};
   const Clock::time_point t0 = Clock::now();
   for (int i = 0; i < n; ++i) {
     const model::BatchToken step{token, i, 0, true};
-    SEXTANT_RETURN_IF_ERROR(ctx.Forward(std::span(&step, 1), logits));
+    SEXTANT_RETURN_IF_ERROR(ctx.Forward(std::span(&step, 1), std::span(&seq, 1), logits));
     token = Argmax(logits);
   }
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -204,7 +209,9 @@ int Bench(const BenchArgs& args) {
     }
     const model::BatchToken bos{std::min<int32_t>(1, static_cast<int32_t>(info.vocab_size - 1)), 0,
                                 0, true};
-    Status st = (*c)->Forward(std::span(&bos, 1), logits);
+    const std::vector<int32_t> blocks = (*c)->SequentialBlocks(0);
+    const model::SequenceBlocks seq{blocks};
+    Status st = (*c)->Forward(std::span(&bos, 1), std::span(&seq, 1), logits);
     if (!st.ok()) {
       std::fprintf(stderr, "sextant bench: %s\n", st.ToString().c_str());
       return 1;

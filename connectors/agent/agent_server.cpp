@@ -454,6 +454,10 @@ class AgentServiceImpl final : public v1::AgentService::Service {
           d->set_replicas_pending(m.replicas_pending);
           d->set_pending_reason(m.pending_reason);
           d->set_in_flight(m.in_flight);
+          d->set_prefix_cache_queries_total(m.prefix_cache_queries_total);
+          d->set_prefix_cache_hits_total(m.prefix_cache_hits_total);
+          d->set_kv_cache_blocks_used(m.kv_cache_blocks_used);
+          d->set_kv_cache_blocks_total(m.kv_cache_blocks_total);
         }
         // Scaling decisions since the previous snapshot of this stream (the first snapshot
         // carries what the observer still keeps).

@@ -85,6 +85,9 @@ struct TargetSync {
   std::map<std::string, std::pair<double, double>> last_ttft;  // p50, p99 in ms
   std::map<std::string, v1::Histogram> prev_itl;
   std::map<std::string, std::pair<double, double>> last_itl;  // p50, p99 in ms
+  // Prefix cache counters (queries, hits) of the previous snapshot, and the last hit rate.
+  std::map<std::string, std::pair<int64_t, int64_t>> prev_prefix;
+  std::map<std::string, double> last_prefix_hit;
   TimeMs prev_snapshot_ms = 0;
 };
 
@@ -316,6 +319,25 @@ void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, Targe
     std::tie(s.itl_p50_ms, s.itl_p99_ms) =
         quantiles(d.inter_token_seconds(), sync->prev_itl, sync->last_itl);
     s.kv_cache_use = std::clamp(d.kv_cache_use(), 0.0, 1.0);
+    // Prefix cache hit rate of the prompt tokens looked up since the previous snapshot (a
+    // counter that went down was reset: its value is the increase); with none looked up in
+    // between, the last figure stands; -1 until one is measured.
+    {
+      const int64_t queries = d.prefix_cache_queries_total();
+      const int64_t hits = d.prefix_cache_hits_total();
+      auto prev = sync->prev_prefix.find(d.name());
+      if (prev != sync->prev_prefix.end()) {
+        const int64_t dq = queries >= prev->second.first ? queries - prev->second.first : queries;
+        const int64_t dh = hits >= prev->second.second ? hits - prev->second.second : hits;
+        if (dq > 0) {
+          sync->last_prefix_hit[d.name()] =
+              std::clamp(static_cast<double>(dh) / static_cast<double>(dq), 0.0, 1.0);
+        }
+      }
+      sync->prev_prefix[d.name()] = {queries, hits};
+      auto last = sync->last_prefix_hit.find(d.name());
+      s.prefix_cache_hit = last != sync->last_prefix_hit.end() ? last->second : -1;
+    }
     s.tokens_per_s = d.tokens_per_second();
     s.queue_depth = d.queue_depth();
     s.prompt_tokens_total = d.prompt_tokens_total();

@@ -80,6 +80,7 @@ struct Generation {
   Status error;                    // GUARDED_BY(mu)
   bool stop_matched = false;       // GUARDED_BY(mu)
   int generated_final = 0;         // GUARDED_BY(mu)
+  int cached_tokens = 0;           // GUARDED_BY(mu): prompt tokens reused from the prefix cache
   double ttft_ms = 0;              // GUARDED_BY(mu)
 };
 
@@ -353,6 +354,11 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
       if (!tail.empty()) g->pieces.push_back(tail);
       g->stop_matched = g->stop->stopped();
       g->generated_final = g->generated;
+      if (result.ok()) g->cached_tokens = result->cached_tokens;
+      if (result.ok() && g->metrics != nullptr) {
+        g->metrics->prefix_cache_queries->Inc(result->prompt_tokens);
+        g->metrics->prefix_cache_hits->Inc(result->cached_tokens);
+      }
       // A request stopped by a stop string or by the client is not an engine error.
       if (!result.ok() && result.status().code() != StatusCode::kCancelled) {
         g->error = result.status();
@@ -415,11 +421,13 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
     Status err;
     std::string finish;
     int generated = 0;
+    int cached = 0;
     {
       std::lock_guard<std::mutex> lock(g->mu);
       err = g->error;
       finish = FinishReason(*g);
       generated = g->generated_final;
+      cached = g->cached_tokens;
     }
     if (!err.ok()) {
       const int code = err.code() == StatusCode::kUnavailable ? 503 : 500;
@@ -429,7 +437,7 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
       return;
     }
     res.set_content(DumpJson(CompletionResponse(kind, g->id, g->created, deployment, text, finish,
-                                                Usage{prompt_len, generated})),
+                                                Usage{prompt_len, generated, cached})),
                     kJson);
     Finish(g, 200, path);
     return;
@@ -480,11 +488,13 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
         Status err;
         std::string finish;
         int generated = 0;
+        int cached = 0;
         {
           std::lock_guard<std::mutex> lock(g->mu);
           err = g->error;
           finish = FinishReason(*g);
           generated = g->generated_final;
+          cached = g->cached_tokens;
         }
         int code = 200;
         if (!err.ok()) {
@@ -495,7 +505,7 @@ void InferenceServer::Impl::HandleGenerate(ApiKind kind, const httplib::Request&
               CompletionChunk(g->kind, g->id, g->created, g->deployment, "", false, finish)));
           if (g->include_usage) {
             write(SseEvent(UsageChunk(g->kind, g->id, g->created, g->deployment,
-                                      Usage{g->prompt_tokens, generated})));
+                                      Usage{g->prompt_tokens, generated, cached})));
           }
         }
         // Counted before the client sees [DONE]: a scrape right after a finished stream

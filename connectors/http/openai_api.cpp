@@ -346,7 +346,8 @@ std::string SseEvent(const json& payload) { return "data: " + DumpJson(payload) 
 json UsageJson(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
-          {"total_tokens", u.prompt_tokens + u.completion_tokens}};
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
 json CompletionResponse(ApiKind kind, const std::string& id, int64_t created,

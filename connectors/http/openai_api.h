@@ -96,6 +96,7 @@ std::string DumpJson(const nlohmann::json& j);
 struct Usage {
   int prompt_tokens = 0;
   int completion_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens reused from the prefix cache (prompt_tokens_details)
 };
 nlohmann::json UsageJson(const Usage& u);
 

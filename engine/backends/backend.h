@@ -5,13 +5,19 @@
 // weight handles, so a CUDA or HIP backend plugs in by implementing these two classes; nothing in
 // engine/model names a device.
 //
-// Batches: a forward pass runs on a batch of tokens, each with a KV slot (one sequence's region
-// of the cache) and a position in that sequence. SetBatch() fixes the batch; ops then work on the
-// first `rows` rows of their buffers (row r = token r of the batch) unless a row count is given.
+// Batches: a forward pass runs on a batch of tokens, each of one sequence at a position in it.
+// SetBatch() fixes the batch; ops then work on the first `rows` rows of their buffers (row r =
+// token r of the batch) unless a row count is given.
+//
+// KV cache: paged. A context holds one pool of fixed-size blocks per layer; a sequence's keys and
+// values live in the blocks its block table names, in position order, so a sequence holds only
+// the blocks its positions need and sequences may share the blocks of a common prefix.
 //
 // Numerical contract: every op computes each row independently of the other rows and of the batch
-// size (same arithmetic, same order), so a sequence's results do not depend on what else is in
-// the batch. Greedy output of a request is therefore the same alone or batched.
+// size (same arithmetic, same order), and attention reads each position's keys and values in
+// position order wherever its block lies, so a sequence's results depend neither on what else is
+// in the batch nor on which blocks hold its cache. Greedy output of a request is therefore the
+// same alone or batched, and the same whether its prefix was computed for it or reused.
 //
 // Thread-safety: a Backend is immutable after its weights are added and may be shared by many
 // contexts on different threads. A BackendContext is used by one thread at a time.
@@ -39,34 +45,50 @@ struct Buffer {
   bool valid() const { return id >= 0; }
 };
 
-// Shape of a context's KV cache: `slots` independent sequences of up to `context_length`
-// positions, per layer, each position holding kv_heads * head_dim keys and as many values.
+// Shape of a context's paged KV cache, per layer: `blocks` blocks of `block_tokens` positions,
+// each position holding kv_heads * head_dim keys and as many values (f32). Position p of a
+// sequence lives in block table[p / block_tokens] at offset p % block_tokens of its block table.
+// Layout, per layer: K [blocks][block_tokens][kv_dim], then V likewise (with one block of
+// context_length positions per sequence this is the layout of contiguous per-sequence slots).
 struct KvCacheShape {
   int32_t layers = 0;
-  int32_t slots = 1;
-  int32_t context_length = 0;
+  int32_t blocks = 1;
+  int32_t block_tokens = 16;   // a multiple of 8 (kernels score keys in groups of 8)
+  int32_t context_length = 0;  // most positions of one sequence
   int32_t kv_heads = 0;
   int32_t head_dim = 0;
 
   int64_t kv_dim() const { return int64_t{kv_heads} * head_dim; }
-  // Bytes of the whole cache (K and V, f32).
-  int64_t bytes() const { return int64_t{layers} * slots * context_length * kv_dim() * 2 * 4; }
+  // Entries of a block table: blocks that cover context_length positions.
+  int32_t table_width() const {
+    return block_tokens > 0 ? (context_length + block_tokens - 1) / block_tokens : 0;
+  }
+  // Bytes of one block across all layers (K and V, f32).
+  int64_t block_bytes() const { return int64_t{layers} * block_tokens * kv_dim() * 2 * 4; }
+  // Bytes of the whole pool.
+  int64_t bytes() const { return int64_t{blocks} * block_bytes(); }
 };
 
 struct ContextConfig {
   KvCacheShape kv;
-  int32_t max_tokens = 512;  // most tokens in one batch
+  int32_t max_tokens = 512;  // most tokens in one batch (and most sequences)
   int32_t threads = 0;       // CPU threads for this context; 0 = the backend's default
 };
 
-// One batch of tokens, host side. All three arrays have n_tokens entries.
-// REQUIRES: 0 <= slots[i] < kv.slots, 0 <= positions[i] < kv.context_length, and every position
-// below positions[i] of that slot was written by this or an earlier batch (causal prefix).
+// One batch of tokens, host side. tokens, positions and seqs have n_tokens entries; block_tables
+// holds n_seqs rows of kv.table_width() block ids (row s: the block table of sequence s).
+// REQUIRES: 1 <= n_seqs <= max_tokens; 0 <= seqs[i] < n_seqs; 0 <= positions[i] <
+// kv.context_length; entries 0 .. positions[i] / block_tokens of row seqs[i] are blocks of the
+// pool (later entries are not read); every position below positions[i] of that sequence was
+// written through the same table by this or an earlier batch (causal prefix); no block that a
+// token of the batch writes is read by another sequence of the batch.
 struct ForwardBatch {
   int32_t n_tokens = 0;
   const int32_t* tokens = nullptr;
   const int32_t* positions = nullptr;
-  const int32_t* slots = nullptr;
+  const int32_t* seqs = nullptr;
+  int32_t n_seqs = 0;
+  const int32_t* block_tables = nullptr;
 };
 
 struct AttentionShape {
@@ -108,7 +130,9 @@ class BackendContext {
   virtual const KvCacheShape& kv_shape() const = 0;
   virtual int32_t max_tokens() const = 0;
 
-  // Fixes the batch the following ops work on. INVALID_ARGUMENT when it breaks a REQUIRES above.
+  // Fixes the batch the following ops work on. INVALID_ARGUMENT for a sequence index, block id or
+  // block_tokens outside the ranges above, OUT_OF_RANGE for a position past the context; the
+  // causal and sharing conditions are the caller's (engine/model checks the sharing one).
   virtual Status SetBatch(const ForwardBatch& batch) = 0;
 
   // out[r] = row tokens[r] of the table (embedding lookup, dequantized).
@@ -119,8 +143,9 @@ class BackendContext {
   virtual void MatMul(Weight w, Buffer x, int64_t rows, Buffer y) = 0;
   // Rotates x[r] in place (llama's normal RoPE, pairs (2i, 2i+1)) by the batch positions.
   virtual void Rope(Buffer x, const RopeShape& shape) = 0;
-  // Writes k and v of every batch token to the layer's cache at (slot, position), then
-  // out[r] = softmax(q[r] . K[slot, 0..position] * scale) V, per head (causal).
+  // Writes k and v of every batch token to the layer's cache at its position, through its
+  // sequence's block table, then out[r] = softmax(q[r] . K[seq, 0..position] * scale) V, per
+  // head (causal), reading K and V through the same table.
   virtual void Attention(int32_t layer, Buffer q, Buffer k, Buffer v, const AttentionShape& shape,
                          Buffer out) = 0;
   // gate[r] = silu(gate[r]) * up[r] (SwiGLU), batch rows.

@@ -35,7 +35,14 @@ struct GraphBuffers {
   Buffer sel, logits;                    // logit_rows rows
   int32_t logit_rows = 1;
   int32_t pass_rows = 1;  // tokens per pass through the graph (rows of the buffers above)
-  std::vector<int32_t> tokens, positions, slots, wanted;  // max_batch_tokens entries
+  std::vector<int32_t> tokens, positions, seqs, wanted;  // pass_rows entries
+  std::vector<int32_t> tables;    // a pass's block tables: pass_rows rows of table_width entries
+  std::vector<int32_t> pass_seq;  // per sequence of the batch: its row in `tables`, -1 if none
+  std::vector<int32_t> seq_last;  // per sequence of the batch: its largest position, -1 if none
+  std::vector<int32_t> writer;    // per pool block: the sequence writing it this batch, or -1
+  int32_t table_width = 0;
+  int32_t block_tokens = 0;
+  int32_t blocks = 0;
 };
 
 namespace {
@@ -504,19 +511,33 @@ Result<std::unique_ptr<ModelContext>> Model::NewContext(const ContextOptions& op
     return Status::InvalidArgument("context length " + std::to_string(options.context_length) +
                                    " is out of range");
   }
-  if (options.slots <= 0 || options.slots > 4096) {
-    return Status::InvalidArgument("slots must be in 1..4096, got " +
-                                   std::to_string(options.slots));
+  if (options.max_sequences <= 0 || options.max_sequences > 4096) {
+    return Status::InvalidArgument("max_sequences must be in 1..4096, got " +
+                                   std::to_string(options.max_sequences));
+  }
+  if (options.kv_block_tokens <= 0 || options.kv_block_tokens % 8 != 0 ||
+      options.kv_block_tokens > (1 << 22)) {
+    return Status::InvalidArgument("kv_block_tokens must be a positive multiple of 8 up to " +
+                                   std::to_string(1 << 22) + ", got " +
+                                   std::to_string(options.kv_block_tokens));
   }
   if (options.max_batch_tokens <= 0 || options.max_batch_tokens > 65536) {
     return Status::InvalidArgument("max_batch_tokens must be in 1..65536, got " +
                                    std::to_string(options.max_batch_tokens));
   }
   if (options.threads < 0) return Status::InvalidArgument("threads must be >= 0");
+  const int64_t width = (int64_t{ctx_len} + options.kv_block_tokens - 1) / options.kv_block_tokens;
+  const int64_t blocks =
+      options.kv_blocks > 0 ? int64_t{options.kv_blocks} : width * options.max_sequences;
+  if (options.kv_blocks < 0 || blocks > (int64_t{1} << 24)) {
+    return Status::InvalidArgument("kv_blocks must be in 0.." + std::to_string(1 << 24) + ", got " +
+                                   std::to_string(blocks));
+  }
   const ModelInfo& mi = info_;
   ContextConfig cfg;
   cfg.kv.layers = static_cast<int32_t>(mi.block_count);
-  cfg.kv.slots = options.slots;
+  cfg.kv.blocks = static_cast<int32_t>(blocks);
+  cfg.kv.block_tokens = options.kv_block_tokens;
   cfg.kv.context_length = ctx_len;
   cfg.kv.kv_heads = static_cast<int32_t>(mi.head_count_kv);
   cfg.kv.head_dim = static_cast<int32_t>(mi.head_dim);
@@ -527,14 +548,14 @@ Result<std::unique_ptr<ModelContext>> Model::NewContext(const ContextOptions& op
   std::unique_ptr<ModelContext> ctx(new ModelContext());
   ctx->model_ = this;
   ctx->context_length_ = ctx_len;
-  ctx->slots_ = options.slots;
+  ctx->max_sequences_ = options.max_sequences;
   ctx->max_batch_tokens_ = options.max_batch_tokens;
   SEXTANT_ASSIGN_OR_RETURN(ctx->backend_, backend_->NewContext(cfg));
   auto b = std::make_unique<GraphBuffers>();
   BackendContext& be = *ctx->backend_;
   const int64_t d = mi.embedding_length;
   b->pass_rows = pass_rows;
-  b->logit_rows = std::max(1, std::min(options.slots, pass_rows));
+  b->logit_rows = std::max(1, std::min(options.max_sequences, pass_rows));
   SEXTANT_ASSIGN_OR_RETURN(b->x, be.AllocBuffer(d, 0));
   SEXTANT_ASSIGN_OR_RETURN(b->xb, be.AllocBuffer(d, 0));
   SEXTANT_ASSIGN_OR_RETURN(b->q, be.AllocBuffer(mi.q_dim(), 0));
@@ -548,20 +569,84 @@ Result<std::unique_ptr<ModelContext>> Model::NewContext(const ContextOptions& op
   const size_t n = static_cast<size_t>(pass_rows);
   b->tokens.resize(n);
   b->positions.resize(n);
-  b->slots.resize(n);
+  b->seqs.resize(n);
   b->wanted.reserve(n);
+  b->table_width = static_cast<int32_t>(width);
+  b->block_tokens = options.kv_block_tokens;
+  b->blocks = static_cast<int32_t>(blocks);
+  b->tables.assign(n * static_cast<size_t>(width), 0);
+  b->writer.assign(static_cast<size_t>(blocks), -1);
   ctx->buffers_ = std::move(b);
   return ctx;
 }
 
 ModelContext::~ModelContext() = default;
 
+int ModelContext::kv_block_tokens() const { return buffers_->block_tokens; }
+int ModelContext::kv_blocks() const { return buffers_->blocks; }
+int ModelContext::blocks_per_sequence() const { return buffers_->table_width; }
+int64_t ModelContext::kv_block_bytes() const { return backend_->kv_shape().block_bytes(); }
 int64_t ModelContext::kv_bytes() const { return backend_->kv_shape().bytes(); }
 
-Status ModelContext::Forward(std::span<const BatchToken> batch, std::span<float> logits) {
+std::vector<int32_t> ModelContext::SequentialBlocks(int slot) const {
+  const int32_t width = buffers_->table_width;
+  std::vector<int32_t> blocks(static_cast<size_t>(width));
+  for (int32_t i = 0; i < width; ++i) blocks[static_cast<size_t>(i)] = slot * width + i;
+  return blocks;
+}
+
+namespace {
+
+// The sharing condition of ModelContext::Forward: no block written by a token of the batch is
+// written by a token of another sequence or read by another sequence. `writer` (one entry per
+// pool block, all -1) is left all -1.
+Status CheckBlockSharing(std::span<const BatchToken> batch, std::span<const SequenceBlocks> seqs,
+                         const std::vector<int32_t>& seq_last, int32_t block_tokens,
+                         std::vector<int32_t>& writer) {
+  Status st;
+  for (const BatchToken& t : batch) {
+    const int32_t b =
+        seqs[static_cast<size_t>(t.seq)].blocks[static_cast<size_t>(t.pos / block_tokens)];
+    int32_t& w = writer[static_cast<size_t>(b)];
+    if (w < 0) {
+      w = t.seq;
+    } else if (w != t.seq && st.ok()) {
+      st = Status::InvalidArgument("forward: block " + std::to_string(b) +
+                                   " is written by sequences " + std::to_string(w) + " and " +
+                                   std::to_string(t.seq));
+    }
+  }
+  for (size_t s = 0; s < seqs.size() && st.ok(); ++s) {
+    if (seq_last[s] < 0) continue;
+    for (int32_t e = 0; e <= seq_last[s] / block_tokens; ++e) {
+      const int32_t b = seqs[s].blocks[static_cast<size_t>(e)];
+      const int32_t w = writer[static_cast<size_t>(b)];
+      if (w >= 0 && w != static_cast<int32_t>(s)) {
+        st = Status::InvalidArgument(
+            "forward: block " + std::to_string(b) + " is written by sequence " + std::to_string(w) +
+            " and read by sequence " + std::to_string(s) + " in the same batch");
+        break;
+      }
+    }
+  }
+  for (const BatchToken& t : batch) {
+    const int32_t b =
+        seqs[static_cast<size_t>(t.seq)].blocks[static_cast<size_t>(t.pos / block_tokens)];
+    writer[static_cast<size_t>(b)] = -1;
+  }
+  return st;
+}
+
+}  // namespace
+
+Status ModelContext::Forward(std::span<const BatchToken> batch,
+                             std::span<const SequenceBlocks> sequences, std::span<float> logits) {
   const ModelInfo& mi = model_->info();
   const int64_t vocab = mi.vocab_size;
+  GraphBuffers& b = *buffers_;
   if (batch.empty()) return Status::InvalidArgument("forward: empty batch");
+  if (sequences.empty()) return Status::InvalidArgument("forward: no sequences");
+  b.seq_last.assign(sequences.size(), -1);
   size_t wanted_total = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const BatchToken& t = batch[i];
@@ -569,23 +654,46 @@ Status ModelContext::Forward(std::span<const BatchToken> batch, std::span<float>
       return Status::InvalidArgument("forward: token id " + std::to_string(t.token) +
                                      " outside the vocabulary of " + std::to_string(vocab));
     }
-    if (t.slot < 0 || t.slot >= slots_) {
-      return Status::InvalidArgument("forward: slot " + std::to_string(t.slot) + " outside 0.." +
-                                     std::to_string(slots_ - 1));
+    if (t.seq < 0 || static_cast<size_t>(t.seq) >= sequences.size()) {
+      return Status::InvalidArgument("forward: sequence " + std::to_string(t.seq) + " outside 0.." +
+                                     std::to_string(sequences.size() - 1));
     }
     if (t.pos < 0 || t.pos >= context_length_) {
       return Status::OutOfRange("context overflow: position " + std::to_string(t.pos) +
                                 " is past the context length " + std::to_string(context_length_));
     }
+    const std::span<const int32_t> table = sequences[static_cast<size_t>(t.seq)].blocks;
+    const size_t need = static_cast<size_t>(t.pos / b.block_tokens) + 1;
+    if (table.size() < need) {
+      return Status::InvalidArgument("forward: sequence " + std::to_string(t.seq) +
+                                     " has a block table of " + std::to_string(table.size()) +
+                                     " blocks; position " + std::to_string(t.pos) + " needs " +
+                                     std::to_string(need));
+    }
+    int32_t& last = b.seq_last[static_cast<size_t>(t.seq)];
+    last = std::max(last, t.pos);
     if (t.want_logits) ++wanted_total;
+  }
+  for (size_t s = 0; s < sequences.size(); ++s) {
+    if (b.seq_last[s] < 0) continue;
+    for (int32_t e = 0; e <= b.seq_last[s] / b.block_tokens; ++e) {
+      const int32_t id = sequences[s].blocks[static_cast<size_t>(e)];
+      if (id < 0 || id >= b.blocks) {
+        return Status::InvalidArgument("forward: block table entry " + std::to_string(e) +
+                                       " of sequence " + std::to_string(s) + " is " +
+                                       std::to_string(id) + ", outside the pool of " +
+                                       std::to_string(b.blocks) + " blocks");
+      }
+    }
   }
   if (logits.size() < wanted_total * static_cast<size_t>(vocab)) {
     return Status::InvalidArgument("forward: logits span holds " + std::to_string(logits.size()) +
                                    " floats, " + std::to_string(wanted_total) + " rows of " +
                                    std::to_string(vocab) + " needed");
   }
+  SEXTANT_RETURN_IF_ERROR(
+      CheckBlockSharing(batch, sequences, b.seq_last, b.block_tokens, b.writer));
 
-  GraphBuffers& b = *buffers_;
   BackendContext& be = *backend_;
   const GraphWeights& w = *model_->weights_;
   RopeShape rope_q{static_cast<int32_t>(mi.head_count), static_cast<int32_t>(mi.head_dim),
@@ -608,15 +716,29 @@ Status ModelContext::Forward(std::span<const BatchToken> batch, std::span<float>
   for (size_t start = 0; start < batch.size(); start += pass) {
     const size_t n = std::min(batch.size() - start, pass);
     b.wanted.clear();
+    // The pass names only its own sequences, renumbered in order of first appearance.
+    b.pass_seq.assign(sequences.size(), -1);
+    int32_t n_seqs = 0;
+    const size_t width = static_cast<size_t>(b.table_width);
     for (size_t i = 0; i < n; ++i) {
       const BatchToken& t = batch[start + i];
+      int32_t& row = b.pass_seq[static_cast<size_t>(t.seq)];
+      if (row < 0) {
+        row = n_seqs++;
+        const std::span<const int32_t> table = sequences[static_cast<size_t>(t.seq)].blocks;
+        const size_t copy = std::min(table.size(), width);
+        int32_t* dst = b.tables.data() + static_cast<size_t>(row) * width;
+        std::copy_n(table.begin(), copy, dst);
+        std::fill(dst + copy, dst + width, 0);  // past the sequence's positions: not read
+      }
       b.tokens[i] = t.token;
       b.positions[i] = t.pos;
-      b.slots[i] = t.slot;
+      b.seqs[i] = row;
       if (t.want_logits) b.wanted.push_back(static_cast<int32_t>(i));
     }
-    SEXTANT_RETURN_IF_ERROR(be.SetBatch(ForwardBatch{static_cast<int32_t>(n), b.tokens.data(),
-                                                     b.positions.data(), b.slots.data()}));
+    SEXTANT_RETURN_IF_ERROR(
+        be.SetBatch(ForwardBatch{static_cast<int32_t>(n), b.tokens.data(), b.positions.data(),
+                                 b.seqs.data(), n_seqs, b.tables.data()}));
     const int64_t rows = static_cast<int64_t>(n);
     be.GetRows(w.token_embd, b.x);
     if (gemma) be.Scale(b.x, std::sqrt(static_cast<float>(mi.embedding_length)), rows);

@@ -7,10 +7,16 @@
 // shared (std::shared_ptr<const Model>) by any number of sessions and schedulers; each of those
 // owns a ModelContext (KV cache and scratch buffers) that runs forward passes.
 //
+// KV cache: paged. A context owns a pool of blocks of kv_block_tokens() positions; each forward
+// pass names, per sequence, the block table that holds its positions (position p in
+// blocks[p / kv_block_tokens()]). Who owns which block is the caller's: a Session keeps one
+// sequence in fixed blocks, the BatchScheduler (engine/serve) hands blocks out on demand and
+// shares the blocks of common prompt prefixes.
+//
 // Memory: weights are used in place from the read-only file mapping on the CPU (no copy); a
-// context's scratch buffers are sized once when it is made; its KV cache is
-// slots x context_length x layers x kv_heads x head_dim x 2 (K and V) x 4 bytes, mapped lazily so
-// only the positions written become resident.
+// context's scratch buffers are sized once when it is made; its KV pool is
+// blocks x block_tokens x layers x kv_heads x head_dim x 2 (K and V) x 4 bytes, mapped lazily on
+// the CPU so only the blocks written become resident.
 //
 // Thread-safety: Model is safe for concurrent use from any thread. A ModelContext is used by one
 // thread at a time.
@@ -98,18 +104,28 @@ struct LoadOptions {
   std::function<Result<std::unique_ptr<Backend>>(const BackendOptions&)> make_backend;
 };
 
-// One token of a forward batch: which sequence (KV slot), which position in it, and whether its
-// logits are wanted.
+// One token of a forward batch: which sequence (an index into the batch's SequenceBlocks), which
+// position in it, and whether its logits are wanted.
 struct BatchToken {
   int32_t token = 0;
   int32_t pos = 0;
-  int32_t slot = 0;
+  int32_t seq = 0;
   bool want_logits = false;
 };
 
+// A sequence's block table for one forward pass: the pool blocks that hold its positions, in
+// order (position p lives in blocks[p / kv_block_tokens()] at offset p % kv_block_tokens()).
+// Entries past the sequence's last position are not read.
+struct SequenceBlocks {
+  std::span<const int32_t> blocks;
+};
+
 struct ContextOptions {
-  int context_length = 0;      // positions per slot; 0 = LoadOptions::context_length
-  int slots = 1;               // independent sequences (KV regions)
+  int context_length = 0;    // most positions of one sequence; 0 = LoadOptions::context_length
+  int max_sequences = 1;     // sequences the context is sized for (logit rows read at once; the
+                             // default pool)
+  int kv_block_tokens = 16;  // positions per KV block, a positive multiple of 8
+  int kv_blocks = 0;  // blocks in the KV pool; 0 = max_sequences full contexts (SequentialBlocks)
   int max_batch_tokens = 512;  // most tokens in one Forward()
   int threads = 0;             // 0 = LoadOptions::threads
 };
@@ -173,19 +189,35 @@ class ModelContext {
   ~ModelContext();
 
   int context_length() const { return context_length_; }
-  int slots() const { return slots_; }
+  int max_sequences() const { return max_sequences_; }
   int max_batch_tokens() const { return max_batch_tokens_; }
   int64_t vocab_size() const { return model_->info().vocab_size; }
-  int64_t kv_bytes() const;
+  int kv_block_tokens() const;
+  int kv_blocks() const;
+  // Entries of a block table that covers context_length() positions.
+  int blocks_per_sequence() const;
+  int64_t kv_block_bytes() const;
+  int64_t kv_bytes() const;  // the whole pool
   const Model& model() const { return *model_; }
 
+  // The blocks of fixed slot `slot` (0 <= slot < kv_blocks() / blocks_per_sequence()):
+  // blocks_per_sequence() consecutive blocks, for callers that keep each sequence in a fixed
+  // region of the pool sized for its full context (Session, benchmarks).
+  std::vector<int32_t> SequentialBlocks(int slot) const;
+
   // Runs the batch. For each token with want_logits, in batch order, writes vocab_size() floats
-  // to `logits` (which holds at least that many rows). Positions of a slot must continue its
-  // sequence: a token at position p needs positions 0..p-1 of its slot written by this or
-  // an earlier batch (a new sequence in a slot starts again at 0, overwriting).
+  // to `logits` (which holds at least that many rows). A token of sequence s writes its keys and
+  // values at its position through sequences[s].blocks and attends to positions 0..pos of that
+  // sequence read through the same table: positions 0..pos-1 must have been written by this or
+  // an earlier batch (a new sequence starts again at 0, overwriting). Blocks may be shared by
+  // several sequences (a common prefix), but no block a token writes may be read by another
+  // sequence of the same batch.
   // Errors: OUT_OF_RANGE when a position is at or past context_length() (context overflow),
-  // INVALID_ARGUMENT for a bad token id, slot, batch size or too small logits span.
-  Status Forward(std::span<const BatchToken> batch, std::span<float> logits);
+  // INVALID_ARGUMENT for a bad token id, sequence index, block id, a block table too short for a
+  // position, a block written by one sequence and read by another, a batch size or too small
+  // logits span.
+  Status Forward(std::span<const BatchToken> batch, std::span<const SequenceBlocks> sequences,
+                 std::span<float> logits);
 
  private:
   friend class Model;
@@ -194,7 +226,7 @@ class ModelContext {
   const Model* model_ = nullptr;
   std::unique_ptr<BackendContext> backend_;
   int context_length_ = 0;
-  int slots_ = 0;
+  int max_sequences_ = 0;
   int max_batch_tokens_ = 0;
   std::unique_ptr<GraphBuffers> buffers_;
 };

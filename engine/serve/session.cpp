@@ -43,7 +43,7 @@ Session::Session(std::shared_ptr<const model::Model> model, int context_length)
     : model_(std::move(model)) {
   model::ContextOptions opts;
   opts.context_length = context_length;
-  opts.slots = 1;
+  opts.max_sequences = 1;  // the default pool: one sequence's full context
   Result<std::unique_ptr<model::ModelContext>> ctx = model_->NewContext(opts);
   if (!ctx.ok()) {
     status_ = ctx.status();
@@ -52,6 +52,7 @@ Session::Session(std::shared_ptr<const model::Model> model, int context_length)
   context_ = std::move(ctx).value();
   batch_.resize(static_cast<size_t>(context_->context_length()));
   logits_.resize(static_cast<size_t>(context_->vocab_size()));
+  blocks_ = context_->SequentialBlocks(0);
 }
 
 Session::~Session() = default;
@@ -74,7 +75,9 @@ Result<GenerateStats> Session::Generate(const GenerateRequest& request,
     batch_[i] = model::BatchToken{request.prompt[i], static_cast<int32_t>(i), 0, i + 1 == n_prompt};
     sampler.Accept(request.prompt[i]);
   }
-  SEXTANT_RETURN_IF_ERROR(context_->Forward(std::span(batch_.data(), n_prompt), logits_));
+  const model::SequenceBlocks seq{blocks_};
+  SEXTANT_RETURN_IF_ERROR(
+      context_->Forward(std::span(batch_.data(), n_prompt), std::span(&seq, 1), logits_));
   const Clock::time_point t_prefill = Clock::now();
   stats.prefill_tps = static_cast<double>(n_prompt) / (Ms(t_prefill - t0) / 1000.0);
 
@@ -94,7 +97,7 @@ Result<GenerateStats> Session::Generate(const GenerateRequest& request,
     if (i + 1 == request.max_tokens) break;
     sampler.Accept(next);
     const model::BatchToken step{next, pos++, 0, true};
-    SEXTANT_RETURN_IF_ERROR(context_->Forward(std::span(&step, 1), logits_));
+    SEXTANT_RETURN_IF_ERROR(context_->Forward(std::span(&step, 1), std::span(&seq, 1), logits_));
   }
   const Clock::time_point t_end = Clock::now();
   stats.total_ms = Ms(t_end - t0);

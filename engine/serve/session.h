@@ -1,5 +1,6 @@
-// Generation on one model, one stream at a time: a Session owns a ModelContext (one KV slot) and
-// turns a prompt into tokens delivered through a callback as they are sampled.
+// Generation on one model, one stream at a time: a Session owns a ModelContext whose KV pool holds
+// one sequence's full context, in fixed blocks, and turns a prompt into tokens delivered through a
+// callback as they are sampled.
 //
 // Each Generate() starts a fresh sequence at position 0. The prompt is prefilled in chunks of
 // the context's batch size (matrix-matrix products), then tokens are decoded one at a time.
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/base/status.h"
@@ -26,12 +28,16 @@ struct GenerateRequest {
   int max_tokens = 128;         // tokens to generate at most
   SamplingParams sampling;
   bool stop_at_eos = true;  // stop at an end-of-generation token (not delivered)
+  // BatchScheduler: requests share cached prompt prefixes only within one partition (e.g. one
+  // API key), so one tenant cannot time another's prompts; "" = shared within the deployment.
+  std::string cache_partition;
 };
 
 struct GenerateStats {
   int prompt_tokens = 0;
   int generated_tokens = 0;
-  double ttft_ms = 0;  // start of Generate to the first token sampled
+  int cached_tokens = 0;  // prompt tokens reused from the prefix cache (BatchScheduler)
+  double ttft_ms = 0;     // start of Generate to the first token sampled
   double total_ms = 0;
   double prefill_tps = 0;  // prompt tokens / prefill time
   double decode_tps = 0;   // tokens after the first / their time
@@ -68,6 +74,7 @@ class Session {
   Status status_;
   std::vector<model::BatchToken> batch_;  // sized once
   std::vector<float> logits_;             // vocab_size floats
+  std::vector<int32_t> blocks_;           // the sequence's block table (the whole pool, in order)
 };
 
 }  // namespace sextant::serve

@@ -5,12 +5,16 @@
 // compiled in or sees no device (always so in CI); the fallback cases run everywhere.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +25,7 @@
 #include "engine/backends/registry.h"
 #include "engine/gguf/types.h"
 #include "engine/model/model.h"
+#include "engine/serve/scheduler.h"
 #include "engine/serve/session.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -116,12 +121,15 @@ double Nmse(const std::vector<float>& got, const std::vector<float>& want) {
 using Scenario = std::function<Result<std::vector<float>>(Backend&)>;
 
 constexpr int kMaxTokens = 128;
+constexpr int kContext = 512;
 
-ContextConfig Config(int head_dim = 64) {
+// Two layers, a pool of three full contexts of `block_tokens`-position blocks.
+ContextConfig Config(int block_tokens = 16, int head_dim = 64) {
   ContextConfig cfg;
   cfg.kv.layers = 2;
-  cfg.kv.slots = 3;
-  cfg.kv.context_length = 512;
+  cfg.kv.block_tokens = block_tokens;
+  cfg.kv.context_length = kContext;
+  cfg.kv.blocks = 3 * cfg.kv.table_width();
   cfg.kv.kv_heads = 2;
   cfg.kv.head_dim = head_dim;
   cfg.max_tokens = kMaxTokens;
@@ -129,23 +137,41 @@ ContextConfig Config(int head_dim = 64) {
   return cfg;
 }
 
-// A batch of n tokens: token i = first_token + i (a row of the input tables), one slot,
-// consecutive positions from first_pos.
+// A batch of tokens of one or more sequences, each with its block table.
 struct Batch {
-  std::vector<int32_t> tokens, positions, slots;
-  ForwardBatch view() const {
-    return ForwardBatch{static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(),
-                        slots.data()};
+  std::vector<int32_t> tokens, positions, seqs;
+  std::vector<std::vector<int32_t>> tables;  // one per sequence, table_width entries
+  ForwardBatch view() {
+    flat.clear();
+    for (const auto& t : tables) flat.insert(flat.end(), t.begin(), t.end());
+    return ForwardBatch{
+        static_cast<int32_t>(tokens.size()), tokens.data(), positions.data(), seqs.data(),
+        static_cast<int32_t>(tables.size()), flat.data()};
   }
+  std::vector<int32_t> flat;
 };
-Batch Run(int n, int first_token, int first_pos, int slot) {
+
+// Blocks first, first + 1, ... covering the context (a contiguous slot).
+std::vector<int32_t> Sequential(const ContextConfig& cfg, int first) {
+  std::vector<int32_t> t(static_cast<size_t>(cfg.kv.table_width()));
+  for (size_t i = 0; i < t.size(); ++i) t[i] = first + static_cast<int32_t>(i);
+  return t;
+}
+
+// n tokens of one sequence with block table `table`: token i = first_token + i (a row of the
+// input tables), consecutive positions from first_pos.
+Batch Run(int n, int first_token, int first_pos, const std::vector<int32_t>& table) {
   Batch b;
   for (int i = 0; i < n; ++i) {
     b.tokens.push_back(first_token + i);
     b.positions.push_back(first_pos + i);
-    b.slots.push_back(slot);
+    b.seqs.push_back(0);
   }
+  b.tables.push_back(table);
   return b;
+}
+Batch Run(int n, int first_token, int first_pos) {
+  return Run(n, first_token, first_pos, Sequential(Config(), 0));
 }
 
 Result<std::vector<float>> Read(BackendContext& ctx, Buffer b, int64_t rows, int64_t cols) {
@@ -164,7 +190,7 @@ Scenario GetRowsScenario(TensorType type) {
     SEXTANT_ASSIGN_OR_RETURN(Weight w, be.AddWeight(table->tensor));
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(cols, 0));
-    Batch b = Run(7, 0, 0, 0);
+    Batch b = Run(7, 0, 0);
     b.tokens = {299, 0, 17, 17, 150, 3, 298};
     SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
     ctx->GetRows(w, out);
@@ -182,7 +208,7 @@ Scenario MatMulScenario(TensorType type, int rows, int64_t cols) {
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer y, ctx->AllocBuffer(out_features, 0));
-    const Batch b = Run(rows, 5, 0, 0);
+    Batch b = Run(rows, 5, 0);
     SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
     ctx->GetRows(t, x);
     ctx->MatMul(w, x, rows, y);
@@ -201,7 +227,7 @@ Scenario RmsNormScenario() {
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(cols, 0));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(9, 40, 0, 0).view()));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(9, 40, 0).view()));
     ctx->GetRows(t, x);
     ctx->RmsNorm(x, g, 1e-5f, 9, out);
     ctx->RmsNorm(x, g, 1e-5f, 9, x);  // in place
@@ -220,19 +246,37 @@ Scenario RopeScenario() {
     SEXTANT_ASSIGN_OR_RETURN(Weight t, be.AddWeight(table->tensor));
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497, 0).view()));  // large angles too
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497).view()));  // large angles too
     ctx->GetRows(t, x);
     ctx->Rope(x, RopeShape{heads, head_dim, head_dim, 10000.0f});
     return Read(*ctx, x, 6, cols);
   };
 }
 
-// Prefill of one sequence in three passes (tiled path), a decode step at position 300 (split
-// positions), a second sequence's prefill, then one batch of three slots at different
-// positions (one row per block); every pass's output is compared. Head widths up to 128 and
-// above (Gemma's 256, and 160: not a multiple of the warp) run different kernel instances.
-Scenario AttentionScenario(int hd) {
-  return [hd](Backend& be) -> Result<std::vector<float>> {
+// Three block tables of cfg's pool, the pool's blocks handed out in a shuffled order.
+std::vector<std::vector<int32_t>> ShuffledTables(const ContextConfig& cfg, unsigned seed) {
+  const int width = cfg.kv.table_width();
+  std::vector<int32_t> order(static_cast<size_t>(cfg.kv.blocks));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::shuffle(order.begin(), order.end(), std::mt19937(seed));
+  std::vector<std::vector<int32_t>> table(3);
+  for (int s = 0; s < 3; ++s) {
+    table[static_cast<size_t>(s)].assign(order.begin() + s * width,
+                                         order.begin() + (s + 1) * width);
+  }
+  return table;
+}
+
+// Attention through block tables of `block_tokens`-position blocks, the pool's blocks handed out
+// in a shuffled order: prefill of one sequence in three passes (tiled path), a decode step at
+// position 300 (split positions), a second sequence's prefill whose table starts with the first
+// sequence's first two blocks (a shared prefix it reads but does not write, where two blocks fit
+// in the context), then one batch of three sequences at different positions (one row per
+// block); every pass's output is compared. With block_tokens = the context, each sequence is one
+// contiguous slot. Head widths up to 128 and above (Gemma's 256, and 160: not a multiple of the
+// warp) run different kernel instances.
+Scenario AttentionScenario(int block_tokens, int hd) {
+  return [block_tokens, hd](Backend& be) -> Result<std::vector<float>> {
     const int heads = 8, kv_heads = 2;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 51);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 52);
@@ -240,21 +284,30 @@ Scenario AttentionScenario(int hd) {
     SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
-    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config(hd)));
+    const ContextConfig cfg = Config(block_tokens, hd);
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(cfg));
     SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(heads * hd, 0));
     const AttentionShape shape{heads, kv_heads, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+
+    std::vector<std::vector<int32_t>> table = ShuffledTables(cfg, 7);
+    const int shared = 2 * block_tokens <= 300 ? 2 : 0;  // blocks of sequence 0 that 1 reads
+    for (int i = 0; i < shared; ++i)
+      table[1][static_cast<size_t>(i)] = table[0][static_cast<size_t>(i)];
+    const int start1 = shared * block_tokens;
+
     Batch mixed;
     mixed.tokens = {900, 901, 902};
-    mixed.positions = {301, 40, 0};
-    mixed.slots = {0, 1, 2};
-    const std::vector<Batch> passes = {Run(128, 0, 0, 0),    Run(128, 128, 128, 0),
-                                       Run(44, 256, 256, 0), Run(1, 300, 300, 0),
-                                       Run(40, 400, 0, 1),   mixed};
+    mixed.positions = {301, start1 + 40, 0};
+    mixed.seqs = {0, 1, 2};
+    mixed.tables = table;
+    std::vector<Batch> passes = {Run(128, 0, 0, table[0]),       Run(128, 128, 128, table[0]),
+                                 Run(44, 256, 256, table[0]),    Run(1, 300, 300, table[0]),
+                                 Run(40, 400, start1, table[1]), mixed};
     std::vector<float> all;
-    for (const Batch& b : passes) {
+    for (Batch& b : passes) {
       SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
       ctx->GetRows(wq, q);
       ctx->GetRows(wk, k);
@@ -280,7 +333,7 @@ Scenario ElementwiseScenario(const std::string& op) {
     SEXTANT_ASSIGN_OR_RETURN(Buffer a, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer b, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer sel, ctx->AllocBuffer(cols, 4));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0, 0).view()));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0).view()));
     ctx->GetRows(wa, a);
     ctx->GetRows(wb, b);
     if (op == "SwiGlu") {
@@ -311,7 +364,7 @@ Scenario RopeScaledScenario() {
     SEXTANT_ASSIGN_OR_RETURN(Weight ff, be.AddWeight(factors->tensor));
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497, 0).view()));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497).view()));
     ctx->GetRows(t, x);
     RopeShape shape{heads, head_dim, head_dim, 500000.0f};
     shape.neox = true;
@@ -322,9 +375,12 @@ Scenario RopeScaledScenario() {
   };
 }
 
-// Attention with a sliding window and soft-capped scores (gemma2), prefill and decode.
-Scenario AttentionWindowScenario(int hd) {
-  return [hd](Backend& be) -> Result<std::vector<float>> {
+// Attention with a sliding window and soft-capped scores (gemma2) through shuffled block tables:
+// prefill of one sequence (the window starts inside a block and past whole K/V tiles), two
+// decode steps, a second sequence's prefill, then one batch of both sequences' next tokens.
+// window = 0 and softcap = 0: the same passes with plain causal attention.
+Scenario AttentionWindowScenario(int block_tokens, int hd, int window = 37, float softcap = 2.0f) {
+  return [block_tokens, hd, window, softcap](Backend& be) -> Result<std::vector<float>> {
     const int heads = 4, kv_heads = 2;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 54);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 55);
@@ -332,16 +388,25 @@ Scenario AttentionWindowScenario(int hd) {
     SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
-    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config(hd)));
+    const ContextConfig cfg = Config(block_tokens, hd);
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(cfg));
     SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(heads * hd, 0));
     AttentionShape shape{heads, 2, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
-    shape.window = 37;
-    shape.softcap = 2.0f;
+    shape.window = window;
+    shape.softcap = softcap;
+    const std::vector<std::vector<int32_t>> table = ShuffledTables(cfg, 11);
+    Batch both;
+    both.tokens = {300, 301};
+    both.positions = {102, 60};
+    both.seqs = {0, 1};
+    both.tables = {table[0], table[1]};
     std::vector<float> all;
-    for (const Batch& b : {Run(100, 0, 0, 0), Run(1, 100, 100, 0), Run(1, 101, 101, 0)}) {
+    for (Batch& b :
+         std::vector<Batch>{Run(100, 0, 0, table[0]), Run(1, 100, 100, table[0]),
+                            Run(1, 101, 101, table[0]), Run(60, 200, 0, table[1]), both}) {
       SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
       ctx->GetRows(wq, q);
       ctx->GetRows(wk, k);
@@ -372,7 +437,7 @@ Scenario ArchOpScenario(const std::string& op) {
     SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
     SEXTANT_ASSIGN_OR_RETURN(Buffer a, ctx->AllocBuffer(cols, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer b, ctx->AllocBuffer(cols, 0));
-    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0, 0).view()));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0).view()));
     ctx->GetRows(wa, a);
     ctx->GetRows(wb, b);
     if (op == "GeGlu") ctx->GeGlu(a, b);
@@ -423,11 +488,20 @@ std::vector<OpCase> AllCases() {
     }
     cases.push_back({"RmsNorm_F32", [] { return RmsNormScenario(); }, 1e-10, be});
     cases.push_back({"Rope_F32", [] { return RopeScenario(); }, 1e-7, be});
+    // Paged (blocks of 16 and 32 positions) and one contiguous slot per sequence, at every head
+    // width's kernel instance.
     for (int hd : {64, 160, 256}) {
       const std::string suffix = hd == 64 ? "" : "_hd" + std::to_string(hd);
-      cases.push_back({"Attention_F32" + suffix, [hd] { return AttentionScenario(hd); }, 1e-7, be});
-      cases.push_back({"AttentionWindowSoftcap_F32" + suffix,
-                       [hd] { return AttentionWindowScenario(hd); }, 1e-7, be});
+      for (int block_tokens : {16, 32, kContext}) {
+        const std::string blocks =
+            block_tokens == kContext ? "_slots" : "_blocks" + std::to_string(block_tokens);
+        cases.push_back({"Attention_F32" + blocks + suffix,
+                         [block_tokens, hd] { return AttentionScenario(block_tokens, hd); }, 1e-7,
+                         be});
+        cases.push_back({"AttentionWindowSoftcap_F32" + blocks + suffix,
+                         [block_tokens, hd] { return AttentionWindowScenario(block_tokens, hd); },
+                         1e-7, be});
+      }
     }
     cases.push_back({"RopeNeoxScaled_F32", [] { return RopeScaledScenario(); }, 1e-7, be});
     for (const char* op : {"GeGlu", "AddBias", "RmsNormHeads", "Scale", "SoftCap"}) {
@@ -535,6 +609,48 @@ std::vector<OpCase> CpuCases() {
 INSTANTIATE_TEST_SUITE_P(AllOps, CpuScenarioTest, ::testing::ValuesIn(CpuCases()),
                          [](const ::testing::TestParamInfo<OpCase>& p) { return p.param.name; });
 
+// Paged attention gives the bits of contiguous slots: the passes of AttentionWindowScenario
+// through shuffled blocks of 16 and 32 positions read exactly what one slot per sequence (a block
+// of the whole context) reads, with and without a sliding window and soft-capping, at head widths
+// 64 and 256 (different kernels on the CPU and different kernel instances on a GPU).
+void ExpectBlocksGiveTheBitsOfOneSlot(Backend& be) {
+  struct Variant {
+    const char* name;
+    int window;
+    float softcap;
+  };
+  for (int hd : {64, 256}) {
+    for (const Variant& v : {Variant{"causal", 0, 0.0f}, Variant{"window+softcap", 37, 2.0f}}) {
+      const std::string what =
+          std::string(be.name()) + " head_dim " + std::to_string(hd) + " " + v.name;
+      Result<std::vector<float>> slots =
+          AttentionWindowScenario(kContext, hd, v.window, v.softcap)(be);
+      ASSERT_TRUE(slots.ok()) << what << ": " << slots.status().ToString();
+      for (int block_tokens : {16, 32}) {
+        Result<std::vector<float>> paged =
+            AttentionWindowScenario(block_tokens, hd, v.window, v.softcap)(be);
+        ASSERT_TRUE(paged.ok()) << what << ": " << paged.status().ToString();
+        ASSERT_EQ(paged->size(), slots->size()) << what;
+        EXPECT_EQ(std::memcmp(paged->data(), slots->data(), slots->size() * sizeof(float)), 0)
+            << what << ", blocks of " << block_tokens << " positions";
+      }
+    }
+  }
+}
+
+TEST(PagedAttention, BlocksGiveTheBitsOfOneSlotOnTheCpu) {
+  Result<std::unique_ptr<Backend>> cpu =
+      CreateBackend(BackendChoice{BackendKind::kCpu, "cpu", ""}, BackendOptions{1, 0});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  ExpectBlocksGiveTheBitsOfOneSlot(**cpu);
+}
+
+TEST(PagedAttention, BlocksGiveTheBitsOfOneSlotOnTheGpuSimulator) {
+  Result<std::unique_ptr<Backend>> sim = gpusim::NewGpuBackend(BackendOptions{});
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  ExpectBlocksGiveTheBitsOfOneSlot(**sim);
+}
+
 const char* kModelPath = SEXTANT_SHARED_DIR "/models/stories260K.gguf";
 
 std::vector<int32_t> Greedy(const std::string& backend, int n) {
@@ -608,6 +724,98 @@ TEST(GpuSimGeneration, DecodeStepsReplayACapturedGraph) {
   unsetenv("SEXTANT_GPU_GRAPHS");
   EXPECT_EQ(direct, cpu);
   EXPECT_EQ(gpusim::rt::GraphLaunches(), before);
+}
+
+// The scheduler on the simulator: a request whose prompt extends an earlier one's reads that
+// one's KV blocks through its block table (prefix caching), in the same batches as another
+// request's decode steps; each gives the CPU's tokens alone.
+TEST(GpuSimGeneration, PrefixCachedRequestsMatchTheCpu) {
+  if (!std::filesystem::exists(kModelPath)) {
+    GTEST_SKIP() << kModelPath << " is absent (a fresh clone has no ../shared)";
+  }
+  model::LoadOptions lo;
+  lo.threads = 1;
+  lo.make_backend = gpusim::NewGpuBackend;
+  auto sim = model::Model::Load(kModelPath, lo);
+  ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+  lo.make_backend = nullptr;
+  lo.backend = "cpu";
+  auto cpu = model::Model::Load(kModelPath, lo);
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  const Tokenizer& tok = (*cpu)->tokenizer();
+  const std::string story =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park with her friends.";
+  std::vector<serve::GenerateRequest> reqs(3);
+  reqs[0].prompt = tok.Encode(story, true);
+  reqs[1].prompt = tok.Encode(story + " One day, she saw a big dog", true);
+  reqs[2].prompt = tok.Encode("The cat sat on the mat and", true);
+  for (serve::GenerateRequest& r : reqs) {
+    r.max_tokens = 24;
+    r.sampling.temperature = 0;
+  }
+  serve::Session session(*cpu);
+  std::vector<std::vector<int32_t>> want;
+  for (const serve::GenerateRequest& r : reqs) {
+    std::vector<int32_t> out;
+    ASSERT_TRUE(session
+                    .Generate(r,
+                              [&](int32_t t) {
+                                out.push_back(t);
+                                return true;
+                              })
+                    .ok());
+    want.push_back(out);
+  }
+  serve::SchedulerOptions so;
+  so.max_batch = 4;
+  so.max_batch_tokens = 16;
+  serve::BatchScheduler sched(*sim, so);
+  ASSERT_TRUE(sched.status().ok()) << sched.status().ToString();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<int32_t>> got(reqs.size());
+  std::vector<int> cached(reqs.size(), -1);
+  const auto submit = [&](size_t i) {
+    ASSERT_TRUE(sched
+                    .Submit(
+                        reqs[i],
+                        [&, i](int32_t t) {
+                          std::lock_guard<std::mutex> lock(mu);
+                          got[i].push_back(t);
+                          return true;
+                        },
+                        [&, i](Result<serve::GenerateStats> r) {
+                          std::lock_guard<std::mutex> lock(mu);
+                          cached[i] = r.ok() ? r->cached_tokens : -2;
+                          cv.notify_all();
+                        })
+                    .ok());
+  };
+  const auto wait = [&](size_t i) {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(120), [&] { return cached[i] != -1; }));
+  };
+  submit(0);
+  wait(0);
+  submit(2);  // decoding while request 1 prefills its suffix over request 0's blocks
+  submit(1);
+  wait(1);
+  wait(2);
+  std::lock_guard<std::mutex> lock(mu);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i], want[i]) << "request " << i;
+  // Request 1 reuses the whole 16-token blocks it shares with what request 0 computed (its
+  // prompt and all but its last generated token), short of its own last token.
+  std::vector<int32_t> computed0 = reqs[0].prompt;
+  computed0.insert(computed0.end(), got[0].begin(), got[0].end() - 1);
+  size_t common = 0;
+  while (common < computed0.size() && common + 1 < reqs[1].prompt.size() &&
+         computed0[common] == reqs[1].prompt[common]) {
+    ++common;
+  }
+  EXPECT_EQ(cached[0], 0);
+  EXPECT_EQ(cached[1], static_cast<int>(common / 16 * 16));
+  EXPECT_GE(cached[1], 16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stories260K, GpuGenerationTest,

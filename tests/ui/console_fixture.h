@@ -128,6 +128,7 @@ inline void FillStore(console::ConsoleDatabase& st, console::TimeMs now) {
       d.itl_p50_ms = target == "eu1" ? 12 : 25;
       d.itl_p99_ms = target == "eu1" ? 30 : 80;
       d.kv_cache_use = target == "eu1" ? 0.42 : 0.95;
+      d.prefix_cache_hit = target == "eu1" ? 0.8 : -1;  // us1: never measured
       d.generated_tokens_total = (120 - m) * 15000LL;
       d.prompt_tokens_total = (120 - m) * 1000LL;
       ds.push_back(d);

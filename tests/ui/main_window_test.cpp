@@ -111,6 +111,7 @@ TEST_F(MainWindowStoreTest, ViewsShowTheStoresDataAndShortcutsSwitchViews) {
   auto* detail = window.findChild<QLabel*>("deploymentDetail");
   EXPECT_TRUE(detail->text().contains("ITL p50 12.0 ms")) << detail->text().toStdString();
   EXPECT_TRUE(detail->text().contains("KV cache 42 %")) << detail->text().toStdString();
+  EXPECT_TRUE(detail->text().contains("prefix hits 80 %")) << detail->text().toStdString();
   auto* costs = window.findChild<QTableView*>("costTable");
   EXPECT_GE(costs->model()->rowCount(), 3);  // two deployments and the total
   auto* matrix = window.findChild<QTableView*>("complianceMatrix");

@@ -150,6 +150,12 @@ TEST_F(ModelsTest, DeploymentsTableHasOneRowPerTargetDeployment) {
   // A nearly full KV cache is marked; a comfortable one is not.
   EXPECT_TRUE(model.index(us, DeploymentsModel::kKvCache).data(Qt::BackgroundRole).isValid());
   EXPECT_FALSE(model.index(eu, DeploymentsModel::kKvCache).data(Qt::BackgroundRole).isValid());
+  // The prefix cache hit rate; a deployment that never reported one reads "—", not 0.
+  EXPECT_EQ(model.index(eu, DeploymentsModel::kPrefixCache).data().toString(), "80 %");
+  EXPECT_DOUBLE_EQ(model.index(eu, DeploymentsModel::kPrefixCache).data(SortRole).toDouble(), 0.8);
+  EXPECT_EQ(model.index(us, DeploymentsModel::kPrefixCache).data().toString(), "—");
+  EXPECT_EQ(model.headerData(DeploymentsModel::kPrefixCache, Qt::Horizontal).toString(),
+            "Prefix hits");
   EXPECT_EQ(model.headerData(DeploymentsModel::kItlP50, Qt::Horizontal).toString(), "ITL p50");
   EXPECT_EQ(model.headerData(DeploymentsModel::kKvCache, Qt::Horizontal).toString(), "KV cache");
   EXPECT_EQ(model.index(us, 0).data(StateRole).toString(), "stale");

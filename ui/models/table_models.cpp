@@ -45,10 +45,10 @@ QColor StateColor(const QString& word) {
 // ---- Deployments ------------------------------------------------------------------------------
 
 DeploymentsModel::DeploymentsModel(QObject* parent)
-    : RowTableModel(
-          {"Target", "Deployment", "Replicas", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99",
-           "Tokens/s", "Queue", "KV cache", "Model", "Spec", "Sampled", "Target state"},
-          parent) {}
+    : RowTableModel({"Target", "Deployment", "Replicas", "TTFT p50", "TTFT p99", "ITL p50",
+                     "ITL p99", "Tokens/s", "Queue", "KV cache", "Prefix hits", "Model", "Spec",
+                     "Sampled", "Target state"},
+                    parent) {}
 
 void DeploymentsModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>& snapshot) {
   snapshot_ = snapshot;
@@ -82,6 +82,11 @@ void DeploymentsModel::SetSnapshot(const std::shared_ptr<const ConsoleSnapshot>&
           r.display[kKvCache] = FormatPercent(d.kv_cache_use);
           r.sort[kKvCache] = d.kv_cache_use;
           if (d.kv_cache_use >= 0.9) r.background[kKvCache] = StateColor("warn");
+          r.display[kPrefixCache] =
+              d.prefix_cache_hit >= 0 ? FormatPercent(d.prefix_cache_hit) : QString("—");
+          r.sort[kPrefixCache] = d.prefix_cache_hit;
+          r.tooltip[kPrefixCache] =
+              QString("prompt tokens reused from the prefix cache, over the latest sample");
           r.display[kModel] = Short(d.model_sha256);
           r.tooltip[kModel] = Q(d.model_sha256);
           r.display[kSpec] = Short(d.spec_digest);

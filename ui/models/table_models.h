@@ -33,7 +33,8 @@ class DeploymentsModel : public RowTableModel {
     kItlP99,
     kTokensPerSecond,
     kQueue,
-    kKvCache,  // KV cache use, % (sort: 0..1)
+    kKvCache,      // KV cache use, % (sort: 0..1)
+    kPrefixCache,  // share of prompt tokens reused from the prefix cache, % ("—" when unknown)
     kModel,
     kSpec,
     kSampledAt,

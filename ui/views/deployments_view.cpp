@@ -189,17 +189,20 @@ void DeploymentsView::ShowDetail() {
     for (QLineSeries* s : {p50_, p99_, itl50_, itl99_, tps_, kv_}) s->clear();
     return;
   }
-  detail_->setText(QString("<b>%1</b> · replicas %2/%3 · TTFT p50 %4 · p99 %5 · ITL p50 %6 · "
-                           "p99 %7 · %8 tokens/s · queue %9 · KV cache %10 · model %11")
-                       .arg(selected_.toHtmlEscaped())
-                       .arg(d->replicas_ready)
-                       .arg(d->replicas_desired)
-                       .arg(FormatMs(d->ttft_p50_ms), FormatMs(d->ttft_p99_ms),
-                            FormatMs(d->itl_p50_ms), FormatMs(d->itl_p99_ms))
-                       .arg(d->tokens_per_s, 0, 'f', 1)
-                       .arg(d->queue_depth)
-                       .arg(FormatPercent(d->kv_cache_use),
-                            QString::fromStdString(d->model_sha256.substr(0, 16))));
+  detail_->setText(
+      QString("<b>%1</b> · replicas %2/%3 · TTFT p50 %4 · p99 %5 · ITL p50 %6 · "
+              "p99 %7 · %8 tokens/s · queue %9 · KV cache %10 · prefix hits %11 · "
+              "model %12")
+          .arg(selected_.toHtmlEscaped())
+          .arg(d->replicas_ready)
+          .arg(d->replicas_desired)
+          .arg(FormatMs(d->ttft_p50_ms), FormatMs(d->ttft_p99_ms), FormatMs(d->itl_p50_ms),
+               FormatMs(d->itl_p99_ms))
+          .arg(d->tokens_per_s, 0, 'f', 1)
+          .arg(d->queue_depth)
+          .arg(FormatPercent(d->kv_cache_use),
+               d->prefix_cache_hit >= 0 ? FormatPercent(d->prefix_cache_hit) : QString("—"),
+               QString::fromStdString(d->model_sha256.substr(0, 16))));
   const auto& h = history_[selected_];
   QList<QPointF> p50, p99, itl50, itl99, tps, kv;
   double max_ms = 1, max_tps = 1;

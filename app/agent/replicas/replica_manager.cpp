@@ -1048,18 +1048,23 @@ void ReplicaManager::Collect() {
     int queue = snap.waiting;
     int active = 0;
     int64_t used = 0;
+    int64_t cached = 0;
     int64_t capacity = 0;
     for (const auto& r : snap.replicas) {
       const serve::SchedulerStats s = r->scheduler().stats();
       queue += s.queue_depth;
       active += s.active;
-      used += s.kv_tokens_used;
-      capacity += s.kv_tokens_capacity;
+      used += s.kv_blocks_used;
+      cached += s.kv_blocks_cached;
+      capacity += s.kv_blocks_total;
     }
     const ServingMetrics::Deployment& m = metrics_->For(name);
     m.queue_depth->Set(queue);
     m.active_requests->Set(active);
     m.kv_cache_usage->Set(capacity > 0 ? static_cast<double>(used) / capacity : 0.0);
+    m.kv_blocks_used->Set(static_cast<double>(used));
+    m.kv_blocks_cached->Set(static_cast<double>(cached));
+    m.kv_blocks_total->Set(static_cast<double>(capacity));
     m.replicas_ready->Set(static_cast<double>(snap.replicas.size()));
     m.replicas_desired->Set(snap.desired);
   }
@@ -1096,6 +1101,10 @@ std::vector<agent::DeploymentMetricsInfo> ReplicaManager::Metrics() {
     info.generated_tokens_total = static_cast<int64_t>(m.generated_tokens->value());
     info.queue_depth = static_cast<int32_t>(m.queue_depth->value());
     info.kv_cache_use = m.kv_cache_usage->value();
+    info.kv_cache_blocks_used = static_cast<int64_t>(m.kv_blocks_used->value());
+    info.kv_cache_blocks_total = static_cast<int64_t>(m.kv_blocks_total->value());
+    info.prefix_cache_queries_total = static_cast<int64_t>(m.prefix_cache_queries->value());
+    info.prefix_cache_hits_total = static_cast<int64_t>(m.prefix_cache_hits->value());
     info.ttft_seconds = ToInfo(m.ttft_seconds->snapshot());
     const agent::Histogram::Snapshot itl = m.inter_token_seconds->snapshot();
     info.inter_token_seconds = ToInfo(itl);

@@ -38,18 +38,34 @@ ServingMetrics::ServingMetrics(agent::Registry& registry)
                                          "Prompt tokens of accepted requests.", {"deployment"})),
       generated_tokens_(registry.AddCounter("sextant_generated_tokens_total", "Tokens generated.",
                                             {"deployment"})),
+      prefix_queries_(registry.AddCounter(
+          "sextant_prefix_cache_queries_total",
+          "Prompt tokens of finished requests looked up in the prefix cache.", {"deployment"})),
+      prefix_hits_(registry.AddCounter(
+          "sextant_prefix_cache_hits_total",
+          "Prompt tokens of finished requests whose KV cache was reused from the prefix cache.",
+          {"deployment"})),
       ttft_(registry.AddHistogram("sextant_time_to_first_token_seconds",
                                   "Time from request arrival to the first generated token.",
                                   {"deployment"}, agent::LatencyBucketsSeconds())),
       inter_token_(registry.AddHistogram("sextant_inter_token_latency_seconds",
                                          "Time between consecutive generated tokens of a request.",
                                          {"deployment"}, agent::LatencyBucketsSeconds())),
-      queue_depth_(registry.AddGauge("sextant_queue_depth", "Requests waiting for a KV cache slot.",
+      queue_depth_(registry.AddGauge("sextant_queue_depth",
+                                     "Requests waiting for admission (KV cache blocks).",
                                      {"deployment"})),
       active_(registry.AddGauge("sextant_active_requests", "Requests generating.", {"deployment"})),
       kv_use_(registry.AddGauge("sextant_kv_cache_usage_ratio",
-                                "KV cache positions held by active requests over capacity (0..1).",
+                                "KV cache blocks held by requests over all blocks (0..1).",
                                 {"deployment"})),
+      kv_blocks_used_(registry.AddGauge("sextant_kv_cache_blocks_used",
+                                        "KV cache blocks held by requests.", {"deployment"})),
+      kv_blocks_cached_(registry.AddGauge(
+          "sextant_kv_cache_blocks_cached",
+          "KV cache blocks of cached prefixes that no request holds (reused or evicted).",
+          {"deployment"})),
+      kv_blocks_total_(registry.AddGauge("sextant_kv_cache_blocks_total",
+                                         "KV cache blocks of the ready replicas.", {"deployment"})),
       replicas_ready_(
           registry.AddGauge("sextant_replicas_ready", "Replicas serving.", {"deployment"})),
       replicas_desired_(registry.AddGauge("sextant_replicas_desired",
@@ -64,11 +80,16 @@ const ServingMetrics::Deployment& ServingMetrics::For(const std::string& deploym
   d->name = deployment;
   d->prompt_tokens = &prompt_tokens_.WithLabels({deployment});
   d->generated_tokens = &generated_tokens_.WithLabels({deployment});
+  d->prefix_cache_queries = &prefix_queries_.WithLabels({deployment});
+  d->prefix_cache_hits = &prefix_hits_.WithLabels({deployment});
   d->ttft_seconds = &ttft_.WithLabels({deployment});
   d->inter_token_seconds = &inter_token_.WithLabels({deployment});
   d->queue_depth = &queue_depth_.WithLabels({deployment});
   d->active_requests = &active_.WithLabels({deployment});
   d->kv_cache_usage = &kv_use_.WithLabels({deployment});
+  d->kv_blocks_used = &kv_blocks_used_.WithLabels({deployment});
+  d->kv_blocks_cached = &kv_blocks_cached_.WithLabels({deployment});
+  d->kv_blocks_total = &kv_blocks_total_.WithLabels({deployment});
   d->replicas_ready = &replicas_ready_.WithLabels({deployment});
   d->replicas_desired = &replicas_desired_.WithLabels({deployment});
   return *deployments_.emplace(deployment, std::move(d)).first->second;
@@ -89,10 +110,13 @@ void ServingMetrics::Forget(const std::string& deployment) {
       requests_.Remove({deployment, std::to_string(code)});
     }
   }
-  for (auto* fam : {&prompt_tokens_, &generated_tokens_}) fam->Remove({deployment});
+  for (auto* fam : {&prompt_tokens_, &generated_tokens_, &prefix_queries_, &prefix_hits_}) {
+    fam->Remove({deployment});
+  }
   ttft_.Remove({deployment});
   inter_token_.Remove({deployment});
-  for (auto* fam : {&queue_depth_, &active_, &kv_use_, &replicas_ready_, &replicas_desired_}) {
+  for (auto* fam : {&queue_depth_, &active_, &kv_use_, &kv_blocks_used_, &kv_blocks_cached_,
+                    &kv_blocks_total_, &replicas_ready_, &replicas_desired_}) {
     fam->Remove({deployment});
   }
   // References handed out earlier stay valid: the registry keeps removed series alive; keep the

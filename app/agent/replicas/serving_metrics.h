@@ -9,9 +9,16 @@
 //   sextant_generated_tokens_total{deployment}         counter
 //   sextant_time_to_first_token_seconds{deployment}    histogram
 //   sextant_inter_token_latency_seconds{deployment}    histogram
-//   sextant_queue_depth{deployment}                    gauge (requests waiting for a KV slot)
+//   sextant_prefix_cache_queries_total{deployment}     counter (prompt tokens of finished
+//                                                      requests looked up in the prefix cache)
+//   sextant_prefix_cache_hits_total{deployment}        counter (of those, reused from the cache)
+//   sextant_queue_depth{deployment}                    gauge (requests waiting for admission)
 //   sextant_active_requests{deployment}                gauge (requests generating)
-//   sextant_kv_cache_usage_ratio{deployment}           gauge (0..1, positions held / capacity)
+//   sextant_kv_cache_usage_ratio{deployment}           gauge (0..1, KV blocks held / blocks)
+//   sextant_kv_cache_blocks_used{deployment}           gauge (KV blocks held by requests)
+//   sextant_kv_cache_blocks_cached{deployment}         gauge (cached prefix blocks that no
+//                                                      request holds)
+//   sextant_kv_cache_blocks_total{deployment}          gauge (KV blocks of the ready replicas)
 //   sextant_replicas_ready{deployment}                 gauge
 //   sextant_replicas_desired{deployment}               gauge
 //
@@ -37,11 +44,16 @@ class ServingMetrics {
     std::string name;
     agent::Counter* prompt_tokens = nullptr;
     agent::Counter* generated_tokens = nullptr;
+    agent::Counter* prefix_cache_queries = nullptr;
+    agent::Counter* prefix_cache_hits = nullptr;
     agent::Histogram* ttft_seconds = nullptr;
     agent::Histogram* inter_token_seconds = nullptr;
     agent::Gauge* queue_depth = nullptr;
     agent::Gauge* active_requests = nullptr;
     agent::Gauge* kv_cache_usage = nullptr;
+    agent::Gauge* kv_blocks_used = nullptr;
+    agent::Gauge* kv_blocks_cached = nullptr;
+    agent::Gauge* kv_blocks_total = nullptr;
     agent::Gauge* replicas_ready = nullptr;
     agent::Gauge* replicas_desired = nullptr;
 
@@ -72,11 +84,16 @@ class ServingMetrics {
   agent::Family<agent::Counter>& requests_;
   agent::Family<agent::Counter>& prompt_tokens_;
   agent::Family<agent::Counter>& generated_tokens_;
+  agent::Family<agent::Counter>& prefix_queries_;
+  agent::Family<agent::Counter>& prefix_hits_;
   agent::Family<agent::Histogram>& ttft_;
   agent::Family<agent::Histogram>& inter_token_;
   agent::Family<agent::Gauge>& queue_depth_;
   agent::Family<agent::Gauge>& active_;
   agent::Family<agent::Gauge>& kv_use_;
+  agent::Family<agent::Gauge>& kv_blocks_used_;
+  agent::Family<agent::Gauge>& kv_blocks_cached_;
+  agent::Family<agent::Gauge>& kv_blocks_total_;
   agent::Family<agent::Gauge>& replicas_ready_;
   agent::Family<agent::Gauge>& replicas_desired_;
 

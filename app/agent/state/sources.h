@@ -109,6 +109,12 @@ struct DeploymentMetricsInfo {
   int32_t replicas_pending = 0;
   std::string pending_reason;
   int64_t in_flight = 0;
+  // Prefix caching: prompt tokens of finished requests looked up, and of those reused; KV blocks
+  // held by requests and in all.
+  int64_t prefix_cache_queries_total = 0;
+  int64_t prefix_cache_hits_total = 0;
+  int64_t kv_cache_blocks_used = 0;
+  int64_t kv_cache_blocks_total = 0;
 };
 
 // A scaling decision of the agent's autoscaler.

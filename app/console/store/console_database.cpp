@@ -122,6 +122,11 @@ CREATE TABLE audit_heads(
   key_id TEXT NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL,
   seen_at INTEGER NOT NULL);
 )sql",
+    // 4 -> 5: prefix cache hit rate of deployments (-1: never measured).
+    R"sql(
+ALTER TABLE deployments ADD COLUMN prefix_cache_hit REAL NOT NULL DEFAULT -1;
+ALTER TABLE deployment_samples ADD COLUMN prefix_cache_hit REAL NOT NULL DEFAULT -1;
+)sql",
 };
 
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -111,7 +111,7 @@ class Transaction {
 class ConsoleDatabase {
  public:
   // The schema version this build writes; Open migrates older files up to it.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating when missing) <state_dir>/console.db and migrates it; state_dir is created
   // mode 0700. FAILED_PRECONDITION for a file from a newer build, UNAVAILABLE when it cannot be

@@ -102,6 +102,9 @@ struct Deployment {
   double itl_p50_ms = 0;  // inter-token latency (time between output tokens)
   double itl_p99_ms = 0;
   double kv_cache_use = 0;  // 0..1
+  // Share of prompt tokens reused from the prefix cache (0..1), as the latest sample has it;
+  // -1: never measured.
+  double prefix_cache_hit = -1;
 };
 
 // A GPU sample covers `period_s` seconds ending at `ts`.
@@ -139,6 +142,9 @@ struct DeploymentSample {
   double itl_p50_ms = 0;  // inter-token latency over the period (the last figures when idle)
   double itl_p99_ms = 0;
   double kv_cache_use = 0;  // 0..1
+  // Share of the prompt tokens looked up in the prefix cache over the period that were reused
+  // (the last figure when none was looked up); -1: never measured.
+  double prefix_cache_hit = -1;
 };
 
 // Usage of one target (or one deployment on it) in one hour, from the hourly rollup.

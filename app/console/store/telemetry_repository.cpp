@@ -115,8 +115,8 @@ Result<std::vector<Deployment>> TelemetryRepository::ListDeployments() {
       auto q, s.sql().Prepare("SELECT target, name, model_sha256, engine_build_id, spec_digest, "
                               "gpus_requested, labels, sampled_at, replicas_ready, "
                               "replicas_desired, ttft_p50, ttft_p99, tokens_per_s, queue_depth, "
-                              "prompt_total, generated_total, itl_p50, itl_p99, kv_cache_use "
-                              "FROM deployments ORDER BY target, name"));
+                              "prompt_total, generated_total, itl_p50, itl_p99, kv_cache_use, "
+                              "prefix_cache_hit FROM deployments ORDER BY target, name"));
   std::vector<Deployment> out;
   while (true) {
     SEXTANT_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -141,6 +141,7 @@ Result<std::vector<Deployment>> TelemetryRepository::ListDeployments() {
     d.itl_p50_ms = q.Real(16);
     d.itl_p99_ms = q.Real(17);
     d.kv_cache_use = q.Real(18);
+    d.prefix_cache_hit = q.Real(19);
     out.push_back(std::move(d));
   }
   return out;
@@ -189,22 +190,24 @@ Status TelemetryRepository::Append(const IngestBatch& batch) {
           sql.Prepare("INSERT INTO deployment_samples(target, deployment, ts, period, "
                       "gpus_requested, gpus_used, replicas_ready, replicas_desired, ttft_p50, "
                       "ttft_p99, tokens_per_s, queue_depth, prompt_delta, generated_delta, "
-                      "itl_p50, itl_p99, kv_cache_use) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                      "itl_p50, itl_p99, kv_cache_use, prefix_cache_hit) "
+                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
       SEXTANT_ASSIGN_OR_RETURN(
           auto cur,
           sql.Prepare(
               "INSERT INTO deployments(target, name, model_sha256, engine_build_id, "
               "spec_digest, gpus_requested, labels, sampled_at, replicas_ready, "
               "replicas_desired, ttft_p50, ttft_p99, tokens_per_s, queue_depth, prompt_total, "
-              "generated_total, itl_p50, itl_p99, kv_cache_use) "
-              "VALUES(?1,?2,'','','',?3,'{}',?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+              "generated_total, itl_p50, itl_p99, kv_cache_use, prefix_cache_hit) "
+              "VALUES(?1,?2,'','','',?3,'{}',?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) "
               "ON CONFLICT(target, name) DO UPDATE SET gpus_requested=excluded.gpus_requested, "
               "sampled_at=excluded.sampled_at, replicas_ready=excluded.replicas_ready, "
               "replicas_desired=excluded.replicas_desired, ttft_p50=excluded.ttft_p50, "
               "ttft_p99=excluded.ttft_p99, tokens_per_s=excluded.tokens_per_s, "
               "queue_depth=excluded.queue_depth, prompt_total=excluded.prompt_total, "
               "generated_total=excluded.generated_total, itl_p50=excluded.itl_p50, "
-              "itl_p99=excluded.itl_p99, kv_cache_use=excluded.kv_cache_use "
+              "itl_p99=excluded.itl_p99, kv_cache_use=excluded.kv_cache_use, "
+              "prefix_cache_hit=excluded.prefix_cache_hit "
               "WHERE excluded.sampled_at >= deployments.sampled_at"));
       for (const auto& d : batch.dep) {
         // No earlier sample: the counters' history is of unknown length, so no increase.
@@ -224,12 +227,13 @@ Status TelemetryRepository::Append(const IngestBatch& batch) {
         ins.Bind(8, d.replicas_desired).Bind(9, d.ttft_p50_ms).Bind(10, d.ttft_p99_ms);
         ins.Bind(11, d.tokens_per_s).Bind(12, d.queue_depth).Bind(13, prompt_delta);
         ins.Bind(14, gen_delta).Bind(15, d.itl_p50_ms).Bind(16, d.itl_p99_ms);
-        SEXTANT_RETURN_IF_ERROR(ins.Bind(17, d.kv_cache_use).Run());
+        SEXTANT_RETURN_IF_ERROR(ins.Bind(17, d.kv_cache_use).Bind(18, d.prefix_cache_hit).Run());
         cur.Bind(1, d.target).Bind(2, d.deployment).Bind(3, d.gpus_requested).Bind(4, d.ts);
         cur.Bind(5, d.replicas_ready).Bind(6, d.replicas_desired).Bind(7, d.ttft_p50_ms);
         cur.Bind(8, d.ttft_p99_ms).Bind(9, d.tokens_per_s).Bind(10, d.queue_depth);
         cur.Bind(11, d.prompt_tokens_total).Bind(12, d.generated_tokens_total);
         cur.Bind(13, d.itl_p50_ms).Bind(14, d.itl_p99_ms).Bind(15, d.kv_cache_use);
+        cur.Bind(16, d.prefix_cache_hit);
         SEXTANT_RETURN_IF_ERROR(cur.Run());
       }
     }

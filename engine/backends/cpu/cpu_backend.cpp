@@ -68,8 +68,28 @@ void AxpyPortable(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-// One head of one token: out = softmax(q . K[0..n) * scale) V, with scores as scratch.
-// K and V rows are `stride` floats apart. The same function computes every row of every batch.
+// Where one kv head's keys and values of one sequence live in the paged cache: position p at
+// k + (table[p / block_tokens] * block_tokens + p % block_tokens) * stride (v likewise). A kernel
+// reads positions first .. end - 1 (first > 0 under a sliding window) in position order, run by
+// run of consecutive positions within one block, and a key's score does not depend on which keys
+// share its run, so results depend neither on which blocks hold the positions nor on the block
+// size.
+struct PagedHead {
+  const float* k = nullptr;  // the layer's K plus the kv head's offset
+  const float* v = nullptr;  // the layer's V plus the kv head's offset
+  const int32_t* table = nullptr;
+  int64_t block_tokens = 0;
+  int64_t stride = 0;  // floats between consecutive positions of a block (kv_dim)
+  int64_t first = 0;   // the first position read
+  int64_t Offset(int64_t p) const {
+    return (int64_t{table[p / block_tokens]} * block_tokens + p % block_tokens) * stride;
+  }
+  // Positions p .. p + Run(p, end) - 1 lie one after another in p's block.
+  int64_t Run(int64_t p, int64_t end) const {
+    return std::min(block_tokens - p % block_tokens, end - p);
+  }
+};
+
 using v8i = int32_t __attribute__((vector_size(32)));
 
 // e^x for x <= 0 (softmax arguments), 8 lanes: Cody-Waite range reduction and a degree-6
@@ -118,27 +138,36 @@ __attribute__((target("avx2,fma"))) float SoftmaxExpAvx2(float* scores, int64_t 
                 ((vsum[2] + vsum[6]) + (vsum[3] + vsum[7])));
 }
 
-__attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const float* k,
-                                                        const float* v, int64_t stride, int64_t hd,
-                                                        int64_t n, float scale, float* scores,
-                                                        float* out) {
+// One head of one token: out = softmax(q . K[first..end) * scale) V, with scores (end - first
+// floats) as scratch. The same function computes every row of every batch.
+__attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const PagedHead& kv,
+                                                        int64_t hd, int64_t end, float scale,
+                                                        float* scores, float* out) {
+  const int64_t stride = kv.stride;
+  const int64_t n = end - kv.first;
   float mx = -INFINITY;
-  if (hd == 8) {
-    const v8f vq = Load8(q);
-    for (int64_t p = 0; p < n; ++p) {
-      const v8f prod = vq * Load8(k + p * stride);
-      const float s = (((prod[0] + prod[4]) + (prod[1] + prod[5])) +
-                       ((prod[2] + prod[6]) + (prod[3] + prod[7]))) *
-                      scale;
-      scores[p] = s;
-      mx = s > mx ? s : mx;
+  for (int64_t p = kv.first; p < end;) {
+    const float* kr = kv.k + kv.Offset(p);
+    float* sp = scores + (p - kv.first);
+    const int64_t m = kv.Run(p, end);
+    if (hd == 8) {
+      const v8f vq = Load8(q);
+      for (int64_t j = 0; j < m; ++j) {
+        const v8f prod = vq * Load8(kr + j * stride);
+        const float s = (((prod[0] + prod[4]) + (prod[1] + prod[5])) +
+                         ((prod[2] + prod[6]) + (prod[3] + prod[7]))) *
+                        scale;
+        sp[j] = s;
+        mx = s > mx ? s : mx;
+      }
+    } else {
+      for (int64_t j = 0; j < m; ++j) {
+        const float s = DotAvx2(q, kr + j * stride, hd) * scale;
+        sp[j] = s;
+        mx = s > mx ? s : mx;
+      }
     }
-  } else {
-    for (int64_t p = 0; p < n; ++p) {
-      const float s = DotAvx2(q, k + p * stride, hd) * scale;
-      scores[p] = s;
-      mx = s > mx ? s : mx;
-    }
+    p += m;
   }
   const float sum = SoftmaxExpAvx2(scores, n, mx);
   const float inv = 1.0f / sum;
@@ -146,16 +175,27 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2(const float* q, const fl
     v8f acc[32];
     const int64_t nv = hd / 8;
     for (int64_t j = 0; j < nv; ++j) acc[j] = v8f{};
-    for (int64_t p = 0; p < n; ++p) {
-      const float w = scores[p] * inv;
-      const v8f vw = {w, w, w, w, w, w, w, w};
-      const float* vr = v + p * stride;
-      for (int64_t j = 0; j < nv; ++j) acc[j] += vw * Load8(vr + 8 * j);
+    for (int64_t p = kv.first; p < end;) {
+      const float* vr = kv.v + kv.Offset(p);
+      const float* sp = scores + (p - kv.first);
+      const int64_t m = kv.Run(p, end);
+      for (int64_t i = 0; i < m; ++i) {
+        const float w = sp[i] * inv;
+        const v8f vw = {w, w, w, w, w, w, w, w};
+        for (int64_t j = 0; j < nv; ++j) acc[j] += vw * Load8(vr + i * stride + 8 * j);
+      }
+      p += m;
     }
     std::memcpy(out, acc, static_cast<size_t>(hd) * sizeof(float));
   } else {
     std::fill(out, out + hd, 0.0f);
-    for (int64_t p = 0; p < n; ++p) AxpyAvx2(scores[p] * inv, v + p * stride, out, hd);
+    for (int64_t p = kv.first; p < end;) {
+      const float* vr = kv.v + kv.Offset(p);
+      const float* sp = scores + (p - kv.first);
+      const int64_t m = kv.Run(p, end);
+      for (int64_t i = 0; i < m; ++i) AxpyAvx2(sp[i] * inv, vr + i * stride, out, hd);
+      p += m;
+    }
   }
 }
 
@@ -180,47 +220,57 @@ __attribute__((target("avx2,fma"))) inline void Reduce8Ps(const __m256* s, float
 
 // AttendHeadAvx2 for head_dim = 8 * NV: the query stays in registers, keys are scored 8 at a
 // time (8 independent FMA chains, one transpose-add), and the output accumulates in registers.
+// A run of positions shorter than 8 (a block's end, a window's start) scores fewer keys at once;
+// each key's score is the same whatever group it is scored in (Reduce8Ps).
 template <int NV>
-__attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, const float* k,
-                                                             const float* v, int64_t stride,
-                                                             int64_t n, float scale, float* scores,
-                                                             float* out) {
+__attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, const PagedHead& kv,
+                                                             int64_t end, float scale,
+                                                             float* scores, float* out) {
+  const int64_t stride = kv.stride;
+  const int64_t n = end - kv.first;
   __m256 qv[NV];
 #pragma GCC unroll 32
   for (int j = 0; j < NV; ++j) qv[j] = _mm256_loadu_ps(q + 8 * j);
   const __m256 vscale = _mm256_set1_ps(scale);
   __m256 vmax = _mm256_set1_ps(-INFINITY);
-  for (int64_t p = 0; p < n; p += 8) {
-    const int m = static_cast<int>(std::min<int64_t>(8, n - p));
-    __m256 s[8];
+  for (int64_t p0 = kv.first; p0 < end;) {
+    const float* kb = kv.k + kv.Offset(p0);
+    float* sb = scores + (p0 - kv.first);
+    const int64_t run = kv.Run(p0, end);
+    for (int64_t j0 = 0; j0 < run; j0 += 8) {
+      const int m = static_cast<int>(std::min<int64_t>(8, run - j0));
+      __m256 s[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) {
-      if (i < m) {
-        const float* kr = k + (p + i) * stride;
-        __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
+      for (int i = 0; i < 8; ++i) {
+        if (i < m) {
+          const float* kr = kb + (j0 + i) * stride;
+          __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
 #pragma GCC unroll 32
-        for (int j = 1; j < NV; ++j) acc = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(kr + 8 * j), acc);
-        s[i] = acc;
+          for (int j = 1; j < NV; ++j)
+            acc = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(kr + 8 * j), acc);
+          s[i] = acc;
+        } else {
+          s[i] = _mm256_setzero_ps();
+        }
+      }
+      alignas(32) float red[8];
+      Reduce8Ps(s, red);
+      const __m256 sc = _mm256_mul_ps(_mm256_load_ps(red), vscale);
+      if (m == 8) {
+        _mm256_storeu_ps(sb + j0, sc);
+        vmax = _mm256_max_ps(vmax, sc);
       } else {
-        s[i] = _mm256_setzero_ps();
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, sc);
+        for (int i = 0; i < m; ++i) sb[j0 + i] = tmp[i];
+        vmax = _mm256_max_ps(
+            vmax, _mm256_blendv_ps(
+                      _mm256_set1_ps(-INFINITY), sc,
+                      _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                          _mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))));
       }
     }
-    alignas(32) float red[8];
-    Reduce8Ps(s, red);
-    const __m256 sc = _mm256_mul_ps(_mm256_load_ps(red), vscale);
-    if (m == 8) {
-      _mm256_storeu_ps(scores + p, sc);
-      vmax = _mm256_max_ps(vmax, sc);
-    } else {
-      alignas(32) float tmp[8];
-      _mm256_store_ps(tmp, sc);
-      for (int i = 0; i < m; ++i) scores[p + i] = tmp[i];
-      vmax = _mm256_max_ps(
-          vmax,
-          _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), sc,
-                           _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-                               _mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))));
-    }
+    p0 += run;
   }
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
@@ -231,63 +281,60 @@ __attribute__((target("avx2,fma"))) void AttendHeadAvx2Fixed(const float* q, con
   __m256 acc[NV];
 #pragma GCC unroll 32
   for (int j = 0; j < NV; ++j) acc[j] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < n; ++p) {
-    const __m256 vw = _mm256_set1_ps(scores[p] * inv);
-    const float* vr = v + p * stride;
+  for (int64_t p0 = kv.first; p0 < end;) {
+    const float* vb = kv.v + kv.Offset(p0);
+    const float* sb = scores + (p0 - kv.first);
+    const int64_t run = kv.Run(p0, end);
+    for (int64_t i = 0; i < run; ++i) {
+      const __m256 vw = _mm256_set1_ps(sb[i] * inv);
+      const float* vr = vb + i * stride;
 #pragma GCC unroll 32
-    for (int j = 0; j < NV; ++j) acc[j] = _mm256_fmadd_ps(vw, _mm256_loadu_ps(vr + 8 * j), acc[j]);
+      for (int j = 0; j < NV; ++j)
+        acc[j] = _mm256_fmadd_ps(vw, _mm256_loadu_ps(vr + 8 * j), acc[j]);
+    }
+    p0 += run;
   }
 #pragma GCC unroll 32
   for (int j = 0; j < NV; ++j) _mm256_storeu_ps(out + 8 * j, acc[j]);
 }
 
-void AttendHeadPortable(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
-                        int64_t n, float scale, float* scores, float* out) {
+// The portable AttendHeadAvx2; with softcap > 0 the scores are soft-capped (gemma2):
+// s = softcap * tanh(q.k * scale / softcap), the dot products by `dot`.
+void AttendHeadPortable(const float* q, const PagedHead& kv, int64_t hd, int64_t end, float scale,
+                        float softcap, float (*dot)(const float*, const float*, int64_t),
+                        void (*axpy)(float, const float*, float*, int64_t), float* scores,
+                        float* out) {
+  const int64_t n = end - kv.first;
   float mx = -INFINITY;
-  for (int64_t p = 0; p < n; ++p) {
-    const float s = DotPortable(q, k + p * stride, hd) * scale;
-    scores[p] = s;
-    mx = s > mx ? s : mx;
+  for (int64_t p = kv.first; p < end;) {
+    const float* kr = kv.k + kv.Offset(p);
+    float* sp = scores + (p - kv.first);
+    const int64_t m = kv.Run(p, end);
+    for (int64_t j = 0; j < m; ++j) {
+      float s = dot(q, kr + j * kv.stride, hd) * scale;
+      if (softcap > 0.0f) s = softcap * std::tanh(s / softcap);
+      sp[j] = s;
+      mx = s > mx ? s : mx;
+    }
+    p += m;
   }
   float sum = 0;
-  for (int64_t p = 0; p < n; ++p) {
-    scores[p] = std::exp(scores[p] - mx);
-    sum += scores[p];
+  for (int64_t i = 0; i < n; ++i) {
+    scores[i] = std::exp(scores[i] - mx);
+    sum += scores[i];
   }
   const float inv = 1.0f / sum;
   std::fill(out, out + hd, 0.0f);
-  for (int64_t p = 0; p < n; ++p) AxpyPortable(scores[p] * inv, v + p * stride, out, hd);
+  for (int64_t p = kv.first; p < end;) {
+    const float* vr = kv.v + kv.Offset(p);
+    const float* sp = scores + (p - kv.first);
+    const int64_t m = kv.Run(p, end);
+    for (int64_t j = 0; j < m; ++j) axpy(sp[j] * inv, vr + j * kv.stride, out, hd);
+    p += m;
+  }
 }
 
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-
-// One head with soft-capped scores (gemma2): s = softcap * tanh(q.k * scale / softcap), then the
-// softmax and the weighted sum of the values as AttendHeadPortable.
-void AttendHeadSoftcap(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
-                       int64_t n, float scale, float softcap, float* scores, float* out) {
-  float mx = -INFINITY;
-  for (int64_t p = 0; p < n; ++p) {
-    const float d =
-        (kHaveAvx2 ? DotAvx2(q, k + p * stride, hd) : DotPortable(q, k + p * stride, hd));
-    const float s = softcap * std::tanh(d * scale / softcap);
-    scores[p] = s;
-    mx = s > mx ? s : mx;
-  }
-  float sum = 0;
-  for (int64_t p = 0; p < n; ++p) {
-    scores[p] = std::exp(scores[p] - mx);
-    sum += scores[p];
-  }
-  const float inv = 1.0f / sum;
-  std::fill(out, out + hd, 0.0f);
-  for (int64_t p = 0; p < n; ++p) {
-    if (kHaveAvx2) {
-      AxpyAvx2(scores[p] * inv, v + p * stride, out, hd);
-    } else {
-      AxpyPortable(scores[p] * inv, v + p * stride, out, hd);
-    }
-  }
-}
 
 int DefaultThreads() {
   const unsigned n = std::thread::hardware_concurrency();
@@ -354,7 +401,7 @@ class CpuContext final : public BackendContext {
     kv_base_ = static_cast<float*>(p);
     tokens_.assign(static_cast<size_t>(max_tokens_), 0);
     positions_.assign(static_cast<size_t>(max_tokens_), 0);
-    slots_.assign(static_cast<size_t>(max_tokens_), 0);
+    seqs_.assign(static_cast<size_t>(max_tokens_), 0);
     return Status::Ok();
   }
 
@@ -376,22 +423,41 @@ class CpuContext final : public BackendContext {
       return Status::InvalidArgument("batch of " + std::to_string(batch.n_tokens) +
                                      " tokens: expected 1.." + std::to_string(max_tokens_));
     }
+    if (batch.n_seqs <= 0 || batch.n_seqs > max_tokens_) {
+      return Status::InvalidArgument("batch of " + std::to_string(batch.n_seqs) +
+                                     " sequences: expected 1.." + std::to_string(max_tokens_));
+    }
+    const int32_t width = kv_.table_width();
     for (int32_t i = 0; i < batch.n_tokens; ++i) {
-      if (batch.slots[i] < 0 || batch.slots[i] >= kv_.slots) {
-        return Status::InvalidArgument("batch token " + std::to_string(i) + ": slot " +
-                                       std::to_string(batch.slots[i]) + " outside 0.." +
-                                       std::to_string(kv_.slots - 1));
+      const int32_t seq = batch.seqs[i];
+      if (seq < 0 || seq >= batch.n_seqs) {
+        return Status::InvalidArgument("batch token " + std::to_string(i) + ": sequence " +
+                                       std::to_string(seq) + " outside 0.." +
+                                       std::to_string(batch.n_seqs - 1));
       }
-      if (batch.positions[i] < 0 || batch.positions[i] >= kv_.context_length) {
+      const int32_t pos = batch.positions[i];
+      if (pos < 0 || pos >= kv_.context_length) {
         return Status::OutOfRange("batch token " + std::to_string(i) + ": position " +
-                                  std::to_string(batch.positions[i]) + " outside the context of " +
+                                  std::to_string(pos) + " outside the context of " +
                                   std::to_string(kv_.context_length) + " positions");
+      }
+      // Blocks 0..pos / block_tokens are read (the last one written too).
+      const int32_t* table = batch.block_tables + int64_t{seq} * width;
+      for (int32_t e = 0; e <= pos / kv_.block_tokens; ++e) {
+        if (table[e] < 0 || table[e] >= kv_.blocks) {
+          return Status::InvalidArgument(
+              "batch token " + std::to_string(i) + ": block table entry " + std::to_string(e) +
+              " of sequence " + std::to_string(seq) + " is " + std::to_string(table[e]) +
+              ", outside 0.." + std::to_string(kv_.blocks - 1));
+        }
       }
     }
     n_ = batch.n_tokens;
     std::copy_n(batch.tokens, n_, tokens_.begin());
     std::copy_n(batch.positions, n_, positions_.begin());
-    std::copy_n(batch.slots, n_, slots_.begin());
+    std::copy_n(batch.seqs, n_, seqs_.begin());
+    // Grows to the largest batch once, then reuses its capacity.
+    tables_.assign(batch.block_tables, batch.block_tables + int64_t{batch.n_seqs} * width);
     return Status::Ok();
   }
 
@@ -448,15 +514,17 @@ class CpuContext final : public BackendContext {
   void Attention(int32_t layer, Buffer q, Buffer k, Buffer v, const AttentionShape& shape,
                  Buffer out) override {
     const int64_t kv_dim = kv_.kv_dim();
-    const int64_t ctx = kv_.context_length;
-    const int64_t slot_stride = ctx * kv_dim;
-    float* k_cache = kv_base_ + int64_t{layer} * 2 * kv_.slots * slot_stride;
-    float* v_cache = k_cache + int64_t{kv_.slots} * slot_stride;
+    const int64_t bt = kv_.block_tokens;
+    const int64_t width = kv_.table_width();
+    const int64_t layer_floats = int64_t{kv_.blocks} * bt * kv_dim;
+    float* k_cache = kv_base_ + int64_t{layer} * 2 * layer_floats;
+    float* v_cache = k_cache + layer_floats;
     const Buf& kb = buf(k);
     const Buf& vb = buf(v);
     for (int32_t r = 0; r < n_; ++r) {
-      const int64_t off = slots_[static_cast<size_t>(r)] * slot_stride +
-                          int64_t{positions_[static_cast<size_t>(r)]} * kv_dim;
+      const int64_t pos = positions_[static_cast<size_t>(r)];
+      const int32_t* table = tables_.data() + seqs_[static_cast<size_t>(r)] * width;
+      const int64_t off = (int64_t{table[pos / bt]} * bt + pos % bt) * kv_dim;
       std::memcpy(k_cache + off, kb.row(r), static_cast<size_t>(kv_dim) * sizeof(float));
       std::memcpy(v_cache + off, vb.row(r), static_cast<size_t>(kv_dim) * sizeof(float));
     }
@@ -465,6 +533,7 @@ class CpuContext final : public BackendContext {
     const int64_t tasks = int64_t{n_} * shape.heads;
     const int group = shape.heads / shape.kv_heads;
     const int64_t hd = shape.head_dim;
+    const int64_t ctx = kv_.context_length;
     // Tasks (token, head) go out in small chunks claimed dynamically: causal rows late in a
     // prefill cost more than early ones, and a descheduled thread holds up one chunk only.
     const auto run = [&](int64_t begin, int64_t end) {
@@ -479,23 +548,26 @@ class CpuContext final : public BackendContext {
         const int64_t first =
             shape.window > 0 ? std::max<int64_t>(0, pos - shape.window + 1) : int64_t{0};
         const float* qv = qb.row(r) + h * hd;
-        const float* kbase =
-            k_cache + slots_[static_cast<size_t>(r)] * slot_stride + first * kv_dim + kvh * hd;
-        const float* vbase =
-            v_cache + slots_[static_cast<size_t>(r)] * slot_stride + first * kv_dim + kvh * hd;
+        const PagedHead head{k_cache + kvh * hd,
+                             v_cache + kvh * hd,
+                             tables_.data() + seqs_[static_cast<size_t>(r)] * width,
+                             bt,
+                             kv_dim,
+                             first};
         float* o = ob.row(r) + h * hd;
-        const int64_t n = pos + 1 - first;
         if (shape.softcap > 0.0f) {
-          AttendHeadSoftcap(qv, kbase, vbase, kv_dim, hd, n, shape.scale, shape.softcap,
-                            scores.data(), o);
+          AttendHeadPortable(qv, head, hd, pos + 1, shape.scale, shape.softcap,
+                             kHaveAvx2 ? DotAvx2 : DotPortable, kHaveAvx2 ? AxpyAvx2 : AxpyPortable,
+                             scores.data(), o);
         } else if (kHaveAvx2 && hd == 64) {
-          AttendHeadAvx2Fixed<8>(qv, kbase, vbase, kv_dim, n, shape.scale, scores.data(), o);
+          AttendHeadAvx2Fixed<8>(qv, head, pos + 1, shape.scale, scores.data(), o);
         } else if (kHaveAvx2 && hd == 128) {
-          AttendHeadAvx2Fixed<16>(qv, kbase, vbase, kv_dim, n, shape.scale, scores.data(), o);
+          AttendHeadAvx2Fixed<16>(qv, head, pos + 1, shape.scale, scores.data(), o);
         } else if (kHaveAvx2) {
-          AttendHeadAvx2(qv, kbase, vbase, kv_dim, hd, n, shape.scale, scores.data(), o);
+          AttendHeadAvx2(qv, head, hd, pos + 1, shape.scale, scores.data(), o);
         } else {
-          AttendHeadPortable(qv, kbase, vbase, kv_dim, hd, n, shape.scale, scores.data(), o);
+          AttendHeadPortable(qv, head, hd, pos + 1, shape.scale, 0.0f, DotPortable, AxpyPortable,
+                             scores.data(), o);
         }
       }
     };
@@ -598,19 +670,24 @@ class CpuContext final : public BackendContext {
   KvCacheShape kv_;
   int32_t max_tokens_;
   ThreadPool pool_;
-  float* kv_base_ = nullptr;  // per layer: K [slots][ctx][kv_dim], then V likewise
+  float* kv_base_ = nullptr;  // per layer: K [blocks][block_tokens][kv_dim], then V likewise
   size_t kv_map_bytes_ = 0;
   std::vector<Buf> buffers_;
   int32_t n_ = 0;
-  std::vector<int32_t> tokens_, positions_, slots_;
+  std::vector<int32_t> tokens_, positions_, seqs_;
+  std::vector<int32_t> tables_;  // the batch's block tables, table_width() entries per sequence
 };
 
 Result<std::unique_ptr<BackendContext>> CpuBackend::NewContext(const ContextConfig& config) const {
   if (config.max_tokens <= 0) return Status::InvalidArgument("cpu backend: max_tokens must be > 0");
   const KvCacheShape& kv = config.kv;
-  if (kv.layers <= 0 || kv.slots <= 0 || kv.context_length <= 0 || kv.kv_heads <= 0 ||
+  if (kv.layers <= 0 || kv.blocks <= 0 || kv.context_length <= 0 || kv.kv_heads <= 0 ||
       kv.head_dim <= 0) {
     return Status::InvalidArgument("cpu backend: bad KV cache shape");
+  }
+  if (kv.block_tokens <= 0 || kv.block_tokens % 8 != 0) {
+    return Status::InvalidArgument("cpu backend: KV block of " + std::to_string(kv.block_tokens) +
+                                   " positions: expected a positive multiple of 8");
   }
   const int threads = config.threads > 0 ? config.threads : threads_;
   auto ctx = std::make_unique<CpuContext>(*this, config, threads);

@@ -8,7 +8,8 @@
 // Layouts follow the CPU backend (engine/backends/cpu/cpu_backend.cpp, the reference):
 //   activation buffer: rows x cols f32, row-major, zero-initialized;
 //   weight: the GGUF tensor's bytes as stored (row r at r * row_bytes), never dequantized;
-//   KV cache, per layer: K [slots][context][kv_dim] f32, then V likewise.
+//   KV cache (paged), per layer: K [blocks][block_tokens][kv_dim] f32, then V likewise; position
+//   p of a sequence lives in block table[p / block_tokens] at offset p % block_tokens.
 //
 // Each op has three layers: the __global__ kernel, the launch in the context's method (grid and
 // block sizes; recorded, then issued on the context's stream at the next ReadRows() or
@@ -419,13 +420,22 @@ __global__ void __launch_bounds__(kRowThreads)
   }
 }
 
-// Writes each batch row's k and v (kv_dim floats) to the cache at (slot, position).
+// The cache offset (in floats) of position p of the sequence whose block table is `table`.
+__device__ __forceinline__ int64_t KvOffset(const int32_t* table, int block_tokens, int64_t kv_dim,
+                                            int p) {
+  return (static_cast<int64_t>(table[p / block_tokens]) * block_tokens + p % block_tokens) * kv_dim;
+}
+
+// Writes each batch row's k and v (kv_dim floats) to the cache at its position, through its
+// sequence's block table (row seqs[r] of block_tables, table_width entries each).
 __global__ void __launch_bounds__(kRowThreads)
     KvWriteKernel(const float* k, int64_t k_stride, const float* v, int64_t v_stride,
-                  const int32_t* positions, const int32_t* slots, float* k_cache, float* v_cache,
-                  int64_t slot_stride, int64_t kv_dim) {
+                  const int32_t* positions, const int32_t* seqs, const int32_t* block_tables,
+                  int table_width, int block_tokens, float* k_cache, float* v_cache,
+                  int64_t kv_dim) {
   const int64_t r = blockIdx.x;
-  const int64_t off = slots[r] * slot_stride + static_cast<int64_t>(positions[r]) * kv_dim;
+  const int32_t* table = block_tables + static_cast<int64_t>(seqs[r]) * table_width;
+  const int64_t off = KvOffset(table, block_tokens, kv_dim, positions[r]);
   for (int64_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
     k_cache[off + i] = k[r * k_stride + i];
     v_cache[off + i] = v[r * v_stride + i];
@@ -434,13 +444,13 @@ __global__ void __launch_bounds__(kRowThreads)
 
 // Attention over the KV cache, flash style (online softmax, K/V tiles in shared memory).
 //
-// A block takes a tile of `rows_per_tile` consecutive batch rows (all of one slot: the host
+// A block takes a tile of `rows_per_tile` consecutive batch rows (all of one sequence: the host
 // guarantees it), one query head, and one split of the positions: [split * chunk, (split + 1) *
 // chunk) cut at the tile's longest causal prefix. Each logical warp owns kAttnRowsPerWarp rows of
 // the tile; per K/V tile of kKvTile positions, lane j scores position p0 + j for each of its
 // rows, and lane l accumulates output dims l, l + 32, ... Decode (one row per tile) splits the
 // positions over many blocks ("flash-decoding") and AttentionCombineKernel merges the splits;
-// prefill (one slot, many rows) tiles the rows so each K/V tile serves kAttnWarps *
+// prefill (one sequence, many rows) tiles the rows so each K/V tile serves kAttnWarps *
 // kAttnRowsPerWarp queries, one split.
 //
 // Shared memory (dynamic): K and V tiles [tile][head_dim + 1] (padded: lane j reads row j
@@ -465,12 +475,12 @@ static_assert(kAttnMaxHeadDim == 256, "the head_dim error messages name 256");
 struct AttentionArgs {
   const float* q = nullptr;
   int64_t q_stride = 0;
-  const float* k_cache = nullptr;  // the layer's K: [slots][context][kv_dim]
+  const float* k_cache = nullptr;  // the layer's K: [blocks][block_tokens][kv_dim]
   const float* v_cache = nullptr;
-  int64_t slot_stride = 0;  // context * kv_dim
   int64_t kv_dim = 0;
   const int32_t* positions = nullptr;
-  const int32_t* slots = nullptr;
+  const int32_t* seqs = nullptr;
+  const int32_t* block_tables = nullptr;  // row s: sequence s's table, table_width entries
   float* out = nullptr;
   int64_t out_stride = 0;
   float* partial = nullptr;  // splits > 1: [row][head][split] records of head_dim + 2 floats
@@ -481,13 +491,16 @@ struct AttentionArgs {
   float scale = 1.0f;
   int rows_per_tile = 1;  // <= kAttnRowsPerWarp * blockDim.x / kGpuWarp
   int splits = 1;
-  int chunk = 0;      // positions per split, a multiple of kKvTile
+  int chunk = 0;  // positions per split, a multiple of kKvTile
+  int table_width = 0;
+  int block_tokens = 0;
   int window = 0;     // sliding window (AttentionShape::window); 0 = none
   float softcap = 0;  // score soft-capping (AttentionShape::softcap); 0 = none
 };
 
-// Its bytes key a graph (GpuContext::Flush): no padding, every byte is a field.
-static_assert(sizeof(AttentionArgs) == 11 * 8 + 10 * 4, "AttentionArgs has padding");
+// Its bytes key a graph (GpuContext::Flush): no padding, every byte is a field. The block tables
+// themselves are read from device memory, so a replayed graph follows each step's tables.
+static_assert(sizeof(AttentionArgs) == 11 * 8 + 12 * 4, "AttentionArgs has padding");
 
 size_t AttentionSharedBytes(int head_dim, int warps) {
   const size_t tile = head_dim > kAttnNarrowHeadDim ? kKvTileWide : kKvTile;
@@ -512,14 +525,23 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
   const int kvh = h / a.group;
   const int r_begin = static_cast<int>(blockIdx.x) * a.rows_per_tile;
   const int n_tile = min(a.rows_per_tile, a.n_rows - r_begin);
-  const int64_t slot = a.slots[r_begin];
-  const float* kbase = a.k_cache + slot * a.slot_stride + static_cast<int64_t>(kvh) * hd;
-  const float* vbase = a.v_cache + slot * a.slot_stride + static_cast<int64_t>(kvh) * hd;
+  const int32_t* table = a.block_tables + static_cast<int64_t>(a.seqs[r_begin]) * a.table_width;
+  const float* kbase = a.k_cache + static_cast<int64_t>(kvh) * hd;
+  const float* vbase = a.v_cache + static_cast<int64_t>(kvh) * hd;
 
-  int max_len = 0;
-  for (int i = 0; i < n_tile; ++i) max_len = max(max_len, a.positions[r_begin + i] + 1);
+  int max_len = 0, min_len = a.positions[r_begin] + 1;  // a tile holds at least one row
+  for (int i = 0; i < n_tile; ++i) {
+    max_len = max(max_len, a.positions[r_begin + i] + 1);
+    min_len = min(min_len, a.positions[r_begin + i] + 1);
+  }
   const int p_begin = split * a.chunk;
   const int p_end = min(max_len, p_begin + a.chunk);
+  // Under a sliding window, the K/V tiles wholly before every row's window are skipped (their
+  // scores would all be -inf); the tiles read stay aligned to p_begin, so the arithmetic is that
+  // of the full walk.
+  const int p_first = a.window > 0 && min_len - a.window > p_begin
+                          ? p_begin + (min_len - a.window - p_begin) / kTile * kTile
+                          : p_begin;
 
   for (int i = static_cast<int>(threadIdx.x); i < warps * kAttnRowsPerWarp * hd;
        i += static_cast<int>(blockDim.x)) {
@@ -544,14 +566,14 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
   }
   __syncthreads();
 
-  for (int p0 = p_begin; p0 < p_end; p0 += kTile) {
+  for (int p0 = p_first; p0 < p_end; p0 += kTile) {
     const int n_pos = min(kTile, p_end - p0);
     for (int i = static_cast<int>(threadIdx.x); i < kTile * hd; i += static_cast<int>(blockDim.x)) {
       const int j = i / hd;
       const int d = i % hd;
       float kv = 0.0f, vv = 0.0f;
       if (j < n_pos) {
-        const int64_t off = static_cast<int64_t>(p0 + j) * a.kv_dim + d;
+        const int64_t off = KvOffset(table, a.block_tokens, a.kv_dim, p0 + j) + d;
         kv = kbase[off];
         vv = vbase[off];
       }
@@ -620,7 +642,8 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
 }
 
 // Merges the splits of AttentionKernel: out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M).
-// Grid: (rows, heads); split 0 always holds position 0, so the denominator is positive.
+// Grid: (rows, heads); the split that holds the row's own position always saw it, so the
+// denominator is positive.
 __global__ void __launch_bounds__(kAttnMaxHeadDim)
     AttentionCombineKernel(const float* partial, int heads, int splits, int head_dim, float* out,
                            int64_t out_stride) {
@@ -837,7 +860,10 @@ class GpuBackend final : public Backend {
 class GpuContext final : public BackendContext {
  public:
   GpuContext(const GpuBackend& backend, const ContextConfig& config)
-      : backend_(backend), kv_(config.kv), max_tokens_(config.max_tokens) {
+      : backend_(backend),
+        kv_(config.kv),
+        max_tokens_(config.max_tokens),
+        width_(config.kv.table_width()) {
     const char* graphs = std::getenv("SEXTANT_GPU_GRAPHS");
     graphs_ = graphs == nullptr || std::string(graphs) != "0";
   }
@@ -867,8 +893,10 @@ class GpuContext final : public BackendContext {
         gpuMalloc(reinterpret_cast<void**>(&kv_cache_), static_cast<size_t>(kv_bytes)),
         "allocate a KV cache of " + std::to_string(kv_bytes >> 20) + " MiB");
     SEXTANT_GPU_CHECK(gpuMemset(kv_cache_, 0, static_cast<size_t>(kv_bytes)), "clear KV cache");
-    // Batch arrays: tokens, positions, slots (max_tokens each), device and pinned host staging.
-    const size_t batch_bytes = 3 * sizeof(int32_t) * static_cast<size_t>(max_tokens_);
+    // Batch arrays: tokens, positions, seqs (max_tokens each), then max_tokens block tables of
+    // table_width entries; device and pinned host staging.
+    const size_t batch_bytes =
+        sizeof(int32_t) * static_cast<size_t>(max_tokens_) * (3 + static_cast<size_t>(width_));
     SEXTANT_GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&batch_dev_), batch_bytes),
                       "allocate batch arrays");
     SEXTANT_GPU_CHECK(gpuHostMalloc(reinterpret_cast<void**>(&batch_host_), batch_bytes),
@@ -881,7 +909,7 @@ class GpuContext final : public BackendContext {
     SEXTANT_GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&partial_), partial_bytes),
                       "allocate attention scratch");
     positions_.assign(static_cast<size_t>(max_tokens_), 0);
-    slots_.assign(static_cast<size_t>(max_tokens_), 0);
+    seqs_.assign(static_cast<size_t>(max_tokens_), 0);
     tokens_.assign(static_cast<size_t>(max_tokens_), 0);
     return Status::Ok();
   }
@@ -909,16 +937,31 @@ class GpuContext final : public BackendContext {
       return Status::InvalidArgument("batch of " + std::to_string(batch.n_tokens) +
                                      " tokens: expected 1.." + std::to_string(max_tokens_));
     }
+    if (batch.n_seqs <= 0 || batch.n_seqs > max_tokens_) {
+      return Status::InvalidArgument("batch of " + std::to_string(batch.n_seqs) +
+                                     " sequences: expected 1.." + std::to_string(max_tokens_));
+    }
     for (int32_t i = 0; i < batch.n_tokens; ++i) {
-      if (batch.slots[i] < 0 || batch.slots[i] >= kv_.slots) {
-        return Status::InvalidArgument("batch token " + std::to_string(i) + ": slot " +
-                                       std::to_string(batch.slots[i]) + " outside 0.." +
-                                       std::to_string(kv_.slots - 1));
+      const int32_t seq = batch.seqs[i];
+      if (seq < 0 || seq >= batch.n_seqs) {
+        return Status::InvalidArgument("batch token " + std::to_string(i) + ": sequence " +
+                                       std::to_string(seq) + " outside 0.." +
+                                       std::to_string(batch.n_seqs - 1));
       }
-      if (batch.positions[i] < 0 || batch.positions[i] >= kv_.context_length) {
+      const int32_t pos = batch.positions[i];
+      if (pos < 0 || pos >= kv_.context_length) {
         return Status::OutOfRange("batch token " + std::to_string(i) + ": position " +
-                                  std::to_string(batch.positions[i]) + " outside the context of " +
+                                  std::to_string(pos) + " outside the context of " +
                                   std::to_string(kv_.context_length) + " positions");
+      }
+      const int32_t* table = batch.block_tables + int64_t{seq} * width_;
+      for (int32_t e = 0; e <= pos / kv_.block_tokens; ++e) {
+        if (table[e] < 0 || table[e] >= kv_.blocks) {
+          return Status::InvalidArgument(
+              "batch token " + std::to_string(i) + ": block table entry " + std::to_string(e) +
+              " of sequence " + std::to_string(seq) + " is " + std::to_string(table[e]) +
+              ", outside 0.." + std::to_string(kv_.blocks - 1));
+        }
       }
     }
     SEXTANT_GPU_CHECK(gpuSetDevice(backend_.device_index()), "select device");
@@ -929,18 +972,23 @@ class GpuContext final : public BackendContext {
     n_ = batch.n_tokens;
     std::copy_n(batch.tokens, n_, tokens_.begin());
     std::copy_n(batch.positions, n_, positions_.begin());
-    std::copy_n(batch.slots, n_, slots_.begin());
-    single_slot_ =
-        std::all_of(slots_.begin(), slots_.begin() + n_, [&](int32_t s) { return s == slots_[0]; });
+    std::copy_n(batch.seqs, n_, seqs_.begin());
+    single_seq_ =
+        std::all_of(seqs_.begin(), seqs_.begin() + n_, [&](int32_t s) { return s == seqs_[0]; });
     max_len_ = 1 + *std::max_element(positions_.begin(), positions_.begin() + n_);
-    // Staging layout [tokens | positions | slots], each n_ entries at stride max_tokens.
+    // Staging layout [tokens | positions | seqs | tables], the first three n_ entries at stride
+    // max_tokens, then n_seqs tables of width_ entries; only what the batch uses is uploaded.
     std::copy_n(batch.tokens, n_, batch_host_);
     std::copy_n(batch.positions, n_, batch_host_ + max_tokens_);
-    std::copy_n(batch.slots, n_, batch_host_ + 2 * int64_t{max_tokens_});
-    SEXTANT_GPU_CHECK(gpuMemcpyAsync(batch_dev_, batch_host_,
-                                     3 * sizeof(int32_t) * static_cast<size_t>(max_tokens_),
-                                     gpuMemcpyHostToDevice, stream_),
-                      "upload batch");
+    std::copy_n(batch.seqs, n_, batch_host_ + 2 * int64_t{max_tokens_});
+    const int64_t table_entries = int64_t{batch.n_seqs} * width_;
+    std::copy_n(batch.block_tables, table_entries, batch_host_ + 3 * int64_t{max_tokens_});
+    SEXTANT_GPU_CHECK(
+        gpuMemcpyAsync(
+            batch_dev_, batch_host_,
+            sizeof(int32_t) * static_cast<size_t>(3 * int64_t{max_tokens_} + table_entries),
+            gpuMemcpyHostToDevice, stream_),
+        "upload batch");
     SEXTANT_GPU_CHECK(gpuEventRecord(batch_uploaded_, stream_), "record batch upload");
     return Status::Ok();
   }
@@ -1065,22 +1113,24 @@ class GpuContext final : public BackendContext {
                "Attention: buffers too small for the shape")) {
       return;
     }
-    const int64_t slot_stride = int64_t{kv_.context_length} * kv_dim;
-    float* k_cache = kv_cache_ + int64_t{layer} * 2 * kv_.slots * slot_stride;
-    float* v_cache = k_cache + int64_t{kv_.slots} * slot_stride;
+    const int64_t layer_floats = int64_t{kv_.blocks} * kv_.block_tokens * kv_dim;
+    float* k_cache = kv_cache_ + int64_t{layer} * 2 * layer_floats;
+    float* v_cache = k_cache + layer_floats;
     Enqueue("Attention (KV write)", KvWriteKernel, static_cast<unsigned>(n_), kRowThreads, 0,
-            kb->data, kb->cols, vb->data, vb->cols, positions_dev(), slots_dev(), k_cache, v_cache,
-            slot_stride, kv_dim);
+            kb->data, kb->cols, vb->data, vb->cols, positions_dev(), seqs_dev(), tables_dev(),
+            width_, kv_.block_tokens, k_cache, v_cache, kv_dim);
 
     AttentionArgs a;
     a.q = qb->data;
     a.q_stride = qb->cols;
     a.k_cache = k_cache;
     a.v_cache = v_cache;
-    a.slot_stride = slot_stride;
     a.kv_dim = kv_dim;
     a.positions = positions_dev();
-    a.slots = slots_dev();
+    a.seqs = seqs_dev();
+    a.block_tables = tables_dev();
+    a.table_width = width_;
+    a.block_tokens = kv_.block_tokens;
     a.out = ob->data;
     a.out_stride = ob->cols;
     a.partial = partial_;
@@ -1092,7 +1142,7 @@ class GpuContext final : public BackendContext {
     a.window = shape.window;
     a.softcap = shape.softcap;
     int warps = 1;
-    if (single_slot_ && n_ > 1) {
+    if (single_seq_ && n_ > 1) {
       // Prefill of one sequence: tiles of up to kAttnWarps * kAttnRowsPerWarp rows share each
       // K/V tile; the row tiles and heads give enough blocks without splitting positions.
       warps = std::min(hd > kAttnNarrowHeadDim ? kAttnWarpsWide : kAttnWarps,
@@ -1101,7 +1151,7 @@ class GpuContext final : public BackendContext {
       a.splits = 1;
       a.chunk = ((max_len_ + kKvTile - 1) / kKvTile) * kKvTile;
     } else {
-      // Decode (one row per block, rows may be of different slots): split the positions so the
+      // Decode (one row per block, rows may be of different sequences): split the positions so the
       // device has a few blocks per multiprocessor, within the scratch's capacity. The split is
       // sized for the longest position rounded up to a power of two (at least one K/V tile), so
       // it stays the same for many steps and a captured decode graph keeps being replayed;
@@ -1265,7 +1315,8 @@ class GpuContext final : public BackendContext {
 
   const int32_t* tokens_dev() const { return batch_dev_; }
   const int32_t* positions_dev() const { return batch_dev_ + max_tokens_; }
-  const int32_t* slots_dev() const { return batch_dev_ + 2 * int64_t{max_tokens_}; }
+  const int32_t* seqs_dev() const { return batch_dev_ + 2 * int64_t{max_tokens_}; }
+  const int32_t* tables_dev() const { return batch_dev_ + 3 * int64_t{max_tokens_}; }
 
   Status Fail(const std::string& what) const {
     return Status::InvalidArgument(std::string(SEXTANT_GPU_VENDOR) + " backend: " + what);
@@ -1395,8 +1446,9 @@ class GpuContext final : public BackendContext {
   int32_t max_tokens_;
   gpuStream_t stream_ = nullptr;
   gpuEvent_t batch_uploaded_ = nullptr;
-  float* kv_cache_ = nullptr;      // per layer: K [slots][ctx][kv_dim], then V likewise
-  int32_t* batch_dev_ = nullptr;   // [tokens | positions | slots], max_tokens each
+  int32_t width_ = 0;              // entries of a block table (kv_.table_width())
+  float* kv_cache_ = nullptr;      // per layer: K [blocks][block_tokens][kv_dim], then V likewise
+  int32_t* batch_dev_ = nullptr;   // [tokens | positions | seqs | block tables] (see SetBatch)
   int32_t* batch_host_ = nullptr;  // pinned staging of the same
   float* partial_ = nullptr;       // attention split-K records
   int64_t partial_records_ = 0;
@@ -1410,9 +1462,9 @@ class GpuContext final : public BackendContext {
   std::vector<uint8_t> graph_key_;  // key_ of the passes graph_exec_ replays
   // The current batch, host side (launch decisions and checks).
   int32_t n_ = 0;
-  bool single_slot_ = false;
+  bool single_seq_ = false;
   int32_t max_len_ = 0;  // 1 + the largest position
-  std::vector<int32_t> tokens_, positions_, slots_;
+  std::vector<int32_t> tokens_, positions_, seqs_;
 };
 
 Result<std::unique_ptr<BackendContext>> GpuBackend::NewContext(const ContextConfig& config) const {
@@ -1421,8 +1473,8 @@ Result<std::unique_ptr<BackendContext>> GpuBackend::NewContext(const ContextConf
                                    " backend: max_tokens must be > 0");
   }
   const KvCacheShape& kv = config.kv;
-  if (kv.layers <= 0 || kv.slots <= 0 || kv.context_length <= 0 || kv.kv_heads <= 0 ||
-      kv.head_dim <= 0) {
+  if (kv.layers <= 0 || kv.blocks <= 0 || kv.block_tokens <= 0 || kv.context_length <= 0 ||
+      kv.kv_heads <= 0 || kv.head_dim <= 0) {
     return Status::InvalidArgument(std::string(SEXTANT_GPU_VENDOR) +
                                    " backend: bad KV cache shape");
   }

@@ -151,6 +151,10 @@ class FakeObserver : public agent::DeploymentObserver {
     m.replicas_pending = 2;
     m.pending_reason = "no free device for 2 replicas";
     m.in_flight = 5;
+    m.prefix_cache_queries_total = 1000;
+    m.prefix_cache_hits_total = 750;
+    m.kv_cache_blocks_used = 12;
+    m.kv_cache_blocks_total = 64;
     return {m};
   }
   std::vector<agent::ScalingEventInfo> ScalingEventsSince(int64_t after) override {
@@ -207,6 +211,10 @@ TEST(AgentWatchMetrics, CarriesAutoscalerFieldsAndEachScalingEventOncePerStream)
   EXPECT_EQ(d.replicas_pending(), 2);
   EXPECT_EQ(d.pending_reason(), "no free device for 2 replicas");
   EXPECT_EQ(d.in_flight(), 5);
+  EXPECT_EQ(d.prefix_cache_queries_total(), 1000);
+  EXPECT_EQ(d.prefix_cache_hits_total(), 750);
+  EXPECT_EQ(d.kv_cache_blocks_used(), 12);
+  EXPECT_EQ(d.kv_cache_blocks_total(), 64);
   std::vector<int64_t> seen;
   for (const auto& s : snaps) {
     for (const auto& e : s.scaling_events()) {

@@ -391,6 +391,57 @@ TEST_F(FleetConnectorTest, InterTokenLatencyIsTakenFromTheIncreaseBetweenSnapsho
   fc.Stop();
 }
 
+// The prefix cache hit rate is that of the prompt tokens looked up between two snapshots: unknown
+// ("—", -1) until some are, the last figure while none are, and after a counter reset (an agent
+// restart) the new counters are the increase.
+TEST_F(FleetConnectorTest, PrefixCacheHitRateIsTakenFromTheIncreaseBetweenSnapshots) {
+  StartAgents(1);
+  agent::DeploymentMetricsInfo m = agents_[0]->observer->Get();
+  m.prefix_cache_queries_total = 1000;
+  m.prefix_cache_hits_total = 900;
+  agents_[0]->observer->Set(m);
+  ConnectorOptions o;
+  o.call_deadline = 5000ms;
+  o.metrics_interval_ms = 100;
+  o.stale_after = 5000ms;
+  FleetConnector fc(store_.get(), o);
+  fc.Start(targets_);
+  auto dep = [&] {
+    auto d = store_->telemetry().ListDeployments();
+    return d.ok() && d->size() == 1 ? (*d)[0] : console::Deployment{};
+  };
+  auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return pred();
+  };
+  // The first snapshot's counters cover an unknown past: no figure yet; nor with no increase.
+  ASSERT_TRUE(wait_for([&] { return dep().sampled_at > 0; }, 30000ms));
+  EXPECT_EQ(dep().prefix_cache_hit, -1);
+  const auto first = dep().sampled_at;
+  ASSERT_TRUE(wait_for([&] { return dep().sampled_at > first; }, 5000ms));
+  EXPECT_EQ(dep().prefix_cache_hit, -1);
+  // 1000 more prompt tokens looked up, 350 of them reused.
+  m.prefix_cache_queries_total = 2000;
+  m.prefix_cache_hits_total = 1250;
+  agents_[0]->observer->Set(m);
+  ASSERT_TRUE(wait_for([&] { return dep().prefix_cache_hit >= 0; }, 5000ms));
+  EXPECT_NEAR(dep().prefix_cache_hit, 0.35, 1e-12);
+  const auto measured = dep().sampled_at;
+  ASSERT_TRUE(wait_for([&] { return dep().sampled_at > measured; }, 5000ms));
+  EXPECT_NEAR(dep().prefix_cache_hit, 0.35, 1e-12);  // idle: the last figure stands
+  // The agent restarted: its counters start again (400 looked up, 100 reused).
+  m.prefix_cache_queries_total = 400;
+  m.prefix_cache_hits_total = 100;
+  agents_[0]->observer->Set(m);
+  ASSERT_TRUE(wait_for([&] { return std::abs(dep().prefix_cache_hit - 0.25) < 1e-12; }, 5000ms))
+      << dep().prefix_cache_hit;
+  fc.Stop();
+}
+
 TEST_F(FleetConnectorTest, TestTargetReportsIdentityAndRole) {
   StartAgents(1);
   auto who = TestTarget(targets_[0], 3000ms);

@@ -65,6 +65,7 @@ struct StreamResult {
   std::string text;
   std::string finish_reason;
   int completion_tokens = -1;
+  int cached_tokens = -1;
   bool saw_role = false;
   bool done = false;
 };
@@ -81,6 +82,7 @@ StreamResult ParseStream(const std::string& body, bool chat) {
     json j = json::parse(events[i]);
     if (j.contains("usage") && j["choices"].empty()) {
       r.completion_tokens = j["usage"]["completion_tokens"].get<int>();
+      r.cached_tokens = j["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>();
       continue;
     }
     const json& c = j["choices"][0];
@@ -504,6 +506,61 @@ TEST_F(InferenceServerTest, MetricsParseAsPrometheusTextAndMoveAfterARequest) {
   for (const agent::Sample& s : after.samples) {
     for (const auto& [k, v] : s.labels) EXPECT_EQ(v.find("secret"), std::string::npos) << k;
   }
+}
+
+// A prompt sent again reuses the KV blocks of its first run: usage reports the reused prompt
+// tokens (whole 16-token blocks, short of the last token), the text is the same, and /metrics
+// counts the prompt tokens looked up and reused and the KV blocks.
+TEST_F(InferenceServerTest, ARepeatedPromptReportsCachedTokens) {
+  Start("stories", 4, 8);
+  httplib::Client c = Client();
+  auto scrape = [&] {
+    auto res = c.Get("/metrics");
+    EXPECT_TRUE(res);
+    auto parsed = agent::ParseText(res ? res->body : "");
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    return parsed.ok() ? parsed.value() : agent::ParsedExposition{};
+  };
+  const std::vector<std::pair<std::string, std::string>> dep = {{"deployment", "stories"}};
+  const agent::ParsedExposition before = scrape();
+  json body = {{"model", "stories"},
+               {"prompt",
+                "Once upon a time, there was a little girl named Lily. She loved to play outside "
+                "in the park with her friends and her big red ball."},
+               {"max_tokens", 8},
+               {"temperature", 0},
+               {"ignore_eos", true}};
+  auto first = c.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->body;
+  const json a = json::parse(first->body);
+  const int prompt = a["usage"]["prompt_tokens"].get<int>();
+  ASSERT_GT(prompt, 32);
+  EXPECT_EQ(a["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  auto second = c.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->status, 200) << second->body;
+  const json b = json::parse(second->body);
+  const int cached = (prompt - 1) / 16 * 16;
+  EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], cached);
+  EXPECT_EQ(b["choices"][0]["text"], a["choices"][0]["text"]);
+  // Streamed, with the usage chunk.
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  const StreamResult s = Stream(body, false);
+  EXPECT_EQ(s.cached_tokens, cached);
+  EXPECT_EQ(s.text, a["choices"][0]["text"].get<std::string>());
+
+  const agent::ParsedExposition after = scrape();
+  auto delta = [&](const std::string& name) {
+    return after.Sum(name, dep) - before.Sum(name, dep);
+  };
+  EXPECT_EQ(delta("sextant_prefix_cache_queries_total"), 3 * prompt);
+  EXPECT_EQ(delta("sextant_prefix_cache_hits_total"), 2 * cached);
+  EXPECT_GT(after.Sum("sextant_kv_cache_blocks_total", dep), 0);
+  EXPECT_EQ(after.Sum("sextant_kv_cache_blocks_used", dep), 0);  // nothing running
+  EXPECT_GE(after.Sum("sextant_kv_cache_blocks_cached", dep), cached / 16);
+  EXPECT_EQ(after.Sum("sextant_kv_cache_usage_ratio", dep), 0);
 }
 
 TEST_F(InferenceServerTest, ServesHttpsWithACertificateFromTheConfig) {

@@ -148,6 +148,11 @@ TEST(ResponseFraming, SseEventsAndChunks) {
   json whole = CompletionResponse(ApiKind::kChat, "c", 5, "m", "text", "stop", Usage{3, 4});
   EXPECT_EQ(whole["choices"][0]["message"]["content"], "text");
   EXPECT_EQ(whole["usage"]["total_tokens"], 7);
+  EXPECT_EQ(whole["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  json cached = UsageJson(Usage{40, 4, 32});
+  EXPECT_EQ(cached["prompt_tokens"], 40);
+  EXPECT_EQ(cached["prompt_tokens_details"]["cached_tokens"], 32);
+  EXPECT_EQ(cached["total_tokens"], 44);
   // Invalid UTF-8 never throws.
   EXPECT_NO_THROW(DumpJson(json{{"t", std::string("\xff\xfe")}}));
 }

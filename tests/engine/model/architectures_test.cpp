@@ -2,13 +2,16 @@
 // gemma2), on a small synthesized F32 model, against a scalar float64 reference of that
 // architecture's graph written here from its definition: the same greedy tokens, and every
 // step's logits within f32 rounding. Also: the tokens are the same on the GPU simulator (the GPU
-// kernel source run on the CPU), and architectures this engine does not run are refused by name.
+// kernel source run on the CPU), alone and through the scheduler's prefix cache, and
+// architectures this engine does not run are refused by name.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -20,6 +23,7 @@
 #include "engine/gguf/synth.h"
 #include "engine/gguf/writer.h"
 #include "engine/model/model.h"
+#include "engine/serve/scheduler.h"
 #include "engine/serve/session.h"
 
 namespace sextant::model {
@@ -216,9 +220,13 @@ class ArchitectureTest : public ::testing::TestWithParam<const char*> {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::vector<int32_t> Generate(const std::shared_ptr<const Model>& m, int n) {
+    return Generate(m, n, kPrompt);
+  }
+  std::vector<int32_t> Generate(const std::shared_ptr<const Model>& m, int n,
+                                const std::vector<int32_t>& prompt) {
     serve::Session session(m);
     serve::GenerateRequest req;
-    req.prompt = kPrompt;
+    req.prompt = prompt;
     req.max_tokens = n;
     req.sampling.temperature = 0;
     req.stop_at_eos = false;
@@ -250,6 +258,8 @@ TEST_P(ArchitectureTest, GreedyTokensMatchTheFloat64Reference) {
   ASSERT_TRUE(ctx.ok());
   const int64_t vocab = (*m)->info().vocab_size;
   std::vector<float> logits(static_cast<size_t>(vocab));
+  const std::vector<int32_t> blocks = (*ctx)->SequentialBlocks(0);
+  const SequenceBlocks seq{blocks};
   std::vector<int32_t> ref_tokens;
   std::vector<int32_t> feed = kPrompt;
   double worst = 0;
@@ -259,7 +269,7 @@ TEST_P(ArchitectureTest, GreedyTokensMatchTheFloat64Reference) {
     for (int32_t t : feed) {
       r = ref.Step(t);
       const BatchToken bt{t, pos++, 0, true};
-      ASSERT_TRUE((*ctx)->Forward(std::span(&bt, 1), logits).ok());
+      ASSERT_TRUE((*ctx)->Forward(std::span(&bt, 1), std::span(&seq, 1), logits).ok());
     }
     double num = 0, den = 0;
     for (int64_t i = 0; i < vocab; ++i) {
@@ -289,6 +299,66 @@ TEST_P(ArchitectureTest, TheGpuSimulatorGivesTheCpuTokens) {
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_EQ(Generate(*g, 8), Generate(*m, 8));
 }
+
+// The scheduler on the GPU simulator with prefix caching: a request whose prompt extends an
+// earlier one's reads that one's KV blocks through its block table (on gemma2: across
+// sliding-window layers, with soft-capped scores) and gives the CPU's tokens.
+using PrefixCacheOnTheGpuSimulator = ArchitectureTest;
+
+TEST_P(PrefixCacheOnTheGpuSimulator, ReusedBlocksGiveTheCpuTokens) {
+  LoadOptions cpu;
+  cpu.backend = "cpu";
+  cpu.threads = 2;
+  auto m = Model::Load(path_, cpu);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  LoadOptions sim = cpu;
+  sim.make_backend = gpusim::NewGpuBackend;
+  auto g = Model::Load(path_, sim);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  std::vector<serve::GenerateRequest> reqs(2);
+  reqs[0].prompt = kPrompt;
+  for (int i = 0; i < 30; ++i) reqs[0].prompt.push_back(300 + (i * 7) % 200);  // 40 tokens
+  reqs[1].prompt = reqs[0].prompt;
+  for (int32_t t : {270, 271, 272, 273, 274}) reqs[1].prompt.push_back(t);  // 45 tokens
+  for (serve::GenerateRequest& r : reqs) {
+    r.max_tokens = 8;
+    r.sampling.temperature = 0;
+    r.stop_at_eos = false;
+  }
+  serve::SchedulerOptions so;
+  so.max_batch = 2;
+  so.max_batch_tokens = 16;
+  serve::BatchScheduler sched(*g, so);
+  ASSERT_TRUE(sched.status().ok()) << sched.status().ToString();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    std::vector<int32_t> got;
+    std::promise<Result<serve::GenerateStats>> done;
+    ASSERT_TRUE(sched
+                    .Submit(
+                        reqs[i],
+                        [&](int32_t t) {
+                          got.push_back(t);
+                          return true;
+                        },
+                        [&](Result<serve::GenerateStats> r) { done.set_value(std::move(r)); })
+                    .ok());
+    std::future<Result<serve::GenerateStats>> f = done.get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(300)), std::future_status::ready);
+    const Result<serve::GenerateStats> stats = f.get();
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    EXPECT_EQ(got, Generate(*m, 8, reqs[i].prompt)) << "request " << i;
+    // The second reuses the first's two whole blocks of 16 positions (its third block holds
+    // tokens of its own).
+    EXPECT_EQ(stats->cached_tokens, i == 0 ? 0 : 32) << "request " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, PrefixCacheOnTheGpuSimulator, ::testing::Values("gemma2-tiny"),
+                         [](const ::testing::TestParamInfo<const char*>& p) {
+                           std::string s = p.param;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ArchitectureTest,
                          ::testing::Values("llama3-tiny", "qwen2-tiny", "qwen3-tiny", "phi3-tiny",

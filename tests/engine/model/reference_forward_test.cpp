@@ -207,6 +207,8 @@ void ReferenceForwardTest::CheckAgainstTheReference() {
   auto ctx = (*m)->NewContext(ContextOptions{});
   ASSERT_TRUE(ctx.ok());
   const int64_t vocab = (*m)->info().vocab_size;
+  const std::vector<int32_t> blocks = (*ctx)->SequentialBlocks(0);
+  const SequenceBlocks seq{blocks};
 
   // Reference greedy tokens, and the optimized logits with the same tokens forced.
   std::vector<int32_t> ref_tokens;
@@ -222,7 +224,7 @@ void ReferenceForwardTest::CheckAgainstTheReference() {
     for (int32_t t : feed) {
       ref_logits = ref.Step(t);
       const BatchToken bt{t, pos++, 0, true};
-      ASSERT_TRUE((*ctx)->Forward(std::span(&bt, 1), opt_logits).ok());
+      ASSERT_TRUE((*ctx)->Forward(std::span(&bt, 1), std::span(&seq, 1), opt_logits).ok());
     }
     double num = 0, den = 0;
     for (int64_t i = 0; i < vocab; ++i) {

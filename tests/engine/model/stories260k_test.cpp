@@ -115,8 +115,10 @@ TEST_F(Stories260KTest, ContextOverflowIsAClearError) {
   auto ctx = model_->NewContext(ContextOptions{});
   ASSERT_TRUE(ctx.ok());
   std::vector<float> logits(512);
+  const std::vector<int32_t> blocks = (*ctx)->SequentialBlocks(0);
+  const SequenceBlocks seq{blocks};
   const BatchToken past{1, (*ctx)->context_length(), 0, true};
-  Status fs = (*ctx)->Forward(std::span(&past, 1), logits);
+  Status fs = (*ctx)->Forward(std::span(&past, 1), std::span(&seq, 1), logits);
   EXPECT_EQ(fs.code(), StatusCode::kOutOfRange) << fs.ToString();
 }
 
@@ -146,8 +148,12 @@ TEST_F(Stories260KTest, PrefillInOneBatchEqualsTokenByToken) {
     batch.push_back({prompt[i], static_cast<int32_t>(i), 0, i + 1 == prompt.size()});
   }
   std::vector<float> la(512), lb(512);
-  ASSERT_TRUE((*a)->Forward(batch, la).ok());
-  for (const BatchToken& t : batch) ASSERT_TRUE((*b)->Forward(std::span(&t, 1), lb).ok());
+  const std::vector<int32_t> blocks = (*a)->SequentialBlocks(0);
+  const SequenceBlocks seq{blocks};
+  ASSERT_TRUE((*a)->Forward(batch, std::span(&seq, 1), la).ok());
+  for (const BatchToken& t : batch) {
+    ASSERT_TRUE((*b)->Forward(std::span(&t, 1), std::span(&seq, 1), lb).ok());
+  }
   for (size_t i = 0; i < la.size(); ++i) {
     EXPECT_NEAR(la[i], lb[i], 1e-4f * (1.0f + std::fabs(lb[i]))) << "logit " << i;
   }

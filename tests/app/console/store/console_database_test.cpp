@@ -103,6 +103,8 @@ TEST_F(ConsoleDatabaseTest, MigratesAVersionOneFileKeepingItsRows) {
     ASSERT_NE(s, nullptr);
     // Take the file back to version 1: the columns version 2 added go, the version with them.
     const char* to_v1 =
+        "ALTER TABLE deployments DROP COLUMN prefix_cache_hit;"
+        "ALTER TABLE deployment_samples DROP COLUMN prefix_cache_hit;"
         "ALTER TABLE deployments DROP COLUMN itl_p50;"
         "ALTER TABLE deployments DROP COLUMN itl_p99;"
         "ALTER TABLE deployments DROP COLUMN kv_cache_use;"
@@ -139,6 +141,7 @@ TEST_F(ConsoleDatabaseTest, MigratesAVersionOneFileKeepingItsRows) {
   EXPECT_DOUBLE_EQ((*deps)[0].ttft_p99_ms, 90);
   EXPECT_DOUBLE_EQ((*deps)[0].itl_p50_ms, 0);
   EXPECT_DOUBLE_EQ((*deps)[0].kv_cache_use, 0);
+  EXPECT_DOUBLE_EQ((*deps)[0].prefix_cache_hit, -1);  // never measured
   EXPECT_EQ(*s->telemetry().CountRows("deployment_samples"), 1);
 
   // Recent samples: older raw rows are rolled up and dropped by the retention ingest runs.
