@@ -122,6 +122,53 @@ Result<AuditRecord> AuditLog::Append(const AuditEntry& entry) {
   return r;
 }
 
+Result<std::vector<AuditRecord>> AuditLog::AppendBatch(const std::vector<AuditEntry>& entries) {
+  std::vector<AuditRecord> out;
+  if (entries.empty()) return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  SEXTANT_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](Status s) {
+    (void)db_->Exec("ROLLBACK");
+    return s.WithContext("audit log append");
+  };
+  // The head is read inside the transaction: another process (`sextant-agent apikeys`) may
+  // have appended since the last batch.
+  auto head = ReadHead(*db_);
+  if (!head.ok()) return rollback(head.status());
+  int64_t seq = head->first;
+  std::string prev = head->second;
+  const std::string time = NowRfc3339();
+  out.reserve(entries.size());
+  for (const AuditEntry& entry : entries) {
+    AuditRecord r;
+    r.seq = ++seq;
+    r.time = time;
+    r.entry = entry;
+    r.prev_hash = prev;
+    r.hash = Sha256Hex(r.prev_hash + r.Canonical());
+    auto stmt = db_->Prepare(
+        "INSERT INTO audit_log (seq, time, identity, role, rpc, target, outcome, prev_hash, hash) "
+        "VALUES (?,?,?,?,?,?,?,?,?)");
+    if (!stmt.ok()) return rollback(stmt.status());
+    stmt->Bind(1, r.seq)
+        .Bind(2, r.time)
+        .Bind(3, r.entry.identity)
+        .Bind(4, r.entry.role)
+        .Bind(5, r.entry.rpc)
+        .Bind(6, r.entry.target)
+        .Bind(7, r.entry.outcome)
+        .Bind(8, r.prev_hash)
+        .Bind(9, r.hash);
+    Status s = stmt->Run();
+    if (!s.ok()) return rollback(s);
+    prev = r.hash;
+    out.push_back(std::move(r));
+  }
+  Status s = db_->Exec("COMMIT");
+  if (!s.ok()) return rollback(s);
+  return out;
+}
+
 Result<std::vector<AuditRecord>> AuditLog::Query(const AuditQuery& q) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string sql = std::string("SELECT ") + kColumns + " FROM audit_log WHERE seq > ?";

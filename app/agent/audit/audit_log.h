@@ -48,6 +48,9 @@ class AuditLog {
   // Appends one record and returns it (durable on return). An error means nothing was
   // recorded.
   Result<AuditRecord> Append(const AuditEntry& entry);
+  // Appends `entries` in order as consecutive records in one transaction (one fsync for all) and
+  // returns them (durable on return). All or nothing: an error means none was recorded.
+  Result<std::vector<AuditRecord>> AppendBatch(const std::vector<AuditEntry>& entries);
   // Records in seq order matching the query.
   Result<std::vector<AuditRecord>> Query(const AuditQuery& query) const;
   // Recomputes the whole chain.
