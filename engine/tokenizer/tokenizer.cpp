@@ -650,8 +650,32 @@ void SplitUserDefined(std::string_view text, const std::array<std::vector<int32_
 }  // namespace
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) const {
+  return EncodeUpTo(text, add_bos, std::numeric_limits<size_t>::max());
+}
+
+std::optional<std::vector<int32_t>> Tokenizer::EncodeAtMost(std::string_view text, bool add_bos,
+                                                            size_t max_tokens) const {
+  size_t longest = longest_piece_.load(std::memory_order_relaxed);
+  if (longest == 0) {
+    longest = 1;
+    for (const std::string& piece : tokens_) longest = std::max(longest, piece.size());
+    longest_piece_.store(longest, std::memory_order_relaxed);
+  }
+  // Each id stands for at most `longest` bytes of the text (its piece as stored is never shorter
+  // than the text it covers), plus one for the space prefix.
+  if (max_tokens < std::numeric_limits<size_t>::max() / longest &&
+      text.size() > max_tokens * longest + 1) {
+    return std::nullopt;
+  }
+  std::vector<int32_t> out = EncodeUpTo(text, add_bos, max_tokens);
+  if (out.size() > max_tokens) return std::nullopt;
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::EncodeUpTo(std::string_view text, bool add_bos,
+                                           size_t limit) const {
   std::vector<int32_t> out;
-  out.reserve(text.size() / 3 + 2);
+  out.reserve(std::min(text.size() / 3, limit) + 2);
   if (add_bos && bos_id_ >= 0) out.push_back(bos_id_);
   if (text.empty()) return out;
 
@@ -668,26 +692,27 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) cons
       }
     }
     if (!impl_->has_user_defined) {
-      EncodeLlama(escaped, out);
+      EncodeLlama(escaped, out, limit);
     } else {
       SplitUserDefined(
           escaped, impl_->user_defined, tokens_,
-          [&](std::string_view raw) { EncodeLlama(raw, out); },
+          [&](std::string_view raw) { EncodeLlama(raw, out, limit); },
           [&](int32_t id) { out.push_back(id); });
     }
   } else {
     if (!impl_->has_user_defined) {
-      EncodeGpt2(text, out);
+      EncodeGpt2(text, out, limit);
     } else {
       SplitUserDefined(
-          text, impl_->user_defined, tokens_, [&](std::string_view raw) { EncodeGpt2(raw, out); },
+          text, impl_->user_defined, tokens_,
+          [&](std::string_view raw) { EncodeGpt2(raw, out, limit); },
           [&](int32_t id) { out.push_back(id); });
     }
   }
   return out;
 }
 
-void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out, size_t limit) const {
   // Symbols start as single characters (or single invalid bytes) in a doubly linked list; the
   // adjacent pair whose concatenation is the highest-scoring token is merged until none is left.
   // When no token has a space marker after another character, no merge crosses the start of a
@@ -790,6 +815,7 @@ void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) co
         }
         encode_word(text.substr(start, p - start));
         start = p;
+        if (out.size() > limit) return;
       }
     }
   }
@@ -800,7 +826,7 @@ void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) co
   if (start < text.size()) encode_word(text.substr(start));
 }
 
-void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out, size_t limit) const {
   struct Symbol {
     int32_t id;
     int32_t prev;
@@ -830,6 +856,7 @@ void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) con
   };
 
   for (auto [offset, length] : unicode::SplitGpt2(text)) {
+    if (out.size() > limit) return;
     std::string_view word = text.substr(offset, length);
     // A word longer than int32 symbols is split into pieces (never happens with real text).
     constexpr size_t kMaxWord = size_t{1} << 30;

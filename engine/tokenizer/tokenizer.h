@@ -20,6 +20,7 @@
 // external synchronization (use one per stream).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -84,6 +85,13 @@ class Tokenizer {
   // BOS id is put first when the vocabulary has one. Control-token text such as "<s>" in the input
   // is tokenized as plain text. Never fails.
   std::vector<int32_t> Encode(std::string_view text, bool add_bos) const;
+  // Encode for text from the network, where the text may be megabytes and the context only
+  // thousands of tokens: nullopt as soon as the ids would be more than `max_tokens`. A text
+  // longer than max_tokens times the longest vocabulary piece is refused without being looked
+  // at; otherwise encoding stops after the first word that passes the limit. Otherwise equal
+  // to Encode(text, add_bos).
+  std::optional<std::vector<int32_t>> EncodeAtMost(std::string_view text, bool add_bos,
+                                                   size_t max_tokens) const;
 
   // The text of `ids`: "▁" becomes a space (llama), byte tokens become raw bytes, control tokens
   // produce nothing, ids out of range are skipped. With add_space_prefix (llama) and
@@ -121,17 +129,20 @@ class Tokenizer {
  private:
   struct Impl;
   Tokenizer();
+  std::vector<int32_t> EncodeUpTo(std::string_view text, bool add_bos, size_t limit) const;
+  // Both stop after the word that takes `out` past `limit` ids.
   // REQUIRES: text is SentencePiece-normalized (spaces as U+2581) and free of user-defined tokens.
-  void EncodeLlama(std::string_view text, std::vector<int32_t>& out) const;
+  void EncodeLlama(std::string_view text, std::vector<int32_t>& out, size_t limit) const;
   // REQUIRES: text is free of user-defined tokens.
-  void EncodeGpt2(std::string_view text, std::vector<int32_t>& out) const;
+  void EncodeGpt2(std::string_view text, std::vector<int32_t>& out, size_t limit) const;
 
   // Immutable after FromVocab returns.
   VocabKind kind_ = VocabKind::kLlama;
   int32_t bos_id_ = -1, eos_id_ = -1, unk_id_ = -1, pad_id_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
   std::vector<std::string> tokens_;
-  std::unique_ptr<Impl> impl_;  // lookup tables built once
+  std::unique_ptr<Impl> impl_;                    // lookup tables built once
+  mutable std::atomic<size_t> longest_piece_{0};  // bytes; computed on first use
 };
 
 // Turns a stream of ids into text that is always complete UTF-8: bytes of a character split over
