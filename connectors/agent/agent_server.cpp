@@ -16,6 +16,7 @@
 #include "app/agent/state/cpu_inventory.h"
 #include "app/agent/state/model_store.h"
 #include "app/common/signing.h"
+#include "connectors/agent/bind_check.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/grpc_status.h"
 #include "engine/base/build_info.h"
@@ -766,6 +767,9 @@ Result<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentServerOptions
   ssl.pem_root_certs = options.ca_pem;
   ssl.pem_key_cert_pairs.push_back({options.key_pem, options.cert_pem});
   grpc::ServerBuilder builder;
+  // Never share the port with another process: gRPC turns SO_REUSEPORT on by default, which
+  // would let a second agent bind the same address and take half the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, grpc::SslServerCredentials(ssl), &impl->port);
   builder.RegisterService(impl->service.get());
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
@@ -774,8 +778,8 @@ Result<std::unique_ptr<AgentServer>> AgentServer::Start(const AgentServerOptions
   builder.SetResourceQuota(quota);
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
-    return Status::Unavailable("cannot listen on " + options.listen +
-                               " (address in use, or not a local address?)");
+    return Status::Unavailable("grpc listener: cannot bind " + options.listen + ": " +
+                               ExplainBindFailure(options.listen));
   }
   return std::unique_ptr<AgentServer>(new AgentServer(std::move(impl)));
 }

@@ -112,13 +112,71 @@ bool ReadContent(const json& v, const std::string& param, std::string* out, ApiE
 
 }  // namespace
 
+bool CheckJsonBounds(std::string_view text, const JsonLimits& limits, ApiError* error) {
+  int depth = 0;
+  size_t values = 0;
+  bool in_string = false;
+  bool escaped = false;
+  bool in_scalar = false;  // inside a number or literal
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    const bool scalar_char = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                             (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '.';
+    bool starts_value = false;
+    if (c == '"') {
+      in_string = true;
+      starts_value = true;
+    } else if (c == '[' || c == '{') {
+      starts_value = true;
+      if (++depth > limits.max_depth) {
+        Fail(error, "",
+             "the JSON nests deeper than " + std::to_string(limits.max_depth) +
+                 " levels (at byte " + std::to_string(i) + ")");
+        error->code = "json_too_deep";
+        return false;
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (scalar_char && !in_scalar) {
+      starts_value = true;
+    }
+    in_scalar = scalar_char;
+    if (starts_value && ++values > limits.max_values) {
+      Fail(error, "",
+           "the JSON holds more than " + std::to_string(limits.max_values) + " values (at byte " +
+               std::to_string(i) + ")");
+      error->code = "json_too_many_values";
+      return false;
+    }
+  }
+  return true;
+}
+
 std::optional<CompletionRequest> ParseCompletionRequest(std::string_view body, ApiKind kind,
-                                                        ApiError* error) {
+                                                        ApiError* error, const JsonLimits& limits) {
+  if (!CheckJsonBounds(body, limits, error)) return std::nullopt;
   json j;
   try {
     j = json::parse(body.begin(), body.end());
   } catch (const json::parse_error& e) {
     Fail(error, "", "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+    return std::nullopt;
+  } catch (const json::out_of_range&) {
+    // nlohmann refuses a number that overflows a double (1e309) with out_of_range 406.
+    Fail(error, "", "a number in the body is too large (it would be infinite)");
+    return std::nullopt;
+  } catch (const json::exception& e) {
+    Fail(error, "", std::string("the body is not valid JSON (") + e.what() + ")");
     return std::nullopt;
   }
   if (!j.is_object()) {
@@ -320,25 +378,56 @@ ChatTemplate DetectChatTemplate(std::string_view jinja) {
 
 namespace {
 
-void Append(std::vector<int32_t>& out, const std::vector<int32_t>& ids) {
-  out.insert(out.end(), ids.begin(), ids.end());
-}
+// The ids of a conversation under construction, never more than `max` (tokenizing stops at the
+// first piece that would pass it).
+class BoundedIds {
+ public:
+  BoundedIds(const Tokenizer& tok, size_t max) : tok_(tok), max_(max) {}
 
-// A special token by its text; when the vocabulary lacks it, its text is encoded instead.
-void AppendSpecial(const Tokenizer& tok, std::vector<int32_t>& out, std::string_view piece) {
-  const int32_t id = tok.Find(piece);
-  if (id >= 0) {
-    out.push_back(id);
-  } else {
-    Append(out, tok.Encode(piece, false));
+  void Text(std::string_view text, bool add_bos) {
+    if (over_) return;
+    std::optional<std::vector<int32_t>> ids = tok_.EncodeAtMost(text, add_bos, max_ - out_.size());
+    if (!ids) {
+      over_ = true;
+      return;
+    }
+    out_.insert(out_.end(), ids->begin(), ids->end());
   }
-}
+  void Id(int32_t id) {
+    if (over_) return;
+    if (out_.size() >= max_) {
+      over_ = true;
+      return;
+    }
+    out_.push_back(id);
+  }
+  // A special token by its text; when the vocabulary lacks it, its text is encoded instead.
+  void Special(std::string_view piece) {
+    const int32_t id = tok_.Find(piece);
+    if (id >= 0) {
+      Id(id);
+    } else {
+      Text(piece, false);
+    }
+  }
+  std::optional<std::vector<int32_t>> Take() {
+    if (over_) return std::nullopt;
+    return std::move(out_);
+  }
+
+ private:
+  const Tokenizer& tok_;
+  const size_t max_;
+  std::vector<int32_t> out_;
+  bool over_ = false;
+};
 
 }  // namespace
 
-std::vector<int32_t> RenderChat(const Tokenizer& tok, ChatTemplate tmpl,
-                                const std::vector<ChatMessage>& messages) {
-  std::vector<int32_t> out;
+std::optional<std::vector<int32_t>> RenderChat(const Tokenizer& tok, ChatTemplate tmpl,
+                                               const std::vector<ChatMessage>& messages,
+                                               size_t max_tokens) {
+  BoundedIds out(tok, max_tokens);
   const bool has_bos = tok.bos_id() >= 0;
   switch (tmpl) {
     case ChatTemplate::kLlama2: {
@@ -352,43 +441,43 @@ std::vector<int32_t> RenderChat(const Tokenizer& tok, ChatTemplate tmpl,
       for (; i < messages.size(); ++i) {
         const ChatMessage& m = messages[i];
         if (m.role == "assistant") {
-          Append(out, tok.Encode(" " + m.content + " ", false));
-          if (tok.eos_id() >= 0) out.push_back(tok.eos_id());
+          out.Text(" " + m.content + " ", false);
+          if (tok.eos_id() >= 0) out.Id(tok.eos_id());
           continue;
         }
-        if (has_bos) out.push_back(tok.bos_id());
+        if (has_bos) out.Id(tok.bos_id());
         std::string text = "[INST] ";
         if (first_user && !system.empty()) text += "<<SYS>>\n" + system + "\n<</SYS>>\n\n";
         text += m.content + " [/INST]";
         first_user = false;
-        Append(out, tok.Encode(text, false));
+        out.Text(text, false);
       }
       break;
     }
     case ChatTemplate::kLlama3: {
-      AppendSpecial(tok, out, "<|begin_of_text|>");
+      out.Special("<|begin_of_text|>");
       for (const ChatMessage& m : messages) {
-        AppendSpecial(tok, out, "<|start_header_id|>");
-        Append(out, tok.Encode(m.role, false));
-        AppendSpecial(tok, out, "<|end_header_id|>");
-        Append(out, tok.Encode("\n\n" + m.content, false));
-        AppendSpecial(tok, out, "<|eot_id|>");
+        out.Special("<|start_header_id|>");
+        out.Text(m.role, false);
+        out.Special("<|end_header_id|>");
+        out.Text("\n\n" + m.content, false);
+        out.Special("<|eot_id|>");
       }
-      AppendSpecial(tok, out, "<|start_header_id|>");
-      Append(out, tok.Encode("assistant", false));
-      AppendSpecial(tok, out, "<|end_header_id|>");
-      Append(out, tok.Encode("\n\n", false));
+      out.Special("<|start_header_id|>");
+      out.Text("assistant", false);
+      out.Special("<|end_header_id|>");
+      out.Text("\n\n", false);
       break;
     }
     case ChatTemplate::kChatMl: {
       for (const ChatMessage& m : messages) {
-        AppendSpecial(tok, out, "<|im_start|>");
-        Append(out, tok.Encode(m.role + "\n" + m.content, false));
-        AppendSpecial(tok, out, "<|im_end|>");
-        Append(out, tok.Encode("\n", false));
+        out.Special("<|im_start|>");
+        out.Text(m.role + "\n" + m.content, false);
+        out.Special("<|im_end|>");
+        out.Text("\n", false);
       }
-      AppendSpecial(tok, out, "<|im_start|>");
-      Append(out, tok.Encode("assistant\n", false));
+      out.Special("<|im_start|>");
+      out.Text("assistant\n", false);
       break;
     }
     case ChatTemplate::kPlain: {
@@ -403,11 +492,11 @@ std::vector<int32_t> RenderChat(const Tokenizer& tok, ChatTemplate tmpl,
         }
       }
       text += "Assistant:";
-      Append(out, tok.Encode(text, tok.add_bos()));
+      out.Text(text, tok.add_bos());
       break;
     }
   }
-  return out;
+  return out.Take();
 }
 
 // ---- Stop strings ------------------------------------------------------------------------------
