@@ -664,8 +664,10 @@ void HttpServer::Impl::OnEvent(Connection& c, uint32_t events) {
     Close(c);
     return;
   }
-  if (c.phase == Phase::kHandling && !c.peer_closed && (events & (EPOLLRDHUP | EPOLLHUP)) != 0) {
-    // The client went away while its response was being made.
+  if (c.phase == Phase::kHandling &&
+      ((events & EPOLLHUP) != 0 || (!c.peer_closed && (events & EPOLLRDHUP) != 0))) {
+    // The client went away while its response was being made (a client that only shut its
+    // sending side after a complete request still gets the answer).
     Close(c);
     return;
   }
