@@ -419,8 +419,19 @@ void ParseSampling(Reader& r, const Reader::Entry& en, SamplingDefaults& out) {
 void ParseEngine(Reader& r, const Reader::Entry& en, EngineSettings& out) {
   const std::string p = "engine";
   auto m = r.Map(en.value, en.key.Mark(), p,
-                 {"backend", "contextLength", "maxBatch", "threads", "sampling"});
+                 {"backend", "chatTemplate", "contextLength", "maxBatch", "threads", "sampling"});
   if (!m) return;
+  if (auto* e = Reader::Find(*m, "chatTemplate")) {
+    if (auto s = r.String(*e, "engine.chatTemplate")) {
+      if (!s->empty() && !chat::BuiltinTemplate(*s)) {
+        r.Error(e->value.Mark(), "engine.chatTemplate",
+                "expected \"\" (the model's own) or a built-in template (" +
+                    chat::BuiltinTemplateList() + "), got " + Quote(*s));
+      } else {
+        out.chat_template = *s;
+      }
+    }
+  }
   if (auto* e = Reader::Find(*m, "backend")) {
     if (auto s = r.String(*e, "engine.backend")) {
       if (*s != "auto" && *s != "cpu" && *s != "cuda" && *s != "hip") {
@@ -499,31 +510,101 @@ void ParseScaling(Reader& r, const Reader::Entry& en, Scaling& out) {
     Set(out.max_queue, r.Int(*e, "scaling.maxQueue", 0, 100000));
 }
 
+// One prompt: a string, or {messages: [{role, content}, ...]}.
+void ParsePrompt(Reader& r, const Reader::Entry& en, const std::string& f,
+                 std::vector<ValidationPrompt>& out) {
+  if (!en.value.IsMap()) {
+    auto text = r.String(en, f);
+    if (!text) return;
+    if (text->empty()) {
+      r.Error(en.value.Mark(), f, "a prompt must not be empty");
+    } else if (text->size() > kMaxPromptBytes) {
+      r.Error(en.value.Mark(), f, "a prompt is at most 64 KiB");
+    } else {
+      out.emplace_back(std::move(*text));
+    }
+    return;
+  }
+  auto m = r.Map(en.value, en.key.Mark(), f, {"messages"});
+  if (!m || !r.Require(*m, "messages", en.value.Mark(), f)) return;
+  const auto* e = Reader::Find(*m, "messages");
+  const std::string mf = f + ".messages";
+  if (!e->value.IsSequence() || e->value.size() == 0) {
+    r.Error(Reader::MarkOf(e->value, e->key.Mark()), mf,
+            "expected a list of at least one {role, content}, got " + Reader::Describe(e->value));
+    return;
+  }
+  std::vector<chat::Message> messages;
+  size_t bytes = 0;
+  bool ok = true;
+  for (size_t i = 0; i < e->value.size(); ++i) {
+    const std::string item = mf + "[" + std::to_string(i) + "]";
+    const YAML::Node& node = e->value[i];
+    auto fields = r.Map(node, e->key.Mark(), item, {"role", "content"});
+    if (!fields) {
+      ok = false;
+      continue;
+    }
+    chat::Message msg;
+    const bool have_role = r.Require(*fields, "role", node.Mark(), item);
+    const bool have_content = r.Require(*fields, "content", node.Mark(), item);
+    if (!have_role || !have_content) {
+      ok = false;
+      continue;
+    }
+    const auto* role = Reader::Find(*fields, "role");
+    if (auto s = r.String(*role, item + ".role")) {
+      if (*s != "system" && *s != "user" && *s != "assistant") {
+        r.Error(role->value.Mark(), item + ".role",
+                "expected one of system, user, assistant, got " + Quote(*s));
+        ok = false;
+      } else {
+        msg.role = *s;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto s = r.String(*Reader::Find(*fields, "content"), item + ".content")) {
+      msg.content = *s;
+      bytes += s->size();
+    } else {
+      ok = false;
+    }
+    messages.push_back(std::move(msg));
+  }
+  if (bytes > kMaxPromptBytes) {
+    r.Error(e->value.Mark(), mf, "a conversation is at most 64 KiB of content");
+    ok = false;
+  }
+  if (ok && std::none_of(messages.begin(), messages.end(),
+                         [](const chat::Message& x) { return x.role == "user"; })) {
+    r.Error(e->value.Mark(), mf, "a conversation needs at least one user message");
+    ok = false;
+  }
+  if (ok) out.push_back(ValidationPrompt::Conversation(std::move(messages)));
+}
+
 void ParseValidation(Reader& r, const Reader::Entry& en, Validation& out) {
   const std::string p = "validation";
   auto m = r.Map(en.value, en.key.Mark(), p, {"prompts", "maxTokens", "thresholds"});
   if (!m) return;
   if (r.Require(*m, "prompts", en.key.Mark(), p)) {
     const auto* e = Reader::Find(*m, "prompts");
-    if (auto list = r.StringList(*e, "validation.prompts")) {
-      if (list->empty()) {
-        r.Error(Reader::MarkOf(e->value, e->key.Mark()), "validation.prompts",
-                "needs at least one prompt");
-      } else if (list->size() > static_cast<size_t>(kMaxPrompts)) {
-        r.Error(e->value.Mark(), "validation.prompts",
-                "at most " + std::to_string(kMaxPrompts) + " prompts, got " +
-                    std::to_string(list->size()));
-      }
-      for (size_t i = 0; i < list->size(); ++i) {
-        const auto& [text, mark] = (*list)[i];
-        const std::string f = "validation.prompts[" + std::to_string(i) + "]";
-        if (text.empty()) {
-          r.Error(mark, f, "a prompt must not be empty");
-        } else if (text.size() > kMaxPromptBytes) {
-          r.Error(mark, f, "a prompt is at most 64 KiB");
-        } else {
-          out.prompts.push_back(text);
-        }
+    const YAML::Node& list = e->value;
+    if (!list.IsSequence()) {
+      r.Error(Reader::MarkOf(list, e->key.Mark()), "validation.prompts",
+              "expected a list, got " + Reader::Describe(list));
+    } else if (list.size() == 0) {
+      r.Error(Reader::MarkOf(list, e->key.Mark()), "validation.prompts",
+              "needs at least one prompt");
+    } else if (list.size() > static_cast<size_t>(kMaxPrompts)) {
+      r.Error(list.Mark(), "validation.prompts",
+              "at most " + std::to_string(kMaxPrompts) + " prompts, got " +
+                  std::to_string(list.size()));
+    } else {
+      for (size_t i = 0; i < list.size(); ++i) {
+        ParsePrompt(r, Reader::Entry{e->key, list[i]},
+                    "validation.prompts[" + std::to_string(i) + "]", out.prompts);
       }
     }
   }
@@ -757,6 +838,19 @@ nlohmann::json ToCanonicalJsonValue(const DeploymentSpec& s) {
   for (const auto& [k, v] : s.policy.labels) labels[k] = v;
   std::vector<std::string> regions = s.policy.allowed_regions;
   std::sort(regions.begin(), regions.end());
+  // A text prompt is a string; a conversation {"messages": [{"content", "role"}, ...]}.
+  json prompts = json::array();
+  for (const ValidationPrompt& p : s.validation.prompts) {
+    if (!p.is_conversation()) {
+      prompts.push_back(p.text);
+      continue;
+    }
+    json messages = json::array();
+    for (const chat::Message& m : p.messages) {
+      messages.push_back({{"role", m.role}, {"content", m.content}});
+    }
+    prompts.push_back({{"messages", messages}});
+  }
   return json{
       {"apiVersion", kApiVersion},
       {"kind", kKind},
@@ -764,6 +858,7 @@ nlohmann::json ToCanonicalJsonValue(const DeploymentSpec& s) {
       {"model", {{"uri", s.model.uri}, {"sha256", s.model.sha256}}},
       {"engine",
        {{"backend", s.engine.backend},
+        {"chatTemplate", s.engine.chat_template},
         {"contextLength", s.engine.context_length},
         {"maxBatch", s.engine.max_batch},
         {"threads", s.engine.threads},
@@ -787,7 +882,7 @@ nlohmann::json ToCanonicalJsonValue(const DeploymentSpec& s) {
         {"queueTimeout", s.scaling.queue_timeout_seconds},
         {"maxQueue", s.scaling.max_queue}}},
       {"validation",
-       {{"prompts", s.validation.prompts},
+       {{"prompts", prompts},
         {"maxTokens", s.validation.max_tokens},
         {"thresholds",
          {{"maxTimeToFirstTokenMs", s.validation.thresholds.max_ttft_ms},

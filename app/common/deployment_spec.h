@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/base/status.h"
+#include "engine/chat/chat_template.h"
 
 namespace sextant::spec {
 
@@ -48,9 +49,12 @@ struct SamplingDefaults {  // what a request gets when it says nothing (engine S
 
 struct EngineSettings {
   std::string backend = "auto";  // auto | cpu | cuda | hip
-  int context_length = 0;        // 0: the model's own context length
-  int max_batch = 8;             // concurrent sequences per replica
-  int threads = 0;               // CPU threads; 0: all cores
+  // How conversations are formatted (validation prompts given as messages, /v1/chat/completions):
+  // "" the model's own tokenizer.chat_template; else a built-in template of engine/chat.
+  std::string chat_template;
+  int context_length = 0;  // 0: the model's own context length
+  int max_batch = 8;       // concurrent sequences per replica
+  int threads = 0;         // CPU threads; 0: all cores
   SamplingDefaults sampling;
 };
 
@@ -76,9 +80,28 @@ struct Thresholds {
   double min_tokens_per_second = 0;  // decode tokens/s over all prompts; 0: unchecked
 };
 
+// A validation prompt: text, tokenized with BOS as it is; or a conversation, formatted by the
+// model's chat template (or engine.chatTemplate) up to the start of the assistant's reply. Both
+// are in the canonical form, so the digest covers the messages.
+struct ValidationPrompt {
+  std::string text;                     // a text prompt (messages empty)
+  std::vector<chat::Message> messages;  // a conversation; empty for a text prompt
+
+  ValidationPrompt() = default;
+  ValidationPrompt(std::string t) : text(std::move(t)) {}  // NOLINT(runtime/explicit): text
+  ValidationPrompt(const char* t) : text(t) {}             // NOLINT(runtime/explicit): text
+  static ValidationPrompt Conversation(std::vector<chat::Message> messages) {
+    ValidationPrompt p;
+    p.messages = std::move(messages);
+    return p;
+  }
+  bool is_conversation() const { return !messages.empty(); }
+  friend bool operator==(const ValidationPrompt&, const ValidationPrompt&) = default;
+};
+
 struct Validation {
-  std::vector<std::string> prompts;  // at least one; run greedily in this order
-  int max_tokens = 32;               // per prompt
+  std::vector<ValidationPrompt> prompts;  // at least one; run greedily in this order
+  int max_tokens = 32;                    // per prompt
   Thresholds thresholds;
 };
 

@@ -8,11 +8,13 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "app/common/sha256.h"
 #include "engine/base/build_info.h"
+#include "engine/chat/chat_template.h"
 #include "engine/model/model.h"
 #include "engine/serve/session.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -93,13 +95,30 @@ Result<GreedyPromptRuns> RunGreedyPrompts(const std::shared_ptr<const model::Mod
   SEXTANT_RETURN_IF_ERROR(session.status());
   GreedyPromptRuns runs;
   const auto& prompts = spec.validation.prompts;
+  // Conversations are formatted as every target formats them: the chat template the spec names,
+  // else the model's own (engine/chat).
+  std::optional<chat::ChatFormatter> formatter;
   for (size_t i = 0; i < prompts.size(); ++i) {
     if (cancelled && cancelled()) {
       return Status::Cancelled("validation cancelled before prompt " + std::to_string(i));
     }
     if (on_prompt) on_prompt(i, prompts.size());
     serve::GenerateRequest req;
-    req.prompt = model->tokenizer().Encode(prompts[i], /*add_bos=*/true);
+    const Tokenizer& tok = model->tokenizer();
+    if (prompts[i].is_conversation()) {
+      if (!formatter) {
+        Result<chat::ChatFormatter> f =
+            chat::ChatFormatter::ForModel(model->file(), tok, spec.engine.chat_template);
+        if (!f.ok()) return f.status().WithContext("validation prompt " + std::to_string(i));
+        formatter = std::move(f).value();
+        runs.chat_template = formatter->origin();
+      }
+      Result<std::vector<int32_t>> ids = formatter->Tokenize(tok, prompts[i].messages);
+      if (!ids.ok()) return ids.status().WithContext("validation prompt " + std::to_string(i));
+      req.prompt = std::move(ids).value();
+    } else {
+      req.prompt = tok.Encode(prompts[i].text, /*add_bos=*/true);
+    }
     req.max_tokens = spec.validation.max_tokens;
     req.sampling.temperature = 0.0f;  // greedy: the oracle
     req.sampling.repeat_penalty = 1.0f;
@@ -209,6 +228,7 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
   r.prompts = std::move(runs.prompts);
   r.output_digest = std::move(runs.output_digest);
   run.outputs = std::move(runs.outputs);
+  run.chat_template = std::move(runs.chat_template);
   for (size_t i = 0; i < n; ++i) {
     run.output_texts.push_back(
         model->tokenizer().Decode(run.outputs[i], /*strip_leading_space=*/false));

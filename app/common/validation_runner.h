@@ -49,22 +49,26 @@ Result<std::filesystem::path> ResolveModelPath(const spec::ModelRef& model,
 struct ValidationRun {
   report::ValidationReport report;  // complete, with thresholds evaluated; not signed
   std::filesystem::path model_path;
-  std::string backend_note;                   // why this backend, when auto chose it
+  std::string backend_note;   // why this backend, when auto chose it
+  std::string chat_template;  // what formatted the conversations (ChatFormatter::origin()); "" none
   std::vector<std::vector<int32_t>> outputs;  // generated token ids per prompt
   std::vector<std::string> output_texts;      // the same, decoded
 };
 
 // The greedy prompt runs of a validation on a loaded model, shared by `sextant validate` and
-// every agent's RunValidation so that both compute the same digests the same way: each prompt
-// encoded with BOS, temperature 0, no repetition penalty, stop at end of generation, at most
-// validation.maxTokens; per prompt the sha256 of the output token ids (little-endian int32) and
-// the figures; output_digest = report::CombineOutputDigests. `on_prompt` (optional) is called
-// before prompt i of n; `cancelled` (optional) is polled per token: true ends with CANCELLED.
+// every agent's RunValidation so that both compute the same digests the same way: a text prompt
+// encoded with BOS, a conversation formatted by engine.chatTemplate or else the model's own chat
+// template (engine/chat/chat_template.h; an unusable template fails the run), temperature 0, no
+// repetition penalty, stop at end of generation, at most validation.maxTokens; per prompt the
+// sha256 of the output token ids (little-endian int32) and the figures; output_digest =
+// report::CombineOutputDigests. `on_prompt` (optional) is called before prompt i of n; `cancelled`
+// (optional) is polled per token: true ends with CANCELLED.
 struct GreedyPromptRuns {
   std::vector<report::PromptResult> prompts;
   std::vector<std::string> prompt_digests;    // sha256 hex of each prompt's token ids
   std::vector<std::vector<int32_t>> outputs;  // generated token ids per prompt
   std::string output_digest;
+  std::string chat_template;  // what formatted the conversations (ChatFormatter::origin()); "" none
 };
 Result<GreedyPromptRuns> RunGreedyPrompts(
     const std::shared_ptr<const model::Model>& model, const spec::DeploymentSpec& spec,

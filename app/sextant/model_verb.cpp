@@ -10,11 +10,13 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "app/cli/verb.h"
 #include "engine/gguf/gguf.h"
+#include "engine/gguf/hf_vocab.h"
 #include "engine/gguf/synth.h"
 
 namespace sextant::cli {
@@ -26,6 +28,7 @@ struct SynthArgs {
   uint64_t seed = 0;
   std::string out;
   int threads = 0;
+  std::string vocab_from;  // tokenizer.json (tokenizer_config.json beside it)
 };
 
 struct InfoArgs {
@@ -39,6 +42,16 @@ int Synth(const SynthArgs& a) {
   if (!shape || !type) {  // CLI11 checks membership; this guards the tables drifting apart
     std::fprintf(stderr, "sextant model synth: unknown shape or type\n");
     return 2;
+  }
+  std::optional<gguf::HfVocab> vocab;
+  if (!a.vocab_from.empty()) {
+    auto v = gguf::HfVocabFromFile(a.vocab_from);
+    if (!v.ok()) {
+      std::fprintf(stderr, "sextant model synth: --vocab-from: %s\n",
+                   v.status().ToString().c_str());
+      return 1;
+    }
+    vocab = std::move(v).value();
   }
   const bool tty = isatty(STDERR_FILENO) == 1;
   int last_pct = -1;
@@ -54,7 +67,8 @@ int Synth(const SynthArgs& a) {
     };
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const Status st = gguf::SynthesizeLlama(*shape, *type, a.seed, a.out, progress, a.threads);
+  const Status st = gguf::SynthesizeLlama(*shape, *type, a.seed, a.out, progress, a.threads,
+                                          vocab ? &*vocab : nullptr);
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!st.ok()) {
     std::fprintf(stderr, "sextant model synth: %s\n", st.ToString().c_str());
@@ -197,7 +211,8 @@ void SetupModel(CLI::App& root, VerbContext& ctx) {
 
   auto sa = std::make_shared<SynthArgs>();
   CLI::App* synth = model->add_subcommand(
-      "synth", "Write a random-weight llama GGUF (with a vocabulary) of a known shape");
+      "synth",
+      "Write a random-weight GGUF (llama, qwen2, qwen3, phi3, gemma, gemma2) of a known shape");
   synth->add_option("--shape", sa->shape, "Model shape")
       ->required()
       ->check(CLI::IsMember(gguf::LlamaShapeNames()));
@@ -207,6 +222,9 @@ void SetupModel(CLI::App& root, VerbContext& ctx) {
   synth->add_option("--seed", sa->seed, "Random seed (same seed, same file)");
   synth->add_option("-o,--output", sa->out, "File to write")->required();
   synth->add_option("--threads", sa->threads, "Quantization threads (0: all)");
+  synth->add_option("--vocab-from", sa->vocab_from,
+                    "Hugging Face tokenizer.json whose vocabulary (and tokenizer_config.json's "
+                    "chat template and special tokens) the model gets");
   synth->callback([sa, &ctx] { ctx.exit_code = Synth(*sa); });
 
   auto ia = std::make_shared<InfoArgs>();

@@ -97,6 +97,7 @@ void PrintTable(const validate::ValidationRun& run, int64_t report_id,
   std::cout << "engine        " << r.engine_build_id << "  backend " << r.backend << " on "
             << r.device << ", " << r.threads << " threads\n";
   if (!run.backend_note.empty()) std::cout << "              " << run.backend_note << "\n";
+  if (!run.chat_template.empty()) std::cout << "chat template " << run.chat_template << "\n";
   std::cout << "\n"
             << std::left << std::setw(4) << "#" << std::right << std::setw(8) << "tokens"
             << std::setw(10) << "ttft ms" << std::setw(9) << "itl ms" << std::setw(10) << "tok/s"

@@ -329,9 +329,21 @@ bool InferenceServer::Impl::Tokenize(Call& call) {
   const size_t max_prompt = static_cast<size_t>(std::max(0, context - 1));
   std::optional<std::vector<int32_t>> prompt;
   if (call.kind == ApiKind::kChat) {
-    Result<std::string> jinja = replica.model().file().GetString("tokenizer.chat_template");
-    prompt = RenderChat(tok, DetectChatTemplate(jinja.ok() ? jinja.value() : ""),
-                        call.request.messages, max_prompt);
+    // The deployment's chat formatting (engine/chat), the one its validation prompts used, as
+    // ChatFormatter::Tokenize does it but tokenized only up to the context length.
+    const Result<chat::ChatFormatter>& formatter = replica.chat_formatter();
+    Result<std::string> text =
+        formatter.ok() ? formatter->Format(call.request.messages) : formatter.status();
+    if (!text.ok()) {
+      Refuse(call.exchange,
+             formatter.ok() ? ApiError{400, text.status().message(), "messages"}
+                            : ApiError{500, text.status().message(), "messages", "server_error"},
+             replica.deployment(), call.path, call.caller.name);
+      return false;
+    }
+    EncodeOptions encode;
+    encode.parse_special = true;  // control-token texts the template wrote become those tokens
+    prompt = tok.EncodeAtMost(*text, encode, max_prompt);
   } else if (!call.request.prompt_tokens.empty()) {
     const std::vector<int32_t>& ids = call.request.prompt_tokens;
     for (size_t i = 0; i < ids.size(); ++i) {

@@ -1,5 +1,5 @@
 // The OpenAI-compatible inference API's wire format, without the transport: request parsing
-// (strict about the fields it knows, each error naming the field), chat templates, stop-string
+// (strict about the fields it knows, each error naming the field), stop-string
 // matching over streamed text, response and server-sent-event framing. The listener that uses
 // these is inference_server.h.
 //
@@ -13,14 +13,8 @@
 //   (user, frequency_penalty 0, presence_penalty 0, logprobs false ...) are accepted; other
 //   values of those that Sextant cannot honour are refused with 400 naming the field.
 //
-// Chat templates: a model's own tokenizer.chat_template is a Jinja program, which the agent does
-// not run. The template family is recognised from it instead and rendered by fixed code:
-//   - "[INST]" (Llama 2, Mistral): BOS "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]"
-//     with "{assistant}" EOS BOS between turns;
-//   - "<|start_header_id|>" (Llama 3): the header/eot_id form;
-//   - "<|im_start|>" (ChatML: Qwen, many fine-tunes);
-//   - otherwise (no template, e.g. base models): plain text "{system}\n\nUser: {user}\n
-//     Assistant: {assistant}\n...Assistant:" after BOS.
+// Chat formatting is not here: a conversation is formatted by the deployment's chat template
+// (engine/chat/chat_template.h; the replica holds it), the same formatting validation uses.
 //
 // Thread-safety: free functions of their arguments; a StopMatcher is used by one thread.
 #pragma once
@@ -34,17 +28,11 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/base/status.h"
-
-namespace sextant {
-class Tokenizer;
-}
+#include "engine/chat/chat_template.h"
 
 namespace sextant::http {
 
-struct ChatMessage {
-  std::string role;  // system | user | assistant
-  std::string content;
-};
+using ChatMessage = chat::Message;  // role: system | user | assistant
 
 enum class ApiKind { kCompletion, kChat };
 
@@ -94,16 +82,6 @@ bool CheckJsonBounds(std::string_view text, const JsonLimits& limits, ApiError* 
 std::optional<CompletionRequest> ParseCompletionRequest(std::string_view body, ApiKind kind,
                                                         ApiError* error,
                                                         const JsonLimits& limits = {});
-
-enum class ChatTemplate { kPlain, kLlama2, kLlama3, kChatMl };
-std::string_view ChatTemplateName(ChatTemplate t);
-// Recognises the family of a tokenizer.chat_template (empty: kPlain).
-ChatTemplate DetectChatTemplate(std::string_view jinja);
-// Token ids of the conversation, ending where the assistant's reply begins; nullopt when they
-// would be more than `max_tokens` (tokenizing stops there: Tokenizer::EncodeAtMost).
-std::optional<std::vector<int32_t>> RenderChat(const Tokenizer& tokenizer, ChatTemplate tmpl,
-                                               const std::vector<ChatMessage>& messages,
-                                               size_t max_tokens);
 
 // Finds stop strings in streamed text. Push() returns the text that is safe to emit: text that
 // could still be the beginning of a stop string is held back until it is known not to be.

@@ -74,6 +74,11 @@ struct AttentionShape {
   int32_t kv_heads = 0;  // key/value heads (grouped-query attention: heads % kv_heads == 0)
   int32_t head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
+  // Sliding window (gemma2's local layers): a query at position p attends positions
+  // p - window + 1 .. p only; 0 = every earlier position.
+  int32_t window = 0;
+  // Soft-capping of the scores (gemma2): s = softcap * tanh(s / softcap) after scaling; 0 = none.
+  float softcap = 0.0f;
 };
 
 struct RopeShape {
@@ -81,6 +86,14 @@ struct RopeShape {
   int32_t head_dim = 0;
   int32_t rope_dims = 0;  // leading dims of each head that rotate (llama: head_dim)
   float freq_base = 10000.0f;
+  // NeoX mode (qwen2, qwen3, phi3, gemma): rotates the pairs (i, i + rope_dims / 2) instead of
+  // (2i, 2i + 1).
+  bool neox = false;
+  // Angles are pos * freq_scale * freq_base^(-2i/rope_dims) / freq_factors[i]: freq_scale is
+  // linear RoPE scaling (1 / factor), freq_factors Llama 3's per-frequency factors (an F32 weight
+  // of rope_dims / 2 values; invalid = all 1).
+  float freq_scale = 1.0f;
+  Weight freq_factors;
 };
 
 // Per-stream execution state. Ops are enqueued in order; on the CPU they run immediately, on a
@@ -112,6 +125,17 @@ class BackendContext {
                          Buffer out) = 0;
   // gate[r] = silu(gate[r]) * up[r] (SwiGLU), batch rows.
   virtual void SwiGlu(Buffer gate, Buffer up) = 0;
+  // gate[r] = gelu(gate[r]) * up[r] (GeGLU, gelu's tanh approximation as ggml), batch rows.
+  virtual void GeGlu(Buffer gate, Buffer up) = 0;
+  // x[r] += bias (an F32 weight of x's width), batch rows.
+  virtual void AddBias(Buffer x, Weight bias) = 0;
+  // Each of `heads` heads of head_dim floats of x[r] RMS-normalized with the gain gamma (head_dim
+  // F32 values), in place, batch rows (qwen3's Q/K norms).
+  virtual void RmsNormHeads(Buffer x, Weight gamma, float eps, int32_t heads, int32_t head_dim) = 0;
+  // x[r] *= s, for r < rows.
+  virtual void Scale(Buffer x, float s, int64_t rows) = 0;
+  // x[r] = cap * tanh(x[r] / cap), for r < rows (gemma2's logit soft-capping).
+  virtual void SoftCap(Buffer x, float cap, int64_t rows) = 0;
   // x[r] += y[r], batch rows.
   virtual void Add(Buffer x, Buffer y) = 0;
   // dst[i] = src[rows[i]]: gathers the rows whose logits are wanted.

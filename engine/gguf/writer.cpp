@@ -231,6 +231,14 @@ Status GgufWriter::AddTensor(std::string name, TensorType type, std::vector<int6
   return AddPending(std::move(t));
 }
 
+Status GgufWriter::AddTensorEncoded(std::string name, TensorType type, std::vector<int64_t> dims,
+                                    EncodedRowSource rows) {
+  SEXTANT_RETURN_IF_ERROR(CheckTensor(name, type, dims));
+  if (!rows) return Status::InvalidArgument("tensor '" + name + "': no row source");
+  PendingTensor t{std::move(name), type, std::move(dims), {}, {}, false, 0, 0, std::move(rows)};
+  return AddPending(std::move(t));
+}
+
 Status GgufWriter::AddTensorF32(std::string name, TensorType type, std::vector<int64_t> dims,
                                 std::vector<float> data) {
   SEXTANT_RETURN_IF_ERROR(CheckTensor(name, type, dims));
@@ -332,8 +340,12 @@ Status GgufWriter::WriteTo(Sink& sink, int threads, const Progress& progress) co
       const int nt = static_cast<int>(std::min<int64_t>(threads, nr));
       std::atomic<bool> failed{false};
       auto work = [&](int ti) {
-        std::vector<float> scratch(static_cast<size_t>(row_len));
+        std::vector<float> scratch(t.encoded ? 0 : static_cast<size_t>(row_len));
         for (int64_t r = ti; r < nr; r += nt) {
+          if (t.encoded) {
+            t.encoded(r0 + r, chunk.data() + r * row_bytes);
+            continue;
+          }
           t.rows(r0 + r, scratch.data());
           if (!QuantizeRow(t.type, scratch.data(), row_len, chunk.data() + r * row_bytes).ok()) {
             failed = true;

@@ -26,6 +26,9 @@ class GgufWriter {
   // Called concurrently for distinct rows when Write() runs with threads > 1, so it must be
   // safe to call from several threads and must not depend on call order.
   using RowSource = std::function<void(int64_t row, float* out)>;
+  // Fills `out` with the RowBytes(type, dims[0]) bytes of row `row`, already in the on-disk layout
+  // of the tensor's type. Same rules as RowSource: any thread, any order.
+  using EncodedRowSource = std::function<void(int64_t row, uint8_t* out)>;
   // Called after each chunk with the fraction of tensor bytes written; false cancels the write.
   using Progress = std::function<bool(float fraction)>;
 
@@ -53,6 +56,9 @@ class GgufWriter {
   // f32 data held by the writer (dims product elements), quantized to `type` on write.
   Status AddTensorF32(std::string name, TensorType type, std::vector<int64_t> dims,
                       std::vector<float> data);
+  // Rows produced in the on-disk layout of `type` (no quantization on write).
+  Status AddTensorEncoded(std::string name, TensorType type, std::vector<int64_t> dims,
+                          EncodedRowSource rows);
   // Bytes already in the on-disk layout of `type`; their size must be exactly the tensor's.
   Status AddTensorRaw(std::string name, TensorType type, std::vector<int64_t> dims,
                       std::vector<uint8_t> bytes);
@@ -79,7 +85,8 @@ class GgufWriter {
     std::vector<uint8_t> raw;  // set for raw tensors
     bool is_raw = false;
     uint64_t size_bytes = 0;
-    uint64_t offset = 0;  // within the data section
+    uint64_t offset = 0;       // within the data section
+    EncodedRowSource encoded;  // set for encoded-row tensors
   };
   Status CheckTensor(const std::string& name, TensorType type,
                      const std::vector<int64_t>& dims) const;

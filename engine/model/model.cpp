@@ -18,15 +18,21 @@ namespace sextant::model {
 struct GraphWeights {
   struct Layer {
     Weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, down, up;
+    Weight bq, bk, bv;                     // qwen2
+    Weight q_norm, k_norm;                 // qwen3
+    Weight post_attn_norm, post_ffn_norm;  // gemma2
   };
   Weight token_embd, output_norm, output;
+  Weight rope_freqs;  // Llama 3 scaling; invalid when absent
   std::vector<Layer> layers;
+  // phi3's fused tensors split into row ranges (their data stays in the file mapping).
+  std::vector<std::unique_ptr<gguf::Tensor>> views;
 };
 
 // A context's activation buffers and batch staging, sized once.
 struct GraphBuffers {
-  Buffer x, xb, q, k, v, gate, up;  // max_batch_tokens rows
-  Buffer sel, logits;               // logit_rows rows
+  Buffer x, xb, q, k, v, att, gate, up;  // max_batch_tokens rows
+  Buffer sel, logits;                    // logit_rows rows
   int32_t logit_rows = 1;
   int32_t pass_rows = 1;  // tokens per pass through the graph (rows of the buffers above)
   std::vector<int32_t> tokens, positions, slots, wanted;  // max_batch_tokens entries
@@ -118,6 +124,28 @@ std::string LayerName(int64_t i, const char* what) {
 
 }  // namespace
 
+namespace {
+
+constexpr std::string_view kArchitectures[] = {"llama", "qwen2", "qwen3",
+                                               "phi3",  "gemma", "gemma2"};
+
+std::string BiasName(int64_t i, const char* what) {
+  return "blk." + std::to_string(i) + "." + what + ".bias";
+}
+
+Result<float> OptionalAnyFloat(const gguf::GgufFile& f, const std::string& key, float fallback) {
+  if (f.Find(key) == nullptr) return fallback;
+  Result<float> v = f.GetFloat(key);
+  if (!v.ok()) return Status::InvalidArgument("model metadata: " + v.status().message());
+  if (!std::isfinite(*v) || *v < 0) {
+    return Status::InvalidArgument("model metadata: '" + key + "' = " + std::to_string(*v) +
+                                   " must be a number >= 0");
+  }
+  return *v;
+}
+
+}  // namespace
+
 Result<ModelInfo> ReadModelInfo(const gguf::GgufFile& f) {
   ModelInfo info;
   info.path = f.path();
@@ -128,44 +156,92 @@ Result<ModelInfo> ReadModelInfo(const gguf::GgufFile& f) {
                                    arch.status().message());
   }
   info.architecture = *arch;
-  if (info.architecture != "llama") {
+  if (std::find(std::begin(kArchitectures), std::end(kArchitectures), info.architecture) ==
+      std::end(kArchitectures)) {
     return Status::Unimplemented("model: architecture '" + info.architecture +
-                                 "' is not supported (llama only)");
+                                 "' is not supported (supported: llama, qwen2, qwen3, phi3, gemma, "
+                                 "gemma2)");
   }
+  const std::string& ar = info.architecture;
+  const std::string a = ar + ".";
   if (f.Find("general.name") != nullptr) info.name = f.GetString("general.name").value_or("");
   if (f.Find("tokenizer.ggml.model") != nullptr) {
     info.vocab_kind = f.GetString("tokenizer.ggml.model").value_or("");
   }
-  SEXTANT_ASSIGN_OR_RETURN(info.context_length, RequiredDim(f, "llama.context_length"));
-  SEXTANT_ASSIGN_OR_RETURN(info.embedding_length, RequiredDim(f, "llama.embedding_length"));
-  SEXTANT_ASSIGN_OR_RETURN(info.block_count, RequiredDim(f, "llama.block_count"));
-  SEXTANT_ASSIGN_OR_RETURN(info.feed_forward_length, RequiredDim(f, "llama.feed_forward_length"));
-  SEXTANT_ASSIGN_OR_RETURN(info.head_count, RequiredDim(f, "llama.attention.head_count"));
+  SEXTANT_ASSIGN_OR_RETURN(info.context_length, RequiredDim(f, a + "context_length"));
+  SEXTANT_ASSIGN_OR_RETURN(info.embedding_length, RequiredDim(f, a + "embedding_length"));
+  SEXTANT_ASSIGN_OR_RETURN(info.block_count, RequiredDim(f, a + "block_count"));
+  SEXTANT_ASSIGN_OR_RETURN(info.feed_forward_length, RequiredDim(f, a + "feed_forward_length"));
+  SEXTANT_ASSIGN_OR_RETURN(info.head_count, RequiredDim(f, a + "attention.head_count"));
   SEXTANT_ASSIGN_OR_RETURN(info.head_count_kv,
-                           OptionalDim(f, "llama.attention.head_count_kv", info.head_count));
-  if (info.embedding_length % info.head_count != 0) {
-    return Status::InvalidArgument(
-        "model metadata: llama.embedding_length " + std::to_string(info.embedding_length) +
-        " is not a multiple of llama.attention.head_count " + std::to_string(info.head_count));
+                           OptionalDim(f, a + "attention.head_count_kv", info.head_count));
+  if (f.Find(a + "attention.key_length") != nullptr) {
+    SEXTANT_ASSIGN_OR_RETURN(info.head_dim, RequiredDim(f, a + "attention.key_length"));
+    SEXTANT_ASSIGN_OR_RETURN(const int64_t value_length,
+                             OptionalDim(f, a + "attention.value_length", info.head_dim));
+    if (value_length != info.head_dim) {
+      return Status::Unimplemented("model metadata: " + a + "attention.value_length " +
+                                   std::to_string(value_length) + " differs from key_length " +
+                                   std::to_string(info.head_dim) + " (not supported)");
+    }
+  } else {
+    if (info.embedding_length % info.head_count != 0) {
+      return Status::InvalidArgument(
+          "model metadata: " + a + "embedding_length " + std::to_string(info.embedding_length) +
+          " is not a multiple of " + a + "attention.head_count " + std::to_string(info.head_count));
+    }
+    info.head_dim = info.embedding_length / info.head_count;
   }
   if (info.head_count % info.head_count_kv != 0) {
-    return Status::InvalidArgument("model metadata: llama.attention.head_count " +
-                                   std::to_string(info.head_count) +
-                                   " is not a multiple of llama.attention.head_count_kv " +
-                                   std::to_string(info.head_count_kv));
+    return Status::InvalidArgument("model metadata: " + a + "attention.head_count " +
+                                   std::to_string(info.head_count) + " is not a multiple of " + a +
+                                   "attention.head_count_kv " + std::to_string(info.head_count_kv));
   }
-  info.head_dim = info.embedding_length / info.head_count;
   SEXTANT_ASSIGN_OR_RETURN(info.rope_dimension_count,
-                           OptionalDim(f, "llama.rope.dimension_count", info.head_dim));
+                           OptionalDim(f, a + "rope.dimension_count", info.head_dim));
   if (info.rope_dimension_count > info.head_dim || info.rope_dimension_count % 2 != 0) {
-    return Status::InvalidArgument(
-        "model metadata: llama.rope.dimension_count " + std::to_string(info.rope_dimension_count) +
-        " must be even and at most the head size " + std::to_string(info.head_dim));
+    return Status::InvalidArgument("model metadata: " + a + "rope.dimension_count " +
+                                   std::to_string(info.rope_dimension_count) +
+                                   " must be even and at most the head size " +
+                                   std::to_string(info.head_dim));
   }
   SEXTANT_ASSIGN_OR_RETURN(info.rope_freq_base,
-                           OptionalFloat(f, "llama.rope.freq_base", 10000.0f, false));
+                           OptionalFloat(f, a + "rope.freq_base", 10000.0f, false));
   SEXTANT_ASSIGN_OR_RETURN(info.rms_epsilon,
-                           OptionalFloat(f, "llama.attention.layer_norm_rms_epsilon", 1e-5f, true));
+                           OptionalFloat(f, a + "attention.layer_norm_rms_epsilon", 1e-5f, true));
+  info.rope_neox = ar != "llama";
+  // RoPE scaling: none, linear, or Llama 3's factors (rope_freqs.weight); others refused by name.
+  if (f.Find(a + "rope.scaling.type") != nullptr) {
+    Result<std::string> type = f.GetString(a + "rope.scaling.type");
+    if (!type.ok()) return Status::InvalidArgument("model metadata: " + type.status().message());
+    if (*type == "linear") {
+      SEXTANT_ASSIGN_OR_RETURN(const float factor,
+                               OptionalFloat(f, a + "rope.scaling.factor", 1.0f, true));
+      info.rope_freq_scale = 1.0f / factor;
+    } else if (*type != "none") {
+      return Status::Unimplemented("model: RoPE scaling type '" + *type + "' (" + a +
+                                   "rope.scaling.type) is not supported (none, linear, and Llama "
+                                   "3's rope_freqs)");
+    }
+  }
+  if (f.FindTensor("rope_factors_long.weight") != nullptr) {
+    return Status::Unimplemented(
+        "model: LongRoPE scaling (rope_factors_long.weight) is not supported");
+  }
+  SEXTANT_ASSIGN_OR_RETURN(info.attn_softcap,
+                           OptionalAnyFloat(f, a + "attn_logit_softcapping", 0.0f));
+  SEXTANT_ASSIGN_OR_RETURN(info.final_softcap,
+                           OptionalAnyFloat(f, a + "final_logit_softcapping", 0.0f));
+  if (ar == "gemma2") {
+    SEXTANT_ASSIGN_OR_RETURN(info.sliding_window,
+                             OptionalDim(f, a + "attention.sliding_window", 4096));
+  }
+  info.attention_scale = 1.0f / std::sqrt(static_cast<float>(info.head_dim));
+  if (ar == "gemma2" && info.block_count == 46) {
+    // Gemma 2 27B scales by the embedding width per head, as llama.cpp does.
+    info.attention_scale =
+        1.0f / std::sqrt(static_cast<float>(info.embedding_length / info.head_count));
+  }
 
   const gguf::Tensor* embd = f.FindTensor("token_embd.weight");
   if (embd == nullptr)
@@ -177,24 +253,52 @@ Result<ModelInfo> ReadModelInfo(const gguf::GgufFile& f) {
   }
   info.vocab_size = embd->dims[1];
   const int64_t d = info.embedding_length;
+  const int64_t qd = info.q_dim();
   const int64_t kv = info.kv_dim();
   const int64_t ff = info.feed_forward_length;
+  const int64_t hd = info.head_dim;
   SEXTANT_RETURN_IF_ERROR(CheckTensor(f, "token_embd.weight", {d, info.vocab_size}, false));
   SEXTANT_RETURN_IF_ERROR(CheckTensor(f, "output_norm.weight", {d}, true));
   info.tied_output = f.FindTensor("output.weight") == nullptr;
   if (!info.tied_output) {
     SEXTANT_RETURN_IF_ERROR(CheckTensor(f, "output.weight", {d, info.vocab_size}, false));
   }
+  info.rope_freq_factors = f.FindTensor("rope_freqs.weight") != nullptr;
+  if (info.rope_freq_factors) {
+    SEXTANT_RETURN_IF_ERROR(
+        CheckTensor(f, "rope_freqs.weight", {info.rope_dimension_count / 2}, true));
+  }
   for (int64_t i = 0; i < info.block_count; ++i) {
     SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_norm"), {d}, true));
-    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_q"), {d, d}, false));
-    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_k"), {d, kv}, false));
-    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_v"), {d, kv}, false));
-    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_output"), {d, d}, false));
+    if (ar == "phi3") {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_qkv"), {d, qd + 2 * kv}, false));
+    } else {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_q"), {d, qd}, false));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_k"), {d, kv}, false));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_v"), {d, kv}, false));
+    }
+    if (ar == "qwen2") {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, BiasName(i, "attn_q"), {qd}, true));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, BiasName(i, "attn_k"), {kv}, true));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, BiasName(i, "attn_v"), {kv}, true));
+    }
+    if (ar == "qwen3") {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_q_norm"), {hd}, true));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_k_norm"), {hd}, true));
+    }
+    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "attn_output"), {qd, d}, false));
     SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_norm"), {d}, true));
-    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_gate"), {d, ff}, false));
+    if (ar == "gemma2") {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "post_attention_norm"), {d}, true));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "post_ffw_norm"), {d}, true));
+    }
+    if (ar == "phi3") {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_up"), {d, 2 * ff}, false));
+    } else {
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_gate"), {d, ff}, false));
+      SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_up"), {d, ff}, false));
+    }
     SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_down"), {ff, d}, false));
-    SEXTANT_RETURN_IF_ERROR(CheckTensor(f, LayerName(i, "ffn_up"), {d, ff}, false));
   }
 
   std::map<gguf::TensorType, int> counts;
@@ -325,18 +429,57 @@ Result<std::shared_ptr<const Model>> Model::Load(const std::filesystem::path& pa
   } else {
     SEXTANT_ASSIGN_OR_RETURN(w->output, add("output.weight"));
   }
-  w->layers.resize(static_cast<size_t>(model->info_.block_count));
-  for (int64_t i = 0; i < model->info_.block_count; ++i) {
+  const ModelInfo& mi = model->info_;
+  if (mi.rope_freq_factors) {
+    SEXTANT_ASSIGN_OR_RETURN(w->rope_freqs, add("rope_freqs.weight"));
+  }
+  // Rows [first, first + count) of a fused tensor as a tensor of its own.
+  auto add_rows = [&](const std::string& name, int64_t first, int64_t count) -> Result<Weight> {
+    const gguf::Tensor* t = f.FindTensor(name);
+    auto view = std::make_unique<gguf::Tensor>(*t);
+    const uint64_t row_bytes = t->row_bytes();
+    view->name = name + "[" + std::to_string(first) + ":" + std::to_string(first + count) + "]";
+    view->dims = {t->dims[0], count};
+    view->data = t->data + static_cast<uint64_t>(first) * row_bytes;
+    view->size_bytes = static_cast<uint64_t>(count) * row_bytes;
+    w->views.push_back(std::move(view));
+    return model->backend_->AddWeight(*w->views.back());
+  };
+  w->layers.resize(static_cast<size_t>(mi.block_count));
+  for (int64_t i = 0; i < mi.block_count; ++i) {
     GraphWeights::Layer& l = w->layers[static_cast<size_t>(i)];
     SEXTANT_ASSIGN_OR_RETURN(l.attn_norm, add(LayerName(i, "attn_norm")));
-    SEXTANT_ASSIGN_OR_RETURN(l.wq, add(LayerName(i, "attn_q")));
-    SEXTANT_ASSIGN_OR_RETURN(l.wk, add(LayerName(i, "attn_k")));
-    SEXTANT_ASSIGN_OR_RETURN(l.wv, add(LayerName(i, "attn_v")));
+    if (mi.architecture == "phi3") {
+      SEXTANT_ASSIGN_OR_RETURN(l.wq, add_rows(LayerName(i, "attn_qkv"), 0, mi.q_dim()));
+      SEXTANT_ASSIGN_OR_RETURN(l.wk, add_rows(LayerName(i, "attn_qkv"), mi.q_dim(), mi.kv_dim()));
+      SEXTANT_ASSIGN_OR_RETURN(
+          l.wv, add_rows(LayerName(i, "attn_qkv"), mi.q_dim() + mi.kv_dim(), mi.kv_dim()));
+      SEXTANT_ASSIGN_OR_RETURN(l.gate, add_rows(LayerName(i, "ffn_up"), 0, mi.feed_forward_length));
+      SEXTANT_ASSIGN_OR_RETURN(
+          l.up, add_rows(LayerName(i, "ffn_up"), mi.feed_forward_length, mi.feed_forward_length));
+    } else {
+      SEXTANT_ASSIGN_OR_RETURN(l.wq, add(LayerName(i, "attn_q")));
+      SEXTANT_ASSIGN_OR_RETURN(l.wk, add(LayerName(i, "attn_k")));
+      SEXTANT_ASSIGN_OR_RETURN(l.wv, add(LayerName(i, "attn_v")));
+      SEXTANT_ASSIGN_OR_RETURN(l.gate, add(LayerName(i, "ffn_gate")));
+      SEXTANT_ASSIGN_OR_RETURN(l.up, add(LayerName(i, "ffn_up")));
+    }
+    if (mi.architecture == "qwen2") {
+      SEXTANT_ASSIGN_OR_RETURN(l.bq, add(BiasName(i, "attn_q")));
+      SEXTANT_ASSIGN_OR_RETURN(l.bk, add(BiasName(i, "attn_k")));
+      SEXTANT_ASSIGN_OR_RETURN(l.bv, add(BiasName(i, "attn_v")));
+    }
+    if (mi.architecture == "qwen3") {
+      SEXTANT_ASSIGN_OR_RETURN(l.q_norm, add(LayerName(i, "attn_q_norm")));
+      SEXTANT_ASSIGN_OR_RETURN(l.k_norm, add(LayerName(i, "attn_k_norm")));
+    }
+    if (mi.architecture == "gemma2") {
+      SEXTANT_ASSIGN_OR_RETURN(l.post_attn_norm, add(LayerName(i, "post_attention_norm")));
+      SEXTANT_ASSIGN_OR_RETURN(l.post_ffn_norm, add(LayerName(i, "post_ffw_norm")));
+    }
     SEXTANT_ASSIGN_OR_RETURN(l.wo, add(LayerName(i, "attn_output")));
     SEXTANT_ASSIGN_OR_RETURN(l.ffn_norm, add(LayerName(i, "ffn_norm")));
-    SEXTANT_ASSIGN_OR_RETURN(l.gate, add(LayerName(i, "ffn_gate")));
     SEXTANT_ASSIGN_OR_RETURN(l.down, add(LayerName(i, "ffn_down")));
-    SEXTANT_ASSIGN_OR_RETURN(l.up, add(LayerName(i, "ffn_up")));
   }
   model->weights_ = std::move(w);
 
@@ -394,7 +537,8 @@ Result<std::unique_ptr<ModelContext>> Model::NewContext(const ContextOptions& op
   b->logit_rows = std::max(1, std::min(options.slots, pass_rows));
   SEXTANT_ASSIGN_OR_RETURN(b->x, be.AllocBuffer(d, 0));
   SEXTANT_ASSIGN_OR_RETURN(b->xb, be.AllocBuffer(d, 0));
-  SEXTANT_ASSIGN_OR_RETURN(b->q, be.AllocBuffer(d, 0));
+  SEXTANT_ASSIGN_OR_RETURN(b->q, be.AllocBuffer(mi.q_dim(), 0));
+  SEXTANT_ASSIGN_OR_RETURN(b->att, be.AllocBuffer(mi.q_dim(), 0));
   SEXTANT_ASSIGN_OR_RETURN(b->k, be.AllocBuffer(mi.kv_dim(), 0));
   SEXTANT_ASSIGN_OR_RETURN(b->v, be.AllocBuffer(mi.kv_dim(), 0));
   SEXTANT_ASSIGN_OR_RETURN(b->gate, be.AllocBuffer(mi.feed_forward_length, 0));
@@ -446,11 +590,17 @@ Status ModelContext::Forward(std::span<const BatchToken> batch, std::span<float>
   const GraphWeights& w = *model_->weights_;
   RopeShape rope_q{static_cast<int32_t>(mi.head_count), static_cast<int32_t>(mi.head_dim),
                    static_cast<int32_t>(mi.rope_dimension_count), mi.rope_freq_base};
+  rope_q.neox = mi.rope_neox;
+  rope_q.freq_scale = mi.rope_freq_scale;
+  rope_q.freq_factors = w.rope_freqs;
   RopeShape rope_k = rope_q;
   rope_k.heads = static_cast<int32_t>(mi.head_count_kv);
   AttentionShape attn{static_cast<int32_t>(mi.head_count), static_cast<int32_t>(mi.head_count_kv),
-                      static_cast<int32_t>(mi.head_dim),
-                      1.0f / std::sqrt(static_cast<float>(mi.head_dim))};
+                      static_cast<int32_t>(mi.head_dim), mi.attention_scale};
+  attn.softcap = mi.attn_softcap;
+  const bool gemma = mi.architecture == "gemma" || mi.architecture == "gemma2";
+  const bool gemma2 = mi.architecture == "gemma2";
+  const int32_t hd = static_cast<int32_t>(mi.head_dim);
   const float eps = mi.rms_epsilon;
   float* out = logits.data();
 
@@ -469,29 +619,50 @@ Status ModelContext::Forward(std::span<const BatchToken> batch, std::span<float>
                                                      b.positions.data(), b.slots.data()}));
     const int64_t rows = static_cast<int64_t>(n);
     be.GetRows(w.token_embd, b.x);
+    if (gemma) be.Scale(b.x, std::sqrt(static_cast<float>(mi.embedding_length)), rows);
     for (size_t li = 0; li < w.layers.size(); ++li) {
       const GraphWeights::Layer& l = w.layers[li];
       be.RmsNorm(b.x, l.attn_norm, eps, rows, b.xb);
       be.MatMul(l.wq, b.xb, rows, b.q);
       be.MatMul(l.wk, b.xb, rows, b.k);
       be.MatMul(l.wv, b.xb, rows, b.v);
+      if (l.bq.valid()) {
+        be.AddBias(b.q, l.bq);
+        be.AddBias(b.k, l.bk);
+        be.AddBias(b.v, l.bv);
+      }
+      if (l.q_norm.valid()) {
+        be.RmsNormHeads(b.q, l.q_norm, eps, rope_q.heads, hd);
+        be.RmsNormHeads(b.k, l.k_norm, eps, rope_k.heads, hd);
+      }
       be.Rope(b.q, rope_q);
       be.Rope(b.k, rope_k);
-      be.Attention(static_cast<int32_t>(li), b.q, b.k, b.v, attn, b.xb);
-      be.MatMul(l.wo, b.xb, rows, b.q);
-      be.Add(b.x, b.q);
+      // gemma2: even layers attend a sliding window.
+      attn.window = gemma2 && li % 2 == 0 ? static_cast<int32_t>(mi.sliding_window) : 0;
+      be.Attention(static_cast<int32_t>(li), b.q, b.k, b.v, attn, b.att);
+      be.MatMul(l.wo, b.att, rows, b.xb);
+      if (l.post_attn_norm.valid()) be.RmsNorm(b.xb, l.post_attn_norm, eps, rows, b.xb);
+      be.Add(b.x, b.xb);
       be.RmsNorm(b.x, l.ffn_norm, eps, rows, b.xb);
       be.MatMul(l.gate, b.xb, rows, b.gate);
       be.MatMul(l.up, b.xb, rows, b.up);
-      be.SwiGlu(b.gate, b.up);
-      be.MatMul(l.down, b.gate, rows, b.q);
-      be.Add(b.x, b.q);
+      if (gemma) {
+        be.GeGlu(b.gate, b.up);
+      } else {
+        be.SwiGlu(b.gate, b.up);
+      }
+      be.MatMul(l.down, b.gate, rows, b.xb);
+      if (l.post_ffn_norm.valid()) be.RmsNorm(b.xb, l.post_ffn_norm, eps, rows, b.xb);
+      be.Add(b.x, b.xb);
     }
     for (size_t g = 0; g < b.wanted.size(); g += static_cast<size_t>(b.logit_rows)) {
       const size_t m = std::min(b.wanted.size() - g, static_cast<size_t>(b.logit_rows));
       be.SelectRows(b.x, std::span<const int32_t>(b.wanted.data() + g, m), b.sel);
       be.RmsNorm(b.sel, w.output_norm, eps, static_cast<int64_t>(m), b.sel);
       be.MatMul(w.output, b.sel, static_cast<int64_t>(m), b.logits);
+      if (mi.final_softcap > 0.0f) {
+        be.SoftCap(b.logits, mi.final_softcap, static_cast<int64_t>(m));
+      }
       SEXTANT_RETURN_IF_ERROR(be.ReadRows(b.logits, static_cast<int64_t>(m), out));
       out += m * static_cast<size_t>(vocab);
     }

@@ -1,5 +1,9 @@
-// A llama-family model loaded from a GGUF file: its shape (ModelInfo, from the `llama.*`
-// metadata), its tokenizer, and its weights on a backend. Model is immutable after Load() and is
+// A llama-family model loaded from a GGUF file: its shape (ModelInfo, from the `ARCH.*`
+// metadata), its tokenizer, and its weights on a backend. Architectures: llama (with linear RoPE
+// scaling and Llama 3's rope_freqs factors), qwen2 (Q/K/V biases), qwen3 (Q/K RMS norms), phi3
+// (fused QKV and gate/up; LongRoPE files are refused), gemma (embedding scaling, GeGLU) and
+// gemma2 (post-norms, attention and logit soft-capping, sliding-window layers); any other is
+// refused by name. Model is immutable after Load() and is
 // shared (std::shared_ptr<const Model>) by any number of sessions and schedulers; each of those
 // owns a ModelContext (KV cache and scratch buffers) that runs forward passes.
 //
@@ -36,24 +40,31 @@ namespace sextant::model {
 
 // The shape of a llama model, read and checked from its metadata.
 struct ModelInfo {
-  std::string architecture;  // "llama"
+  std::string architecture;  // "llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2"
   std::string name;          // general.name; may be empty
   std::filesystem::path path;
   uint64_t file_size = 0;
 
-  int64_t context_length = 0;        // llama.context_length (training context)
-  int64_t embedding_length = 0;      // llama.embedding_length (n_embd)
-  int64_t block_count = 0;           // llama.block_count (layers)
-  int64_t feed_forward_length = 0;   // llama.feed_forward_length
-  int64_t head_count = 0;            // llama.attention.head_count
-  int64_t head_count_kv = 0;         // llama.attention.head_count_kv (== head_count without GQA)
-  int64_t head_dim = 0;              // embedding_length / head_count
+  int64_t context_length = 0;       // llama.context_length (training context)
+  int64_t embedding_length = 0;     // llama.embedding_length (n_embd)
+  int64_t block_count = 0;          // llama.block_count (layers)
+  int64_t feed_forward_length = 0;  // llama.feed_forward_length
+  int64_t head_count = 0;           // llama.attention.head_count
+  int64_t head_count_kv = 0;        // llama.attention.head_count_kv (== head_count without GQA)
+  int64_t head_dim = 0;             // ARCH.attention.key_length, else embedding_length / head_count
   int64_t rope_dimension_count = 0;  // llama.rope.dimension_count (default head_dim)
   float rope_freq_base = 10000.0f;   // llama.rope.freq_base
   float rms_epsilon = 1e-5f;         // llama.attention.layer_norm_rms_epsilon
   int64_t vocab_size = 0;            // rows of token_embd.weight
   std::string vocab_kind;            // tokenizer.ggml.model: "llama" or "gpt2"
   bool tied_output = false;          // output.weight absent: logits use token_embd.weight
+  bool rope_neox = false;            // qwen2, qwen3, phi3, gemma*: NeoX RoPE pairs
+  float rope_freq_scale = 1.0f;      // 1 / ARCH.rope.scaling.factor for linear scaling
+  bool rope_freq_factors = false;    // rope_freqs.weight present (Llama 3 scaling)
+  float attn_softcap = 0.0f;         // gemma2.attn_logit_softcapping; 0 = none
+  float final_softcap = 0.0f;        // gemma2.final_logit_softcapping; 0 = none
+  int64_t sliding_window = 0;        // gemma2.attention.sliding_window (even layers); 0 = none
+  float attention_scale = 0.0f;      // score scale (1 / sqrt(head_dim) for most)
 
   int64_t parameter_count = 0;
   // The type most weight bytes are stored in (a Q4_K_M file mixes Q4_K and Q6_K: Q4_K).
@@ -62,14 +73,16 @@ struct ModelInfo {
   std::vector<std::pair<gguf::TensorType, int>> type_counts;
 
   int64_t kv_dim() const { return head_count_kv * head_dim; }
+  int64_t q_dim() const { return head_count * head_dim; }
   // Bytes of the KV cache of one sequence of `context` positions.
   int64_t kv_bytes_per_sequence(int64_t context) const {
     return context * block_count * kv_dim() * 2 * 4;
   }
 };
 
-// Reads the `llama.*` metadata and checks every tensor of the graph for presence, type and shape.
-// INVALID_ARGUMENT / NOT_FOUND naming the key or tensor; UNIMPLEMENTED for another architecture.
+// Reads the `ARCH.*` metadata and checks every tensor of the graph for presence, type and shape.
+// INVALID_ARGUMENT / NOT_FOUND naming the key or tensor; UNIMPLEMENTED naming an architecture or
+// RoPE scaling type this engine does not run.
 Result<ModelInfo> ReadModelInfo(const gguf::GgufFile& file);
 
 struct LoadOptions {

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "engine/gguf/gguf.h"
+#include "engine/tokenizer/pretokenizer.h"
 #include "engine/tokenizer/unicode.h"
 
 namespace sextant {
@@ -33,11 +34,6 @@ constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
 constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
 constexpr std::string_view kKeyAddSpace = "tokenizer.ggml.add_space_prefix";
 constexpr std::string_view kKeyPre = "tokenizer.ggml.pre";
-
-// tokenizer.ggml.pre values whose pre-tokenizer is GPT-2's split (absent: the same). Others
-// (llama-bpe, qwen2, deepseek-llm, ...) split text differently and are refused rather than
-// tokenized wrongly.
-constexpr std::string_view kGpt2PreTokenizers[] = {"default", "gpt-2", "phi-2", "roberta-bpe"};
 
 // Vocabularies larger than this are rejected as implausible (the largest real ones are ~260k).
 constexpr size_t kMaxVocab = size_t{1} << 24;
@@ -183,15 +179,23 @@ Result<const gguf::ArrayValue*> ReadArray(const gguf::GgufFile& file, std::strin
   return &std::get<gguf::ArrayValue>(v->data);
 }
 
-Status ReadStrings(const gguf::GgufFile& file, std::string_view key, bool required,
-                   std::vector<std::string>& out) {
+// The file's array of strings under `key`; nullptr when absent and not required.
+Result<const std::vector<std::string>*> StringArray(const gguf::GgufFile& file,
+                                                    std::string_view key, bool required) {
   SEXTANT_ASSIGN_OR_RETURN(const gguf::ArrayValue* arr, ReadArray(file, key, required));
-  if (arr == nullptr) return Status::Ok();
+  if (arr == nullptr) return static_cast<const std::vector<std::string>*>(nullptr);
   const auto* strings = std::get_if<std::vector<std::string>>(&arr->elements);
   if (arr->element_type != gguf::ValueType::kString || strings == nullptr) {
     return WrongType(key, "an array of string", arr->element_type);
   }
-  out = *strings;
+  return strings;
+}
+
+Status ReadStrings(const gguf::GgufFile& file, std::string_view key, bool required,
+                   std::vector<std::string>& out) {
+  SEXTANT_ASSIGN_OR_RETURN(const std::vector<std::string>* strings,
+                           StringArray(file, key, required));
+  if (strings != nullptr) out = *strings;
   return Status::Ok();
 }
 
@@ -221,14 +225,55 @@ std::string_view VocabKindName(VocabKind kind) {
   return kind == VocabKind::kGpt2 ? "gpt2" : "llama";
 }
 
+// Token texts to ids: open addressing over a power-of-two table of ids, compared against the
+// vocabulary's own strings (4 bytes a slot, no copies). The first id added for a text wins.
+class PieceIndex {
+ public:
+  // `pieces` must outlive the index and not change.
+  void Reset(const std::vector<std::string>* pieces, size_t expected) {
+    pieces_ = pieces;
+    size_t cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    slots_.assign(cap, -1);
+  }
+  void Add(int32_t id) {
+    const std::string_view text = (*pieces_)[id];
+    for (size_t i = Home(text);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] < 0) {
+        slots_[i] = id;
+        return;
+      }
+      if ((*pieces_)[slots_[i]] == text) return;
+    }
+  }
+  // The id of `text`, or -1.
+  int32_t Find(std::string_view text) const {
+    if (slots_.empty()) return -1;
+    for (size_t i = Home(text);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] < 0) return -1;
+      if ((*pieces_)[slots_[i]] == text) return slots_[i];
+    }
+  }
+
+ private:
+  size_t Home(std::string_view text) const {
+    return std::hash<std::string_view>{}(text) & (slots_.size() - 1);
+  }
+  const std::vector<std::string>* pieces_ = nullptr;
+  std::vector<int32_t> slots_;  // -1: empty; at most half full
+};
+
 struct Tokenizer::Impl {
-  std::vector<float> scores;       // one per token (0 when the metadata has none)
-  std::vector<TokenType> types;    // one per token
-  std::vector<std::string> bytes;  // decoded bytes of each token
+  std::vector<float> scores;     // one per token (0 when the metadata has none)
+  std::vector<TokenType> types;  // one per token
+  // Decoded bytes of each token: token i is bytes[bytes_end[i-1] .. bytes_end[i]) (from 0 for i =
+  // 0), one buffer rather than a string per token.
+  std::string bytes;
+  std::vector<uint32_t> bytes_end;
   // Every token's text (the first id wins on duplicates).
-  std::unordered_map<std::string_view, int32_t> piece_to_id;
+  PieceIndex piece_to_id;
   // Texts BPE may produce: not control, unknown, byte or unused tokens.
-  std::unordered_map<std::string_view, int32_t> mergeable;
+  PieceIndex mergeable;
   // llama: the <0xNN> token of each byte; gpt2: the token of each byte's mapped code point.
   std::array<int32_t, 256> byte_token{};
   struct Merge {
@@ -243,6 +288,10 @@ struct Tokenizer::Impl {
   // the start of a word and words can be encoded one by one.
   bool split_words = true;
   std::vector<int32_t> eog;  // sorted
+  // Control and unknown tokens, by first byte, longest first: matched in text with parse_special.
+  std::array<std::vector<int32_t>, 256> special;
+  bool has_special = false;
+  unicode::PreTokenizer pre;  // gpt2
 
   static uint64_t PairKey(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
@@ -265,13 +314,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
     data.kind = VocabKind::kGpt2;
     if (const gguf::Value* pre = Lookup(file, kKeyPre)) {
       if (pre->type != gguf::ValueType::kString) return WrongType(kKeyPre, "string", pre->type);
-      const std::string& pre_name = std::get<std::string>(pre->data);
-      if (std::find(std::begin(kGpt2PreTokenizers), std::end(kGpt2PreTokenizers), pre_name) ==
-          std::end(kGpt2PreTokenizers)) {
-        return Status::Unimplemented(std::string(kKeyPre) + ": pre-tokenizer " + Quote(pre_name) +
-                                     " is not supported (supported: default, gpt-2, phi-2, "
-                                     "roberta-bpe)");
-      }
+      data.pre = std::get<std::string>(pre->data);
     }
   } else {
     return Status::Unimplemented(std::string(kKeyModel) + ": tokenizer " + Quote(name) +
@@ -279,7 +322,8 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
   }
 
   SEXTANT_RETURN_IF_ERROR(ReadStrings(file, kKeyTokens, /*required=*/true, data.tokens));
-  SEXTANT_RETURN_IF_ERROR(ReadStrings(file, kKeyMerges, /*required=*/false, data.merges));
+  SEXTANT_ASSIGN_OR_RETURN(const std::vector<std::string>* merges,
+                           StringArray(file, kKeyMerges, /*required=*/false));
 
   SEXTANT_ASSIGN_OR_RETURN(const gguf::ArrayValue* scores, ReadArray(file, kKeyScores, false));
   if (scores != nullptr) {
@@ -330,10 +374,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFile& fil
   SEXTANT_RETURN_IF_ERROR(ReadBool(file, kKeyAddBos, data.add_bos));
   SEXTANT_RETURN_IF_ERROR(ReadBool(file, kKeyAddEos, data.add_eos));
   SEXTANT_RETURN_IF_ERROR(ReadBool(file, kKeyAddSpace, data.add_space_prefix));
-  return FromVocab(std::move(data));
+  return Build(std::move(data), merges != nullptr ? std::span<const std::string>(*merges)
+                                                  : std::span<const std::string>());
 }
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
+  const std::vector<std::string> merges = std::move(data.merges);
+  return Build(std::move(data), merges);
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::Build(VocabData data,
+                                                    std::span<const std::string> merges) {
   const size_t n = data.tokens.size();
   if (n == 0) return Status::InvalidArgument(std::string(kKeyTokens) + ": empty vocabulary");
   if (n > kMaxVocab) {
@@ -361,6 +412,12 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
   auto impl = std::make_unique<Impl>();
   tok->kind_ = data.kind;
   const bool llama = data.kind == VocabKind::kLlama;
+  if (!llama) {
+    tok->pre_ = data.pre.empty() ? "gpt-2" : data.pre;
+    Result<unicode::PreTokenizer> pre = unicode::PreTokenizer::ForName(tok->pre_);
+    if (!pre.ok()) return pre.status();
+    impl->pre = std::move(pre).value();
+  }
 
   impl->scores = data.scores.empty() ? std::vector<float>(n, 0.0f) : std::move(data.scores);
   impl->types =
@@ -416,15 +473,15 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
   tok->tokens_ = std::move(data.tokens);
   const auto& tokens = tok->tokens_;  // stable from here: the maps below point into it
 
-  impl->piece_to_id.reserve(n);
-  impl->mergeable.reserve(n);
+  impl->piece_to_id.Reset(&tokens, n);
+  impl->mergeable.Reset(&tokens, n);
   for (size_t i = 0; i < n; ++i) {
     const auto id = static_cast<int32_t>(i);
-    impl->piece_to_id.emplace(tokens[i], id);
+    impl->piece_to_id.Add(id);
     const TokenType t = impl->types[i];
     const bool mergeable =
         t == TokenType::kNormal || t == TokenType::kUndefined || t == TokenType::kUserDefined;
-    if (mergeable) impl->mergeable.emplace(tokens[i], id);
+    if (mergeable) impl->mergeable.Add(id);
     if (llama && impl->split_words && mergeable) {
       const std::string& piece = tokens[i];
       for (size_t p = piece.find(kSpaceMarker, 1); p != std::string::npos;
@@ -440,10 +497,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
       impl->user_defined[static_cast<uint8_t>(tokens[i][0])].push_back(id);
       impl->has_user_defined = true;
     }
+    if ((t == TokenType::kUserDefined || t == TokenType::kControl || t == TokenType::kUnknown) &&
+        !tokens[i].empty()) {
+      impl->special[static_cast<uint8_t>(tokens[i][0])].push_back(id);
+      impl->has_special = true;
+    }
   }
-  for (auto& bucket : impl->user_defined) {
-    std::stable_sort(bucket.begin(), bucket.end(),
-                     [&](int32_t a, int32_t b) { return tokens[a].size() > tokens[b].size(); });
+  for (auto* table : {&impl->user_defined, &impl->special}) {
+    for (auto& bucket : *table) {
+      std::stable_sort(bucket.begin(), bucket.end(),
+                       [&](int32_t a, int32_t b) { return tokens[a].size() > tokens[b].size(); });
+    }
   }
 
   // Byte fallback tables.
@@ -452,20 +516,19 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
     if (llama) {
       static const char* hex = "0123456789ABCDEF";
       const char name[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
-      auto it = impl->piece_to_id.find(std::string_view(name, 6));
-      if (it != impl->piece_to_id.end() && impl->types[it->second] == TokenType::kByte) {
-        id = it->second;
+      const int32_t named = impl->piece_to_id.Find(std::string_view(name, 6));
+      if (named >= 0 && impl->types[named] == TokenType::kByte) {
+        id = named;
       } else {
         const char single = static_cast<char>(b);
-        auto it2 = impl->mergeable.find(std::string_view(&single, 1));
-        if (it2 != impl->mergeable.end()) id = it2->second;
+        id = impl->mergeable.Find(std::string_view(&single, 1));
       }
     } else {
       std::string mapped;
       unicode::AppendUtf8(unicode::ByteToCodePoint(static_cast<uint8_t>(b)), mapped);
-      auto it = impl->piece_to_id.find(mapped);
-      if (it != impl->piece_to_id.end() && impl->types[it->second] != TokenType::kControl) {
-        id = it->second;
+      const int32_t found = impl->piece_to_id.Find(mapped);
+      if (found >= 0 && impl->types[found] != TokenType::kControl) {
+        id = found;
       }
     }
     impl->byte_token[b] = id;
@@ -473,17 +536,17 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
 
   // Merges (byte-level BPE): both sides and their concatenation must be tokens.
   if (!llama) {
-    if (data.merges.empty()) {
+    if (merges.empty()) {
       return Status::InvalidArgument(std::string(kKeyMerges) +
                                      ": missing or empty (required by the gpt2 tokenizer)");
     }
-    if (data.merges.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    if (merges.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
       return Status::InvalidArgument(std::string(kKeyMerges) + ": too many merges");
     }
-    impl->merges.reserve(data.merges.size());
+    impl->merges.reserve(merges.size());
     std::string joined;
-    for (size_t r = 0; r < data.merges.size(); ++r) {
-      const std::string& m = data.merges[r];
+    for (size_t r = 0; r < merges.size(); ++r) {
+      const std::string& m = merges[r];
       const size_t space = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
       auto where = [&]() { return std::string(kKeyMerges) + "[" + std::to_string(r) + "]: "; };
       if (space == std::string::npos) {
@@ -491,30 +554,30 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
       }
       const std::string_view left(m.data(), space);
       const std::string_view right(m.data() + space + 1, m.size() - space - 1);
-      auto l = impl->piece_to_id.find(left);
-      auto rt = impl->piece_to_id.find(right);
-      if (l == impl->piece_to_id.end() || rt == impl->piece_to_id.end()) {
+      const int32_t l = impl->piece_to_id.Find(left);
+      const int32_t rt = impl->piece_to_id.Find(right);
+      if (l < 0 || rt < 0) {
         return Status::InvalidArgument(where() + "names unknown token " +
-                                       Quote(l == impl->piece_to_id.end() ? left : right));
+                                       Quote(l < 0 ? left : right));
       }
       joined.assign(left);
       joined.append(right);
-      auto res = impl->piece_to_id.find(joined);
-      if (res == impl->piece_to_id.end()) {
+      const int32_t res = impl->piece_to_id.Find(joined);
+      if (res < 0) {
         return Status::InvalidArgument(where() + "result " + Quote(joined) + " is not in " +
                                        std::string(kKeyTokens));
       }
       // The first (lowest-ranked) merge of a pair wins, as in every BPE implementation.
-      impl->merges.emplace(Impl::PairKey(l->second, rt->second),
-                           Impl::Merge{static_cast<int32_t>(r), res->second});
+      impl->merges.emplace(Impl::PairKey(l, rt), Impl::Merge{static_cast<int32_t>(r), res});
     }
   }
 
   // Decoded bytes of every token.
-  impl->bytes.resize(n);
+  impl->bytes_end.resize(n);
+  std::string out;
   for (size_t i = 0; i < n; ++i) {
     const std::string& piece = tokens[i];
-    std::string& out = impl->bytes[i];
+    out.clear();
     switch (impl->types[i]) {
       case TokenType::kControl:
         break;
@@ -557,17 +620,23 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(VocabData data) {
         }
         break;
     }
+    if (impl->bytes.size() + out.size() > std::numeric_limits<uint32_t>::max()) {
+      return Status::InvalidArgument(std::string(kKeyTokens) + ": decoded tokens exceed 4 GiB");
+    }
+    impl->bytes += out;
+    impl->bytes_end[i] = static_cast<uint32_t>(impl->bytes.size());
   }
+  impl->bytes.shrink_to_fit();
 
   // End-of-generation ids.
   for (int32_t id : {tok->eos_id_, eot, eom}) {
     if (id >= 0) impl->eog.push_back(id);
   }
   for (std::string_view text : kEogTexts) {
-    auto it = impl->piece_to_id.find(text);
-    if (it != impl->piece_to_id.end() && (impl->types[it->second] == TokenType::kControl ||
-                                          impl->types[it->second] == TokenType::kUserDefined)) {
-      impl->eog.push_back(it->second);
+    const int32_t id = impl->piece_to_id.Find(text);
+    if (id >= 0 &&
+        (impl->types[id] == TokenType::kControl || impl->types[id] == TokenType::kUserDefined)) {
+      impl->eog.push_back(id);
     }
   }
   std::sort(impl->eog.begin(), impl->eog.end());
@@ -586,10 +655,7 @@ bool Tokenizer::IsEog(int32_t id) const {
   return std::binary_search(impl_->eog.begin(), impl_->eog.end(), id);
 }
 
-int32_t Tokenizer::Find(std::string_view piece) const {
-  auto it = impl_->piece_to_id.find(piece);
-  return it == impl_->piece_to_id.end() ? -1 : it->second;
-}
+int32_t Tokenizer::Find(std::string_view piece) const { return impl_->piece_to_id.Find(piece); }
 
 std::string_view Tokenizer::Piece(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
@@ -598,7 +664,8 @@ std::string_view Tokenizer::Piece(int32_t id) const {
 
 std::string_view Tokenizer::TokenBytes(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
-  return impl_->bytes[id];
+  const uint32_t begin = id == 0 ? 0 : impl_->bytes_end[id - 1];
+  return std::string_view(impl_->bytes).substr(begin, impl_->bytes_end[id] - begin);
 }
 
 std::string Tokenizer::Decode(std::span<const int32_t> ids, bool strip_leading_space) const {
@@ -650,10 +717,20 @@ void SplitUserDefined(std::string_view text, const std::array<std::vector<int32_
 }  // namespace
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) const {
-  return EncodeUpTo(text, add_bos, std::numeric_limits<size_t>::max());
+  return Encode(text, EncodeOptions{add_bos, false, false});
+}
+
+std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOptions& options) const {
+  return EncodeUpTo(text, options, std::numeric_limits<size_t>::max());
 }
 
 std::optional<std::vector<int32_t>> Tokenizer::EncodeAtMost(std::string_view text, bool add_bos,
+                                                            size_t max_tokens) const {
+  return EncodeAtMost(text, EncodeOptions{add_bos, false, false}, max_tokens);
+}
+
+std::optional<std::vector<int32_t>> Tokenizer::EncodeAtMost(std::string_view text,
+                                                            const EncodeOptions& options,
                                                             size_t max_tokens) const {
   size_t longest = longest_piece_.load(std::memory_order_relaxed);
   if (longest == 0) {
@@ -662,23 +739,39 @@ std::optional<std::vector<int32_t>> Tokenizer::EncodeAtMost(std::string_view tex
     longest_piece_.store(longest, std::memory_order_relaxed);
   }
   // Each id stands for at most `longest` bytes of the text (its piece as stored is never shorter
-  // than the text it covers), plus one for the space prefix.
+  // than the text it covers, special tokens included), plus one for the space prefix.
   if (max_tokens < std::numeric_limits<size_t>::max() / longest &&
       text.size() > max_tokens * longest + 1) {
     return std::nullopt;
   }
-  std::vector<int32_t> out = EncodeUpTo(text, add_bos, max_tokens);
+  std::vector<int32_t> out = EncodeUpTo(text, options, max_tokens);
   if (out.size() > max_tokens) return std::nullopt;
   return out;
 }
 
-std::vector<int32_t> Tokenizer::EncodeUpTo(std::string_view text, bool add_bos,
+std::vector<int32_t> Tokenizer::EncodeUpTo(std::string_view text, const EncodeOptions& options,
                                            size_t limit) const {
   std::vector<int32_t> out;
   out.reserve(std::min(text.size() / 3, limit) + 2);
-  if (add_bos && bos_id_ >= 0) out.push_back(bos_id_);
-  if (text.empty()) return out;
+  if (options.add_bos && bos_id_ >= 0) out.push_back(bos_id_);
+  if (!options.parse_special || !impl_->has_special) {
+    EncodeText(text, limit, out);
+  } else {
+    // Special tokens first, then each stretch between them as text (Hugging Face's added-token
+    // extraction; llama.cpp's parse_special).
+    SplitUserDefined(
+        text, impl_->special, tokens_,
+        [&](std::string_view raw) {
+          if (out.size() <= limit) EncodeText(raw, limit, out);
+        },
+        [&](int32_t id) { out.push_back(id); });
+  }
+  if (options.add_eos && eos_id_ >= 0) out.push_back(eos_id_);
+  return out;
+}
 
+void Tokenizer::EncodeText(std::string_view text, size_t limit, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
   if (kind_ == VocabKind::kLlama) {
     // SentencePiece normalization: a leading space marker, then spaces as U+2581.
     std::string escaped;
@@ -709,7 +802,6 @@ std::vector<int32_t> Tokenizer::EncodeUpTo(std::string_view text, bool add_bos,
           [&](int32_t id) { out.push_back(id); });
     }
   }
-  return out;
 }
 
 void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out, size_t limit) const {
@@ -745,18 +837,17 @@ void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out, si
       const unicode::Utf8Char c = unicode::DecodeUtf8(word.substr(off));
       const size_t len = c.kind == unicode::Utf8Char::kValid ? c.length : 1;
       const auto index = static_cast<int32_t>(symbols.size());
-      auto it = impl_->mergeable.find(word.substr(off, len));
       symbols.push_back({static_cast<uint32_t>(off), static_cast<uint32_t>(len), index - 1,
                          off + len == word.size() ? -1 : index + 1,
-                         it == impl_->mergeable.end() ? -1 : it->second});
+                         impl_->mergeable.Find(word.substr(off, len))});
       off += len;
     }
     auto try_add = [&](int32_t left, int32_t right) {
       if (left < 0 || right < 0) return;
       const uint32_t len = symbols[left].len + symbols[right].len;
-      auto it = impl_->mergeable.find(word.substr(symbols[left].start, len));
-      if (it == impl_->mergeable.end()) return;
-      heap.push_back({impl_->scores[it->second], left, right, len, it->second});
+      const int32_t id = impl_->mergeable.Find(word.substr(symbols[left].start, len));
+      if (id < 0) return;
+      heap.push_back({impl_->scores[id], left, right, len, id});
       std::push_heap(heap.begin(), heap.end(), lower);
     };
     for (size_t i = 1; i < symbols.size(); ++i) {
@@ -855,9 +946,21 @@ void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out, siz
     queue.push({it->second.rank, left, right, l, r, it->second.result});
   };
 
-  for (auto [offset, length] : unicode::SplitGpt2(text)) {
+  std::string mapped;
+  for (auto [offset, length] : impl_->pre.Split(text)) {
     if (out.size() > limit) return;
     std::string_view word = text.substr(offset, length);
+    if (impl_->pre.ignore_merges()) {
+      // A piece that is a whole token is taken as it is (Llama 3's BPE).
+      mapped.clear();
+      for (char c : word)
+        unicode::AppendUtf8(unicode::ByteToCodePoint(static_cast<uint8_t>(c)), mapped);
+      const int32_t id = impl_->mergeable.Find(mapped);
+      if (id >= 0) {
+        out.push_back(id);
+        continue;
+      }
+    }
     // A word longer than int32 symbols is split into pieces (never happens with real text).
     constexpr size_t kMaxWord = size_t{1} << 30;
     while (!word.empty()) {

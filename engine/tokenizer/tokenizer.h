@@ -5,12 +5,16 @@
 //     repeatedly; bytes that form no token fall back to <0xNN> byte tokens; spaces become U+2581
 //     ("▁") and a leading space is added when tokenizer.ggml.add_space_prefix is true (the
 //     default). Matches llama.cpp's SPM tokenizer.
-//   - "gpt2": byte-level BPE. Text is split by the GPT-2 pre-tokenizer, bytes are mapped to
-//     printable code points, and merges (tokenizer.ggml.merges) are applied by rank. Only GPT-2's
-//     pre-tokenizer is implemented: tokenizer.ggml.pre must be absent, "default", "gpt-2",
-//     "phi-2" or "roberta-bpe" (others, e.g. "llama-bpe", are refused as UNIMPLEMENTED).
-// User-defined tokens (token type 4) are matched as whole pieces in the input text before BPE;
-// control tokens (BOS, EOS, ...) are never produced from text.
+//   - "gpt2": byte-level BPE. Text is split by the pre-tokenizer the vocabulary declares in
+//     tokenizer.ggml.pre (engine/tokenizer/pretokenizer.h: llama-bpe, qwen2, deepseek-llm,
+//     deepseek-coder, deepseek-v3, falcon, starcoder, refact, gpt-2, gpt-neox, mpt, ...; absent
+//     means GPT-2's), bytes are mapped to printable code points, and merges
+//     (tokenizer.ggml.merges) are applied by rank. Llama 3's pre-tokenizer also takes a piece that
+//     is a whole vocabulary token without merging (ignore_merges). Any other pre-tokenizer name is
+//     refused as UNIMPLEMENTED naming it.
+// User-defined tokens (token type 4) are matched as whole pieces in the input text before
+// pre-tokenization; control tokens (BOS, EOS, <|eot_id|> ...) too when EncodeOptions::
+// parse_special is set (chat templates), and are otherwise tokenized as plain text.
 //
 // The metadata is treated as hostile input: mismatched array lengths, ids out of range, merges
 // naming unknown tokens and empty vocabularies are rejected with an error naming the key.
@@ -67,6 +71,14 @@ struct VocabData {
   std::optional<bool> add_bos;           // llama: true, gpt2: false
   std::optional<bool> add_eos;           // false
   std::optional<bool> add_space_prefix;  // llama: true, gpt2: false
+  std::string pre;                       // tokenizer.ggml.pre; gpt2 only; empty: GPT-2's
+};
+
+// How Encode turns text into ids.
+struct EncodeOptions {
+  bool add_bos = false;        // put the BOS id first (when the vocabulary has one)
+  bool add_eos = false;        // put the EOS id last (when the vocabulary has one)
+  bool parse_special = false;  // control-token texts in the input become those tokens
 };
 
 class Tokenizer {
@@ -85,11 +97,18 @@ class Tokenizer {
   // BOS id is put first when the vocabulary has one. Control-token text such as "<s>" in the input
   // is tokenized as plain text. Never fails.
   std::vector<int32_t> Encode(std::string_view text, bool add_bos) const;
+  std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& options) const;
+  // The options of a prompt as the vocabulary's metadata asks: add_bos(), add_eos(), no special
+  // parsing.
+  EncodeOptions PromptOptions() const { return {add_bos_, add_eos_, false}; }
   // Encode for text from the network, where the text may be megabytes and the context only
   // thousands of tokens: nullopt as soon as the ids would be more than `max_tokens`. A text
   // longer than max_tokens times the longest vocabulary piece is refused without being looked
   // at; otherwise encoding stops after the first word that passes the limit. Otherwise equal
-  // to Encode(text, add_bos).
+  // to Encode(text, options).
+  std::optional<std::vector<int32_t>> EncodeAtMost(std::string_view text,
+                                                   const EncodeOptions& options,
+                                                   size_t max_tokens) const;
   std::optional<std::vector<int32_t>> EncodeAtMost(std::string_view text, bool add_bos,
                                                    size_t max_tokens) const;
 
@@ -120,6 +139,8 @@ class Tokenizer {
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
   bool add_space_prefix() const { return add_space_prefix_; }
+  // The pre-tokenizer name (tokenizer.ggml.pre; "gpt-2" when absent); empty for llama vocabularies.
+  const std::string& pre() const { return pre_; }
   // True for ids that end a generation: EOS, EOT, EOM and control tokens such as <|eot_id|>,
   // <|im_end|>, <|endoftext|>.
   bool IsEog(int32_t id) const;
@@ -129,17 +150,24 @@ class Tokenizer {
  private:
   struct Impl;
   Tokenizer();
-  std::vector<int32_t> EncodeUpTo(std::string_view text, bool add_bos, size_t limit) const;
-  // Both stop after the word that takes `out` past `limit` ids.
+  // FromVocab with the merges read from `merges` (data.merges is ignored), so that FromGguf need
+  // not copy the file's merge list, often the largest part of a vocabulary.
+  static Result<std::unique_ptr<Tokenizer>> Build(VocabData data,
+                                                  std::span<const std::string> merges);
+  std::vector<int32_t> EncodeUpTo(std::string_view text, const EncodeOptions& options,
+                                  size_t limit) const;
+  // These stop after the word that takes `out` past `limit` ids.
   // REQUIRES: text is SentencePiece-normalized (spaces as U+2581) and free of user-defined tokens.
   void EncodeLlama(std::string_view text, std::vector<int32_t>& out, size_t limit) const;
   // REQUIRES: text is free of user-defined tokens.
   void EncodeGpt2(std::string_view text, std::vector<int32_t>& out, size_t limit) const;
+  void EncodeText(std::string_view text, size_t limit, std::vector<int32_t>& out) const;
 
   // Immutable after FromVocab returns.
   VocabKind kind_ = VocabKind::kLlama;
   int32_t bos_id_ = -1, eos_id_ = -1, unk_id_ = -1, pad_id_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
+  std::string pre_;
   std::vector<std::string> tokens_;
   std::unique_ptr<Impl> impl_;                    // lookup tables built once
   mutable std::atomic<size_t> longest_piece_{0};  // bytes; computed on first use

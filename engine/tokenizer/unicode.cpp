@@ -2,25 +2,29 @@
 
 #include <algorithm>
 #include <array>
-#include <span>
+#include <iterator>
 
 namespace sextant::unicode {
 namespace {
 
-struct CodePointRange {
+struct CategoryRun {
   uint32_t first;
-  uint32_t last;
+  uint8_t category;
 };
 
 #include "engine/tokenizer/unicode_tables.inc"
 
-bool InRanges(std::span<const CodePointRange> ranges, uint32_t cp) {
-  auto it = std::upper_bound(ranges.begin(), ranges.end(), cp,
-                             [](uint32_t c, const CodePointRange& r) { return c < r.first; });
-  if (it == ranges.begin()) return false;
-  --it;
-  return cp <= it->last;
-}
+// Categories of U+0000..U+00FF, looked up directly.
+struct Latin1Categories {
+  std::array<uint8_t, 256> cat{};
+  Latin1Categories() {
+    size_t r = 0;
+    for (uint32_t cp = 0; cp < 256; ++cp) {
+      while (r + 1 < std::size(kCategoryRuns) && kCategoryRuns[r + 1].first <= cp) ++r;
+      cat[cp] = kCategoryRuns[r].category;
+    }
+  }
+};
 
 bool IsContinuation(uint8_t b) { return (b & 0xC0) == 0x80; }
 
@@ -100,14 +104,23 @@ void AppendUtf8(uint32_t cp, std::string& out) {
   }
 }
 
+GeneralCategory Category(uint32_t cp) {
+  static const Latin1Categories latin1;
+  if (cp < 256) return static_cast<GeneralCategory>(latin1.cat[cp]);
+  if (cp > 0x10FFFF) return kCn;
+  auto it = std::upper_bound(std::begin(kCategoryRuns), std::end(kCategoryRuns), cp,
+                             [](uint32_t c, const CategoryRun& r) { return c < r.first; });
+  return static_cast<GeneralCategory>((it - 1)->category);
+}
+
 bool IsLetter(uint32_t cp) {
   if (cp < 0x80) return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
-  return InRanges(kLetterRanges, cp);
+  return ((1u << Category(cp)) & kMaskL) != 0;
 }
 
 bool IsNumber(uint32_t cp) {
   if (cp < 0x80) return cp >= '0' && cp <= '9';
-  return InRanges(kNumberRanges, cp);
+  return ((1u << Category(cp)) & kMaskN) != 0;
 }
 
 bool IsWhitespace(uint32_t cp) {

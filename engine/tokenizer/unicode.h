@@ -30,6 +30,51 @@ Utf8Char DecodeUtf8(std::string_view bytes);
 
 void AppendUtf8(uint32_t code_point, std::string& out);
 
+// Unicode general categories (the order of gen_unicode_tables.py; kCn for unassigned code points).
+enum GeneralCategory : uint8_t {
+  kCn,
+  kLu,
+  kLl,
+  kLt,
+  kLm,
+  kLo,
+  kMn,
+  kMc,
+  kMe,
+  kNd,
+  kNl,
+  kNo,
+  kPc,
+  kPd,
+  kPs,
+  kPe,
+  kPi,
+  kPf,
+  kPo,
+  kSm,
+  kSc,
+  kSk,
+  kSo,
+  kZs,
+  kZl,
+  kZp,
+  kCc,
+  kCf,
+  kCs,
+  kCo,
+  kCategoryCount
+};
+GeneralCategory Category(uint32_t cp);  // kCn above U+10FFFF
+// Bit (1u << category) of each category of a major class, for class masks.
+constexpr uint32_t kMaskL = (1u << kLu) | (1u << kLl) | (1u << kLt) | (1u << kLm) | (1u << kLo);
+constexpr uint32_t kMaskM = (1u << kMn) | (1u << kMc) | (1u << kMe);
+constexpr uint32_t kMaskN = (1u << kNd) | (1u << kNl) | (1u << kNo);
+constexpr uint32_t kMaskP =
+    (1u << kPc) | (1u << kPd) | (1u << kPs) | (1u << kPe) | (1u << kPi) | (1u << kPf) | (1u << kPo);
+constexpr uint32_t kMaskS = (1u << kSm) | (1u << kSc) | (1u << kSk) | (1u << kSo);
+constexpr uint32_t kMaskZ = (1u << kZs) | (1u << kZl) | (1u << kZp);
+constexpr uint32_t kMaskC = (1u << kCn) | (1u << kCc) | (1u << kCf) | (1u << kCs) | (1u << kCo);
+
 // Unicode general categories L* and N*, and the White_Space property.
 bool IsLetter(uint32_t cp);
 bool IsNumber(uint32_t cp);

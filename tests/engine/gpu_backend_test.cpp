@@ -117,13 +117,13 @@ using Scenario = std::function<Result<std::vector<float>>(Backend&)>;
 
 constexpr int kMaxTokens = 128;
 
-ContextConfig Config() {
+ContextConfig Config(int head_dim = 64) {
   ContextConfig cfg;
   cfg.kv.layers = 2;
   cfg.kv.slots = 3;
   cfg.kv.context_length = 512;
   cfg.kv.kv_heads = 2;
-  cfg.kv.head_dim = 64;
+  cfg.kv.head_dim = head_dim;
   cfg.max_tokens = kMaxTokens;
   cfg.threads = 1;
   return cfg;
@@ -229,17 +229,18 @@ Scenario RopeScenario() {
 
 // Prefill of one sequence in three passes (tiled path), a decode step at position 300 (split
 // positions), a second sequence's prefill, then one batch of three slots at different
-// positions (one row per block); every pass's output is compared.
-Scenario AttentionScenario() {
-  return [](Backend& be) -> Result<std::vector<float>> {
-    const int heads = 8, kv_heads = 2, hd = 64;
+// positions (one row per block); every pass's output is compared. Head widths up to 128 and
+// above (Gemma's 256, and 160: not a multiple of the warp) run different kernel instances.
+Scenario AttentionScenario(int hd) {
+  return [hd](Backend& be) -> Result<std::vector<float>> {
+    const int heads = 8, kv_heads = 2;
     auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 51);
     auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 52);
     auto tv = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 53);
     SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
     SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
-    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config(hd)));
     SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
     SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
@@ -296,6 +297,93 @@ Scenario ElementwiseScenario(const std::string& op) {
   };
 }
 
+// RoPE in NeoX mode with linear scaling and per-frequency factors (Llama 3's rope_freqs).
+Scenario RopeScaledScenario() {
+  return [](Backend& be) -> Result<std::vector<float>> {
+    const int heads = 4, head_dim = 64;
+    const int64_t cols = heads * head_dim;
+    auto table = MakeWeight(TensorType::kF32, kTableRows, cols, 42);
+    auto factors = MakeWeight(TensorType::kF32, 1, head_dim / 2, 43);
+    factors->tensor.dims = {head_dim / 2};
+    float* f = reinterpret_cast<float*>(factors->bytes.data());
+    for (int i = 0; i < head_dim / 2; ++i) f[i] = 1.0f + static_cast<float>(i % 5);
+    SEXTANT_ASSIGN_OR_RETURN(Weight t, be.AddWeight(table->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(Weight ff, be.AddWeight(factors->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer x, ctx->AllocBuffer(cols, 0));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(6, 0, 497, 0).view()));
+    ctx->GetRows(t, x);
+    RopeShape shape{heads, head_dim, head_dim, 500000.0f};
+    shape.neox = true;
+    shape.freq_scale = 0.25f;
+    shape.freq_factors = ff;
+    ctx->Rope(x, shape);
+    return Read(*ctx, x, 6, cols);
+  };
+}
+
+// Attention with a sliding window and soft-capped scores (gemma2), prefill and decode.
+Scenario AttentionWindowScenario(int hd) {
+  return [hd](Backend& be) -> Result<std::vector<float>> {
+    const int heads = 4, kv_heads = 2;
+    auto tq = MakeWeight(TensorType::kF32, kTableRows, heads * hd, 54);
+    auto tk = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 55);
+    auto tv = MakeWeight(TensorType::kF32, kTableRows, kv_heads * hd, 56);
+    SEXTANT_ASSIGN_OR_RETURN(Weight wq, be.AddWeight(tq->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(Weight wk, be.AddWeight(tk->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(Weight wv, be.AddWeight(tv->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config(hd)));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer q, ctx->AllocBuffer(heads * hd, 0));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer k, ctx->AllocBuffer(kv_heads * hd, 0));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer v, ctx->AllocBuffer(kv_heads * hd, 0));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer out, ctx->AllocBuffer(heads * hd, 0));
+    AttentionShape shape{heads, 2, hd, 1.0f / std::sqrt(static_cast<float>(hd))};
+    shape.window = 37;
+    shape.softcap = 2.0f;
+    std::vector<float> all;
+    for (const Batch& b : {Run(100, 0, 0, 0), Run(1, 100, 100, 0), Run(1, 101, 101, 0)}) {
+      SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(b.view()));
+      ctx->GetRows(wq, q);
+      ctx->GetRows(wk, k);
+      ctx->GetRows(wv, v);
+      ctx->Attention(0, q, k, v, shape, out);
+      SEXTANT_ASSIGN_OR_RETURN(std::vector<float> o,
+                               Read(*ctx, out, static_cast<int64_t>(b.tokens.size()), heads * hd));
+      all.insert(all.end(), o.begin(), o.end());
+    }
+    return all;
+  };
+}
+
+// GeGlu, AddBias, RmsNormHeads, Scale and SoftCap on rows of a table.
+Scenario ArchOpScenario(const std::string& op) {
+  return [op](Backend& be) -> Result<std::vector<float>> {
+    const int64_t cols = 256;
+    auto ta = MakeWeight(TensorType::kF32, kTableRows, cols, 71);
+    auto tb = MakeWeight(TensorType::kF32, kTableRows, cols, 72);
+    auto bias = MakeWeight(TensorType::kF32, 1, cols, 73);
+    bias->tensor.dims = {cols};
+    auto gamma = MakeWeight(TensorType::kF32, 1, 64, 74);
+    gamma->tensor.dims = {64};
+    SEXTANT_ASSIGN_OR_RETURN(Weight wa, be.AddWeight(ta->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(Weight wb, be.AddWeight(tb->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(Weight wbias, be.AddWeight(bias->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(Weight wg, be.AddWeight(gamma->tensor));
+    SEXTANT_ASSIGN_OR_RETURN(auto ctx, be.NewContext(Config()));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer a, ctx->AllocBuffer(cols, 0));
+    SEXTANT_ASSIGN_OR_RETURN(Buffer b, ctx->AllocBuffer(cols, 0));
+    SEXTANT_RETURN_IF_ERROR(ctx->SetBatch(Run(11, 3, 0, 0).view()));
+    ctx->GetRows(wa, a);
+    ctx->GetRows(wb, b);
+    if (op == "GeGlu") ctx->GeGlu(a, b);
+    if (op == "AddBias") ctx->AddBias(a, wbias);
+    if (op == "RmsNormHeads") ctx->RmsNormHeads(a, wg, 1e-6f, 4, 64);
+    if (op == "Scale") ctx->Scale(a, 1.7f, 9);
+    if (op == "SoftCap") ctx->SoftCap(a, 0.8f, 9);
+    return Read(*ctx, a, 11, cols);
+  };
+}
+
 struct OpCase {
   std::string name;  // op and shape, e.g. "MatMul_Q4_K_rows70"
   std::function<Scenario()> scenario;
@@ -335,7 +423,17 @@ std::vector<OpCase> AllCases() {
     }
     cases.push_back({"RmsNorm_F32", [] { return RmsNormScenario(); }, 1e-10, be});
     cases.push_back({"Rope_F32", [] { return RopeScenario(); }, 1e-7, be});
-    cases.push_back({"Attention_F32", [] { return AttentionScenario(); }, 1e-7, be});
+    for (int hd : {64, 160, 256}) {
+      const std::string suffix = hd == 64 ? "" : "_hd" + std::to_string(hd);
+      cases.push_back({"Attention_F32" + suffix, [hd] { return AttentionScenario(hd); }, 1e-7, be});
+      cases.push_back({"AttentionWindowSoftcap_F32" + suffix,
+                       [hd] { return AttentionWindowScenario(hd); }, 1e-7, be});
+    }
+    cases.push_back({"RopeNeoxScaled_F32", [] { return RopeScaledScenario(); }, 1e-7, be});
+    for (const char* op : {"GeGlu", "AddBias", "RmsNormHeads", "Scale", "SoftCap"}) {
+      const std::string name = op;
+      cases.push_back({name + "_F32", [name] { return ArchOpScenario(name); }, 1e-10, be});
+    }
     for (const char* op : {"SwiGlu", "Add", "SelectRows"}) {
       const std::string name = op;
       cases.push_back({name + "_F32", [name] { return ElementwiseScenario(name); }, 1e-12, be});

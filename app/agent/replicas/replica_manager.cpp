@@ -91,13 +91,14 @@ Result<DeploymentTarget> DeploymentTarget::FromRecord(const agent::DeploymentRec
 
 Replica::Replica(std::string deployment, int index, std::shared_ptr<const model::Model> model,
                  serve::SchedulerOptions options, spec::SamplingDefaults sampling,
-                 DeviceShare share)
+                 DeviceShare share, const std::string& chat_template)
     : share_(std::move(share)),
       deployment_(std::move(deployment)),
       index_(index),
       model_(std::move(model)),
       scheduler_(std::make_unique<serve::BatchScheduler>(model_, options)),
-      sampling_(sampling) {}
+      sampling_(sampling),
+      chat_(chat::ChatFormatter::ForModel(model_->file(), model_->tokenizer(), chat_template)) {}
 
 Replica::~Replica() = default;
 
@@ -640,8 +641,9 @@ void ReplicaManager::Converge(const LoadJob& job) {
                        {"device", share.gpus.front()},
                        {"ordinal", ordinal}});
     }
-    auto r = std::make_shared<Replica>(target.name, index, replica_model,
-                                       SchedulerOptionsFor(target), target.engine.sampling, share);
+    auto r =
+        std::make_shared<Replica>(target.name, index, replica_model, SchedulerOptionsFor(target),
+                                  target.engine.sampling, share, target.engine.chat_template);
     r->generation_ = target.generation;
     if (Status s = r->scheduler().status(); !s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);

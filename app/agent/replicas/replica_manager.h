@@ -58,6 +58,7 @@
 #include "app/agent/state/sources.h"
 #include "app/common/deployment_spec.h"
 #include "engine/base/status.h"
+#include "engine/chat/chat_template.h"
 #include "engine/model/model.h"
 #include "engine/serve/scheduler.h"
 
@@ -103,8 +104,10 @@ Result<std::string> Sha256OfFile(const std::filesystem::path& path);
 // One running engine instance of a deployment.
 class Replica {
  public:
+  // chat_template: the spec's engine.chatTemplate ("" the model's own), for chat_formatter().
   Replica(std::string deployment, int index, std::shared_ptr<const model::Model> model,
-          serve::SchedulerOptions options, spec::SamplingDefaults sampling, DeviceShare share = {});
+          serve::SchedulerOptions options, spec::SamplingDefaults sampling, DeviceShare share = {},
+          const std::string& chat_template = {});
   ~Replica();
 
   const std::string& deployment() const { return deployment_; }
@@ -112,6 +115,9 @@ class Replica {
   const model::Model& model() const { return *model_; }
   serve::BatchScheduler& scheduler() { return *scheduler_; }
   const spec::SamplingDefaults& sampling_defaults() const { return sampling_; }
+  // How conversations are formatted (engine/chat): the deployment's chat template, or why it
+  // cannot be used (chat requests then fail with that error; completions are unaffected).
+  const Result<chat::ChatFormatter>& chat_formatter() const { return chat_; }
   // Queued + active requests in the engine.
   int load() const;
   // Requests routed here (leases held) and not finished: what routing compares.
@@ -131,6 +137,7 @@ class Replica {
   std::shared_ptr<const model::Model> model_;
   std::unique_ptr<serve::BatchScheduler> scheduler_;
   const spec::SamplingDefaults sampling_;
+  const Result<chat::ChatFormatter> chat_;
 };
 
 // A request's hold on a replica: counts as outstanding work on it until released (or

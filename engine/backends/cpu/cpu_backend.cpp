@@ -261,6 +261,34 @@ void AttendHeadPortable(const float* q, const float* k, const float* v, int64_t 
 
 const bool kHaveAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 
+// One head with soft-capped scores (gemma2): s = softcap * tanh(q.k * scale / softcap), then the
+// softmax and the weighted sum of the values as AttendHeadPortable.
+void AttendHeadSoftcap(const float* q, const float* k, const float* v, int64_t stride, int64_t hd,
+                       int64_t n, float scale, float softcap, float* scores, float* out) {
+  float mx = -INFINITY;
+  for (int64_t p = 0; p < n; ++p) {
+    const float d =
+        (kHaveAvx2 ? DotAvx2(q, k + p * stride, hd) : DotPortable(q, k + p * stride, hd));
+    const float s = softcap * std::tanh(d * scale / softcap);
+    scores[p] = s;
+    mx = s > mx ? s : mx;
+  }
+  float sum = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    scores[p] = std::exp(scores[p] - mx);
+    sum += scores[p];
+  }
+  const float inv = 1.0f / sum;
+  std::fill(out, out + hd, 0.0f);
+  for (int64_t p = 0; p < n; ++p) {
+    if (kHaveAvx2) {
+      AxpyAvx2(scores[p] * inv, v + p * stride, out, hd);
+    } else {
+      AxpyPortable(scores[p] * inv, v + p * stride, out, hd);
+    }
+  }
+}
+
 int DefaultThreads() {
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
@@ -391,18 +419,26 @@ class CpuContext final : public BackendContext {
     const int64_t half = shape.rope_dims / 2;
     const float theta_scale =
         std::pow(shape.freq_base, -2.0f / static_cast<float>(shape.rope_dims));
+    const float* factors =
+        shape.freq_factors.valid()
+            ? reinterpret_cast<const float*>(backend_.view(shape.freq_factors).data)
+            : nullptr;
+    // Pair i of a head: (2i, 2i + 1), or (i, i + half) in NeoX mode.
+    const int64_t stride = shape.neox ? 1 : 2;
+    const int64_t second = shape.neox ? half : 1;
     for (int32_t r = 0; r < n_; ++r) {
       float* v = b.row(r);
-      float theta = static_cast<float>(positions_[static_cast<size_t>(r)]);
+      float theta = static_cast<float>(positions_[static_cast<size_t>(r)]) * shape.freq_scale;
       for (int64_t i = 0; i < half; ++i) {
-        const float c = std::cos(theta);
-        const float s = std::sin(theta);
+        const float angle = factors != nullptr ? theta / factors[i] : theta;
+        const float c = std::cos(angle);
+        const float s = std::sin(angle);
         for (int32_t h = 0; h < shape.heads; ++h) {
-          float* p = v + int64_t{h} * shape.head_dim + 2 * i;
+          float* p = v + int64_t{h} * shape.head_dim + stride * i;
           const float x0 = p[0];
-          const float x1 = p[1];
+          const float x1 = p[second];
           p[0] = x0 * c - x1 * s;
-          p[1] = x0 * s + x1 * c;
+          p[second] = x0 * s + x1 * c;
         }
         theta *= theta_scale;
       }
@@ -439,18 +475,27 @@ class CpuContext final : public BackendContext {
         const int64_t h = t % shape.heads;
         const int64_t kvh = h / group;
         const int64_t pos = positions_[static_cast<size_t>(r)];
+        // A sliding window starts the keys at pos - window + 1.
+        const int64_t first =
+            shape.window > 0 ? std::max<int64_t>(0, pos - shape.window + 1) : int64_t{0};
         const float* qv = qb.row(r) + h * hd;
-        const float* kbase = k_cache + slots_[static_cast<size_t>(r)] * slot_stride + kvh * hd;
-        const float* vbase = v_cache + slots_[static_cast<size_t>(r)] * slot_stride + kvh * hd;
+        const float* kbase =
+            k_cache + slots_[static_cast<size_t>(r)] * slot_stride + first * kv_dim + kvh * hd;
+        const float* vbase =
+            v_cache + slots_[static_cast<size_t>(r)] * slot_stride + first * kv_dim + kvh * hd;
         float* o = ob.row(r) + h * hd;
-        if (kHaveAvx2 && hd == 64) {
-          AttendHeadAvx2Fixed<8>(qv, kbase, vbase, kv_dim, pos + 1, shape.scale, scores.data(), o);
+        const int64_t n = pos + 1 - first;
+        if (shape.softcap > 0.0f) {
+          AttendHeadSoftcap(qv, kbase, vbase, kv_dim, hd, n, shape.scale, shape.softcap,
+                            scores.data(), o);
+        } else if (kHaveAvx2 && hd == 64) {
+          AttendHeadAvx2Fixed<8>(qv, kbase, vbase, kv_dim, n, shape.scale, scores.data(), o);
         } else if (kHaveAvx2 && hd == 128) {
-          AttendHeadAvx2Fixed<16>(qv, kbase, vbase, kv_dim, pos + 1, shape.scale, scores.data(), o);
+          AttendHeadAvx2Fixed<16>(qv, kbase, vbase, kv_dim, n, shape.scale, scores.data(), o);
         } else if (kHaveAvx2) {
-          AttendHeadAvx2(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores.data(), o);
+          AttendHeadAvx2(qv, kbase, vbase, kv_dim, hd, n, shape.scale, scores.data(), o);
         } else {
-          AttendHeadPortable(qv, kbase, vbase, kv_dim, hd, pos + 1, shape.scale, scores.data(), o);
+          AttendHeadPortable(qv, kbase, vbase, kv_dim, hd, n, shape.scale, scores.data(), o);
         }
       }
     };
@@ -471,6 +516,48 @@ class CpuContext final : public BackendContext {
     Buf& g = buf(gate);
     const Buf& u = buf(up);
     for (int32_t r = 0; r < n_; ++r) cpu::SiluMul(g.row(r), u.row(r), g.cols, g.row(r));
+  }
+
+  void GeGlu(Buffer gate, Buffer up) override {
+    Buf& g = buf(gate);
+    const Buf& u = buf(up);
+    const int64_t n = int64_t{n_} * g.cols;
+    float* gd = g.data.data();
+    const float* ud = u.data.data();
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = gd[i];
+      gd[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x))) * ud[i];
+    }
+  }
+
+  void AddBias(Buffer x, Weight bias) override {
+    Buf& a = buf(x);
+    const float* b = reinterpret_cast<const float*>(backend_.view(bias).data);
+    for (int32_t r = 0; r < n_; ++r) cpu::Add(a.row(r), b, a.cols, a.row(r));
+  }
+
+  void RmsNormHeads(Buffer x, Weight gamma, float eps, int32_t heads, int32_t head_dim) override {
+    Buf& a = buf(x);
+    const float* g = reinterpret_cast<const float*>(backend_.view(gamma).data);
+    for (int32_t r = 0; r < n_; ++r) {
+      for (int32_t h = 0; h < heads; ++h) {
+        float* p = a.row(r) + int64_t{h} * head_dim;
+        cpu::RmsNorm(p, g, head_dim, eps, p);
+      }
+    }
+  }
+
+  void Scale(Buffer x, float s, int64_t rows) override {
+    Buf& a = buf(x);
+    cpu::Scale(a.data.data(), rows * a.cols, s);
+  }
+
+  void SoftCap(Buffer x, float cap, int64_t rows) override {
+    Buf& a = buf(x);
+    float* d = a.data.data();
+    const float inv = 1.0f / cap;
+    for (int64_t i = 0; i < rows * a.cols; ++i) d[i] = cap * std::tanh(d[i] * inv);
   }
 
   void Add(Buffer x, Buffer y) override {

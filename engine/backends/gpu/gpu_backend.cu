@@ -395,24 +395,27 @@ __global__ void __launch_bounds__(kRowThreads)
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) o[i] = xr[i] * scale * gamma[i];
 }
 
-// llama's normal RoPE on `heads` heads of each batch row: pairs (2i, 2i+1), 2i < rope_dims,
-// rotated by pos * theta_scale^i. One block per row.
+// RoPE on `heads` heads of each batch row: pairs (2i, 2i+1) (llama's normal mode) or (i, i+half)
+// (NeoX mode), 2i < rope_dims, rotated by pos * freq_scale * theta_scale^i / factors[i] (factors
+// null: 1). One block per row.
 __global__ void __launch_bounds__(kRowThreads)
     RopeKernel(float* x, int64_t stride, const int32_t* positions, int heads, int head_dim,
-               int half, float theta_scale) {
-  const float pos = static_cast<float>(positions[blockIdx.x]);
+               int half, float theta_scale, int neox, float freq_scale, const float* factors) {
+  const float pos = static_cast<float>(positions[blockIdx.x]) * freq_scale;
   float* row = x + static_cast<int64_t>(blockIdx.x) * stride;
   for (int t = static_cast<int>(threadIdx.x); t < heads * half; t += static_cast<int>(blockDim.x)) {
     const int h = t / half;
     const int i = t % half;
-    const float theta = pos * powf(theta_scale, static_cast<float>(i));
+    float theta = pos * powf(theta_scale, static_cast<float>(i));
+    if (factors != nullptr) theta /= factors[i];
     float s, c;
     sincosf(theta, &s, &c);
-    float* p = row + h * head_dim + 2 * i;
+    float* p = row + h * head_dim + (neox ? i : 2 * i);
+    const int second = neox ? half : 1;
     const float x0 = p[0];
-    const float x1 = p[1];
+    const float x1 = p[second];
     p[0] = x0 * c - x1 * s;
-    p[1] = x0 * s + x1 * c;
+    p[second] = x0 * s + x1 * c;
   }
 }
 
@@ -440,16 +443,24 @@ __global__ void __launch_bounds__(kRowThreads)
 // prefill (one slot, many rows) tiles the rows so each K/V tile serves kAttnWarps *
 // kAttnRowsPerWarp queries, one split.
 //
-// Shared memory (dynamic): K and V tiles [kKvTile][head_dim + 1] (padded: lane j reads row j
+// Shared memory (dynamic): K and V tiles [tile][head_dim + 1] (padded: lane j reads row j
 // without bank conflicts), queries [warps * kAttnRowsPerWarp][head_dim].
+//
+// Two instances: heads up to 128 wide (4 output dims per lane, K/V tiles of kKvTile = 32
+// positions, up to kAttnWarps warps) and up to 256 wide (Gemma: 8 dims per lane, tiles of 16
+// positions and at most kAttnWarpsWide warps, so the shared memory stays within 48 KiB, the
+// default a launch gets on CUDA, and AMD's 64 KiB LDS).
 constexpr int kKvTile = 32;
+constexpr int kKvTileWide = 16;
 constexpr int kAttnWarps = 4;
+constexpr int kAttnWarpsWide = 2;
 constexpr int kAttnRowsPerWarp = 4;
-constexpr int kAttnMaxHeadDim = 128;
+constexpr int kAttnNarrowHeadDim = 128;
+constexpr int kAttnMaxHeadDim = 256;
 constexpr int kAttnMaxSplits = 32;
-constexpr int kAttnDimsPerLane = kAttnMaxHeadDim / kGpuWarp;
 static_assert(kKvTile == kGpuWarp, "one position per lane");
-static_assert(kAttnMaxHeadDim == 128, "the head_dim error message names 128");
+static_assert(kKvTile % kKvTileWide == 0, "split chunks are whole tiles of both sizes");
+static_assert(kAttnMaxHeadDim == 256, "the head_dim error messages name 256");
 
 struct AttentionArgs {
   const float* q = nullptr;
@@ -470,24 +481,29 @@ struct AttentionArgs {
   float scale = 1.0f;
   int rows_per_tile = 1;  // <= kAttnRowsPerWarp * blockDim.x / kGpuWarp
   int splits = 1;
-  int chunk = 0;  // positions per split, a multiple of kKvTile
+  int chunk = 0;      // positions per split, a multiple of kKvTile
+  int window = 0;     // sliding window (AttentionShape::window); 0 = none
+  float softcap = 0;  // score soft-capping (AttentionShape::softcap); 0 = none
 };
 
 // Its bytes key a graph (GpuContext::Flush): no padding, every byte is a field.
-static_assert(sizeof(AttentionArgs) == 11 * 8 + 8 * 4, "AttentionArgs has padding");
+static_assert(sizeof(AttentionArgs) == 11 * 8 + 10 * 4, "AttentionArgs has padding");
 
 size_t AttentionSharedBytes(int head_dim, int warps) {
-  return sizeof(float) * (2 * static_cast<size_t>(kKvTile) * (head_dim + 1) +
-                          static_cast<size_t>(warps) * kAttnRowsPerWarp * head_dim);
+  const size_t tile = head_dim > kAttnNarrowHeadDim ? kKvTileWide : kKvTile;
+  return sizeof(float) *
+         (2 * tile * (head_dim + 1) + static_cast<size_t>(warps) * kAttnRowsPerWarp * head_dim);
 }
 
+// kDims: output dims per lane (head_dim <= kDims * 32); kTile: positions per K/V tile (<= 32).
+template <int kDims, int kTile>
 __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(AttentionArgs a) {
   gpuDynamicShared(float, smem);
   const int hd = a.head_dim;
   const int hp = hd + 1;
-  float* ks = smem;               // [kKvTile][hp]
-  float* vs = ks + kKvTile * hp;  // [kKvTile][hp]
-  float* qs = vs + kKvTile * hp;  // [warps * kAttnRowsPerWarp][hd]
+  float* ks = smem;             // [kTile][hp]
+  float* vs = ks + kTile * hp;  // [kTile][hp]
+  float* qs = vs + kTile * hp;  // [warps * kAttnRowsPerWarp][hd]
   const int lane = static_cast<int>(threadIdx.x) % kGpuWarp;
   const int warp = static_cast<int>(threadIdx.x) / kGpuWarp;
   const int warps = static_cast<int>(blockDim.x) / kGpuWarp;
@@ -514,23 +530,23 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
                         : 0.0f;
   }
 
-  float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], acc[kAttnRowsPerWarp][kAttnDimsPerLane];
-  int len[kAttnRowsPerWarp];
+  float m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], acc[kAttnRowsPerWarp][kDims];
+  int len[kAttnRowsPerWarp], lo[kAttnRowsPerWarp];
 #pragma unroll
   for (int i = 0; i < kAttnRowsPerWarp; ++i) {
     const int rr = warp * kAttnRowsPerWarp + i;
     len[i] = rr < n_tile ? a.positions[r_begin + rr] + 1 : 0;
+    lo[i] = a.window > 0 ? max(0, len[i] - a.window) : 0;  // first position in the window
     m[i] = -INFINITY;
     l[i] = 0.0f;
 #pragma unroll
-    for (int u = 0; u < kAttnDimsPerLane; ++u) acc[i][u] = 0.0f;
+    for (int u = 0; u < kDims; ++u) acc[i][u] = 0.0f;
   }
   __syncthreads();
 
-  for (int p0 = p_begin; p0 < p_end; p0 += kKvTile) {
-    const int n_pos = min(kKvTile, p_end - p0);
-    for (int i = static_cast<int>(threadIdx.x); i < kKvTile * hd;
-         i += static_cast<int>(blockDim.x)) {
+  for (int p0 = p_begin; p0 < p_end; p0 += kTile) {
+    const int n_pos = min(kTile, p_end - p0);
+    for (int i = static_cast<int>(threadIdx.x); i < kTile * hd; i += static_cast<int>(blockDim.x)) {
       const int j = i / hd;
       const int d = i % hd;
       float kv = 0.0f, vv = 0.0f;
@@ -548,10 +564,11 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
       const float* q = qs + (warp * kAttnRowsPerWarp + i) * hd;
       const int p = p0 + lane;
       float s = -INFINITY;
-      if (lane < n_pos && p < len[i]) {
+      if (lane < n_pos && p < len[i] && p >= lo[i]) {
         float dot = 0.0f;
         for (int d = 0; d < hd; ++d) dot = fmaf(q[d], ks[lane * hp + d], dot);
         s = dot * a.scale;
+        if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
       }
       const float tile_max = WarpMax(s);
       if (tile_max == -INFINITY) continue;  // uniform over the warp: nothing of this row here
@@ -560,11 +577,11 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
       const float e = s == -INFINITY ? 0.0f : expf(s - m_new);
       l[i] = l[i] * corr + WarpSum(e);
 #pragma unroll
-      for (int u = 0; u < kAttnDimsPerLane; ++u) acc[i][u] *= corr;
+      for (int u = 0; u < kDims; ++u) acc[i][u] *= corr;
       for (int j = 0; j < n_pos; ++j) {
         const float pj = gpuShfl(e, j);
 #pragma unroll
-        for (int u = 0; u < kAttnDimsPerLane; ++u) {
+        for (int u = 0; u < kDims; ++u) {
           const int d = lane + u * kGpuWarp;
           if (d < hd) acc[i][u] = fmaf(pj, vs[j * hp + d], acc[i][u]);
         }
@@ -583,14 +600,14 @@ __global__ void __launch_bounds__(kAttnWarps* kGpuWarp) AttentionKernel(Attentio
       const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
       float* o = a.out + r * a.out_stride + static_cast<int64_t>(h) * hd;
 #pragma unroll
-      for (int u = 0; u < kAttnDimsPerLane; ++u) {
+      for (int u = 0; u < kDims; ++u) {
         const int d = lane + u * kGpuWarp;
         if (d < hd) o[d] = acc[i][u] * inv;
       }
     } else {
       float* rec = a.partial + ((r * a.heads + h) * a.splits + split) * (hd + 2);
 #pragma unroll
-      for (int u = 0; u < kAttnDimsPerLane; ++u) {
+      for (int u = 0; u < kDims; ++u) {
         const int d = lane + u * kGpuWarp;
         if (d < hd) rec[d] = acc[i][u];
       }
@@ -636,6 +653,44 @@ __global__ void SwiGluKernel(float* gate, const float* up, int64_t n) {
   if (i < n) {
     const float g = gate[i];
     gate[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+// gate[i] = gelu(gate[i]) * up[i] over n elements (tanh approximation).
+__global__ void GeGluKernel(float* gate, const float* up, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) {
+    const float x = gate[i];
+    gate[i] =
+        0.5f * x * (1.0f + tanhf(0.7978845608028654f * x * (1.0f + 0.044715f * x * x))) * up[i];
+  }
+}
+
+// x[r][c] += bias[c] over rows x cols elements.
+__global__ void AddBiasKernel(float* x, const float* bias, int64_t cols, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += bias[i % cols];
+}
+
+// x[i] *= s, or x[i] = cap * tanh(x[i] / cap) when cap > 0, over n elements.
+__global__ void ScaleKernel(float* x, float s, float cap, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = cap > 0.0f ? cap * tanhf(x[i] / cap) : x[i] * s;
+}
+
+// RMS norm of each head (head_dim floats) of each batch row, in place, with gain gamma. One block
+// of one warp per (row, head): blockIdx.x = row * heads + head.
+__global__ void RmsNormHeadsKernel(float* x, int64_t stride, const float* gamma, int heads,
+                                   int head_dim, float eps) {
+  const int64_t r = blockIdx.x / heads;
+  const int h = static_cast<int>(blockIdx.x % heads);
+  float* p = x + r * stride + static_cast<int64_t>(h) * head_dim;
+  float s = 0.0f;
+  for (int i = static_cast<int>(threadIdx.x); i < head_dim; i += kGpuWarp) s = fmaf(p[i], p[i], s);
+  s = WarpSum(s);
+  const float scale = 1.0f / sqrtf(s / static_cast<float>(head_dim) + eps);
+  for (int i = static_cast<int>(threadIdx.x); i < head_dim; i += kGpuWarp) {
+    p[i] = p[i] * scale * gamma[i];
   }
 }
 
@@ -822,7 +877,7 @@ class GpuContext final : public BackendContext {
     // heuristic picks for it (it never exceeds this capacity).
     partial_records_ = std::max<int64_t>(int64_t{max_tokens_} * 64, 4096);
     const size_t partial_bytes =
-        sizeof(float) * static_cast<size_t>(partial_records_) * (kAttnMaxHeadDim + 2);
+        sizeof(float) * static_cast<size_t>(partial_records_) * (kv_.head_dim + 2);
     SEXTANT_GPU_CHECK(gpuMalloc(reinterpret_cast<void**>(&partial_), partial_bytes),
                       "allocate attention scratch");
     positions_.assign(static_cast<size_t>(max_tokens_), 0);
@@ -966,10 +1021,21 @@ class GpuContext final : public BackendContext {
                "Rope: shape does not fit the buffer")) {
       return;
     }
+    const float* factors = nullptr;
+    if (shape.freq_factors.valid()) {
+      const DeviceWeight* f = backend_.weight(shape.freq_factors);
+      if (!Check(f != nullptr && f->type == TensorType::kF32 &&
+                     f->cols * f->rows >= shape.rope_dims / 2,
+                 "Rope: the frequency factors must be f32, one per rotated pair")) {
+        return;
+      }
+      factors = reinterpret_cast<const float*>(f->data);
+    }
     const float theta_scale =
         std::pow(shape.freq_base, -2.0f / static_cast<float>(shape.rope_dims));
     Enqueue("Rope", RopeKernel, static_cast<unsigned>(n_), kRowThreads, 0, b->data, b->cols,
-            positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale);
+            positions_dev(), shape.heads, shape.head_dim, shape.rope_dims / 2, theta_scale,
+            shape.neox ? 1 : 0, shape.freq_scale, factors);
   }
 
   void Attention(int32_t layer, Buffer q, Buffer k, Buffer v, const AttentionShape& shape,
@@ -990,7 +1056,7 @@ class GpuContext final : public BackendContext {
                "Attention: heads do not match the KV cache")) {
       return;
     }
-    if (!Check(hd >= 1 && hd <= kAttnMaxHeadDim, "Attention: head_dim above the supported 128")) {
+    if (!Check(hd >= 1 && hd <= kAttnMaxHeadDim, "Attention: head_dim above the supported 256")) {
       return;
     }
     if (!Check(kb->cols >= kv_dim && vb->cols >= kv_dim && qb->cols >= int64_t{shape.heads} * hd &&
@@ -1023,11 +1089,14 @@ class GpuContext final : public BackendContext {
     a.group = shape.heads / shape.kv_heads;
     a.head_dim = hd;
     a.scale = shape.scale;
+    a.window = shape.window;
+    a.softcap = shape.softcap;
     int warps = 1;
     if (single_slot_ && n_ > 1) {
       // Prefill of one sequence: tiles of up to kAttnWarps * kAttnRowsPerWarp rows share each
       // K/V tile; the row tiles and heads give enough blocks without splitting positions.
-      warps = std::min(kAttnWarps, (n_ + kAttnRowsPerWarp - 1) / kAttnRowsPerWarp);
+      warps = std::min(hd > kAttnNarrowHeadDim ? kAttnWarpsWide : kAttnWarps,
+                       (n_ + kAttnRowsPerWarp - 1) / kAttnRowsPerWarp);
       a.rows_per_tile = warps * kAttnRowsPerWarp;
       a.splits = 1;
       a.chunk = ((max_len_ + kKvTile - 1) / kKvTile) * kKvTile;
@@ -1052,8 +1121,13 @@ class GpuContext final : public BackendContext {
     }
     const dim3 grid(Blocks(n_, a.rows_per_tile), static_cast<unsigned>(shape.heads),
                     static_cast<unsigned>(a.splits));
-    Enqueue("Attention", AttentionKernel, grid, warps * kGpuWarp, AttentionSharedBytes(hd, warps),
-            a);
+    if (hd > kAttnNarrowHeadDim) {
+      Enqueue("Attention", AttentionKernel<kAttnMaxHeadDim / kGpuWarp, kKvTileWide>, grid,
+              warps * kGpuWarp, AttentionSharedBytes(hd, warps), a);
+    } else {
+      Enqueue("Attention", AttentionKernel<kAttnNarrowHeadDim / kGpuWarp, kKvTile>, grid,
+              warps * kGpuWarp, AttentionSharedBytes(hd, warps), a);
+    }
     if (a.splits > 1) {
       const dim3 cgrid(static_cast<unsigned>(n_), static_cast<unsigned>(shape.heads));
       Enqueue("Attention (combine)", AttentionCombineKernel, cgrid, kAttnMaxHeadDim, 0, partial_,
@@ -1071,6 +1145,52 @@ class GpuContext final : public BackendContext {
     }
     const int64_t n = int64_t{n_} * g->cols;
     Enqueue("SwiGlu", SwiGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, g->data, u->data, n);
+  }
+
+  void GeGlu(Buffer gate, Buffer up) override {
+    Buf* g = buf(gate);
+    const Buf* u = buf(up);
+    if (!Usable() || !Check(g != nullptr && u != nullptr, "GeGlu: unknown handle")) return;
+    if (!Check(g->cols == u->cols && g->rows >= n_ && u->rows >= n_,
+               "GeGlu: buffers of different shapes")) {
+      return;
+    }
+    const int64_t n = int64_t{n_} * g->cols;
+    Enqueue("GeGlu", GeGluKernel, Blocks(n, kRowThreads), kRowThreads, 0, g->data, u->data, n);
+  }
+
+  void AddBias(Buffer x, Weight bias) override {
+    Buf* a = buf(x);
+    const DeviceWeight* b = backend_.weight(bias);
+    if (!Usable() || !Check(a != nullptr && b != nullptr, "AddBias: unknown handle")) return;
+    if (!Check(b->type == TensorType::kF32 && b->cols * b->rows == a->cols && a->rows >= n_,
+               "AddBias: the bias must be f32 with a value per column")) {
+      return;
+    }
+    const int64_t n = int64_t{n_} * a->cols;
+    Enqueue("AddBias", AddBiasKernel, Blocks(n, kRowThreads), kRowThreads, 0, a->data,
+            reinterpret_cast<const float*>(b->data), a->cols, n);
+  }
+
+  void RmsNormHeads(Buffer x, Weight gamma, float eps, int32_t heads, int32_t head_dim) override {
+    Buf* a = buf(x);
+    const DeviceWeight* g = backend_.weight(gamma);
+    if (!Usable() || !Check(a != nullptr && g != nullptr, "RmsNormHeads: unknown handle")) return;
+    if (!Check(g->type == TensorType::kF32 && g->cols * g->rows == head_dim && heads > 0 &&
+                   int64_t{heads} * head_dim <= a->cols && a->rows >= n_,
+               "RmsNormHeads: the gain must be f32 with a value per head dimension")) {
+      return;
+    }
+    Enqueue("RmsNormHeads", RmsNormHeadsKernel, static_cast<unsigned>(int64_t{n_} * heads),
+            kGpuWarp, 0, a->data, a->cols, reinterpret_cast<const float*>(g->data), heads, head_dim,
+            eps);
+  }
+
+  void Scale(Buffer x, float s, int64_t rows) override { ScaleOrCap("Scale", x, s, 0.0f, rows); }
+
+  void SoftCap(Buffer x, float cap, int64_t rows) override {
+    if (!Check(cap > 0.0f, "SoftCap: the cap must be positive")) return;
+    ScaleOrCap("SoftCap", x, 1.0f, cap, rows);
   }
 
   void Add(Buffer x, Buffer y) override {
@@ -1132,6 +1252,15 @@ class GpuContext final : public BackendContext {
   Buf* buf(Buffer b) {
     if (b.id < 0 || static_cast<size_t>(b.id) >= buffers_.size()) return nullptr;
     return &buffers_[static_cast<size_t>(b.id)];
+  }
+
+  void ScaleOrCap(const char* op, Buffer x, float s, float cap, int64_t rows) {
+    Buf* a = buf(x);
+    if (!Usable() || !Check(a != nullptr, "Scale: unknown handle")) return;
+    if (!Check(rows <= a->rows, "Scale: row count past the buffer")) return;
+    if (rows <= 0) return;
+    const int64_t n = rows * a->cols;
+    Enqueue(op, ScaleKernel, Blocks(n, kRowThreads), kRowThreads, 0, a->data, s, cap, n);
   }
 
   const int32_t* tokens_dev() const { return batch_dev_; }

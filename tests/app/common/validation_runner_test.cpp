@@ -8,6 +8,8 @@
 
 #include "app/common/sha256.h"
 #include "app/common/signing.h"
+#include "engine/chat/chat_template.h"
+#include "engine/gguf/synth.h"
 #include "engine/model/model.h"
 #include "engine/serve/session.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -56,6 +58,59 @@ TEST(ResolveModelPath, FileUrisPathsAndOtherStores) {
   auto missing = ResolveModelPath(m, dir);
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find((dir / "missing.gguf").string()), std::string::npos);
+}
+
+// Conversations are formatted by the chat template the spec names (else the model's own), the
+// formatting every target applies too; a conversation the template refuses fails the run.
+TEST(GreedyPromptRuns, ConversationsAreFormattedByTheChatTemplate) {
+  const fs::path dir = TempDir("chat");
+  const fs::path path = dir / "tiny.gguf";
+  ASSERT_TRUE(gguf::SynthesizeLlama(*gguf::LlamaShapeByName("stories260k-like"),
+                                    gguf::SynthType::kF32, 7, path, {}, 1)
+                  .ok());
+  model::LoadOptions load;
+  load.backend = "cpu";
+  load.threads = 1;
+  auto loaded = model::Model::Load(path, load);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const std::shared_ptr<const model::Model> m = *loaded;
+  const std::vector<chat::Message> conversation = {{"system", "Be brief."},
+                                                   {"user", "Once upon a time"}};
+  spec::DeploymentSpec s;
+  s.engine.context_length = 256;
+  s.validation.max_tokens = 4;
+  s.validation.prompts = {"Once upon a time", spec::ValidationPrompt::Conversation(conversation)};
+
+  for (const std::string tmpl : {"llama2", "chatml", ""}) {
+    s.engine.chat_template = tmpl;
+    auto runs = RunGreedyPrompts(m, s);
+    ASSERT_TRUE(runs.ok()) << tmpl << ": " << runs.status().ToString();
+    auto formatter = chat::ChatFormatter::ForModel(m->file(), m->tokenizer(), tmpl);
+    ASSERT_TRUE(formatter.ok());
+    auto ids = formatter->Tokenize(m->tokenizer(), conversation);
+    ASSERT_TRUE(ids.ok());
+    EXPECT_EQ(runs->prompt_digests[1], ToHex(TokenIdsDigest(*ids))) << tmpl;
+    EXPECT_EQ(runs->prompts[1].prompt_tokens, static_cast<int>(ids->size())) << tmpl;
+    EXPECT_EQ(runs->chat_template, formatter->origin());
+    EXPECT_NE(runs->prompt_digests[1], runs->prompt_digests[0]) << tmpl;
+    EXPECT_EQ(runs->prompt_digests[0],
+              ToHex(TokenIdsDigest(m->tokenizer().Encode("Once upon a time", true))));
+  }
+  // The synthesized model has no template of its own: "" formats with the plain template.
+  auto plain = chat::ChatFormatter::ForModel(m->file(), m->tokenizer());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(*plain->Format(conversation), "<s>Be brief.\n\nUser: Once upon a time\nAssistant:");
+
+  s.engine.chat_template = "llama2";
+  s.validation.prompts[1] = spec::ValidationPrompt::Conversation({{"user", "a"}, {"user", "b"}});
+  auto refused = RunGreedyPrompts(m, s);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("validation prompt 1"), std::string::npos)
+      << refused.status().message();
+  EXPECT_NE(refused.status().message().find("roles must alternate"), std::string::npos)
+      << refused.status().message();
+  fs::remove_all(dir);
 }
 
 TEST(ExampleSpec, LintsCleanAndNamesTheSharedModel) {
@@ -119,7 +174,7 @@ TEST_F(ValidationOnStories, SameDigestsOnTwoRunsAndEqualToTheEngineDirectly) {
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   serve::Session session(*m, s.engine.context_length);
   serve::GenerateRequest req;
-  req.prompt = (*m)->tokenizer().Encode(s.validation.prompts[0], true);
+  req.prompt = (*m)->tokenizer().Encode(s.validation.prompts[0].text, true);
   req.max_tokens = s.validation.max_tokens;
   req.sampling.temperature = 0;
   std::vector<int32_t> direct;

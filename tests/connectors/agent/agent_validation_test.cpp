@@ -32,11 +32,11 @@ v1::ApplyDeploymentRequest ApplyOf(const TinyDeployment& d) {
 }
 
 void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string& file,
-                                  const fs::path& source) {
+                                  const fs::path& source, bool chat = false) {
   testing_env::AgentEnv env;
   ASSERT_EQ(env.Init(env_name), "");
   TinyDeployment d;
-  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d), "");
+  ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", file, source, &d, chat), "");
   agent::EngineValidationRunner runner(d.store);
   env.deps.validation = &runner;
   env.options.model_store = d.store;
@@ -76,7 +76,12 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
   // Digests and figures only: no prompt and no output text anywhere in the response.
   const std::string wire = got->SerializeAsString();
   for (const auto& prompt : d.spec.validation.prompts) {
-    EXPECT_EQ(wire.find(prompt), std::string::npos) << prompt;
+    if (!prompt.is_conversation()) {
+      EXPECT_EQ(wire.find(prompt.text), std::string::npos) << prompt.text;
+    }
+    for (const auto& m : prompt.messages) {
+      EXPECT_EQ(wire.find(m.content), std::string::npos) << m.content;
+    }
   }
   for (const auto& text : expected->output_texts) {
     if (text.size() >= 8) {
@@ -90,6 +95,13 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
 
 TEST(AgentRunValidation, DigestEqualsLocalValidationOnASynthesizedModel) {
   ExpectAgentDigestEqualsLocal("validation-synth", "tiny.gguf", {});
+}
+
+// Conversations are formatted by the same chat template on the agent as on the workstation, so
+// the digests of a chat validation agree too; and formatting did happen (a conversation whose
+// last user message equals a text prompt gives other tokens than that text prompt).
+TEST(AgentRunValidation, DigestOfConversationsEqualsLocalValidation) {
+  ExpectAgentDigestEqualsLocal("validation-chat", "tiny.gguf", {}, /*chat=*/true);
 }
 
 TEST(AgentRunValidation, DigestEqualsLocalValidationOnStories260K) {

@@ -15,6 +15,10 @@
 #include "app/agent/replicas/replica_manager.h"
 #include "app/agent/replicas/serving_metrics.h"
 #include "connectors/inventory/gpu_inventory.h"
+#include "engine/chat/chat_template.h"
+#include "engine/model/model.h"
+#include "engine/serve/session.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tests/support/api_access.h"
 #include "tests/support/command.h"
 
@@ -112,7 +116,8 @@ class InferenceServerTest : public ::testing::Test {
   }
 
   // Starts a manager with one deployment and the server; waits until it settles.
-  void Start(const std::string& name, int max_batch, int max_queue, std::string sha = {}) {
+  void Start(const std::string& name, int max_batch, int max_queue, std::string sha = {},
+             std::string chat_template = {}) {
     serving_ = std::make_unique<agent::ServingMetrics>(registry_);
     manager_ = std::make_unique<agent::ReplicaManager>(
         agent::ReplicaManagerOptions{.model_store = store_, .max_queue = max_queue},
@@ -124,6 +129,7 @@ class InferenceServerTest : public ::testing::Test {
     t.model_sha256 = sha.empty() ? sha_ : sha;
     t.engine.max_batch = max_batch;
     t.engine.threads = 1;
+    t.engine.chat_template = chat_template;
     manager_->Upsert(t);
     auto view = manager_->WaitSettled(name, std::chrono::seconds(60));
     ASSERT_TRUE(view.has_value());
@@ -241,6 +247,78 @@ TEST_F(InferenceServerTest, StreamingChatCompletion) {
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(), s.text);
+}
+
+// A chat completion is the deployment's chat formatting (engine/chat, here the built-in llama2
+// the spec names) followed by greedy generation: the same prompt tokens and the same reply as
+// the engine gives for that formatting directly, which is what a chat validation computes.
+TEST_F(InferenceServerTest, ChatCompletionFormatsWithTheDeploymentsChatTemplate) {
+  Start("stories", 2, 8, {}, "llama2");
+  const std::vector<chat::Message> conversation = {{"system", "Tell short stories."},
+                                                   {"user", "Once upon a time"}};
+  json body = {{"model", "stories"},
+               {"messages",
+                {{{"role", "system"}, {"content", conversation[0].content}},
+                 {{"role", "user"}, {"content", conversation[1].content}}}},
+               {"max_tokens", 16},
+               {"temperature", 0}};
+  httplib::Client c = Client();
+  auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+
+  model::LoadOptions load;
+  load.backend = "cpu";
+  load.threads = 1;
+  auto m = model::Model::Load(store_ / "stories260K.gguf", load);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto formatter = chat::ChatFormatter::ForModel((*m)->file(), (*m)->tokenizer(), "llama2");
+  ASSERT_TRUE(formatter.ok());
+  auto ids = formatter->Tokenize((*m)->tokenizer(), conversation);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(j["usage"]["prompt_tokens"].get<size_t>(), ids->size());
+  serve::Session session(*m, 0);
+  serve::GenerateRequest req;
+  req.prompt = *ids;
+  req.max_tokens = 16;
+  req.sampling.temperature = 0;
+  std::vector<int32_t> out;
+  ASSERT_TRUE(session
+                  .Generate(req,
+                            [&](int32_t t) {
+                              out.push_back(t);
+                              return true;
+                            })
+                  .ok());
+  EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(),
+            (*m)->tokenizer().Decode(out, false));
+
+  // A conversation the template refuses is a 400 that names the messages.
+  body["messages"] = {{{"role", "user"}, {"content", "a"}}, {{"role", "user"}, {"content", "b"}}};
+  auto refused = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  const json e = json::parse(refused->body);
+  EXPECT_EQ(e["error"]["param"], "messages");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("roles must alternate"),
+            std::string::npos)
+      << refused->body;
+
+  // A conversation longer than the context is refused while it is tokenized: the formatted
+  // text is tokenized only up to the context length.
+  std::string story;
+  while (story.size() < (1u << 20)) story += "Once upon a time there was a cat. ";
+  body["messages"] = {{{"role", "user"}, {"content", story}}};
+  auto too_long = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 400) << too_long->body.substr(0, 300);
+  const json l = json::parse(too_long->body);
+  EXPECT_EQ(l["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(l["error"]["param"], "messages");
+  EXPECT_NE(l["error"]["message"].get<std::string>().find("the prompt has more than"),
+            std::string::npos)
+      << too_long->body;
 }
 
 TEST_F(InferenceServerTest, CurlStreamsAChatCompletion) {

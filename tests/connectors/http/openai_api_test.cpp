@@ -132,15 +132,6 @@ TEST(StopMatcher, HoldsBackPossibleStartsAndCutsAtTheMatch) {
   EXPECT_EQ(none.Push("anything"), "anything");
 }
 
-TEST(ChatTemplate, DetectsFamiliesFromTheJinjaText) {
-  EXPECT_EQ(DetectChatTemplate(""), ChatTemplate::kPlain);
-  EXPECT_EQ(DetectChatTemplate("{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}"),
-            ChatTemplate::kLlama2);
-  EXPECT_EQ(DetectChatTemplate("{{'<|im_start|>' + message['role']}}"), ChatTemplate::kChatMl);
-  EXPECT_EQ(DetectChatTemplate("<|start_header_id|>{{ role }}<|end_header_id|>"),
-            ChatTemplate::kLlama3);
-}
-
 TEST(ResponseFraming, SseEventsAndChunks) {
   json chunk = CompletionChunk(ApiKind::kChat, "chatcmpl-1", 5, "m", "Hi", false, "");
   const std::string ev = SseEvent(chunk);

@@ -143,9 +143,9 @@ TEST_P(GgufSynthTypeTest, StoriesLikeModelIsValidAndDeterministic) {
     int layer = 0;
     if (t.name.rfind("blk.", 0) == 0) layer = std::stoi(t.name.substr(4));
     EXPECT_EQ(t.type, SynthTensorType(type, t.name, layer, 5, t.dims[0])) << t.name;
-    // Weights look like N(0, 0.02); norms are 1.
+    // Weights have mean ~0 and RMS 0.02 (normal values, or random quantized blocks); norms are 1.
     std::vector<float> row(static_cast<size_t>(t.dims[0]));
-    double s2 = 0;
+    double s1 = 0, s2 = 0;
     for (int64_t r = 0; r < t.rows(); ++r) {
       ASSERT_TRUE(DequantizeRow(t.type, t.data + r * t.row_bytes(), t.dims[0], row.data()).ok());
       for (float x : row) {
@@ -153,11 +153,13 @@ TEST_P(GgufSynthTypeTest, StoriesLikeModelIsValidAndDeterministic) {
         if (norm) {
           ASSERT_EQ(x, 1.0f) << t.name;
         }
+        s1 += x;
         s2 += x * double(x);
       }
     }
     if (!norm) {
       EXPECT_NEAR(std::sqrt(s2 / t.elements()), 0.02, 0.003) << t.name;
+      EXPECT_NEAR(s1 / t.elements(), 0.0, 0.002) << t.name;
     }
   }
 
@@ -178,6 +180,46 @@ TEST_P(GgufSynthTypeTest, StoriesLikeModelIsValidAndDeterministic) {
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, GgufSynthTypeTest,
                          ::testing::Values("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"));
+
+// Q4_K blocks as the synthesizer writes them: every sub-block's min equals its scale (so values
+// are d sc (q - 7.5), centred), scales within [32, 64), dmin 7.5 d; Q6_K scales within [16, 32).
+TEST(GgufSynthTest, RandomKQuantBlocksAreValid) {
+  auto shape = *LlamaShapeByName("llama3-tiny");
+  const auto path = TempPath("kquant.gguf");
+  ASSERT_TRUE(SynthesizeLlama(shape, SynthType::kQ4_K_M, 5, path, {}, 2).ok());
+  auto f = GgufFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  int q4k = 0, q6k = 0;
+  for (const Tensor& t : (*f)->tensors()) {
+    if (t.type == TensorType::kQ4_K) {
+      ++q4k;
+      const auto* b = reinterpret_cast<const BlockQ4_K*>(t.data);
+      for (int64_t i = 0; i < static_cast<int64_t>(t.elements() / kQK_K); ++i) {
+        EXPECT_NEAR(F16ToF32(b[i].dmin), 7.5f * F16ToF32(b[i].d), 1e-3f * F16ToF32(b[i].dmin));
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc, m;
+          Q4KScaleMin(j, b[i].scales, &sc, &m);
+          ASSERT_EQ(sc, m) << t.name;
+          ASSERT_GE(sc, 32);
+          ASSERT_LT(sc, 64);
+        }
+      }
+    } else if (t.type == TensorType::kQ6_K) {
+      ++q6k;
+      const auto* b = reinterpret_cast<const BlockQ6_K*>(t.data);
+      for (int64_t i = 0; i < static_cast<int64_t>(t.elements() / kQK_K); ++i) {
+        for (int8_t sc : b[i].scales) {
+          ASSERT_GE(sc, 16);
+          ASSERT_LT(sc, 32);
+        }
+        ASSERT_GT(F16ToF32(b[i].d), 0.0f);
+      }
+    }
+  }
+  EXPECT_GT(q4k, 0);
+  EXPECT_GT(q6k, 0);
+  std::filesystem::remove(path);
+}
 
 TEST(GgufSynthTest, CancelLeavesNoFile) {
   const auto path = TempPath("cancel.gguf");

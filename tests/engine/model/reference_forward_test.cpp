@@ -352,14 +352,15 @@ TEST_P(ReferenceForwardTest, BatchedEqualsUnbatchedWithAvx512Kernels) {
 INSTANTIATE_TEST_SUITE_P(
     Types, ReferenceForwardTest,
     // Bounds: lossless types 1e-5 (measured ~3e-7: f32 rounding only); quantized types about
-    // 2.5x the error measured on this model (q8_0 0.011, q4_0 0.013, q4_k_m 0.018), which comes
-    // from quantizing activations to 8 bits per product.
+    // 2.5x the error measured on this model (q8_0 0.0134, q4_0 0.0133, q4_k_m 0.016, with the
+    // random quantized blocks the synthesizer writes), which comes from quantizing activations
+    // to 8 bits per product.
     ::testing::Values(TypeCase{"f32", gguf::SynthType::kF32, true, 1e-5},
                       TypeCase{"f16", gguf::SynthType::kF16, true, 1e-5},
                       TypeCase{"bf16", gguf::SynthType::kBF16, true, 1e-5},
-                      TypeCase{"q8_0", gguf::SynthType::kQ8_0, false, 0.03},
+                      TypeCase{"q8_0", gguf::SynthType::kQ8_0, false, 0.035},
                       TypeCase{"q4_0", gguf::SynthType::kQ4_0, false, 0.035},
-                      TypeCase{"q4_k_m", gguf::SynthType::kQ4_K_M, false, 0.045}),
+                      TypeCase{"q4_k_m", gguf::SynthType::kQ4_K_M, false, 0.04}),
     [](const ::testing::TestParamInfo<TypeCase>& p) { return std::string(p.param.name); });
 
 }  // namespace

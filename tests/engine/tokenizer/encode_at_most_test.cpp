@@ -86,16 +86,26 @@ std::vector<std::string> Texts() {
 }
 
 void ExpectSameAsEncode(const Tokenizer& tok) {
-  for (const std::string& text : Texts()) {
-    for (bool bos : {false, true}) {
-      const std::vector<int32_t> full = tok.Encode(text, bos);
-      for (size_t limit = 0; limit <= full.size() + 2; ++limit) {
-        const auto bounded = tok.EncodeAtMost(text, bos, limit);
-        if (full.size() <= limit) {
-          ASSERT_TRUE(bounded.has_value()) << "'" << text << "' limit " << limit;
-          EXPECT_EQ(*bounded, full) << "'" << text << "' limit " << limit;
-        } else {
-          EXPECT_FALSE(bounded.has_value()) << "'" << text << "' limit " << limit;
+  for (const std::string& base : Texts()) {
+    // Also with a control token's text inside, which parse_special (chat templates) turns into
+    // that token.
+    for (const std::string& text : {base, base + "</s>" + base}) {
+      for (int flags = 0; flags < 8; ++flags) {
+        const EncodeOptions options{(flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0};
+        const std::vector<int32_t> full = tok.Encode(text, options);
+        for (size_t limit = 0; limit <= full.size() + 2; ++limit) {
+          const auto bounded = tok.EncodeAtMost(text, options, limit);
+          const std::string what =
+              "'" + text + "' flags " + std::to_string(flags) + " limit " + std::to_string(limit);
+          if (full.size() <= limit) {
+            ASSERT_TRUE(bounded.has_value()) << what;
+            EXPECT_EQ(*bounded, full) << what;
+          } else {
+            EXPECT_FALSE(bounded.has_value()) << what;
+          }
+          if (!options.add_eos && !options.parse_special) {
+            EXPECT_EQ(tok.EncodeAtMost(text, options.add_bos, limit), bounded) << what;
+          }
         }
       }
     }

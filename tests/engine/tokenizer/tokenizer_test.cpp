@@ -237,6 +237,32 @@ TEST(TokenizerGpt2, LongInputsStayLinearish) {
   EXPECT_EQ(t->Decode(t->Encode(spaces, false)), spaces);
 }
 
+TEST(TokenizerGpt2, DuplicateTextsResolveToTheFirstIdAndEveryIdKeepsItsBytes) {
+  // Real vocabularies repeat texts (an added token spelled like a normal one); the first id wins
+  // in lookups and in BPE, and every id, repeated or not, decodes to its own bytes.
+  VocabData v = Gpt2Vocab({"h e"});
+  const int32_t first_he = Build(Gpt2Vocab({"h e"}))->Find("he");
+  ASSERT_GE(first_he, 0);
+  v.tokens.push_back("he");
+  v.types.push_back(TokenType::kNormal);
+  v.tokens.push_back("Ġbye");
+  v.types.push_back(TokenType::kNormal);
+  const auto second_he = static_cast<int32_t>(v.tokens.size() - 2);
+  auto t = Build(v);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->Find("he"), first_he);
+  EXPECT_EQ(t->Find("absent"), -1);
+  EXPECT_EQ(t->Encode("he", false), Ids{first_he});
+  EXPECT_EQ(t->TokenBytes(second_he), "he");
+  EXPECT_EQ(t->TokenBytes(second_he + 1), " bye");
+  EXPECT_EQ(t->TokenBytes(t->vocab_size()), "");
+  EXPECT_EQ(t->TokenBytes(-1), "");
+  for (int32_t id = 0; id < t->vocab_size(); ++id) {
+    if (t->token_type(id) == TokenType::kControl) continue;
+    EXPECT_EQ(t->Decode(Ids{id}), t->TokenBytes(id)) << "id " << id;
+  }
+}
+
 // Malformed vocabularies: each names the key at fault.
 void ExpectRejected(VocabData v, const std::string& needle) {
   auto t = Tokenizer::FromVocab(std::move(v));

@@ -22,13 +22,28 @@ struct TinyDeployment {
   agent::DeploymentRecord record;  // generation 1
 };
 
+// With `chat`, the prompts are a text and two conversations, formatted by the built-in llama2
+// template (the synthesized vocabulary has BOS and EOS but no chat template of its own).
 inline std::string TinySpecYaml(const std::string& name, const std::string& uri,
-                                const std::string& sha) {
-  return "apiVersion: sextant/v1\nkind: Deployment\nname: " + name + "\nmodel:\n  uri: " + uri +
-         "\n  sha256: " + sha +
-         "\nengine:\n  backend: cpu\n  contextLength: 256\n  threads: 1\n"
+                                const std::string& sha, bool chat = false) {
+  std::string yaml = "apiVersion: sextant/v1\nkind: Deployment\nname: " + name +
+                     "\nmodel:\n  uri: " + uri + "\n  sha256: " + sha +
+                     "\nengine:\n  backend: cpu\n  contextLength: 256\n  threads: 1\n";
+  if (!chat) {
+    return yaml +
+           "validation:\n  maxTokens: 24\n  prompts:\n    - Once upon a time\n"
+           "    - The little dog\n";
+  }
+  return yaml +
+         "  chatTemplate: llama2\n"
          "validation:\n  maxTokens: 24\n  prompts:\n    - Once upon a time\n"
-         "    - The little dog\n";
+         "    - messages:\n"
+         "        - {role: system, content: \"Tell short stories about animals.\"}\n"
+         "        - {role: user, content: \"The little dog went to the park\"}\n"
+         "    - messages:\n"
+         "        - {role: user, content: \"Once upon a time\"}\n"
+         "        - {role: assistant, content: \"there was a big red ball\"}\n"
+         "        - {role: user, content: \"What happened next?\"}\n";
 }
 
 inline agent::DeploymentRecord RecordOf(const spec::DeploymentSpec& s) {
@@ -45,7 +60,8 @@ inline agent::DeploymentRecord RecordOf(const spec::DeploymentSpec& s) {
 // Builds the deployment from a model file copied (or synthesized) into `store`.
 // Returns an error text (empty on success).
 inline std::string MakeDeployment(const std::filesystem::path& store, const std::string& file,
-                                  const std::filesystem::path& source, TinyDeployment* out) {
+                                  const std::filesystem::path& source, TinyDeployment* out,
+                                  bool chat = false) {
   std::error_code ec;
   std::filesystem::create_directories(store, ec);
   out->store = store;
@@ -61,7 +77,7 @@ inline std::string MakeDeployment(const std::filesystem::path& store, const std:
   }
   auto sha = Sha256FileHex(out->model);
   if (!sha.ok()) return sha.status().ToString();
-  auto parsed = spec::ParseDeploymentSpec(TinySpecYaml("tiny", file, *sha));
+  auto parsed = spec::ParseDeploymentSpec(TinySpecYaml("tiny", file, *sha, chat));
   if (!parsed.ok()) return parsed.errors.front().ToString();
   out->spec = parsed.spec;
   out->record = RecordOf(out->spec);
