@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::ui {

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "app/console/store/report_store.h"
-
 namespace sextant::ui {
 
 namespace {
@@ -28,28 +26,30 @@ CostBreakdown CostFor(const std::vector<console::HourUsage>& usage,
 
 }  // namespace
 
-Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleStore& store,
+Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleDatabase& store,
                                             const SnapshotSources& sources, console::TimeMs now) {
   ConsoleSnapshot snap;
   snap.taken_at = now;
   SEXTANT_ASSIGN_OR_RETURN(snap.fleet, console::LoadFleet(store, now, sources.stale_after_ms));
-  SEXTANT_ASSIGN_OR_RETURN(snap.targets, store.ListTargets());
-  SEXTANT_ASSIGN_OR_RETURN(snap.accounts, store.ListAccounts());
-  SEXTANT_ASSIGN_OR_RETURN(std::vector<console::Fact> facts, store.ListFacts());
-  SEXTANT_ASSIGN_OR_RETURN(std::vector<console::Gpu> gpus, store.ListGpus());
+  SEXTANT_ASSIGN_OR_RETURN(snap.targets, store.targets().List());
+  SEXTANT_ASSIGN_OR_RETURN(snap.accounts, store.accounts().List());
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<console::Fact> facts, store.facts().List());
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<console::Gpu> gpus, store.telemetry().ListGpus());
 
   if (sources.catalog) {
-    SEXTANT_ASSIGN_OR_RETURN(auto usage, store.HourlyUsage(now - sources.cost_window_ms));
+    SEXTANT_ASSIGN_OR_RETURN(auto usage,
+                             store.telemetry().HourlyUsage(now - sources.cost_window_ms));
     auto infos = console::TargetsFromStore(snap.targets, facts, gpus);
     for (console::GroupBy by :
          {console::GroupBy::kDeployment, console::GroupBy::kTarget, console::GroupBy::kLabel}) {
       snap.cost[by] = CostFor(usage, infos, *sources.catalog, by);
     }
-    SEXTANT_ASSIGN_OR_RETURN(auto budgets, store.ListBudgets());
+    SEXTANT_ASSIGN_OR_RETURN(auto budgets, store.budgets().List());
     int longest = 0;
     for (const auto& b : budgets) longest = std::max(longest, b.window_days);
     if (!budgets.empty()) {
-      SEXTANT_ASSIGN_OR_RETURN(auto budget_usage, store.HourlyUsage(now - longest * kDayMs));
+      SEXTANT_ASSIGN_OR_RETURN(auto budget_usage,
+                               store.telemetry().HourlyUsage(now - longest * kDayMs));
       snap.budgets = console::EvaluateBudgets(budgets, budget_usage, infos, *sources.catalog, now);
     }
     for (const auto& u : snap.cost[console::GroupBy::kTarget].report.unpriced) {
@@ -59,9 +59,7 @@ Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleStore& store,
     snap.cost_notes.push_back("no price catalog loaded: cost is not computed");
   }
 
-  if (Status s = console::ReportStore::EnsureSchema(store.handle()); !s.ok()) return s;
-  console::ReportStore reports(store.handle());
-  SEXTANT_ASSIGN_OR_RETURN(auto stored, reports.List({}, 50));
+  SEXTANT_ASSIGN_OR_RETURN(auto stored, store.reports().List({}, 50));
   for (const auto& r : stored) {
     snap.reports.push_back(
         {r.id, r.spec_name, r.spec_digest, r.model_sha256, r.passed, r.created_at});

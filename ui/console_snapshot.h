@@ -16,7 +16,7 @@
 #include "app/console/cost/cost_model.h"
 #include "app/console/cost/price_catalog.h"
 #include "app/console/fleet/fleet.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::ui {
@@ -67,7 +67,7 @@ struct SnapshotSources {
 
 // Reads everything from the store at `now`. Errors of the store are returned; a missing catalog
 // or pack leaves that part empty with a note.
-Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleStore& store,
+Result<ConsoleSnapshot> LoadConsoleSnapshot(console::ConsoleDatabase& store,
                                             const SnapshotSources& sources, console::TimeMs now);
 
 }  // namespace sextant::ui

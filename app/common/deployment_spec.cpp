@@ -14,7 +14,7 @@
 #include <sstream>
 #include <utility>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::spec {
 namespace {

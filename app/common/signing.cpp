@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "app/common/paths.h"
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::report {
 namespace {
@@ -81,7 +81,7 @@ Result<VerifyingKey> VerifyingKey::FromRaw(const std::vector<uint8_t>& raw) {
   VerifyingKey k;
   k.pkey_ = Own(p);
   k.raw_ = raw;
-  k.key_id_ = ToHex(Sha256(raw));
+  k.key_id_ = ToHex(Sha256Digest(raw));
   return k;
 }
 

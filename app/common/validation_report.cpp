@@ -4,7 +4,7 @@
 #include <set>
 #include <sstream>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::report {
 namespace {
@@ -90,7 +90,7 @@ Result<std::string> CombineOutputDigests(std::span<const PromptResult> prompts) 
     SEXTANT_ASSIGN_OR_RETURN(auto bytes, FromHex(p.output_digest));
     all.insert(all.end(), bytes.begin(), bytes.end());
   }
-  return ToHex(Sha256(all));
+  return ToHex(Sha256Digest(all));
 }
 
 void EvaluateThresholds(ValidationReport& r) {

@@ -12,8 +12,9 @@
 #include <span>
 #include <vector>
 
-#include "app/common/sha256.h"
 #include "engine/base/build_info.h"
+#include "engine/base/sha256.h"
+#include "engine/base/time.h"
 #include "engine/chat/chat_template.h"
 #include "engine/model/model.h"
 #include "engine/serve/session.h"
@@ -24,15 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-std::string NowRfc3339() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int64_t PeakRssBytes() {
   struct rusage ru {};
@@ -209,7 +201,7 @@ Result<ValidationRun> RunValidation(const spec::DeploymentSpec& spec,
   r.backend = std::string(model->backend_name());
   r.device = model->backend_device();
   r.threads = model->threads();
-  r.created_at = NowRfc3339();
+  r.created_at = FormatRfc3339(NowMs());
   r.max_tokens = spec.validation.max_tokens;
   r.max_ttft_ms_threshold = spec.validation.thresholds.max_ttft_ms;
   r.min_tokens_per_second_threshold = spec.validation.thresholds.min_tokens_per_second;

@@ -2,7 +2,7 @@
 // its sha256 against the spec, load it, run every validation prompt greedily (temperature 0,
 // no repetition penalty: plain argmax, the oracle every target must reproduce) and measure.
 // The result is an unsigned ValidationReport plus the raw outputs; signing and storing are the
-// caller's (report/signing.h, report/report_store.h).
+// caller's (app/common/signing.h, app/console/store/report_repository.h).
 //
 // Thread-safety: RunValidation may run on any thread; progress callbacks come from that thread
 // (and the engine's loading thread).

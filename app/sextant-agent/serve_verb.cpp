@@ -18,10 +18,12 @@
 #include "app/agent/config/json_log.h"
 #include "app/agent/metrics/registry.h"
 #include "app/agent/policy/access_policy.h"
+#include "app/agent/policy/policy_reload.h"
 #include "app/agent/replicas/replica_manager.h"
 #include "app/agent/replicas/serving_metrics.h"
 #include "app/agent/scaling/autoscaler.h"
 #include "app/agent/state/api_keys.h"
+#include "app/agent/state/agent_health.h"
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/engine_validation_runner.h"
 #include "app/cli/verb.h"
@@ -63,6 +65,7 @@ Status WriteAtomically(const std::filesystem::path& path, const std::string& tex
 
 int RunServe(const std::string& config_path) {
   InitJsonLogging();
+  rpc::RouteGrpcLogsToJsonLog();
   // Signals are taken synchronously by this thread (sigwait); every thread started from here
   // on inherits the mask.
   sigset_t signals;
@@ -96,13 +99,36 @@ int RunServe(const std::string& config_path) {
   if (!state.ok()) return Fail("state_open", state.status());
   auto audit = AuditLog::Open(cfg.state_dir);
   if (!audit.ok()) return Fail("audit_open", audit.status());
+  // Opening verified the whole chain and its signed checkpoints.
   auto chain = (*audit)->Verify();
   if (!chain.ok()) return Fail("audit_open", chain.status());
+  agent::Registry registry;
+  AgentHealth health(&registry);
   if (!chain->intact) {
     // The agent keeps running (refusing would hand an attacker a kill switch) but says so
-    // loudly; GetComplianceFacts reports the broken chain.
+    // loudly, in its health, its compliance facts and a record of the log itself.
     LogEvent(spdlog::level::critical, "audit_chain_broken",
              {{"first_broken_seq", chain->first_broken_seq}, {"reason", chain->reason}});
+    health.SetDegraded(kAuditChainCondition, "audit chain broken: " + chain->reason);
+    (void)(*audit)->Append({"agent:start", "agent", "VerifyAuditLog", "", "broken", chain->reason});
+  }
+  // Calls admitted before a crash whose outcome was never recorded.
+  {
+    auto marked =
+        (*audit)->RecordInterrupted(rpc::AgentOutcomeRpcNames(), [&](const AuditRecord& r) {
+          std::string now = "the agent stopped before the outcome of record " +
+                            std::to_string(r.seq) + " was recorded";
+          if (r.entry.rpc == "ApplyDeployment" || r.entry.rpc == "DeleteDeployment") {
+            auto d = (*state)->Get(r.entry.target);
+            now += d.ok() ? "; deployment '" + d->name + "' is now at generation " +
+                                std::to_string(d->generation) + " (" + d->spec_digest +
+                                ", applied by " + d->applied_by + ")"
+                          : "; deployment '" + r.entry.target + "' does not exist now";
+          }
+          return now;
+        });
+    if (!marked.ok()) return Fail("audit_open", marked.status());
+    if (*marked > 0) LogEvent(spdlog::level::warn, "audit_interrupted_calls", {{"count", *marked}});
   }
   auto egress = EgressLedger::Open(cfg.state_dir);
   if (!egress.ok()) return Fail("egress_open", egress.status());
@@ -113,7 +139,6 @@ int RunServe(const std::string& config_path) {
 
   // Inventory (NVML / ROCm SMI through dlopen, else the CPU), cloud context (config, else
   // instance metadata with short timeouts, else on-prem), metrics for /metrics.
-  agent::Registry registry;
   agent::ServingMetrics serving(registry);
   inventory::DeviceInventory inventory({.node_name = opts.agent_name});
   auto device_metrics = inventory::ExportDeviceMetrics(inventory, registry);
@@ -127,6 +152,27 @@ int RunServe(const std::string& config_path) {
     opts.console_keys_pem.push_back(*pem);
   }
   opts.max_stream_ms = cfg.limits.max_stream_ms;
+  opts.state_dir = cfg.state_dir;
+  for (const auto& key_file : cfg.admission.approval_keys) {
+    auto pem = rpc::ReadTextFile(key_file);
+    if (!pem.ok()) return Fail("admission", pem.status());
+    opts.admission.approval_keys_pem.push_back(*pem);
+  }
+  opts.admission.approvals_file = cfg.admission.approvals;
+  opts.admission.allowed_spec_digests = {cfg.admission.allow_specs.begin(),
+                                         cfg.admission.allow_specs.end()};
+  opts.admission.allowed_model_sha256 = {cfg.admission.allow_models.begin(),
+                                         cfg.admission.allow_models.end()};
+  opts.min_validation_tokens = cfg.validation.min_tokens_per_prompt;
+  opts.validation_answers_burst = cfg.validation.answers_burst;
+  opts.validation_answers_per_hour = cfg.validation.answers_per_hour;
+  opts.denied_records_burst = cfg.limits.denied_records_burst;
+  opts.denied_records_per_minute = cfg.limits.denied_records_per_minute;
+  if (!cfg.grpc_crl.empty()) {
+    auto crl = rpc::ReadTextFile(cfg.grpc_crl);
+    if (!crl.ok()) return Fail("tls_files", crl.status());
+    opts.crl_pem = *crl;
+  }
   for (auto [path, out] :
        {std::pair{&cfg.grpc_ca, &opts.ca_pem}, std::pair{&cfg.grpc_cert, &opts.cert_pem},
         std::pair{&cfg.grpc_key, &opts.key_pem}}) {
@@ -141,6 +187,7 @@ int RunServe(const std::string& config_path) {
   deps.egress = egress->get();
   deps.inventory = &inventory;
   deps.cloud = &cloud;
+  deps.health = &health;
 
   auto deployments = (*state)->List();
   if (!deployments.ok()) return Fail("state_open", deployments.status());
@@ -217,30 +264,45 @@ int RunServe(const std::string& config_path) {
   if (Status s = WriteAtomically(cfg.state_dir / "grpc.addr", bound + "\n"); !s.ok()) {
     LogEvent(spdlog::level::warn, "addr_file", {{"error", s.message()}});
   }
-  LogEvent(spdlog::level::info, "started",
-           {{"version", GetBuildInfo().version},
-            {"build_id", GetBuildInfo().BuildId()},
-            {"grpc", bound},
-            {"http", http_bound},
-            {"state_dir", cfg.state_dir.string()},
-            {"policy", cfg.policy.string()},
-            {"policy_digest", "sha256:" + (*policy)->digest()},
-            {"deployments_restored", deployments->size()},
-            {"audit_records", chain->records}});
+  LogEvent(
+      spdlog::level::info, "started",
+      {{"version", GetBuildInfo().version},
+       {"build_id", GetBuildInfo().BuildId()},
+       {"grpc", bound},
+       {"http", http_bound},
+       {"state_dir", cfg.state_dir.string()},
+       {"policy", cfg.policy.string()},
+       {"policy_digest", "sha256:" + (*policy)->digest()},
+       {"deployments_restored", deployments->size()},
+       {"audit_records", chain->records},
+       {"audit_key", chain->checkpoint_key_id},
+       {"admission",
+        opts.admission.approval_keys_pem.empty() && opts.admission.allowed_spec_digests.empty() &&
+                opts.admission.allowed_model_sha256.empty()
+            ? std::string("nothing configured: every apply is refused; ") + kAdmissionHowTo
+            : "configured"}});
 
   while (true) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      auto reloaded = AgentPolicy::LoadFile(cfg.policy, rpcs);
-      if (!reloaded.ok()) {
-        LogEvent(spdlog::level::err, "policy_reload_rejected",
-                 {{"error", reloaded.status().message()}, {"kept", "previous policy"}});
-        continue;
+      // The policy, then the revocation list: each recorded, each failing closed (the old one
+      // stays in force, the agent says it is degraded until a reload succeeds).
+      (void)ReloadPolicy(cfg.policy, rpcs, policy_holder, **audit, health);
+      if (!cfg.grpc_crl.empty()) {
+        auto crl = rpc::ReadTextFile(cfg.grpc_crl);
+        Status s = crl.ok() ? (*server)->ReloadRevocations(*crl) : crl.status();
+        if (!crl.ok()) {
+          health.SetDegraded(kRevocationListCondition,
+                             s.message() + "; the previous list stays in force");
+        }
+        (void)(*audit)->Append({"agent:sighup", "agent", "ReloadRevocations", cfg.grpc_crl.string(),
+                                s.ok() ? "ok" : "refused",
+                                s.ok() ? std::string("revocation list reloaded") : s.message()});
+        LogEvent(s.ok() ? spdlog::level::info : spdlog::level::err,
+                 s.ok() ? "revocations_reloaded" : "revocations_reload_rejected",
+                 {{"crl", cfg.grpc_crl.string()}, {"error", s.ok() ? "" : s.message()}});
       }
-      policy_holder.Set(*reloaded);
-      LogEvent(spdlog::level::info, "policy_reloaded",
-               {{"policy_digest", "sha256:" + (*reloaded)->digest()}});
       continue;
     }
     LogEvent(spdlog::level::info, "stopping",

@@ -21,9 +21,9 @@ struct AccountsArgs {
 };
 
 int Add(AccountsArgs& a) {
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("accounts", st.status());
-  Status s = (*st)->AddAccount(a.account);
+  Status s = (*st)->accounts().Add(a.account);
   if (!s.ok()) return ReportError("accounts", s);
   std::cout << "added account " << a.account.name << "\n";
   return 0;
@@ -32,9 +32,9 @@ int Add(AccountsArgs& a) {
 int List(const AccountsArgs& a) {
   auto fmt = ParseOutputFormat(a.output);
   if (!fmt.ok()) return UsageError("accounts", fmt.status().message());
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("accounts", st.status());
-  auto accounts = (*st)->ListAccounts();
+  auto accounts = (*st)->accounts().List();
   if (!accounts.ok()) return ReportError("accounts", accounts.status());
   OutputTable t;
   t.columns = {"name", "provider", "account_id", "regions", "role_ref", "external_id"};
@@ -48,9 +48,9 @@ int List(const AccountsArgs& a) {
 }
 
 int Remove(const AccountsArgs& a) {
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("accounts", st.status());
-  Status s = (*st)->RemoveAccount(a.name);
+  Status s = (*st)->accounts().Remove(a.name);
   if (!s.ok()) return ReportError("accounts", s);
   std::cout << "removed account " << a.name << "\n";
   return 0;

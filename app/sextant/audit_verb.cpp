@@ -1,7 +1,9 @@
 // `sextant audit --target T [--verify]`: the agent's audit log as the console may read it (all
 // records for a customer role, the console's own for a vendor role), paged through
-// ListAuditLog. --verify checks the hash chain here, from the records, and also reports the
-// agent's own verification; a broken chain exits 1.
+// ListAuditLog. --verify checks the hash chain here, from the records, reports the agent's own
+// verification, checks the agent's signature over its head, and that the log still extends
+// the newest signed head this console recorded for the target (a log cut back or re-chained
+// since does not); it then records the new head. Anything broken exits 1.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -41,27 +43,46 @@ nlohmann::json VerificationJson(const rpc::AuditReadout& r) {
             {"head_seq", r.agent_head_seq},
             {"head_hash", r.agent_head_hash},
             {"first_broken_seq", r.agent_first_broken_seq},
-            {"reason", r.agent_broken_reason}}}};
+            {"reason", r.agent_broken_reason}}},
+          {"signed_head",
+           {{"present", r.has_signed_head},
+            {"verifies", r.signed_head_verifies},
+            {"problem", r.signed_head_problem},
+            {"seq", r.next_head.seq},
+            {"hash", r.next_head.hash},
+            {"signed_at", r.next_head.signed_at},
+            {"key_id", r.next_head.key_id}}},
+          {"extends_recorded_head", r.extends_recorded},
+          {"recorded_head_problem", r.recorded_problem}};
 }
 
 int Run(const AuditArgs& a) {
   auto fmt = ParseOutputFormat(a.output);
   if (!fmt.ok()) return UsageError("audit", fmt.status().message());
   if (a.target.empty()) return UsageError("audit", "--target is required");
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("audit", st.status());
-  auto target = (*st)->GetTarget(a.target);
+  auto target = (*st)->targets().Get(a.target);
   if (!target.ok()) return ReportError("audit", target.status());
   rpc::AuditReadOptions o;
   o.call_deadline = std::chrono::milliseconds(a.timeout_ms);
   o.identity = a.identity;
   o.rpc = a.rpc;
+  console::AuditHeadRepository& heads = (*st)->audit_heads();
+  auto recorded = heads.Get(a.target);
+  if (!recorded.ok()) return ReportError("audit", recorded.status());
+  o.recorded = *recorded;
   auto read = rpc::ReadAuditLog(*target, o);
   if (!read.ok()) {
     std::cerr << "sextant audit: target " << a.target << ": " << read.status().message() << "\n";
     return 1;
   }
   const auto& r = *read;
+  // The newest signed head this console verified, for the next read to be checked against.
+  if (a.verify && r.intact && r.has_signed_head &&
+      (!*recorded || r.next_head.seq >= (*recorded)->seq)) {
+    if (auto s = heads.Record(r.next_head); !s.ok()) return ReportError("audit", s);
+  }
   OutputTable t;
   t.columns = {"seq", "time", "identity", "role", "rpc", "target", "outcome", "hash"};
   for (const auto& rec : r.records) {
@@ -107,8 +128,9 @@ void SetupAudit(CLI::App& root, VerbContext& ctx) {
       "audit", "A target's audit log; --verify checks its hash chain on the console side");
   cmd->add_option("--target", args->target, "Target name (see `sextant targets list`)")->required();
   cmd->add_flag("--verify", args->verify,
-                "Verify the hash chain from the records and report the agent's own check; "
-                "exit 1 when broken");
+                "Verify the hash chain from the records, the agent's signed head, and that the "
+                "log extends the head recorded before (then record the new one); exit 1 when "
+                "broken");
   cmd->add_option("-o,--output", args->output, "table, json or csv");
   cmd->add_option("--identity", args->identity, "Only records of this identity");
   cmd->add_option("--rpc", args->rpc, "Only records of this RPC (e.g. ApplyDeployment)");

@@ -56,11 +56,11 @@ int Run(const ComplianceArgs& a) {
     for (const auto& p : *packs) names += (names.empty() ? "" : ", ") + p.name;
     return UsageError("compliance", "no pack named '" + a.pack + "' (have " + names + ")");
   }
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("compliance", st.status());
   console::EvaluationInput in;
   in.now = console::NowMs();
-  auto targets = (*st)->ListTargets();
+  auto targets = (*st)->targets().List();
   if (!targets.ok()) return ReportError("compliance", targets.status());
   for (const auto& t : *targets) {
     if (a.target.empty() || t.name == a.target) in.targets.push_back(t.name);
@@ -68,7 +68,7 @@ int Run(const ComplianceArgs& a) {
   if (!a.target.empty() && in.targets.empty()) {
     return ReportError("compliance", Status::NotFound("no target named " + a.target));
   }
-  auto facts = (*st)->ListFacts();
+  auto facts = (*st)->facts().List();
   if (!facts.ok()) return ReportError("compliance", facts.status());
   in.facts = std::move(facts).value();
   auto reports = console::LoadValidationRecords(**st);

@@ -12,14 +12,15 @@
 #include <memory>
 #include <string>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::cli {
 
-inline Result<std::unique_ptr<console::ConsoleStore>> OpenConsoleStore(const std::string& state) {
-  SEXTANT_ASSIGN_OR_RETURN(auto dir, console::ConsoleStore::ResolveStateDir(state));
-  return console::ConsoleStore::Open(dir);
+inline Result<std::unique_ptr<console::ConsoleDatabase>> OpenConsoleDatabase(
+    const std::string& state) {
+  SEXTANT_ASSIGN_OR_RETURN(auto dir, console::ConsoleDatabase::ResolveStateDir(state));
+  return console::ConsoleDatabase::Open(dir);
 }
 
 // A folder of resources/ (e.g. "prices"): $SEXTANT_RESOURCES/<name>, then

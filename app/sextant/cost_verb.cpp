@@ -47,18 +47,18 @@ Result<console::PriceCatalog> LoadCatalog(const CostArgs& a) {
 }
 
 struct Inputs {
-  std::unique_ptr<console::ConsoleStore> store;
+  std::unique_ptr<console::ConsoleDatabase> store;
   console::PriceCatalog catalog;
   std::vector<console::TargetInfo> targets;
 };
 
 Result<Inputs> LoadInputs(const CostArgs& a) {
   Inputs in;
-  SEXTANT_ASSIGN_OR_RETURN(in.store, OpenConsoleStore(a.state));
+  SEXTANT_ASSIGN_OR_RETURN(in.store, OpenConsoleDatabase(a.state));
   SEXTANT_ASSIGN_OR_RETURN(in.catalog, LoadCatalog(a));
-  SEXTANT_ASSIGN_OR_RETURN(auto targets, in.store->ListTargets());
-  SEXTANT_ASSIGN_OR_RETURN(auto facts, in.store->ListFacts());
-  SEXTANT_ASSIGN_OR_RETURN(auto gpus, in.store->ListGpus());
+  SEXTANT_ASSIGN_OR_RETURN(auto targets, in.store->targets().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto facts, in.store->facts().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto gpus, in.store->telemetry().ListGpus());
   in.targets = console::TargetsFromStore(targets, facts, gpus);
   return in;
 }
@@ -74,7 +74,7 @@ int Report(const CostArgs& a) {
   if (!since.ok()) return UsageError("cost", since.status().message());
   auto in = LoadInputs(a);
   if (!in.ok()) return ReportError("cost", in.status());
-  auto usage = in->store->HourlyUsage(console::NowMs() - *since);
+  auto usage = in->store->telemetry().HourlyUsage(console::NowMs() - *since);
   if (!usage.ok()) return ReportError("cost", usage.status());
   auto report = console::ComputeCost(*usage, in->targets, in->catalog, *by);
   for (const auto& u : report.unpriced) std::cerr << "sextant cost: unpriced target " << u << "\n";
@@ -95,9 +95,9 @@ int Report(const CostArgs& a) {
 }
 
 int BudgetSet(const CostArgs& a) {
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("cost", st.status());
-  Status s = (*st)->SetBudget(a.budget);
+  Status s = (*st)->budgets().Set(a.budget);
   if (!s.ok()) return ReportError("cost", s);
   std::cout << "budget for " << a.budget.label << ": $" << a.budget.amount_usd << " per "
             << a.budget.window_days << " days\n";
@@ -105,9 +105,9 @@ int BudgetSet(const CostArgs& a) {
 }
 
 int BudgetRemove(const CostArgs& a) {
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("cost", st.status());
-  Status s = (*st)->RemoveBudget(a.label);
+  Status s = (*st)->budgets().Remove(a.label);
   if (!s.ok()) return ReportError("cost", s);
   return 0;
 }
@@ -117,12 +117,12 @@ int BudgetList(const CostArgs& a) {
   if (!fmt.ok()) return UsageError("cost", fmt.status().message());
   auto in = LoadInputs(a);
   if (!in.ok()) return ReportError("cost", in.status());
-  auto budgets = in->store->ListBudgets();
+  auto budgets = in->store->budgets().List();
   if (!budgets.ok()) return ReportError("cost", budgets.status());
   int longest = 1;
   for (const auto& b : *budgets) longest = std::max(longest, b.window_days);
   const console::TimeMs now = console::NowMs();
-  auto usage = in->store->HourlyUsage(now - int64_t{longest} * 86'400'000);
+  auto usage = in->store->telemetry().HourlyUsage(now - int64_t{longest} * 86'400'000);
   if (!usage.ok()) return ReportError("cost", usage.status());
   OutputTable t;
   t.columns = {"label",    "window_days", "amount_usd", "spent_usd",

@@ -10,19 +10,20 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "app/common/approval.h"
 #include "app/common/paths.h"
-#include "app/common/sha256.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/report_store.h"
 #include "app/sextant/console_common.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/sha256.h"
 #include "engine/gguf/synth.h"
 
 namespace sextant::demo {
@@ -34,8 +35,8 @@ using Clock = std::chrono::steady_clock;
 
 // The fleet: what each agent's config declares. The cloud contexts are declared (config
 // `cloud:`), as an operator does where instance metadata is unavailable; so is encryption at
-// rest, which the demo declares for the two cloud targets and not for on-prem, so that the
-// compliance packs have something to tell apart.
+// rest for the two cloud targets, which the agents report as a declaration next to what they
+// measure (the compliance packs read the measurement: "unknown" on a temporary directory).
 struct AgentPlan {
   const char* name;
   const char* provider;
@@ -249,14 +250,43 @@ Status DemoFleet::PrepareKeysAndCerts() {
   console_key_pem_ = state_dir_ / "console-report-key.pem";
   SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(console_key_pem_, key.public_key().Pem(), false));
 
-  // CA, the agents' server certificate and the client identities. A reused state keeps its CA.
+  // The console's identity, as a vendor gets one: its own key and a signing request (the key
+  // stays in console/), sent to the customer, whose CA issues the certificate; then the CA,
+  // the agents' server certificate and the customer's identities. A reused state keeps both.
   const fs::path tls = state_dir_ / "tls";
+  const fs::path console_dir = state_dir_ / "console";
   std::error_code ec;
   if (!fs::exists(tls / "ca.key", ec)) {
+    SEXTANT_RETURN_IF_ERROR(EnsurePrivateDir(console_dir));
+    SEXTANT_ASSIGN_OR_RETURN(
+        rpc::KeyAndCsr vendor,
+        rpc::CreateKeyAndCsr("vendor/operator",
+                             {std::string("spiffe://") + kTrustDomain + "/vendor/operator"}));
+    SEXTANT_RETURN_IF_ERROR(
+        rpc::WriteTextFile(console_dir / "vendor-operator.key", vendor.key_pem, true));
+    SEXTANT_RETURN_IF_ERROR(
+        rpc::WriteTextFile(console_dir / "vendor-operator.csr", vendor.csr_pem, false));
     rpc::CertsInitOptions certs;
     certs.out_dir = tls;
     certs.trust_domain = kTrustDomain;
+    certs.csrs = {{"vendor/operator", vendor.csr_pem}};
     SEXTANT_RETURN_IF_ERROR(rpc::CertsInit(certs).status());
+  }
+  console_cert_ = tls / "vendor-operator.pem";
+  console_key_ = console_dir / "vendor-operator.key";
+  if (!fs::exists(console_key_, ec)) console_key_ = tls / "vendor-operator.key";  // older states
+
+  // The customer's approver key: the agents admit only specs it approved (two-party
+  // deployments). It lives on the customer's side (customer/), never in the console's files.
+  const fs::path customer = state_dir_ / "customer";
+  SEXTANT_RETURN_IF_ERROR(EnsurePrivateDir(customer));
+  approver_key_ = customer / "approver.key";
+  approvals_file_ = customer / "approvals.jsonl";
+  if (!fs::exists(approver_key_, ec)) {
+    SEXTANT_ASSIGN_OR_RETURN(auto approver, report::SigningKey::Generate());
+    SEXTANT_RETURN_IF_ERROR(approver.Save(approver_key_));
+    SEXTANT_RETURN_IF_ERROR(
+        rpc::WriteTextFile(customer / "approver.pem", approver.public_key().Pem(), false));
   }
 
   SEXTANT_ASSIGN_OR_RETURN(fs::path policies, cli::FindResourceDir("policies"));
@@ -291,9 +321,14 @@ Status DemoFleet::StartAgent(DemoAgent& a) {
     << "state_dir: state\n"
     << "model_store: models\n"
     << "encryption_at_rest: " << (a.encryption_at_rest ? "true" : "false") << "\n"
-    << "# Deployments must carry a passing report signed by this console's key.\n"
+    << "# Deployments must carry a passing report signed by this console's key,\n"
     << "console_keys:\n"
     << "  - " << Quoted(console_key_pem_.string()) << "\n"
+    << "# and be admitted by the customer: an approval signed by its approver key.\n"
+    << "admission:\n"
+    << "  approval_keys:\n"
+    << "    - " << Quoted((state_dir_ / "customer" / "approver.pem").string()) << "\n"
+    << "  approvals: " << Quoted(approvals_file_.string()) << "\n"
     << "cloud:\n"
     << "  provider: " << a.provider << "\n";
   for (const AgentPlan& p : kPlan) {
@@ -372,8 +407,8 @@ Status DemoFleet::WaitForAgent(DemoAgent& a) {
   t.name = a.name;
   t.endpoint = a.endpoint;
   t.ca_path = (state_dir_ / "tls" / "ca.pem").string();
-  t.cert_path = (state_dir_ / "tls" / "vendor-operator.pem").string();
-  t.key_path = (state_dir_ / "tls" / "vendor-operator.key").string();
+  t.cert_path = console_cert_.string();
+  t.key_path = console_key_.string();
   Status last;
   while (true) {
     auto who = rpc::TestTarget(t, milliseconds(2000));
@@ -390,21 +425,20 @@ Status DemoFleet::WaitForAgent(DemoAgent& a) {
 }
 
 Status DemoFleet::RegisterTargets() {
-  SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleStore::Open(state_dir_));
-  SEXTANT_RETURN_IF_ERROR(console::ReportStore::EnsureSchema(store_->handle()));
-  SEXTANT_ASSIGN_OR_RETURN(auto existing, store_->ListTargets());
+  SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleDatabase::Open(state_dir_));
+  SEXTANT_ASSIGN_OR_RETURN(auto existing, store_->targets().List());
   for (const auto& a : agents_) {
     for (const auto& t : existing) {
-      if (t.name == a.name) SEXTANT_RETURN_IF_ERROR(store_->RemoveTarget(a.name));
+      if (t.name == a.name) SEXTANT_RETURN_IF_ERROR(store_->targets().Remove(a.name));
     }
     console::Target t;
     t.name = a.name;
     t.endpoint = a.endpoint;
     t.ca_path = (state_dir_ / "tls" / "ca.pem").string();
-    t.cert_path = (state_dir_ / "tls" / "vendor-operator.pem").string();
-    t.key_path = (state_dir_ / "tls" / "vendor-operator.key").string();
+    t.cert_path = console_cert_.string();
+    t.key_path = console_key_.string();
     t.labels = {{"cloud", a.cloud_context}, {"demo", "true"}};
-    SEXTANT_RETURN_IF_ERROR(store_->AddTarget(t));
+    SEXTANT_RETURN_IF_ERROR(store_->targets().Add(t));
   }
   return Status();
 }
@@ -464,9 +498,27 @@ Result<report::ValidationReport> DemoFleet::Validate() {
   o.model_dir = model_.path.parent_path();
   SEXTANT_ASSIGN_OR_RETURN(validate::ValidationRun run, validate::RunValidation(spec_, o));
   SEXTANT_ASSIGN_OR_RETURN(auto signed_report, report::SignReport(run.report, key));
-  console::ReportStore reports(store_->handle());
+  console::ReportRepository& reports = store_->reports();
   SEXTANT_RETURN_IF_ERROR(reports.Add(run.report, signed_report).status());
   return run.report;
+}
+
+Status DemoFleet::Approve() {
+  SEXTANT_ASSIGN_OR_RETURN(auto key, report::SigningKey::Load(approver_key_));
+  approval::Approval a;
+  a.spec_digest = "sha256:" + spec::SpecDigest(spec_);
+  a.name = spec_.name;
+  a.model_sha256 = spec_.model.sha256;
+  a.approved_by = "customer (sextant demo)";
+  a.approved_at = approval::FormatRfc3339(std::time(nullptr));
+  SEXTANT_ASSIGN_OR_RETURN(auto signed_approval, approval::SignApproval(a, key));
+  std::ofstream out(approvals_file_, std::ios::app);
+  out << approval::SignedApprovalToJson(signed_approval).dump() << "\n";
+  out.flush();
+  if (!out) return Status::Unavailable("cannot append to " + approvals_file_.string());
+  Step("the customer approves " + a.spec_digest.substr(0, 19) + " with its approver key (" +
+       key.key_id().substr(0, 12) + ", " + approvals_file_.string() + ")");
+  return Status();
 }
 
 void DemoFleet::Stop() {

@@ -8,6 +8,9 @@
 //
 // Validate() runs the spec on the embedded engine and stores the signed report, as `sextant
 // validate` does; pushing and refreshing use the console's own functions on the same store.
+// The demo plays both parties: the console (vendor) gets its certificate from a signing
+// request, its key never on the customer's side; the customer holds an approver key, and its
+// agents admit only specs it approved (Approve(), as `sextant-agent approve` does).
 //
 // Stop() ends every agent (SIGTERM, then SIGKILL after a grace period) and reaps it; the
 // destructor calls Stop(). Agents also receive SIGTERM when the thread that started them ends
@@ -32,7 +35,7 @@
 #include "app/common/deployment_spec.h"
 #include "app/common/signing.h"
 #include "app/common/validation_report.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::demo {
@@ -98,6 +101,10 @@ class DemoFleet {
   // with the console's key and stores it. Returns the report (passed or not).
   Result<report::ValidationReport> Validate();
 
+  // As the customer: approves the spec's digest with the customer's approver key (appends the
+  // signed approval to the approvals file the agents read).
+  Status Approve();
+
   // Ends every agent and reaps it; removes a temporary state directory unless kept. Idempotent.
   void Stop();
 
@@ -110,7 +117,7 @@ class DemoFleet {
   const std::vector<DemoAgent>& agents() const { return agents_; }
   std::vector<std::string> target_names() const;
   // The console store in state_dir() (open between Start() and Stop()).
-  console::ConsoleStore& store() { return *store_; }
+  console::ConsoleDatabase& store() { return *store_; }
   const std::filesystem::path& signing_key_path() const { return key_path_; }
   // The console's public report key (PEM), as the agents' console_keys list names it.
   const std::filesystem::path& console_key_pem() const { return console_key_pem_; }
@@ -136,7 +143,11 @@ class DemoFleet {
   std::filesystem::path console_key_pem_;
   std::filesystem::path agent_binary_;
   std::filesystem::path policy_file_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::filesystem::path console_cert_;  // the console's client certificate (issued by the CA)
+  std::filesystem::path console_key_;   // and its key, made on the console's side
+  std::filesystem::path approver_key_;  // the customer's approver key
+  std::filesystem::path approvals_file_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::mutex stop_mu_;  // serializes Stop() with itself
   std::vector<DemoAgent> agents_;
 };

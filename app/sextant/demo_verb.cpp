@@ -114,21 +114,21 @@ class SignalGuard {
   int received_ = 0;
 };
 
-nlohmann::json CostSummary(console::ConsoleStore& st) {
+nlohmann::json CostSummary(console::ConsoleDatabase& st) {
   nlohmann::json out = nlohmann::json::object();
   auto prices = FindResourceDir("prices");
   if (!prices.ok()) return {{"error", prices.status().message()}};
   auto catalog = console::PriceCatalog::LoadDir(*prices);
   if (!catalog.ok()) return {{"error", catalog.status().message()}};
-  auto targets = st.ListTargets();
-  auto facts = st.ListFacts();
-  auto gpus = st.ListGpus();
+  auto targets = st.targets().List();
+  auto facts = st.facts().List();
+  auto gpus = st.telemetry().ListGpus();
   if (!targets.ok() || !facts.ok() || !gpus.ok()) {
     return {{"error", "cannot read the console store"}};
   }
   const auto infos = console::TargetsFromStore(*targets, *facts, *gpus);
   const console::TimeMs since = console::NowMs() - 3'600'000;
-  auto usage = st.HourlyUsage(since);
+  auto usage = st.telemetry().HourlyUsage(since);
   if (!usage.ok()) return {{"error", usage.status().message()}};
   const auto report = console::ComputeCost(*usage, infos, *catalog, console::GroupBy::kTarget);
   nlohmann::json lines = nlohmann::json::array();
@@ -169,15 +169,15 @@ nlohmann::json CostSummary(console::ConsoleStore& st) {
   return out;
 }
 
-nlohmann::json ComplianceSummary(console::ConsoleStore& st) {
+nlohmann::json ComplianceSummary(console::ConsoleDatabase& st) {
   auto dir = FindResourceDir("policies");
   if (!dir.ok()) return {{"error", dir.status().message()}};
   auto packs = console::LoadPacks(*dir);
   if (!packs.ok()) return {{"error", packs.status().message()}};
   console::EvaluationInput in;
   in.now = console::NowMs();
-  auto targets = st.ListTargets();
-  auto facts = st.ListFacts();
+  auto targets = st.targets().List();
+  auto facts = st.facts().List();
   auto reports = console::LoadValidationRecords(st);
   if (!targets.ok() || !facts.ok() || !reports.ok()) {
     return {{"error", "cannot read the console store"}};
@@ -422,6 +422,8 @@ int Demo(const DemoArgs& a) {
                                    "local validation did not pass, nothing to push:" + why));
   }
 
+  // The customer admits the spec (its agents refuse any spec it did not approve).
+  if (Status s = fleet->Approve(); !s.ok()) return ReportError("demo", s);
   std::cerr << "demo: pushing " << local.spec_name << " (spec " << local.spec_digest.substr(0, 12)
             << ") to " << fleet->target_names().size() << " agents\n";
   auto pushed = Push(*fleet);
@@ -429,7 +431,7 @@ int Demo(const DemoArgs& a) {
 
   rpc::ConnectorOptions co;
   co.call_deadline = std::chrono::milliseconds(5000);
-  auto targets = fleet->store().ListTargets();
+  auto targets = fleet->store().targets().List();
   std::vector<console::Target> ours;
   if (targets.ok()) {
     for (const auto& t : *targets) {

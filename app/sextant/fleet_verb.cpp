@@ -31,10 +31,10 @@ int Run(const FleetArgs& a) {
   if (!fmt.ok()) return UsageError("fleet", fmt.status().message());
   auto by = console::ParseFleetGroupBy(a.by);
   if (!by.ok()) return UsageError("fleet", by.status().message());
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("fleet", st.status());
   if (!a.offline) {
-    auto targets = (*st)->ListTargets();
+    auto targets = (*st)->targets().List();
     if (!targets.ok()) return ReportError("fleet", targets.status());
     rpc::ConnectorOptions o;
     o.call_deadline = std::chrono::milliseconds(a.timeout_ms);

@@ -7,7 +7,6 @@
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
 #include "app/console/rollout/rollout.h"
-#include "app/console/store/report_store.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/push.h"
 
@@ -36,13 +35,13 @@ ui::PushOutcome FromResult(const console::PushResult& r) {
 
 }  // namespace
 
-ConnectorConsoleActions::ConnectorConsoleActions(console::ConsoleStore* store,
+ConnectorConsoleActions::ConnectorConsoleActions(console::ConsoleDatabase* store,
                                                  rpc::FleetConnector* connector,
                                                  GuiActionOptions options)
     : store_(store), connector_(connector), options_(std::move(options)) {}
 
 Result<ui::TargetTestResult> ConnectorConsoleActions::TestTarget(const std::string& target) {
-  SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->GetTarget(target));
+  SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->targets().Get(target));
   SEXTANT_ASSIGN_OR_RETURN(rpc::TargetIdentity id, rpc::TestTarget(t, options_.call_deadline));
   ui::TargetTestResult r;
   r.identity = id.identity;
@@ -54,9 +53,9 @@ Result<ui::TargetTestResult> ConnectorConsoleActions::TestTarget(const std::stri
 }
 
 Status ConnectorConsoleActions::AddTarget(const console::Target& target) {
-  SEXTANT_RETURN_IF_ERROR(store_->AddTarget(target));
+  SEXTANT_RETURN_IF_ERROR(store_->targets().Add(target));
   if (connector_ != nullptr) {
-    SEXTANT_ASSIGN_OR_RETURN(console::Target stored, store_->GetTarget(target.name));
+    SEXTANT_ASSIGN_OR_RETURN(console::Target stored, store_->targets().Get(target.name));
     std::lock_guard<std::mutex> lock(connector_mu_);
     connector_->Start({stored});
   }
@@ -64,12 +63,12 @@ Status ConnectorConsoleActions::AddTarget(const console::Target& target) {
 }
 
 Status ConnectorConsoleActions::RemoveTarget(const std::string& target) {
-  if (connector_ == nullptr) return store_->RemoveTarget(target);
+  if (connector_ == nullptr) return store_->targets().Remove(target);
   // The connector has no per-target stop: stop all, remove, restart the rest.
   std::lock_guard<std::mutex> lock(connector_mu_);
   connector_->Stop();
-  Status removed = store_->RemoveTarget(target);
-  auto rest = store_->ListTargets();
+  Status removed = store_->targets().Remove(target);
+  auto rest = store_->targets().List();
   if (rest.ok()) connector_->Start(*rest);
   if (!removed.ok()) return removed;
   return rest.ok() ? Status() : rest.status();
@@ -77,7 +76,7 @@ Status ConnectorConsoleActions::RemoveTarget(const std::string& target) {
 
 Result<ui::AuditFetch> ConnectorConsoleActions::FetchAudit(const std::string& target,
                                                            int max_records) {
-  SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->GetTarget(target));
+  SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->targets().Get(target));
   SEXTANT_ASSIGN_OR_RETURN(rpc::AgentClientOptions o,
                            rpc::ClientOptionsFor(t, options_.call_deadline));
   SEXTANT_ASSIGN_OR_RETURN(auto client, rpc::AgentClient::Connect(o));
@@ -116,7 +115,6 @@ Result<ui::ValidationOutcome> ConnectorConsoleActions::Validate(
                                ? report::DefaultSigningKeyPath()
                                : Result<std::filesystem::path>(options_.signing_key));
   SEXTANT_ASSIGN_OR_RETURN(report::SigningKey key, report::SigningKey::LoadOrCreate(key_path));
-  SEXTANT_RETURN_IF_ERROR(console::ReportStore::EnsureSchema(store_->handle()));
   if (cancel.load()) return Status::Cancelled("validation cancelled before it started");
 
   validate::ValidateOptions vo;
@@ -131,7 +129,7 @@ Result<ui::ValidationOutcome> ConnectorConsoleActions::Validate(
   if (cancel.load()) return Status::Cancelled("validation cancelled; no report was stored");
 
   SEXTANT_ASSIGN_OR_RETURN(report::SignedReport signed_report, report::SignReport(run.report, key));
-  console::ReportStore reports(store_->handle());
+  console::ReportRepository& reports = store_->reports();
   SEXTANT_ASSIGN_OR_RETURN(int64_t id, reports.Add(run.report, signed_report));
 
   const report::ValidationReport& r = run.report;

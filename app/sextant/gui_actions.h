@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/console/fleet_connector.h"
 #include "ui/console_actions.h"
 
@@ -25,7 +25,7 @@ struct GuiActionOptions {
 class ConnectorConsoleActions : public ui::ConsoleActions {
  public:
   // store and connector are borrowed and must outlive this object.
-  ConnectorConsoleActions(console::ConsoleStore* store, rpc::FleetConnector* connector,
+  ConnectorConsoleActions(console::ConsoleDatabase* store, rpc::FleetConnector* connector,
                           GuiActionOptions options = {});
 
   Result<ui::TargetTestResult> TestTarget(const std::string& target) override;
@@ -44,7 +44,7 @@ class ConnectorConsoleActions : public ui::ConsoleActions {
       const std::function<void(const ui::PushProgress&)>& progress) override;
 
  private:
-  console::ConsoleStore* store_;
+  console::ConsoleDatabase* store_;
   rpc::FleetConnector* connector_;
   GuiActionOptions options_;
   std::mutex connector_mu_;  // serializes Start/Stop of the connector's targets

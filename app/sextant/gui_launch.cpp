@@ -215,9 +215,9 @@ int LaunchGui(const GuiLaunchOptions& options) {
     ExplainNoDisplay();
     return 2;
   }
-  auto console = OpenConsoleStore(options.state);
+  auto console = OpenConsoleDatabase(options.state);
   if (!console.ok()) return ReportError("gui", console.status());
-  std::shared_ptr<console::ConsoleStore> store = std::move(console).value();
+  std::shared_ptr<console::ConsoleDatabase> store = std::move(console).value();
 
   ui::SnapshotSources sources;
   std::vector<std::string> notes;
@@ -248,7 +248,7 @@ int LaunchGui(const GuiLaunchOptions& options) {
   copts.call_deadline = std::chrono::milliseconds(5000);
   sources.stale_after_ms = copts.stale_after.count();
   rpc::FleetConnector connector(store.get(), copts);
-  auto targets = store->ListTargets();
+  auto targets = store->targets().List();
   if (!targets.ok()) return ReportError("gui", targets.status());
   connector.Start(*targets);
 

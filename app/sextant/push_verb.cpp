@@ -67,7 +67,7 @@ int Push(const PushArgs& a) {
   }
   auto format = ParseOutputFormat(a.output);
   if (!format.ok()) return UsageError("push", format.status().message());
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("push", st.status());
   rpc::PushRequest r;
   r.spec_file = a.spec_file;

@@ -13,8 +13,7 @@
 
 #include "app/cli/verb.h"
 #include "app/common/signing.h"
-#include "app/console/store/console_store.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::cli {
 namespace {
@@ -34,10 +33,9 @@ int Fail(const Status& s) {
   return 1;
 }
 
-Result<std::unique_ptr<console::ConsoleStore>> OpenStore(const ReportsArgs& a) {
-  SEXTANT_ASSIGN_OR_RETURN(auto dir, console::ConsoleStore::ResolveStateDir(a.state));
-  SEXTANT_ASSIGN_OR_RETURN(auto console, console::ConsoleStore::Open(dir));
-  SEXTANT_RETURN_IF_ERROR(console::ReportStore::EnsureSchema(console->handle()));
+Result<std::unique_ptr<console::ConsoleDatabase>> OpenStore(const ReportsArgs& a) {
+  SEXTANT_ASSIGN_OR_RETURN(auto dir, console::ConsoleDatabase::ResolveStateDir(a.state));
+  SEXTANT_ASSIGN_OR_RETURN(auto console, console::ConsoleDatabase::Open(dir));
   return console;
 }
 
@@ -59,7 +57,7 @@ std::string Short(const std::string& s) { return s.substr(0, 12); }
 int List(const ReportsArgs& a) {
   auto console = OpenStore(a);
   if (!console.ok()) return Fail(console.status());
-  console::ReportStore reports((*console)->handle());
+  console::ReportRepository& reports = (*console)->reports();
   auto rows = reports.List(a.spec_digest, a.limit);
   if (!rows.ok()) return Fail(rows.status());
   if (a.output == "json") {
@@ -96,7 +94,7 @@ int List(const ReportsArgs& a) {
 int Show(const ReportsArgs& a) {
   auto console = OpenStore(a);
   if (!console.ok()) return Fail(console.status());
-  console::ReportStore reports((*console)->handle());
+  console::ReportRepository& reports = (*console)->reports();
   if (a.ids.size() != 1) return Fail(Status::InvalidArgument("show takes one report id"));
   auto row = reports.Get(a.ids[0]);
   if (!row.ok()) return Fail(row.status());
@@ -151,7 +149,7 @@ int Verify(const ReportsArgs& a) {
   if (!console.ok()) return Fail(console.status());
   auto key = TrustedKey(a);
   if (!key.ok()) return Fail(key.status());
-  console::ReportStore reports((*console)->handle());
+  console::ReportRepository& reports = (*console)->reports();
   std::vector<console::StoredReport> rows;
   if (a.ids.empty()) {
     auto all = reports.List();

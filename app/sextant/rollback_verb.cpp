@@ -31,7 +31,7 @@ struct RollbackArgs {
 int Rollback(const RollbackArgs& a) {
   auto format = ParseOutputFormat(a.output);
   if (!format.ok()) return UsageError("rollback", format.status().message());
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("rollback", st.status());
   rpc::RollbackRequest r;
   r.call_deadline = std::chrono::seconds(a.deadline_s);

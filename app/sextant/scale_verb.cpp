@@ -15,7 +15,6 @@
 //      target re-running the prompts and compared, rollback on failure, journal.
 // Exit status: 0 every target runs the new spec, 1 the scale stopped or could not start,
 // 2 usage.
-#include <sqlite3.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -37,7 +36,6 @@
 #include "app/common/signing.h"
 #include "app/common/spec_diff.h"
 #include "app/console/rollout/carried_report.h"
-#include "app/console/store/report_store.h"
 #include "app/sextant/console_common.h"
 #include "connectors/console/push.h"
 #include "connectors/console/rollout_channel.h"
@@ -69,28 +67,10 @@ struct ScaleArgs {
 };
 
 // The targets of the deployment's latest push that reached a target (journal rows), by name.
-Result<std::vector<std::string>> JournalTargets(console::ConsoleStore& st,
+Result<std::vector<std::string>> JournalTargets(console::ConsoleDatabase& st,
                                                 const std::string& deployment) {
-  SEXTANT_RETURN_IF_ERROR(rpc::EnsureRolloutSchema(st));
-  sqlite3* db = st.handle();
-  sqlite3_stmt* s = nullptr;
-  const char* sql =
-      "SELECT t.target FROM rollout_targets t WHERE t.rollout_id = (SELECT r.id FROM rollouts r "
-      "WHERE r.kind = 'push' AND r.deployment = ?1 AND EXISTS (SELECT 1 FROM rollout_targets x "
-      "WHERE x.rollout_id = r.id) ORDER BY r.id DESC LIMIT 1) ORDER BY t.target";
-  if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
-    return Status::Unavailable(std::string("rollout journal: ") + sqlite3_errmsg(db));
-  }
-  sqlite3_bind_text(s, 1, deployment.data(), static_cast<int>(deployment.size()), SQLITE_TRANSIENT);
-  std::vector<std::string> out;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
-  }
-  sqlite3_finalize(s);
-  if (rc != SQLITE_DONE) {
-    return Status::Unavailable(std::string("rollout journal: ") + sqlite3_errmsg(db));
-  }
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<std::string> out,
+                           st.rollouts().TargetsOfLatestPush(deployment));
   if (out.empty()) {
     return Status::NotFound("no push of deployment '" + deployment +
                             "' in the rollout journal of this console: push it first (`sextant "
@@ -162,9 +142,9 @@ int Scale(const ScaleArgs& a) {
   }
   auto format = ParseOutputFormat(a.output);
   if (!format.ok()) return UsageError(verb, format.status().message());
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError(verb, st.status());
-  console::ConsoleStore& store = **st;
+  console::ConsoleDatabase& store = **st;
   const auto deadline = std::chrono::milliseconds(std::chrono::seconds(a.deadline_s));
 
   // 1. Targets.
@@ -210,10 +190,7 @@ int Scale(const ScaleArgs& a) {
         verb, Status::FailedPrecondition("cannot load the console's signing key " +
                                          key_path->string() + ": " + key.status().message()));
   }
-  if (Status s = console::ReportStore::EnsureSchema(store.handle()); !s.ok()) {
-    return ReportError(verb, s);
-  }
-  console::ReportStore reports(store.handle());
+  console::ReportRepository& reports = store.reports();
   std::optional<int64_t> reused;
   std::vector<console::CarriedReport> carried;
   {

@@ -12,6 +12,7 @@
 #include "app/console/fleet/fleet.h"
 #include "app/sextant/console_common.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/time.h"
 
 namespace sextant::cli {
 namespace {
@@ -41,10 +42,10 @@ int Add(TargetsArgs& a) {
     }
     *p = std::filesystem::absolute(*p).string();
   }
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("targets", st.status());
   if (!a.target.account.empty()) {
-    auto accounts = (*st)->ListAccounts();
+    auto accounts = (*st)->accounts().List();
     if (!accounts.ok()) return ReportError("targets", accounts.status());
     bool known = false;
     for (const auto& acc : *accounts) known |= acc.name == a.target.account;
@@ -53,7 +54,7 @@ int Add(TargetsArgs& a) {
                                                      a.target.account + " (sextant accounts add)"));
     }
   }
-  Status s = (*st)->AddTarget(a.target);
+  Status s = (*st)->targets().Add(a.target);
   if (!s.ok()) return ReportError("targets", s);
   std::cout << "added target " << a.target.name << " (" << a.target.endpoint << ")\n";
   return 0;
@@ -62,7 +63,7 @@ int Add(TargetsArgs& a) {
 int List(const TargetsArgs& a) {
   auto fmt = ParseOutputFormat(a.output);
   if (!fmt.ok()) return UsageError("targets", fmt.status().message());
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("targets", st.status());
   auto fleet = console::LoadFleet(**st, console::NowMs(), 30'000);
   if (!fleet.ok()) return ReportError("targets", fleet.status());
@@ -78,7 +79,7 @@ int List(const TargetsArgs& a) {
                   : v.status.state == console::ConnState::kError   ? Tone::kBad
                                                                    : Tone::kDim;
       t.AddRow({v.target.name, v.target.endpoint, v.target.account, labels, v.StatusText(),
-                v.status.last_seen ? nlohmann::json(console::FormatTime(v.status.last_seen))
+                v.status.last_seen ? nlohmann::json(FormatRfc3339(v.status.last_seen))
                                    : nlohmann::json(),
                 v.status.role},
                tone);
@@ -89,18 +90,18 @@ int List(const TargetsArgs& a) {
 }
 
 int Remove(const TargetsArgs& a) {
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("targets", st.status());
-  Status s = (*st)->RemoveTarget(a.name);
+  Status s = (*st)->targets().Remove(a.name);
   if (!s.ok()) return ReportError("targets", s);
   std::cout << "removed target " << a.name << "\n";
   return 0;
 }
 
 int Test(const TargetsArgs& a) {
-  auto st = OpenConsoleStore(a.state);
+  auto st = OpenConsoleDatabase(a.state);
   if (!st.ok()) return ReportError("targets", st.status());
-  auto target = (*st)->GetTarget(a.name);
+  auto target = (*st)->targets().Get(a.name);
   if (!target.ok()) return ReportError("targets", target.status());
   auto who = rpc::TestTarget(*target, std::chrono::milliseconds(a.timeout_ms));
   if (!who.ok()) {

@@ -14,6 +14,7 @@
 #include "app/common/deployment_spec.h"
 #include "app/console/compliance/pack.h"
 #include "app/console/cost/price_catalog.h"
+#include "app/console/rollout/rollout.h"
 #include "app/sextant/console_common.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/fleet_connector.h"
@@ -36,7 +37,7 @@ std::vector<std::string> RpcsFor(tui::ActionKind k) {
     case tui::ActionKind::kRollback:
       return {"GetDeployment", "ApplyDeployment"};
     case tui::ActionKind::kRevalidate:
-      return {"RunValidation"};
+      return {"GetDeployment", "RunValidation"};
   }
   return {};
 }
@@ -46,7 +47,7 @@ std::vector<std::string> RpcsFor(tui::ActionKind k) {
 // Check() answers from memory.
 class FleetActions : public tui::ConsoleActions {
  public:
-  explicit FleetActions(console::ConsoleStore* store) : store_(store) {
+  explicit FleetActions(console::ConsoleDatabase* store) : store_(store) {
     thread_ = std::thread([this] { RefreshRoles(); });
   }
   ~FleetActions() override {
@@ -94,7 +95,7 @@ class FleetActions : public tui::ConsoleActions {
 
   Result<std::unique_ptr<rpc::AgentClient>> ClientFor(const std::string& target,
                                                       milliseconds deadline) {
-    SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->GetTarget(target));
+    SEXTANT_ASSIGN_OR_RETURN(console::Target t, store_->targets().Get(target));
     SEXTANT_ASSIGN_OR_RETURN(auto opts, rpc::ClientOptionsFor(t, deadline));
     return rpc::AgentClient::Connect(opts);
   }
@@ -125,21 +126,45 @@ class FleetActions : public tui::ConsoleActions {
            std::to_string(resp.generation()) + ", replicas " + std::to_string(replicas);
   }
 
+  // The agent answers whether its outputs match the digests of this console's own passing
+  // reports of the spec it runs (one set per backend); it never returns a digest of its own.
   Result<std::string> Revalidate(const tui::DeploymentRef& ref) {
     SEXTANT_ASSIGN_OR_RETURN(auto client, ClientFor(ref.target, milliseconds(300000)));
+    SEXTANT_ASSIGN_OR_RETURN(v1::Deployment cur, client->GetDeployment(ref.deployment));
     v1::RunValidationRequest req;
     req.set_name(ref.deployment);
+    req.set_generation(cur.generation());
+    {
+      console::ReportRepository& reports = store_->reports();
+      SEXTANT_ASSIGN_OR_RETURN(auto stored,
+                               reports.List(console::BareDigest(cur.spec().spec_digest())));
+      std::set<std::string> backends;
+      for (const auto& r : stored) {
+        if (!r.passed) continue;
+        auto parsed =
+            report::FromJson(nlohmann::json::parse(r.signed_report.report_json, nullptr, false));
+        if (!parsed.ok() || !backends.insert(parsed->backend).second) continue;
+        auto* e = req.add_expected();
+        e->set_backend(parsed->backend);
+        for (const auto& p : parsed->prompts) e->add_prompt_output_digests(p.output_digest);
+      }
+    }
+    if (req.expected().empty()) {
+      return Status::FailedPrecondition("this console has no passing report of " +
+                                        cur.spec().spec_digest().substr(0, 19) +
+                                        " to compare the target's outputs with");
+    }
     SEXTANT_ASSIGN_OR_RETURN(v1::RunValidationResponse r, client->RunValidation(req));
     double tps = 0;
     for (const auto& p : r.prompts()) tps += p.decode_tokens_per_second();
     if (r.prompts_size() > 0) tps /= r.prompts_size();
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.1f", tps);
-    std::string digest = r.output_digest();
-    if (digest.size() > 19) digest = digest.substr(0, 19);
     return std::to_string(r.prompts_size()) + " prompts on " + r.backend() +
-           (r.device().empty() ? "" : " (" + r.device() + ")") + ", output " + digest + ", " + buf +
-           " tok/s";
+           (r.device().empty() ? "" : " (" + r.device() + ")") + ", " +
+           std::to_string(r.prompts_matching()) + "/" + std::to_string(r.prompts_size()) +
+           " match the " + r.compared_with_backend() + " report" +
+           (r.output_matches() ? "" : " (MISMATCH)") + ", " + buf + " tok/s";
   }
 
   // Rollback returns every target of the deployment's latest push to its previous generation
@@ -165,7 +190,7 @@ class FleetActions : public tui::ConsoleActions {
     while (!stop_) {
       l.unlock();
       std::map<std::string, RoleInfo> found;
-      auto targets = store_->ListTargets();
+      auto targets = store_->targets().List();
       if (targets.ok()) {
         for (const auto& t : *targets) {
           {
@@ -189,7 +214,7 @@ class FleetActions : public tui::ConsoleActions {
     }
   }
 
-  console::ConsoleStore* store_;
+  console::ConsoleDatabase* store_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                      // GUARDED_BY(mu_)
@@ -200,9 +225,9 @@ class FleetActions : public tui::ConsoleActions {
 }  // namespace
 
 int RunTuiOnState(const TuiOptions& o) {
-  auto st = OpenConsoleStore(o.state);
+  auto st = OpenConsoleDatabase(o.state);
   if (!st.ok()) return ReportError("tui", st.status());
-  console::ConsoleStore* store = st->get();
+  console::ConsoleDatabase* store = st->get();
 
   // Prices and policy packs: without them the cost view and compliance alerts say why.
   std::unique_ptr<console::PriceCatalog> catalog;
@@ -234,7 +259,7 @@ int RunTuiOnState(const TuiOptions& o) {
   copts.backoff_initial = milliseconds(1000);
   copts.backoff_max = milliseconds(10000);
   rpc::FleetConnector connector(store, copts);
-  if (auto targets = store->ListTargets(); targets.ok()) connector.Start(*targets);
+  if (auto targets = store->targets().List(); targets.ok()) connector.Start(*targets);
 
   tui::SnapshotSources src;
   src.store = store;
@@ -248,7 +273,7 @@ int RunTuiOnState(const TuiOptions& o) {
     const console::TimeMs now = console::NowMs();
     if (now - last_target_scan > 5000) {  // targets added while the UI runs join the fleet
       last_target_scan = now;
-      if (auto targets = store->ListTargets(); targets.ok()) connector.Start(*targets);
+      if (auto targets = store->targets().List(); targets.ok()) connector.Start(*targets);
     }
     return tui::LoadSnapshot(src, now, heavy, prev);
   };

@@ -19,8 +19,7 @@
 #include "app/common/deployment_spec.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/console_store.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::cli {
 namespace {
@@ -145,11 +144,10 @@ int Validate(const ValidateArgs& a) {
   if (!key_path.ok()) return fail(key_path.status());
   auto key = report::SigningKey::LoadOrCreate(*key_path);
   if (!key.ok()) return fail(key.status());
-  auto state_dir = console::ConsoleStore::ResolveStateDir(a.state);
+  auto state_dir = console::ConsoleDatabase::ResolveStateDir(a.state);
   if (!state_dir.ok()) return fail(state_dir.status());
-  auto console = console::ConsoleStore::Open(*state_dir);
+  auto console = console::ConsoleDatabase::Open(*state_dir);
   if (!console.ok()) return fail(console.status());
-  if (Status s = console::ReportStore::EnsureSchema((*console)->handle()); !s.ok()) return fail(s);
 
   validate::ValidateOptions options;
   options.backend = a.backend;
@@ -163,7 +161,7 @@ int Validate(const ValidateArgs& a) {
 
   auto signed_report = report::SignReport(run->report, *key);
   if (!signed_report.ok()) return fail(signed_report.status());
-  console::ReportStore reports((*console)->handle());
+  console::ReportRepository& reports = (*console)->reports();
   auto id = reports.Add(run->report, *signed_report);
   if (!id.ok()) return fail(id.status());
 

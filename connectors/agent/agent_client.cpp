@@ -116,9 +116,11 @@ Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const AgentClientOptio
   if (!options.server_name_override.empty()) {
     args.SetSslTargetNameOverride(options.server_name_override);
   }
-  // Fail fast on a refused handshake rather than backing off for seconds.
+  // Retry soon after a refused handshake rather than backing off for seconds. The minimum is
+  // also how long gRPC lets one connection attempt (TCP, then TLS) take: at 200 ms a busy host
+  // fails healthy connections ("tcp handshaker shutdown"), so it stays at seconds.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   auto impl = std::make_unique<Impl>();
   impl->options = options;

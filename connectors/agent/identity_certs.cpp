@@ -26,6 +26,7 @@ struct Free {
   void operator()(X509* p) const { X509_free(p); }
   void operator()(BIO* p) const { BIO_free(p); }
   void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
 };
 using PKey = std::unique_ptr<EVP_PKEY, Free>;
 using Cert = std::unique_ptr<X509, Free>;
@@ -124,12 +125,14 @@ Result<CertAndKey> CreateCa(const std::string& common_name, int64_t valid_second
   return ToPem(cert.get(), key.get());
 }
 
-Result<CertAndKey> IssueCert(const CertAndKey& ca, const CertRequest& req) {
+namespace {
+
+// A leaf certificate for `key` (a public key suffices) signed by ca.
+Result<Cert> SignLeaf(const CertAndKey& ca, const CertRequest& req, EVP_PKEY* key) {
   SEXTANT_ASSIGN_OR_RETURN(PKey ca_key, ReadKey(ca.key_pem));
   SEXTANT_ASSIGN_OR_RETURN(Cert ca_cert, ReadCert(ca.cert_pem));
-  SEXTANT_ASSIGN_OR_RETURN(PKey key, NewKey());
   SEXTANT_ASSIGN_OR_RETURN(Cert cert,
-                           NewCert(req.common_name, key.get(), req.not_before_s, req.not_after_s));
+                           NewCert(req.common_name, key, req.not_before_s, req.not_after_s));
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get()));
   SEXTANT_RETURN_IF_ERROR(AddExt(cert.get(), ca_cert.get(), NID_basic_constraints, "CA:FALSE"));
   SEXTANT_RETURN_IF_ERROR(
@@ -153,7 +156,69 @@ Result<CertAndKey> IssueCert(const CertAndKey& ca, const CertRequest& req) {
   SEXTANT_RETURN_IF_ERROR(
       AddExt(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always"));
   if (!X509_sign(cert.get(), ca_key.get(), EVP_sha256())) return SslError("signing a certificate");
+  return cert;
+}
+
+}  // namespace
+
+Result<CertAndKey> IssueCert(const CertAndKey& ca, const CertRequest& req) {
+  SEXTANT_ASSIGN_OR_RETURN(PKey key, NewKey());
+  SEXTANT_ASSIGN_OR_RETURN(Cert cert, SignLeaf(ca, req, key.get()));
   return ToPem(cert.get(), key.get());
+}
+
+Result<KeyAndCsr> CreateKeyAndCsr(const std::string& common_name,
+                                  const std::vector<std::string>& uri_sans) {
+  SEXTANT_ASSIGN_OR_RETURN(PKey key, NewKey());
+  std::unique_ptr<X509_REQ, Free> req(X509_REQ_new());
+  X509_REQ_set_version(req.get(), 0);
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
+  X509_REQ_set_pubkey(req.get(), key.get());
+  if (!uri_sans.empty()) {
+    std::string san;
+    for (const auto& u : uri_sans) san += (san.empty() ? "" : ",") + std::string("URI:") + u;
+    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
+    if (!ext) {
+      sk_X509_EXTENSION_free(exts);
+      return SslError("subjectAltName=" + san);
+    }
+    sk_X509_EXTENSION_push(exts, ext);
+    X509_REQ_add_extensions(req.get(), exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  if (!X509_REQ_sign(req.get(), key.get(), EVP_sha256())) return SslError("signing the request");
+  Bio rb(BIO_new(BIO_s_mem())), kb(BIO_new(BIO_s_mem()));
+  if (!PEM_write_bio_X509_REQ(rb.get(), req.get())) return SslError("writing the request PEM");
+  if (!PEM_write_bio_PrivateKey(kb.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr)) {
+    return SslError("writing key PEM");
+  }
+  return KeyAndCsr{BioText(kb.get()), BioText(rb.get())};
+}
+
+Result<std::string> IssueFromCsr(const CertAndKey& ca, const std::string& csr_pem,
+                                 const CertRequest& request) {
+  Bio bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  std::unique_ptr<X509_REQ, Free> req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    ERR_clear_error();
+    return Status::InvalidArgument(
+        "not a PEM certificate signing request (expected -----BEGIN CERTIFICATE REQUEST-----)");
+  }
+  EVP_PKEY* pub = X509_REQ_get0_pubkey(req.get());
+  if (pub == nullptr || X509_REQ_verify(req.get(), pub) != 1) {
+    ERR_clear_error();
+    return Status::InvalidArgument(
+        "the certificate signing request's signature does not verify: it was not made with the "
+        "key it carries");
+  }
+  SEXTANT_ASSIGN_OR_RETURN(Cert cert, SignLeaf(ca, request, pub));
+  Bio cb(BIO_new(BIO_s_mem()));
+  if (!PEM_write_bio_X509(cb.get(), cert.get())) return SslError("writing certificate PEM");
+  return BioText(cb.get());
 }
 
 Result<std::vector<std::string>> UriSansOfPem(const std::string& cert_pem) {
@@ -232,18 +297,57 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
     return Status::AlreadyExists((options.out_dir / "ca.key").string() +
                                  " exists; refusing to replace a CA (remove it first)");
   }
-  std::vector<fs::path> written;
-  auto write_pair = [&](const std::string& stem, const CertAndKey& ck) -> Status {
-    SEXTANT_RETURN_IF_ERROR(WriteTextFile(options.out_dir / (stem + ".pem"), ck.cert_pem, false));
-    SEXTANT_RETURN_IF_ERROR(WriteTextFile(options.out_dir / (stem + ".key"), ck.key_pem, true));
-    written.push_back(options.out_dir / (stem + ".pem"));
-    written.push_back(options.out_dir / (stem + ".key"));
-    return Status();
+  const int64_t valid_seconds = options.valid_days * 24 * 3600;
+  // Everything is made and checked in memory first (identities, the vendor's requests), then
+  // written: a refused identity or a bad request leaves no CA behind that a rerun would refuse
+  // to replace, and a failed write removes what was written before it.
+  struct Output {
+    fs::path path;
+    std::string text;
+    bool secret = false;
   };
-  const int64_t valid = options.valid_days * 24 * 3600;
+  std::vector<Output> outputs;
+  auto add_pair = [&](const std::string& stem, const CertAndKey& ck) {
+    outputs.push_back({options.out_dir / (stem + ".pem"), ck.cert_pem, false});
+    outputs.push_back({options.out_dir / (stem + ".key"), ck.key_pem, true});
+  };
+  auto identity_request = [&](const std::string& id) -> Result<CertRequest> {
+    const auto slash = id.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == id.size()) {
+      return Status::InvalidArgument("identity '" + id + "' must be KIND/NAME (customer/admin)");
+    }
+    CertRequest client;
+    client.common_name = id;
+    client.client = true;
+    client.uri_sans = {"spiffe://" + options.trust_domain + "/" + id};
+    client.not_after_s = valid_seconds;
+    return client;
+  };
+  auto stem_of = [](std::string id) {
+    for (char& c : id) {
+      if (c == '/') c = '-';
+    }
+    return id;
+  };
+  for (const auto& id : options.identities) {
+    if (id.rfind("vendor/", 0) == 0) {
+      return Status::InvalidArgument(
+          "identity '" + id +
+          "': a vendor's private key is never made on the customer's side; the vendor runs "
+          "`sextant certs request --identity " +
+          id + "` and sends the request, which `certs init --csr " + id +
+          "=FILE` (or `certs issue`) "
+          "turns into its certificate");
+    }
+    SEXTANT_RETURN_IF_ERROR(identity_request(id).status());
+  }
+  for (const auto& [id, csr] : options.csrs) {
+    SEXTANT_RETURN_IF_ERROR(identity_request(id).status().WithContext("--csr " + id));
+  }
+
   SEXTANT_ASSIGN_OR_RETURN(CertAndKey ca,
-                           CreateCa("Sextant agent CA " + options.trust_domain, valid));
-  SEXTANT_RETURN_IF_ERROR(write_pair("ca", ca));
+                           CreateCa("Sextant agent CA " + options.trust_domain, valid_seconds));
+  add_pair("ca", ca);
 
   CertRequest server;
   server.common_name = "sextant-agent";
@@ -251,7 +355,7 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
   server.ip_sans = {"127.0.0.1"};
   server.dns_sans = {"localhost"};
   server.uri_sans = {"spiffe://" + options.trust_domain + "/agent/sextant-agent"};
-  server.not_after_s = valid;
+  server.not_after_s = valid_seconds;
   for (const auto& n : options.extra_server_names) {
     in6_addr a6;
     in_addr a4;
@@ -262,24 +366,26 @@ Result<std::vector<std::filesystem::path>> CertsInit(const CertsInitOptions& opt
     }
   }
   SEXTANT_ASSIGN_OR_RETURN(CertAndKey server_ck, IssueCert(ca, server));
-  SEXTANT_RETURN_IF_ERROR(write_pair("server", server_ck));
-
+  add_pair("server", server_ck);
   for (const auto& id : options.identities) {
-    const auto slash = id.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == id.size()) {
-      return Status::InvalidArgument("identity '" + id + "' must be KIND/NAME (vendor/operator)");
-    }
-    CertRequest client;
-    client.common_name = id;
-    client.client = true;
-    client.uri_sans = {"spiffe://" + options.trust_domain + "/" + id};
-    client.not_after_s = valid;
+    SEXTANT_ASSIGN_OR_RETURN(CertRequest client, identity_request(id));
     SEXTANT_ASSIGN_OR_RETURN(CertAndKey ck, IssueCert(ca, client));
-    std::string stem = id;
-    for (char& c : stem) {
-      if (c == '/') c = '-';
+    add_pair(stem_of(id), ck);
+  }
+  for (const auto& [id, csr] : options.csrs) {
+    SEXTANT_ASSIGN_OR_RETURN(CertRequest client, identity_request(id));
+    auto cert = IssueFromCsr(ca, csr, client);
+    if (!cert.ok()) return cert.status().WithContext("--csr " + id);
+    outputs.push_back({options.out_dir / (stem_of(id) + ".pem"), *cert, false});
+  }
+
+  std::vector<fs::path> written;
+  for (const Output& o : outputs) {
+    if (Status s = WriteTextFile(o.path, o.text, o.secret); !s.ok()) {
+      for (const fs::path& p : written) fs::remove(p, ec);
+      return s;
     }
-    SEXTANT_RETURN_IF_ERROR(write_pair(stem, ck));
+    written.push_back(o.path);
   }
   return written;
 }

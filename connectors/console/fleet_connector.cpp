@@ -6,26 +6,25 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 #include <tuple>
 
+#include "app/common/fact_keys.h"
+#include "app/common/signing.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
+#include "engine/base/time.h"
 
 namespace sextant::rpc {
 namespace {
 
 using console::TimeMs;
-using std::chrono::milliseconds;
 
-std::string Rfc3339(TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+// A fact key as the map of a target's facts holds it.
+std::string FactKey(std::string_view key) { return std::string(key); }
+using std::chrono::milliseconds;
 
 // The cause of a failed call in words, for the target's status.
 std::string ErrorText(const Status& s) {
@@ -89,8 +88,8 @@ struct TargetSync {
   TimeMs prev_snapshot_ms = 0;
 };
 
-Status SyncInventory(const v1::Inventory& inv, const std::string& target, console::ConsoleStore& st,
-                     TargetSync* sync) {
+Status SyncInventory(const v1::Inventory& inv, const std::string& target,
+                     console::ConsoleDatabase& st, TargetSync* sync) {
   sync->node = inv.node().empty() ? target : inv.node();
   sync->device_index.clear();
   sync->device_kind.clear();
@@ -108,11 +107,11 @@ Status SyncInventory(const v1::Inventory& inv, const std::string& target, consol
     g.memory_total_bytes = d.memory_total_bytes();
     gpus.push_back(std::move(g));
   }
-  return st.ReplaceGpus(target, gpus);
+  return st.telemetry().ReplaceGpus(target, gpus);
 }
 
 // Reads identity, info, inventory, deployments and compliance facts into the store.
-Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleStore& st,
+Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::ConsoleDatabase& st,
                  TargetSync* sync, milliseconds deadline, TargetIdentity* who) {
   SEXTANT_ASSIGN_OR_RETURN(v1::WhoAmIResponse me, client.WhoAmI(deadline));
   SEXTANT_ASSIGN_OR_RETURN(v1::AgentInfo info, client.GetAgentInfo(deadline));
@@ -176,40 +175,48 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
     sync->replicas_desired[sd.name] = sd.replicas_desired;
     out.push_back(std::move(sd));
   }
-  SEXTANT_RETURN_IF_ERROR(st.ReplaceDeployments(target, out));
+  SEXTANT_RETURN_IF_ERROR(st.telemetry().ReplaceDeployments(target, out));
 
   // Facts: the typed fields under the names compliance packs read, then the agent's own
   // named facts where they do not collide.
   std::map<std::string, std::string> f;
   const TimeMs now = console::NowMs();
   const auto& cloud = facts_or.ok() && facts_or->has_cloud() ? facts_or->cloud() : info.cloud();
-  f["cloud.provider"] = cloud.provider();
-  f["cloud.account"] = cloud.account();
-  f["cloud.region"] = cloud.region();
-  f["cloud.zone"] = cloud.zone();
-  f["cloud.instance_type"] = cloud.instance_type();
-  f["cloud.pricing"] = cloud.spot() ? "spot" : "on_demand";
-  f["cloud.source"] = cloud.source();
-  f["agent.version"] = info.version();
-  f["agent.build_id"] = info.build_id();
-  f["agent.name"] = info.agent_name();
-  f["console.identity"] = me.identity();
-  f["console.role"] = me.role();
+  f[FactKey(facts::kCloudProvider)] = cloud.provider();
+  f[FactKey(facts::kCloudAccount)] = cloud.account();
+  f[FactKey(facts::kCloudRegion)] = cloud.region();
+  f[FactKey(facts::kCloudZone)] = cloud.zone();
+  f[FactKey(facts::kCloudInstanceType)] = cloud.instance_type();
+  f[FactKey(facts::kCloudInstanceId)] = cloud.instance_id();
+  f[FactKey(facts::kCloudPricing)] = cloud.spot() ? "spot" : "on_demand";
+  f[FactKey(facts::kCloudSource)] = cloud.source();
+  f[FactKey(facts::kAgentVersion)] = info.version();
+  f[FactKey(facts::kAgentBuildId)] = info.build_id();
+  f[FactKey(facts::kAgentName)] = info.agent_name();
+  f[FactKey(facts::kConsoleIdentity)] = me.identity();
+  f[FactKey(facts::kConsoleRole)] = me.role();
+  {
+    std::vector<std::string> allowed(me.allowed_rpcs().begin(), me.allowed_rpcs().end());
+    std::sort(allowed.begin(), allowed.end());
+    std::string joined;
+    for (const auto& r : allowed) joined += (joined.empty() ? "" : ",") + r;
+    f[FactKey(facts::kConsoleAllowedRpcs)] = joined;
+  }
   TimeMs observed = now;
   if (facts_or.ok()) {
     const v1::ComplianceFacts& c = *facts_or;
     if (c.observed_at_unix_ms() > 0) observed = c.observed_at_unix_ms();
-    f["tls.mtls_enforced"] = c.mtls_required() ? "true" : "false";
-    f["tls.min_version"] = c.tls_min_version();
-    f["audit.chain_verified"] = c.audit_chain_intact() ? "true" : "false";
-    f["audit.records"] = std::to_string(c.audit_records());
-    f["audit.head_hash"] = c.audit_head_hash();
+    f[FactKey(facts::kTlsMtlsEnforced)] = c.mtls_required() ? "true" : "false";
+    f[FactKey(facts::kTlsMinVersion)] = c.tls_min_version();
+    f[FactKey(facts::kAuditChainVerified)] = c.audit_chain_intact() ? "true" : "false";
+    f[FactKey(facts::kAuditRecords)] = std::to_string(c.audit_records());
+    f[FactKey(facts::kAuditHeadHash)] = c.audit_head_hash();
     // The agent verified the chain when it answered: that is when the head was last seen good.
-    f["audit.head_time"] = Rfc3339(observed);
-    f["policy.digest"] = c.policy_digest();
-    f["engine.build_id"] = c.engine_build_id();
-    f["egress.payload_bytes_to_vendor"] = std::to_string(c.payload_bytes_to_vendor());
-    f["storage.state_dir.encrypted"] = c.encryption_at_rest() ? "true" : "false";
+    f[FactKey(facts::kAuditHeadTime)] = FormatRfc3339(observed);
+    f[FactKey(facts::kPolicyDigest)] = c.policy_digest();
+    f[FactKey(facts::kEngineBuildId)] = c.engine_build_id();
+    f[FactKey(facts::kEgressPayloadBytesToVendor)] = std::to_string(c.payload_bytes_to_vendor());
+    f[facts::StoreEncrypted(facts::kStateDirStore)] = c.encryption_at_rest() ? "true" : "false";
     std::vector<std::string> rpcs;
     std::string roles;
     for (const auto& v : c.vendor_scope()) {
@@ -221,20 +228,26 @@ Status SyncFacts(rpc::AgentClient& client, const std::string& target, console::C
       rpcs.erase(std::unique(rpcs.begin(), rpcs.end()), rpcs.end());
       std::string joined;
       for (const auto& r : rpcs) joined += (joined.empty() ? "" : ",") + r;
-      f["vendor.role"] = roles;
-      f["vendor.rpcs"] = joined;
+      f[FactKey(facts::kVendorRole)] = roles;
+      f[FactKey(facts::kVendorRpcs)] = joined;
     }
     for (const auto& d : c.deployments()) {
-      f["deployment." + d.name() + ".spec_digest"] = d.spec_digest();
-      f["deployment." + d.name() + ".model_sha256"] = d.model_sha256();
-      f["deployment." + d.name() + ".engine_build_id"] = engine_build;
+      f[facts::DeploymentSpecDigest(d.name())] = d.spec_digest();
+      f[facts::DeploymentModelSha256(d.name())] = d.model_sha256();
+      f[facts::DeploymentEngineBuildId(d.name())] = engine_build;
     }
+    // The agent's own named facts; the measured ones (which may say "unknown") replace what
+    // the typed fields above could only say as a bool.
+    static const std::set<std::string> kMeasured = {"tls.mtls_enforced", "tls.min_version",
+                                                    "storage.state_dir.encrypted",
+                                                    "storage.model_store.encrypted"};
     for (const auto& nf : c.facts()) {
-      if (!nf.name().empty() && !f.count(nf.name())) f[nf.name()] = nf.value();
+      if (nf.name().empty()) continue;
+      if (!f.count(nf.name()) || kMeasured.count(nf.name())) f[nf.name()] = nf.value();
     }
   }
   std::vector<std::pair<std::string, std::string>> list(f.begin(), f.end());
-  return st.ReplaceFacts(target, "", list, observed);
+  return st.facts().Replace(target, "", list, observed);
 }
 
 // The samples of one metrics snapshot of `target`.
@@ -315,11 +328,11 @@ void BuildSamples(const v1::MetricsSnapshot& m, const std::string& target, Targe
 
 // One snapshot written at once (RefreshAll).
 Status IngestMetrics(const v1::MetricsSnapshot& m, const std::string& target,
-                     console::ConsoleStore& st, TargetSync* sync, int32_t interval_ms) {
+                     console::ConsoleDatabase& st, TargetSync* sync, int32_t interval_ms) {
   std::vector<console::GpuSample> gpus;
   std::vector<console::DeploymentSample> deps;
   BuildSamples(m, target, sync, interval_ms, &gpus, &deps);
-  return st.AppendSamples(gpus, deps);
+  return st.telemetry().AppendSamples(gpus, deps);
 }
 
 milliseconds Jitter(milliseconds d) {
@@ -381,7 +394,7 @@ class IngestWriter {
     std::function<void(const Status&)> done;
   };
 
-  IngestWriter(console::ConsoleStore* st, milliseconds every,
+  IngestWriter(console::ConsoleDatabase* st, milliseconds every,
                std::function<void(const IngestEvent&)> on_ingest)
       : store_(st), every_(every), on_ingest_(std::move(on_ingest)) {
     thread_ = std::thread([this] { Run(); });
@@ -452,7 +465,7 @@ class IngestWriter {
     }
     b.last_seen.assign(seen.begin(), seen.end());
     const auto start = std::chrono::steady_clock::now();
-    const Status s = store_->Append(b);
+    const Status s = store_->telemetry().Append(b);
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - start);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -471,7 +484,7 @@ class IngestWriter {
     }
   }
 
-  console::ConsoleStore* const store_;
+  console::ConsoleDatabase* const store_;
   const milliseconds every_;
   const std::function<void(const IngestEvent&)> on_ingest_;
   std::thread thread_;
@@ -527,7 +540,7 @@ Result<TargetIdentity> TestTarget(const console::Target& target, milliseconds de
   return who;
 }
 
-std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleDatabase& st,
                                               const std::vector<console::Target>& targets,
                                               const ConnectorOptions& options) {
   std::vector<console::TargetStatus> out(targets.size());
@@ -603,7 +616,7 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
     });
   }
   for (auto& th : threads) th.join();
-  for (const auto& s : out) (void)st.SetTargetStatus(s);
+  for (const auto& s : out) (void)st.targets().SetStatus(s);
   return out;
 }
 
@@ -611,7 +624,7 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& st,
 
 class TargetConnector {
  public:
-  TargetConnector(console::Target target, console::ConsoleStore* st, ConnectorOptions o,
+  TargetConnector(console::Target target, console::ConsoleDatabase* st, ConnectorOptions o,
                   ConnectGate* gate, IngestWriter* writer)
       : target_(std::move(target)), store_(st), options_(o), gate_(gate), writer_(writer) {
     status_.target = target_.name;
@@ -650,7 +663,7 @@ class TargetConnector {
       status_.error = std::move(error);
       status_.since = since ? since : console::NowMs();
     }
-    (void)store_->SetTargetStatus(status_);
+    (void)store_->targets().SetStatus(status_);
   }
   void SetStatus(console::ConnState state, std::string error) {
     std::lock_guard lock(mu_);
@@ -809,7 +822,7 @@ class TargetConnector {
   }
 
   const console::Target target_;
-  console::ConsoleStore* const store_;
+  console::ConsoleDatabase* const store_;
   const ConnectorOptions options_;
   ConnectGate* const gate_;
   IngestWriter* const writer_;
@@ -835,6 +848,7 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
   req.set_page_size(options.page_size);
   req.set_identity(options.identity);
   req.set_rpc(options.rpc);
+  if (options.recorded) req.set_anchor_seq(options.recorded->seq);
   v1::ListAuditLogResponse last;
   // Bounded: a page always advances after_seq, and a log cannot outgrow this many pages.
   for (int page = 0; page < 1000000; ++page) {
@@ -848,6 +862,10 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
       a.entry.rpc = r.rpc();
       a.entry.target = r.target();
       a.entry.outcome = r.outcome();
+      a.entry.detail = r.detail();
+      a.entry.intent_seq = r.intent_seq();
+      a.detail_digest = r.detail_digest();
+      a.detail_salt = r.detail_salt();
       a.prev_hash = r.prev_hash();
       a.hash = r.hash();
       if (out.canonical_mismatch.empty() && !r.canonical().empty() &&
@@ -876,8 +894,70 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
   for (const auto& r : out.records) {
     if (r.seq == out.agent_head_seq && r.hash != out.agent_head_hash) head_ok = false;
   }
-  out.intact =
-      out.console.intact && out.agent_verified && head_ok && out.canonical_mismatch.empty();
+
+  // The agent's signature over its head.
+  if (last.has_signed_head()) {
+    out.has_signed_head = true;
+    const auto& sh = last.signed_head();
+    audit::AuditCheckpoint cp{sh.seq(), sh.hash(), sh.time(), sh.key_id(), sh.signature()};
+    auto raw = FromHex(sh.public_key());
+    auto key =
+        raw.ok() ? report::VerifyingKey::FromRaw(*raw) : Result<report::VerifyingKey>(raw.status());
+    if (!key.ok()) {
+      out.signed_head_problem = "the agent's audit key is malformed: " + key.status().message();
+    } else if (Status v = audit::VerifyCheckpoint(cp, *key); !v.ok()) {
+      out.signed_head_problem = v.message();
+    } else {
+      out.signed_head_verifies = true;
+    }
+    for (const auto& r : out.records) {
+      if (r.seq == cp.seq && r.hash != cp.hash) {
+        out.signed_head_problem = "the signed head of seq " + std::to_string(cp.seq) +
+                                  " differs from the record the agent sent";
+        out.signed_head_verifies = false;
+      }
+    }
+    out.next_head.target = target.name;
+    out.next_head.seq = cp.seq;
+    out.next_head.hash = cp.hash;
+    out.next_head.signed_at = cp.time;
+    out.next_head.key_id = cp.key_id;
+    out.next_head.public_key = sh.public_key();
+    out.next_head.signature = cp.signature;
+    out.next_head.seen_at_ms = console::NowMs();
+  } else {
+    out.signed_head_problem = "the agent sent no signed head (an agent too old to sign it)";
+  }
+  // Does the log still extend what this console saw before?
+  if (options.recorded) {
+    const console::AuditHead& rec = *options.recorded;
+    const std::string seen = "the head seen at " + FormatRfc3339(rec.seen_at_ms) + " (seq " +
+                             std::to_string(rec.seq) + ", " + rec.hash.substr(0, 16) +
+                             "..., signed " + rec.signed_at + ")";
+    if (out.has_signed_head && out.next_head.key_id != rec.key_id) {
+      out.recorded_problem = "the agent's audit key changed from " + rec.key_id.substr(0, 16) +
+                             "... to " + out.next_head.key_id.substr(0, 16) + "... since " + seen +
+                             ": its log can no longer be tied to it";
+    } else if (!last.has_anchor() || last.anchor().seq() != rec.seq) {
+      out.recorded_problem = "the agent did not say which hash its log has at seq " +
+                             std::to_string(rec.seq) + " (" + seen + ")";
+    } else if (!last.anchor().present()) {
+      out.recorded_problem = "the log no longer extends " + seen + ": record " +
+                             std::to_string(rec.seq) + " is gone (the log ends at seq " +
+                             std::to_string(out.agent_head_seq) + "): it was cut back";
+    } else if (last.anchor().hash() != rec.hash) {
+      out.recorded_problem = "the log no longer extends " + seen + ": record " +
+                             std::to_string(rec.seq) + " now hashes to " +
+                             last.anchor().hash().substr(0, 16) +
+                             "...: it was rewritten and re-chained";
+    } else if (out.has_signed_head && out.next_head.seq < rec.seq) {
+      out.recorded_problem = "the agent's signed head (seq " + std::to_string(out.next_head.seq) +
+                             ") is behind " + seen;
+    }
+    out.extends_recorded = out.recorded_problem.empty();
+  }
+  out.intact = out.console.intact && out.agent_verified && head_ok &&
+               out.canonical_mismatch.empty() && out.signed_head_verifies && out.extends_recorded;
   if (!out.console.intact) {
     out.verdict = "broken (found by the console): " + out.console.reason;
   } else if (!out.agent_verified) {
@@ -888,15 +968,24 @@ Result<AuditReadout> ReadAuditLog(const console::Target& target, const AuditRead
     out.verdict = "broken: the agent's head hash differs from the record the console holds";
   } else if (!out.canonical_mismatch.empty()) {
     out.verdict = "broken: " + out.canonical_mismatch;
+  } else if (!out.extends_recorded) {
+    out.verdict = "broken: " + out.recorded_problem;
+  } else if (!out.signed_head_verifies) {
+    out.verdict = "broken: " + out.signed_head_problem;
   } else {
     out.verdict = "intact: " + std::to_string(out.records.size()) +
                   (out.whole_chain ? " records, the whole chain" : " records of a filtered view") +
-                  " verified by the console; agent head seq " + std::to_string(out.agent_head_seq);
+                  " verified by the console; agent head seq " + std::to_string(out.agent_head_seq) +
+                  " signed by its key " + out.next_head.key_id.substr(0, 16) +
+                  (options.recorded ? "; extends the head seen at " +
+                                          FormatRfc3339(options.recorded->seen_at_ms) + " (seq " +
+                                          std::to_string(options.recorded->seq) + ")"
+                                    : "; no head recorded before");
   }
   return out;
 }
 
-FleetConnector::FleetConnector(console::ConsoleStore* st, ConnectorOptions options)
+FleetConnector::FleetConnector(console::ConsoleDatabase* st, ConnectorOptions options)
     : store_(st),
       options_(options),
       gate_(std::make_unique<ConnectGate>(options.max_concurrent_connects)),

@@ -26,11 +26,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "app/common/audit_chain.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::rpc {
@@ -88,7 +89,7 @@ Result<TargetIdentity> TestTarget(const console::Target& target,
 // deployments, compliance facts and one metrics snapshot, into the store, with each target's
 // status. Returns when every target has answered or failed (each bounded by about 4 call
 // deadlines).
-std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& store,
+std::vector<console::TargetStatus> RefreshAll(console::ConsoleDatabase& store,
                                               const std::vector<console::Target>& targets,
                                               const ConnectorOptions& options);
 
@@ -97,11 +98,18 @@ std::vector<console::TargetStatus> RefreshAll(console::ConsoleStore& store,
 // with the same checks as the agent's own (audit::AuditChainVerifier) — the console does not
 // take the agent's word for it. Records are the whole log when the role's scope is "all" and
 // no filter is set; otherwise a filtered view, where only neighbouring records can be linked.
+//
+// Completeness: the agent signs its head (AuditCheckpoint) with its audit key. Given the head
+// the console recorded before (`recorded`), the read asks the agent which hash its log has at
+// that seq now, and the readout is intact only when the new head's signature verifies under the
+// same key and the log still has the recorded record with the recorded hash: a log cut back or
+// re-chained below what the console saw no longer extends it. `next_head` is what to record.
 struct AuditReadOptions {
   std::chrono::milliseconds call_deadline{10000};  // each page
   std::string identity;                            // optional filters, as ListAuditLog takes them
   std::string rpc;
   int page_size = 1000;
+  std::optional<console::AuditHead> recorded;  // the newest head this console verified before
 };
 
 struct AuditReadout {
@@ -118,6 +126,13 @@ struct AuditReadout {
   std::string agent_broken_reason;
   // A record whose `canonical` differs from what the console computes from its fields.
   std::string canonical_mismatch;
+  // The agent's signed head, its check, and the check against the recorded head.
+  bool has_signed_head = false;
+  bool signed_head_verifies = false;
+  std::string signed_head_problem;
+  console::AuditHead next_head;  // the signed head to record (when intact)
+  bool extends_recorded = true;  // true when nothing was recorded before
+  std::string recorded_problem;  // why the log no longer extends the recorded head
   // Both sides find the chain intact, and where the console holds the agent's head record its
   // hash is the head the agent reports.
   bool intact = false;
@@ -131,7 +146,7 @@ class IngestWriter;
 
 class FleetConnector {
  public:
-  FleetConnector(console::ConsoleStore* store, ConnectorOptions options);
+  FleetConnector(console::ConsoleDatabase* store, ConnectorOptions options);
   ~FleetConnector();  // stops every connector
   FleetConnector(const FleetConnector&) = delete;
   FleetConnector& operator=(const FleetConnector&) = delete;
@@ -144,7 +159,7 @@ class FleetConnector {
   std::vector<console::TargetStatus> Statuses();
 
  private:
-  console::ConsoleStore* store_;
+  console::ConsoleDatabase* store_;
   ConnectorOptions options_;
   // Declared before the connectors, which use them: destroyed after.
   std::unique_ptr<ConnectGate> gate_;

@@ -5,9 +5,9 @@
 // store (per backend), verifies it with the console's signing key (the public half of the key
 // that signed it), resolves the targets (by name or a KEY=VALUE label selector), and runs
 // console::Push with one gRPC channel per target. Each rollout is journaled in the console
-// store's file, tables `rollouts` and `rollout_targets` (the previous state of every target is
-// written before its apply), so RollbackFromStore can return a deployment to what it was before
-// its latest push even after the console itself was interrupted.
+// database's rollout journal (app/console/store/rollout_journal.h: the previous state of every
+// target is written before its apply), so RollbackFromStore can return a deployment to what it
+// was before its latest push even after the console itself was interrupted.
 //
 // Thread-safety: both functions block the calling thread (never a GUI thread); they may run
 // concurrently on different deployments. on_event is called from rollout threads, serialized.
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "app/console/rollout/rollout.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::rpc {
@@ -44,11 +44,11 @@ struct PushRequest {
 // FAILED_PRECONDITION when there is no passing report of the spec's digest or it does not
 // verify with the console's key; INVALID_ARGUMENT for a bad spec or selector, NOT_FOUND for an
 // unknown target. Failures of targets are in the result (ok = false), not errors.
-Result<console::PushResult> PushFromStore(console::ConsoleStore& store, const PushRequest& r);
+Result<console::PushResult> PushFromStore(console::ConsoleDatabase& store, const PushRequest& r);
 
 // The targets a push names: `names` (each once, each known to the store) or every target whose
 // label matches `selector` (KEY=VALUE), not both. NOT_FOUND / INVALID_ARGUMENT name the cause.
-Result<std::vector<console::Target>> ResolveTargets(console::ConsoleStore& st,
+Result<std::vector<console::Target>> ResolveTargets(console::ConsoleDatabase& st,
                                                     const std::vector<std::string>& names,
                                                     const std::string& selector);
 
@@ -61,16 +61,8 @@ struct RollbackRequest {
 // Returns every target of the deployment's latest push that still runs (or may run) the pushed
 // spec to its previous generation. NOT_FOUND when no push of the deployment has anything left
 // to roll back.
-Result<console::PushResult> RollbackFromStore(console::ConsoleStore& store,
+Result<console::PushResult> RollbackFromStore(console::ConsoleDatabase& store,
                                               const std::string& deployment,
                                               const RollbackRequest& r = {});
-
-// The rollout journal (tables in the console store's file).
-Status EnsureRolloutSchema(console::ConsoleStore& store);
-
-// Past rollouts of a deployment (all when empty), newest first: their stored results.
-Result<std::vector<console::PushResult>> ListRollouts(console::ConsoleStore& store,
-                                                      const std::string& deployment = {},
-                                                      int limit = 0);
 
 }  // namespace sextant::rpc

@@ -69,15 +69,22 @@ class GrpcTargetChannel : public console::TargetChannel {
     return console::ApplyReply{resp.generation(), resp.changed()};
   }
 
-  Result<console::RemoteValidation> Validate(const std::string& deployment,
-                                             int64_t generation) override {
+  Result<console::RemoteValidation> Validate(
+      const std::string& deployment, int64_t generation,
+      const std::vector<console::ExpectedOutput>& expected) override {
     v1::RunValidationRequest req;
     req.set_name(deployment);
     req.set_generation(generation);
+    for (const auto& e : expected) {
+      auto* out = req.add_expected();
+      out->set_backend(e.backend);
+      for (const auto& d : e.prompt_digests) out->add_prompt_output_digests(d);
+    }
     SEXTANT_ASSIGN_OR_RETURN(v1::RunValidationResponse resp,
                              client_->RunValidation(req, validation_deadline_));
     console::RemoteValidation v;
-    v.output_digest = resp.output_digest();
+    v.output_matches = resp.output_matches();
+    v.compared_with_backend = resp.compared_with_backend();
     v.backend = resp.backend();
     v.device = resp.device();
     v.generation = resp.generation();
@@ -86,17 +93,19 @@ class GrpcTargetChannel : public console::TargetChannel {
     for (const auto& p : resp.prompts()) prompts.push_back(&p);
     std::sort(prompts.begin(), prompts.end(),
               [](const auto* a, const auto* b) { return a->index() < b->index(); });
-    double decode_tokens = 0, decode_seconds = 0;
+    // The agent does not say how many tokens each output had (that would tell its length):
+    // the rate is the mean of the prompts' decode rates.
+    double rate_sum = 0;
+    int rates = 0;
     for (const auto* p : prompts) {
-      v.prompt_digests.push_back(p->output_tokens_digest());
+      v.prompt_matches.push_back(p->output_matches());
       v.worst_ttft_ms = std::max(v.worst_ttft_ms, p->ttft_ms());
-      const double after_first = std::max(0, p->generated_tokens() - 1);
-      if (after_first > 0 && p->decode_tokens_per_second() > 0) {
-        decode_tokens += after_first;
-        decode_seconds += after_first / p->decode_tokens_per_second();
+      if (p->decode_tokens_per_second() > 0) {
+        rate_sum += p->decode_tokens_per_second();
+        ++rates;
       }
     }
-    v.tokens_per_second = decode_seconds > 0 ? decode_tokens / decode_seconds : 0;
+    v.tokens_per_second = rates > 0 ? rate_sum / rates : 0;
     return v;
   }
 

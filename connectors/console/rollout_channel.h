@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "app/console/rollout/rollout.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::rpc {

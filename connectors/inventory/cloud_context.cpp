@@ -5,6 +5,8 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "app/common/cloud_identity.h"
+
 namespace sextant::inventory {
 
 namespace {
@@ -39,6 +41,19 @@ std::string StringField(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// The metadata service is trusted for where the agent runs, not for the shape of what it says:
+// an account or instance id the console could not match is left out, and the note says why.
+void DropMalformedIds(agent::CloudContextInfo& ctx, std::string& note) {
+  if (Status s = CheckAccountId(ctx.provider, ctx.account); !s.ok()) {
+    ctx.account.clear();
+    note += "; left out: " + s.message();
+  }
+  if (Status s = CheckInstanceId(ctx.provider, ctx.instance_id); !s.ok()) {
+    ctx.instance_id.clear();
+    note += "; left out: " + s.message();
+  }
+}
+
 Probe ProbeAws(const CloudContextOptions& o) {
   Probe p;
   auto c = MakeClient(o.aws_endpoint, o.timeout);
@@ -66,11 +81,13 @@ Probe ProbeAws(const CloudContextOptions& o) {
   ctx.region = StringField(j, "region");
   ctx.zone = StringField(j, "availabilityZone");
   ctx.instance_type = StringField(j, "instanceType");
+  ctx.instance_id = StringField(j, "instanceId");
   auto life = c->Get("/latest/meta-data/instance-life-cycle", auth);
   ctx.spot = life && life->status == 200 && life->body == "spot";
   ctx.source = "imds";
-  p.context = ctx;
   p.note = "aws: instance metadata";
+  DropMalformedIds(ctx, p.note);
+  p.context = ctx;
   return p;
 }
 
@@ -98,12 +115,14 @@ Probe ProbeGcp(const CloudContextOptions& o) {
   ctx.region = dash == std::string::npos ? ctx.zone : ctx.zone.substr(0, dash);
   ctx.account = get("project/project-id").value_or("");
   ctx.instance_type = LastSegment(get("instance/machine-type").value_or(""));
+  ctx.instance_id = get("instance/id").value_or("");
   const std::string preemptible = get("instance/scheduling/preemptible").value_or("");
   const std::string model = get("instance/scheduling/provisioning-model").value_or("");
   ctx.spot = preemptible == "TRUE" || model == "SPOT";
   ctx.source = "imds";
-  p.context = ctx;
   p.note = "gcp: instance metadata";
+  DropMalformedIds(ctx, p.note);
+  p.context = ctx;
   return p;
 }
 
@@ -127,6 +146,7 @@ Probe ProbeAzure(const CloudContextOptions& o) {
   ctx.region = StringField(compute, "location");
   ctx.zone = StringField(compute, "zone");
   ctx.instance_type = StringField(compute, "vmSize");
+  ctx.instance_id = StringField(compute, "vmId");
   const std::string priority = StringField(compute, "priority");
   ctx.spot = priority == "Spot" || priority == "Low";
   ctx.source = "imds";
@@ -134,8 +154,9 @@ Probe ProbeAzure(const CloudContextOptions& o) {
     p.note = "azure: malformed instance document";
     return p;
   }
-  p.context = ctx;
   p.note = "azure: instance metadata";
+  DropMalformedIds(ctx, p.note);
+  p.context = ctx;
   return p;
 }
 

@@ -4,15 +4,18 @@
 // timeout (default 300 ms):
 //   - AWS IMDSv2: PUT /latest/api/token (X-aws-ec2-metadata-token-ttl-seconds), then with the
 //     token GET /latest/dynamic/instance-identity/document (accountId, region,
-//     availabilityZone, instanceType) and /latest/meta-data/instance-life-cycle (spot);
-//   - GCP: GET /computeMetadata/v1/{project/project-id, instance/zone, instance/machine-type,
-//     instance/scheduling/preemptible, instance/scheduling/provisioning-model} with
-//     Metadata-Flavor: Google;
+//     availabilityZone, instanceType, instanceId) and /latest/meta-data/instance-life-cycle
+//     (spot);
+//   - GCP: GET /computeMetadata/v1/{project/project-id, instance/id, instance/zone,
+//     instance/machine-type, instance/scheduling/preemptible,
+//     instance/scheduling/provisioning-model} with Metadata-Flavor: Google;
 //   - Azure: GET /metadata/instance?api-version=2021-02-01 with Metadata: true (compute.
-//     subscriptionId, location, zone, vmSize, priority).
+//     subscriptionId, location, zone, vmSize, vmId, priority).
 // The first that answers with a well-formed document wins (AWS, then GCP, then Azure when
 // several do); when none answers the context is "on-prem". A malformed answer is treated as no
-// answer (and noted). The result is resolved once and cached.
+// answer (and noted); an account or instance id without its provider's shape
+// (app/common/cloud_identity.h) is left out of an otherwise good answer, and noted. The result
+// is resolved once and cached.
 //
 // Tests point the endpoints at a local server on 127.0.0.1, or disable the lookups.
 //

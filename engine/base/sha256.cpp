@@ -1,9 +1,16 @@
 // SHA-256 as specified in FIPS 180-4, section 6.2: 64-byte blocks, big-endian words, the message
-// padded with 0x80, zeros and its length in bits.
+// padded with 0x80, zeros and its length in bits; OpenSSL's EVP where the build has it.
 #include "engine/base/sha256.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+
+#if defined(SEXTANT_HAVE_OPENSSL)
+#include <openssl/evp.h>
+#endif
 
 namespace sextant {
 namespace {
@@ -22,9 +29,35 @@ inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 }  // namespace
 
-Sha256::Sha256()
+Sha256::Sha256(Implementation impl)
     : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {
+#if defined(SEXTANT_HAVE_OPENSSL)
+  if (impl == Implementation::kBest) {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    // Only allocation fails here; a digest that silently fell back would hide nothing, but an
+    // EVP context that cannot start is a broken process.
+    if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) std::abort();
+    evp_ = ctx;
+  }
+#else
+  (void)impl;
+#endif
+}
+
+Sha256::~Sha256() {
+#if defined(SEXTANT_HAVE_OPENSSL)
+  if (evp_ != nullptr) EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(evp_));
+#endif
+}
+
+std::string_view Sha256::BestImplementation() {
+#if defined(SEXTANT_HAVE_OPENSSL)
+  return "openssl";
+#else
+  return "portable";
+#endif
+}
 
 void Sha256::Block(const uint8_t* p) {
   uint32_t w[64];
@@ -61,7 +94,14 @@ void Sha256::Block(const uint8_t* p) {
   h_[7] += h;
 }
 
-void Sha256::Update(const uint8_t* data, size_t n) {
+void Sha256::Update(const void* bytes, size_t n) {
+#if defined(SEXTANT_HAVE_OPENSSL)
+  if (evp_ != nullptr) {
+    if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(evp_), bytes, n) != 1) std::abort();
+    return;
+  }
+#endif
+  const auto* data = static_cast<const uint8_t*>(bytes);
   total_bytes_ += n;
   if (buf_len_ > 0) {
     const size_t take = std::min(n, buf_.size() - buf_len_);
@@ -78,7 +118,18 @@ void Sha256::Update(const uint8_t* data, size_t n) {
   buf_len_ = n;
 }
 
-std::array<uint8_t, 32> Sha256::Final() {
+Sha256Bytes Sha256::Final() {
+#if defined(SEXTANT_HAVE_OPENSSL)
+  if (evp_ != nullptr) {
+    Sha256Bytes out{};
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(evp_), out.data(), &len) != 1 ||
+        len != out.size()) {
+      std::abort();
+    }
+    return out;
+  }
+#endif
   const uint64_t bits = total_bytes_ * 8;
   buf_[buf_len_++] = 0x80;
   if (buf_len_ > 56) {
@@ -89,7 +140,7 @@ std::array<uint8_t, 32> Sha256::Final() {
   std::memset(buf_.data() + buf_len_, 0, 56 - buf_len_);
   for (int i = 0; i < 8; ++i) buf_[56 + i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
   Block(buf_.data());
-  std::array<uint8_t, 32> out;
+  Sha256Bytes out;
   for (int i = 0; i < 8; ++i) {
     out[4 * i] = static_cast<uint8_t>(h_[i] >> 24);
     out[4 * i + 1] = static_cast<uint8_t>(h_[i] >> 16);
@@ -99,21 +150,94 @@ std::array<uint8_t, 32> Sha256::Final() {
   return out;
 }
 
-std::string DigestHex(const std::array<uint8_t, 32>& digest) {
+std::string ToHex(std::span<const uint8_t> bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(64);
-  for (uint8_t b : digest) {
+  hex.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
     hex.push_back(kHex[b >> 4]);
     hex.push_back(kHex[b & 0xf]);
   }
   return hex;
 }
 
-std::string Sha256Hex(std::span<const uint8_t> data) {
+std::string DigestHex(const Sha256Bytes& digest) { return ToHex(digest); }
+
+Result<std::vector<uint8_t>> FromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return Status::InvalidArgument("hex string of odd length");
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::vector<uint8_t> out(hex.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return Status::InvalidArgument("not a hex digit at offset " +
+                                     std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
+    }
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
+bool IsLowerHexDigest(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Sha256Bytes Sha256Digest(std::span<const uint8_t> data) {
   Sha256 s;
   s.Update(data.data(), data.size());
-  return DigestHex(s.Final());
+  return s.Final();
+}
+
+std::string Sha256Hex(std::span<const uint8_t> data) { return DigestHex(Sha256Digest(data)); }
+
+std::string Sha256Hex(std::string_view data) {
+  return Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+}
+
+Result<std::string> Sha256FileHex(const std::filesystem::path& file,
+                                  const std::function<void(double)>& on_progress,
+                                  const std::function<bool()>& cancelled) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return Status::NotFound("cannot read " + file.string() + ": " + ec.message());
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status::Unavailable("cannot open " + file.string() + ": " + std::strerror(errno));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  uintmax_t done = 0;
+  while (in) {
+    if (cancelled && cancelled()) {
+      return Status::Cancelled("sha256 of " + file.string() + " cancelled");
+    }
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    h.Update(buf.data(), n);
+    done += n;
+    if (on_progress && size > 0) on_progress(static_cast<double>(done) / static_cast<double>(size));
+  }
+  if (in.bad()) return Status::Unavailable("error reading " + file.string());
+  return DigestHex(h.Final());
+}
+
+Sha256Bytes TokenIdsDigest(std::span<const int32_t> ids) {
+  Sha256 h;
+  for (int32_t id : ids) {
+    const auto u = static_cast<uint32_t>(id);
+    const uint8_t le[4] = {static_cast<uint8_t>(u), static_cast<uint8_t>(u >> 8),
+                           static_cast<uint8_t>(u >> 16), static_cast<uint8_t>(u >> 24)};
+    h.Update(le, sizeof(le));
+  }
+  return h.Final();
 }
 
 }  // namespace sextant

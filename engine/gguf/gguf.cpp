@@ -7,9 +7,6 @@
 #include "engine/gguf/gguf.h"
 
 #include <fcntl.h>
-#if defined(SEXTANT_HAVE_OPENSSL)
-#include <openssl/evp.h>
-#endif
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -757,25 +754,12 @@ Result<std::string> GgufFile::Sha256() const {
   if (!sha_cache_->hex.empty()) return sha_cache_->hex;
   constexpr uint64_t kChunk = uint64_t{1} << 24;
   std::array<uint8_t, 32> digest{};
-#if defined(SEXTANT_HAVE_OPENSSL)
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr) return Status::Internal("sha256: EVP_MD_CTX_new failed");
-  unsigned int len = 0;
-  bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
-  for (uint64_t off = 0; ok && off < size_; off += kChunk) {
-    const uint64_t n = std::min(kChunk, size_ - off);
-    ok = EVP_DigestUpdate(ctx, base_ + off, static_cast<size_t>(n)) == 1;
-  }
-  ok = ok && EVP_DigestFinal_ex(ctx, digest.data(), &len) == 1 && len == digest.size();
-  EVP_MD_CTX_free(ctx);
-  if (!ok) return Status::Internal("sha256 of " + path_.string() + " failed");
-#else
+  // One digest for the code base (engine/base/sha256.h): OpenSSL's where the build has it.
   sextant::Sha256 s;
   for (uint64_t off = 0; off < size_; off += kChunk) {
     s.Update(base_ + off, static_cast<size_t>(std::min(kChunk, size_ - off)));
   }
   digest = s.Final();
-#endif
   sha_cache_->hex = DigestHex(digest);
   return sha_cache_->hex;
 }

@@ -119,6 +119,14 @@ TEST(KubernetesManifests, ConfigAndPolicyParseWithTheAgentsOwnParsers) {
   ASSERT_TRUE(deb_cfg.ok()) << deb_cfg.status().ToString();
   // On a VM it stays on loopback until the operator opens it.
   EXPECT_EQ(deb_cfg->http_listen, "127.0.0.1:8080");
+  // Both shipped configs admit nothing until the customer configures its own rule (two-party
+  // deployments), and answer validation only from the floor of tokens per prompt.
+  for (const agent::AgentConfig* c : {&*cfg, &*deb_cfg}) {
+    EXPECT_TRUE(c->admission.approval_keys.empty());
+    EXPECT_TRUE(c->admission.allow_specs.empty());
+    EXPECT_TRUE(c->admission.allow_models.empty());
+    EXPECT_GE(c->validation.min_tokens_per_prompt, 16);
+  }
 }
 
 TEST(KubernetesManifests, KustomizeRendersBothVariants) {

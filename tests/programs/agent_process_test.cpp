@@ -1,5 +1,7 @@
-// sextant-agent as an operator runs it: certs init, serve with a config, SIGHUP policy reload,
-// SIGTERM shutdown, audit verify, and kill -9 during a burst of applies.
+// sextant-agent as an operator runs it: certs init (the vendor's certificate from its request),
+// serve with a config, SIGHUP policy reload (failing closed: degraded and audited), revocation
+// with SIGHUP, SIGTERM shutdown, audit verify (a broken record, a log cut short, a log
+// re-chained), and kill -9 during a burst of applies (every admitted apply has one outcome).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,11 +15,15 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
-#include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
+#include "engine/base/sha256.h"
+#include "tests/support/audit_tamper.h"
 #include "tests/support/command.h"
 
 namespace sextant::agent {
@@ -109,8 +115,8 @@ class AgentProgramTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    auto r = RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs init --out " +
-                        (dir_ / "tls").string() + " --trust-domain example.org");
+    auto r = sextant::testing::MakeTestPki(SEXTANT_CONSOLE_BIN, SEXTANT_AGENT_BIN,
+                                           (dir_ / "tls").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     fs::copy_file(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies/agent-policy.example.yaml",
                   dir_ / "policy.yaml");
@@ -124,8 +130,13 @@ class AgentProgramTest : public ::testing::Test {
                                           "  listen: 127.0.0.1:0\n"
                                           "policy: policy.yaml\n"
                                           "state_dir: state\n"
-                                          "limits:\n"
-                                          "  shutdown_grace_ms: 2000\n";
+                                          // The customer admits every spec of the test model.
+                                          "admission:\n"
+                                          "  allow_models: ['" +
+                                              Sha256Hex("not a model") +
+                                              "']\n"
+                                              "limits:\n"
+                                              "  shutdown_grace_ms: 2000\n";
   }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(dir_);
@@ -155,6 +166,52 @@ TEST_F(AgentProgramTest, CertsInitRefusesToReplaceACa) {
       RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs init --out " + (dir_ / "tls").string());
   EXPECT_EQ(again.exit_code, 1) << again.output;
   EXPECT_NE(again.output.find("refusing"), std::string::npos) << again.output;
+}
+
+// The customer's side never holds a vendor's private key: `certs init` makes none, refuses to,
+// and a refused identity or a bad request leaves no half-made CA behind (a rerun then works).
+TEST_F(AgentProgramTest, CertsInitNeverMakesAVendorKeyAndLeavesNothingWhenItRefuses) {
+  const std::string agent = SEXTANT_AGENT_BIN;
+  auto vendor_files = [](const fs::path& d) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(d)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("vendor", 0) == 0) out.push_back(n);
+    }
+    return out;
+  };
+  // Plain init: the customer's identities only.
+  const fs::path plain = dir_ / "plain";
+  auto r = RunCommand(agent + " certs init --out " + plain.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(plain / "customer-admin.key"));
+  EXPECT_TRUE(vendor_files(plain).empty());
+
+  // Asked for a vendor identity: refused, saying how the vendor gets its certificate.
+  const fs::path asked = dir_ / "asked";
+  r = RunCommand(agent + " certs init --out " + asked.string() +
+                 " --identity customer/admin --identity vendor/operator");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("never made on the customer's side"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sextant certs request"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(asked / "ca.key"));
+  EXPECT_FALSE(fs::exists(asked / "customer-admin.key"));
+
+  // A request that is not one: refused, naming it, and nothing written.
+  const fs::path bad = dir_ / "bad";
+  std::ofstream(dir_ / "forged.csr") << "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n";
+  r = RunCommand(agent + " certs init --out " + bad.string() +
+                 " --csr vendor/operator=" + (dir_ / "forged.csr").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--csr vendor/operator"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(bad / "ca.key"));
+  EXPECT_TRUE(!fs::exists(bad) || fs::is_empty(bad));
+
+  // The same directory with the vendor's real request: its certificate, and still no key.
+  r = RunCommand(agent + " certs init --out " + bad.string() +
+                 " --csr vendor/operator=" + (dir_ / "tls" / "vendor-operator.csr").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(vendor_files(bad), std::vector<std::string>{"vendor-operator.pem"});
 }
 
 TEST_F(AgentProgramTest, MalformedConfigIsAClearError) {
@@ -192,10 +249,31 @@ TEST_F(AgentProgramTest, ServesReloadsPolicyOnSighupAndStopsOnSigterm) {
   EXPECT_NE(log.find("policy_reload_rejected"), std::string::npos) << log;
   EXPECT_NE(log.find("policy.yaml:"), std::string::npos) << log;
   EXPECT_TRUE(auditor->WhoAmI().ok());
+  // ... and the agent says it is degraded until a reload succeeds: in its health, its metrics
+  // source and its compliance facts.
+  auto info = auditor->GetAgentInfo();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->health(), "degraded");
+  ASSERT_EQ(info->degraded_reasons_size(), 1);
+  EXPECT_NE(info->degraded_reasons(0).find("policy reload failed: "), std::string::npos)
+      << info->degraded_reasons(0);
+  EXPECT_NE(info->degraded_reasons(0).find("policy.yaml:"), std::string::npos)
+      << info->degraded_reasons(0);
+  auto facts = auditor->GetComplianceFacts();
+  ASSERT_TRUE(facts.ok());
+  for (const auto& f : facts->facts()) {
+    if (f.name() == "agent.health") {
+      EXPECT_EQ(f.value(), "degraded");
+    }
+    if (f.name() == "policy.reload") {
+      EXPECT_EQ(f.value(), "failed");
+    }
+  }
 
   // A valid new policy takes effect.
   std::ofstream(dir_ / "policy.yaml")
-      << "version: 1\nroles:\n  customer-auditor:\n    rpcs: [WhoAmI, ListDeployments]\n"
+      << "version: 1\nroles:\n  customer-auditor:\n    rpcs: [WhoAmI, ListDeployments, "
+         "GetAgentInfo]\n"
          "identities:\n  - match: spiffe://example.org/customer/auditor\n"
          "    role: customer-auditor\n";
   agent.Signal(SIGHUP);
@@ -205,8 +283,12 @@ TEST_F(AgentProgramTest, ServesReloadsPolicyOnSighupAndStopsOnSigterm) {
     if (!allowed) std::this_thread::sleep_for(milliseconds(20));
   }
   EXPECT_TRUE(allowed);
+  info = auditor->GetAgentInfo();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->health(), "ok");
 
-  // Structured logs: every line is a JSON object with time, level and event.
+  // Structured logs: every line is a JSON object with time, level and event (gRPC's own lines,
+  // such as the refused handshakes of the agent's transport probe, included).
   std::istringstream lines(Slurp(dir_ / "agent.log"));
   std::string line;
   int json_lines = 0;
@@ -228,6 +310,112 @@ TEST_F(AgentProgramTest, ServesReloadsPolicyOnSighupAndStopsOnSigterm) {
                            (dir_ / "state").string());
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_NE(verify.output.find("intact"), std::string::npos) << verify.output;
+  // Both reloads are records: the refused one with its error, then the accepted one.
+  std::vector<std::string> reloads;
+  for (const auto& r : test_audit::ReadAll(dir_ / "state")) {
+    if (r.entry.rpc == "ReloadPolicy") reloads.push_back(r.entry.outcome + " " + r.entry.detail);
+  }
+  ASSERT_EQ(reloads.size(), 2u);
+  EXPECT_EQ(reloads[0].rfind("refused ", 0), 0u) << reloads[0];
+  EXPECT_NE(reloads[0].find("policy.yaml:"), std::string::npos) << reloads[0];
+  EXPECT_EQ(reloads[1].rfind("ok sha256:", 0), 0u) << reloads[1];
+}
+
+TEST_F(AgentProgramTest, AuditVerifyNamesALogCutShortOrReChained) {
+  AgentProcess agent(dir_, dir_ / "agent.yaml");
+  agent.Start();
+  const std::string addr = agent.WaitForAddress();
+  ASSERT_FALSE(addr.empty());
+  auto admin = Client(addr, "customer-admin");
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(admin->WhoAmI().ok());
+  agent.Signal(SIGTERM);
+  ASSERT_EQ(agent.WaitExit(milliseconds(5000)), 0);
+  const int64_t head = static_cast<int64_t>(test_audit::ReadAll(dir_ / "state").size());
+  ASSERT_GE(head, 8);
+  fs::copy(dir_ / "state", dir_ / "rechained", fs::copy_options::recursive);
+
+  // The last rows deleted behind the triggers: the chain that is left is intact.
+  ASSERT_TRUE(test_audit::Tamper(dir_ / "state", "DELETE FROM audit_log WHERE seq > 5;").ok());
+  auto cut = RunCommand(std::string(SEXTANT_AGENT_BIN) + " audit verify --state " +
+                        (dir_ / "state").string());
+  EXPECT_EQ(cut.exit_code, 1) << cut.output;
+  EXPECT_NE(cut.output.find("BROKEN at record 6: truncated: the log ends at seq 5"),
+            std::string::npos)
+      << cut.output;
+  EXPECT_NE(cut.output.find("records 6.." + std::to_string(head) + " are missing"),
+            std::string::npos)
+      << cut.output;
+
+  // Record 3 rewritten and every hash after it recomputed.
+  ASSERT_TRUE(test_audit::Rechain(dir_ / "rechained", 3).ok());
+  auto rechained = RunCommand(std::string(SEXTANT_AGENT_BIN) + " audit verify --json --state " +
+                              (dir_ / "rechained").string());
+  EXPECT_EQ(rechained.exit_code, 1) << rechained.output;
+  auto j = nlohmann::json::parse(rechained.output, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << rechained.output;
+  EXPECT_FALSE(j["intact"].get<bool>());
+  EXPECT_EQ(j["first_broken_seq"], 3);
+  EXPECT_NE(j["reason"].get<std::string>().find("re-chained: record 3"), std::string::npos)
+      << j["reason"];
+
+  // An agent started on the cut log keeps serving, says so, and records it.
+  AgentProcess again(dir_, dir_ / "agent.yaml");
+  again.Start();
+  const std::string addr2 = again.WaitForAddress();
+  ASSERT_FALSE(addr2.empty());
+  auto info = Client(addr2, "customer-admin")->GetAgentInfo();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->health(), "degraded");
+  ASSERT_GE(info->degraded_reasons_size(), 1);
+  EXPECT_NE(info->degraded_reasons(0).find("truncated"), std::string::npos)
+      << info->degraded_reasons(0);
+  again.Signal(SIGTERM);
+  EXPECT_EQ(again.WaitExit(milliseconds(5000)), 0);
+}
+
+TEST_F(AgentProgramTest, ARevokedCertificateIsRefusedAfterSighup) {
+  // A revocation list from the start (revoking an identity nobody uses), reloaded on SIGHUP.
+  ASSERT_EQ(RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs revoke --ca-dir " +
+                       (dir_ / "tls").string() + " --cert " +
+                       (dir_ / "tls" / "customer-app.pem").string())
+                .exit_code,
+            0);
+  {
+    std::string config = Slurp(dir_ / "agent.yaml");
+    const std::string key_line = "  key: tls/server.key\n";
+    config.replace(config.find(key_line), key_line.size(), key_line + "  crl: tls/crl.pem\n");
+    std::ofstream(dir_ / "agent.yaml") << config;
+  }
+  AgentProcess agent(dir_, dir_ / "agent.yaml");
+  agent.Start();
+  const std::string addr = agent.WaitForAddress();
+  ASSERT_FALSE(addr.empty());
+  auto vendor = Client(addr, "vendor-operator");
+  ASSERT_TRUE(vendor->WhoAmI().ok());
+  EXPECT_EQ(Client(addr, "customer-app")->WhoAmI().status().code(), StatusCode::kUnavailable);
+
+  auto revoke = RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs revoke --ca-dir " +
+                           (dir_ / "tls").string() + " --cert " +
+                           (dir_ / "tls" / "vendor-operator.pem").string());
+  ASSERT_EQ(revoke.exit_code, 0) << revoke.output;
+  EXPECT_NE(revoke.output.find("revoked serial"), std::string::npos) << revoke.output;
+  agent.Signal(SIGHUP);
+  // A new connection of the vendor is refused in the handshake; the open one on its next call.
+  bool refused = false;
+  for (int i = 0; i < 250 && !refused; ++i) {
+    refused = vendor->WhoAmI().status().code() == StatusCode::kUnauthenticated;
+    if (!refused) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(Client(addr, "vendor-operator")->WhoAmI().status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(Client(addr, "customer-admin")->WhoAmI().ok());
+  agent.Signal(SIGTERM);
+  ASSERT_EQ(agent.WaitExit(milliseconds(5000)), 0);
+  int reloads = 0;
+  for (const auto& r : test_audit::ReadAll(dir_ / "state")) {
+    reloads += r.entry.rpc == "ReloadRevocations" && r.entry.outcome == "ok";
+  }
+  EXPECT_EQ(reloads, 1);
 }
 
 TEST_F(AgentProgramTest, AuditVerifyNamesTheFirstBrokenRecord) {
@@ -268,7 +456,9 @@ TEST_F(AgentProgramTest, KillNineDuringApplyBurstLosesNothingAcknowledged) {
     v1::ApplyDeploymentRequest req;
     auto* s = req.mutable_spec();
     s->set_name(name);
-    s->set_spec_json("{\"name\":\"" + name + "\",\"version\":" + std::to_string(version) + "}");
+    s->set_spec_json("{\"model\":{\"sha256\":\"" + Sha256Hex("not a model") +
+                     "\",\"uri\":\"tiny.gguf\"},\"name\":\"" + name +
+                     "\",\"version\":" + std::to_string(version) + "}");
     s->set_spec_digest("sha256:" + Sha256Hex(s->spec_json()));
     s->set_model_uri("tiny.gguf");
     s->set_model_sha256(Sha256Hex("not a model"));
@@ -355,6 +545,19 @@ TEST_F(AgentProgramTest, KillNineDuringApplyBurstLosesNothingAcknowledged) {
   verify = RunCommand(std::string(SEXTANT_AGENT_BIN) + " audit verify --state " +
                       (dir_ / "state").string());
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  // Every apply that was admitted has exactly one outcome record: "ok" or an error, or, for the
+  // one the kill cut short, "interrupted" (recorded by the restarted agent).
+  const auto records = test_audit::ReadAll(dir_ / "state");
+  std::map<int64_t, int> outcomes;
+  int interrupted = 0;
+  for (const auto& r : records) {
+    if (r.entry.rpc == "ApplyDeployment" && r.entry.outcome == "allowed") outcomes[r.seq] += 0;
+    if (r.entry.intent_seq > 0) ++outcomes[r.entry.intent_seq];
+    interrupted += r.entry.outcome == "interrupted";
+  }
+  ASSERT_FALSE(outcomes.empty());
+  for (const auto& [seq, n] : outcomes) EXPECT_EQ(n, 1) << "admitted apply at seq " << seq;
+  EXPECT_LE(interrupted, kWriters);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // `sextant audit --target T [--verify] [-o json]` as a user runs it: an agent (the agent's gRPC
 // service over mutual TLS on 127.0.0.1, in this test process) registered as a target in a
 // console state dir, the sextant binary reading its audit log, and a tampered chain making
-// --verify exit 1 and name the broken record.
+// --verify exit 1 and name the broken record; --verify records the agent's signed head in the
+// console's store and fails once the agent's log no longer extends it.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -14,9 +15,10 @@
 #include "app/agent/audit/egress_ledger.h"
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "tests/support/audit_tamper.h"
 #include "tests/support/command.h"
 
 namespace sextant {
@@ -80,21 +82,13 @@ class AuditVerbTest : public ::testing::Test {
                                 "ApplyDeployment", "chat", i % 2 ? "ok" : "allowed"})
                       .ok());
     }
-    rpc::AgentServerOptions o;
-    o.ca_pem = ca->cert_pem;
-    o.cert_pem = server_cert->cert_pem;
-    o.key_pem = server_cert->key_pem;
-    o.agent_name = "audit-agent";
-    rpc::AgentServerDeps d;
-    d.state = state_.get();
-    d.audit = audit_.get();
-    d.policy = policy_.get();
-    d.egress = &egress_;
-    auto server = rpc::AgentServer::Start(o, d);
-    ASSERT_TRUE(server.ok()) << server.status().ToString();
-    server_ = std::move(server).value();
+    options_.ca_pem = ca->cert_pem;
+    options_.cert_pem = server_cert->cert_pem;
+    options_.key_pem = server_cert->key_pem;
+    options_.agent_name = "audit-agent";
+    Serve();
 
-    auto st = console::ConsoleStore::Open(root_ / "state");
+    auto st = console::ConsoleDatabase::Open(root_ / "state");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     console::Target t;
     t.name = "clinic-eu";
@@ -103,7 +97,20 @@ class AuditVerbTest : public ::testing::Test {
     t.cert_path = (root_ / "auditor.pem").string();
     t.key_path = (root_ / "auditor.key").string();
     t.server_name = "localhost";
-    ASSERT_TRUE((*st)->AddTarget(t).ok());
+    ASSERT_TRUE((*st)->targets().Add(t).ok());
+  }
+  // Serves the audit log (on the same port after the first time).
+  void Serve() {
+    if (server_) options_.listen = "127.0.0.1:" + std::to_string(server_->port());
+    rpc::AgentServerDeps d;
+    d.state = state_.get();
+    d.audit = audit_.get();
+    d.policy = policy_.get();
+    d.egress = &egress_;
+    server_.reset();
+    auto server = rpc::AgentServer::Start(options_, d);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
   }
   void TearDown() override {
     if (server_) server_->Shutdown(0ms);
@@ -121,6 +128,7 @@ class AuditVerbTest : public ::testing::Test {
   std::unique_ptr<agent::AuditLog> audit_;
   std::unique_ptr<agent::PolicyHolder> policy_;
   agent::EgressLedger egress_;
+  rpc::AgentServerOptions options_;
   std::unique_ptr<rpc::AgentServer> server_;
 };
 
@@ -166,6 +174,39 @@ TEST_F(AuditVerbTest, ATamperedChainFailsVerifyAndNamesTheRecord) {
   r = RunCommand(Sextant("--target clinic-eu -o csv"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("seq,time,identity"), std::string::npos) << r.output;
+}
+
+TEST_F(AuditVerbTest, VerifyRecordsTheSignedHeadAndFailsWhenTheLogNoLongerExtendsIt) {
+  auto r = RunCommand(Sextant("--target clinic-eu --verify"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("no head recorded before"), std::string::npos) << r.output;
+  r = RunCommand(Sextant("--target clinic-eu --verify"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("extends the head seen at"), std::string::npos) << r.output;
+
+  // Someone with the agent's files (and its key) cuts the log back and makes the files agree.
+  const int64_t before = static_cast<int64_t>(test_audit::ReadAll(root_ / "agent").size());
+  server_->Shutdown(0ms);
+  audit_.reset();
+  ASSERT_TRUE(test_audit::Tamper(root_ / "agent", "DELETE FROM audit_log WHERE seq > 4;").ok());
+  ASSERT_TRUE(test_audit::ResignJournal(root_ / "agent").ok());
+  auto al = agent::AuditLog::Open(root_ / "agent");
+  ASSERT_TRUE(al.ok()) << al.status().ToString();
+  audit_ = std::move(al).value();
+  ASSERT_TRUE(audit_->Verify()->intact);
+  Serve();
+  r = RunCommand(Sextant("--target clinic-eu --verify"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no longer extends the head seen at"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cut back"), std::string::npos) << r.output;
+  // The recorded head stays what it was: the next verification fails too.
+  // stdout alone (RunCommand merges stderr, where the error goes).
+  r = RunCommand("(" + Sextant("--target clinic-eu --verify -o json") + " 2>/dev/null)");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.output;
+  EXPECT_FALSE(j["verification"]["extends_recorded_head"].get<bool>());
+  EXPECT_GT(before, 4);
 }
 
 TEST_F(AuditVerbTest, UsageAndUnknownTargets) {

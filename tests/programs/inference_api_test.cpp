@@ -24,7 +24,7 @@
 #include <thread>
 
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "engine/gguf/synth.h"
 #include "tests/support/command.h"

@@ -18,13 +18,12 @@
 #include <thread>
 
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/console_store.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/console/push.h"
+#include "engine/base/sha256.h"
 #include "tests/support/command.h"
 
 namespace sextant::rpc {
@@ -112,17 +111,21 @@ class PushKillTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
-    auto r = sextant::testing::RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs init --out " +
-                                          (root_ / "tls").string() + " --trust-domain example.org");
+    auto r = sextant::testing::MakeTestPki(SEXTANT_CONSOLE_BIN, SEXTANT_AGENT_BIN,
+                                           (root_ / "tls").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto key = report::SigningKey::Generate();
     ASSERT_TRUE(key.ok());
     key_ = std::make_unique<report::SigningKey>(std::move(*key));
     ASSERT_TRUE(key_->Save(root_ / "console-key.pem").ok());
     std::ofstream(root_ / "console-key.pub.pem") << key_->public_key().Pem();
+    // The customer's approver key: the agents admit what it approves.
+    r = sextant::testing::RunCommand(std::string(SEXTANT_AGENT_BIN) + " approve keygen --out " +
+                                     (root_ / "customer").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     fs::copy_file(fs::path(SEXTANT_SOURCE_DIR) / "resources/policies/agent-policy.example.yaml",
                   root_ / "policy.yaml");
-    auto st = console::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleDatabase::Open(root_ / "console");
     ASSERT_TRUE(st.ok());
     store_ = std::move(*st);
     for (int i = 0; i < 3; ++i) {
@@ -138,6 +141,8 @@ class PushKillTest : public ::testing::Test {
           << "\n  ca: ../tls/ca.pem\n  cert: ../tls/server.pem\n  key: ../tls/server.key\n"
              "http:\n  listen: 127.0.0.1:0\npolicy: ../policy.yaml\nstate_dir: state\n"
              "model_store: models\nconsole_keys:\n  - ../console-key.pub.pem\n"
+             "admission:\n  approval_keys: [../customer/approver.pem]\n"
+             "  approvals: ../customer/approvals.jsonl\n"
              "limits:\n  shutdown_grace_ms: 1000\n";
       a->Start();
       ASSERT_TRUE(a->WaitListening()) << Slurp(a->dir / "agent.log");
@@ -148,7 +153,7 @@ class PushKillTest : public ::testing::Test {
       t.cert_path = (root_ / "tls" / "vendor-operator.pem").string();
       t.key_path = (root_ / "tls" / "vendor-operator.key").string();
       t.server_name = "localhost";
-      ASSERT_TRUE(store_->AddTarget(t).ok());
+      ASSERT_TRUE(store_->targets().Add(t).ok());
       agents_.push_back(std::move(a));
     }
     // The spec, validated here (CPU) and signed with the console's key.
@@ -159,7 +164,7 @@ class PushKillTest : public ::testing::Test {
                                  "model:\n  uri: file://stories260K.gguf\n  sha256: "
                               << *sha
                               << "\nengine:\n  backend: cpu\n  threads: 1\n"
-                                 "  contextLength: 256\nvalidation:\n  maxTokens: 6\n"
+                                 "  contextLength: 256\nvalidation:\n  maxTokens: 16\n"
                                  "  prompts:\n    - Once upon a time\n";
     auto spec = spec::LoadDeploymentSpec(spec_file_);
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
@@ -170,10 +175,14 @@ class PushKillTest : public ::testing::Test {
     ASSERT_TRUE(run.ok()) << run.status().ToString();
     auto signed_report = report::SignReport(run->report, *key_);
     ASSERT_TRUE(signed_report.ok());
-    ASSERT_TRUE(console::ReportStore::EnsureSchema(store_->handle()).ok());
-    console::ReportStore reports(store_->handle());
-    ASSERT_TRUE(reports.Add(run->report, *signed_report).ok());
+    ASSERT_TRUE(store_->reports().Add(run->report, *signed_report).ok());
     digest_ = spec::SpecDigest(*spec);
+    // The customer approves the spec, as it would before any push.
+    r = sextant::testing::RunCommand(
+        std::string(SEXTANT_AGENT_BIN) + " approve " + spec_file_.string() + " --key " +
+        (root_ / "customer" / "approver.key").string() + " --approvals " +
+        (root_ / "customer" / "approvals.jsonl").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void TearDown() override {
     agents_.clear();
@@ -220,7 +229,7 @@ class PushKillTest : public ::testing::Test {
   fs::path spec_file_;
   std::string digest_;
   std::unique_ptr<report::SigningKey> key_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::vector<std::unique_ptr<Agent>> agents_;
 };
 

@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "app/common/spec_diff.h"
-#include "app/console/store/report_store.h"
 #include "connectors/console/push.h"
 #include "tests/connectors/console/push_test_fleet.h"
 #include "tests/support/command.h"
@@ -48,8 +47,10 @@ class ScaleVerbTest : public ::testing::Test {
   }
   // The pushed spec of "tiny" (through the library, as `sextant push` does).
   void PushTiny(size_t agents) {
+    // Rescaling makes a new spec digest: this customer admits every spec of the model.
+    fleet_->AdmitEverySpecOfTheModel();
     ASSERT_TRUE(fleet_->StartAgents(agents).ok());
-    auto spec = fleet_->WriteAndValidate("tiny", 6);
+    auto spec = fleet_->WriteAndValidate("tiny", 18);
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     PushRequest r;
     r.spec_file = *spec;
@@ -107,7 +108,7 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
 
   // Every agent's durable state: generation 2 of the new digest, with the new bounds and
   // nothing else changed; its audit log has the apply.
-  auto old_spec = spec::LoadDeploymentSpec(fleet_->root() / "tiny-6.yaml");
+  auto old_spec = spec::LoadDeploymentSpec(fleet_->root() / "tiny-18.yaml");
   ASSERT_TRUE(old_spec.ok());
   for (size_t i = 0; i < 3; ++i) {
     auto rec = fleet_->agent(i).state->Get("tiny");
@@ -126,7 +127,7 @@ TEST_F(ScaleVerbTest, ScalesEveryTargetThroughANewGenerationWithACarriedReport) 
   }
 
   // The carried report: stored, signed by the console key, naming the report it came from.
-  console::ReportStore reports(fleet_->store().handle());
+  console::ReportRepository& reports = fleet_->store().reports();
   auto stored = reports.List(new_digest);
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);

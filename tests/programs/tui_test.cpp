@@ -114,8 +114,8 @@ class TuiTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     socket_ = "sextant-tui-" + std::to_string(::getpid());
-    auto r = RunCommand(std::string(SEXTANT_AGENT_BIN) + " certs init --out " +
-                        (dir_ / "tls").string() + " --trust-domain example.org");
+    auto r = sextant::testing::MakeTestPki(SEXTANT_CONSOLE_BIN, SEXTANT_AGENT_BIN,
+                                           (dir_ / "tls").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void TearDown() override {

@@ -9,7 +9,8 @@
 #include <filesystem>
 #include <thread>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
+#include "engine/base/time.h"
 #include "ui/tui/console_snapshot.h"
 #include "ui/tui/views.h"
 
@@ -28,7 +29,7 @@ class TuiViewsTest : public ::testing::Test {
            ("sextant-tuiviews-" + std::to_string(::getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
-    auto st = console::ConsoleStore::Open(dir_);
+    auto st = console::ConsoleDatabase::Open(dir_);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
   }
@@ -41,7 +42,7 @@ class TuiViewsTest : public ::testing::Test {
     console::Target t;
     t.name = name;
     t.endpoint = "127.0.0.1:1";
-    ASSERT_TRUE(store_->AddTarget(t).ok());
+    ASSERT_TRUE(store_->targets().Add(t).ok());
     console::TargetStatus s;
     s.target = name;
     s.state = state;
@@ -50,11 +51,11 @@ class TuiViewsTest : public ::testing::Test {
     s.error = error;
     s.identity = "spiffe://example.org/vendor/console";
     s.role = "vendor-operator";
-    ASSERT_TRUE(store_->SetTargetStatus(s).ok());
+    ASSERT_TRUE(store_->targets().SetStatus(s).ok());
   }
 
   fs::path dir_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
 };
 
 TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
@@ -66,24 +67,22 @@ TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
   d.target = "ok";
   d.name = "chat";
   d.replicas_desired = 2;
-  ASSERT_TRUE(store_->ReplaceDeployments("ok", {d}).ok());
+  ASSERT_TRUE(store_->telemetry().ReplaceDeployments("ok", {d}).ok());
   console::DeploymentSample smp;
   smp.target = "ok";
   smp.deployment = "chat";
   smp.ts = now - 500;
   smp.replicas_ready = 1;
   smp.replicas_desired = 2;
-  ASSERT_TRUE(store_->AppendSamples({}, {smp}).ok());
+  ASSERT_TRUE(store_->telemetry().AppendSamples({}, {smp}).ok());
   // The agent's server certificate expires in 3 days (RFC 3339), and on "quiet" long from now.
-  ASSERT_TRUE(store_
-                  ->ReplaceFacts(
-                      "ok", "", {{"tls.cert_expires_at", console::FormatTime(now + 3 * kDay)}}, now)
+  ASSERT_TRUE(store_->facts()
+                  .Replace("ok", "", {{"tls.cert_expires_at", FormatRfc3339(now + 3 * kDay)}}, now)
                   .ok());
-  ASSERT_TRUE(store_
-                  ->ReplaceFacts("quiet", "",
-                                 {{"tls.cert_expires_at", console::FormatTime(now + 300 * kDay)}},
-                                 now)
-                  .ok());
+  ASSERT_TRUE(
+      store_->facts()
+          .Replace("quiet", "", {{"tls.cert_expires_at", FormatRfc3339(now + 300 * kDay)}}, now)
+          .ok());
 
   SnapshotSources src;
   src.store = store_.get();
@@ -124,7 +123,7 @@ TEST_F(TuiViewsTest, AlertsSayWhatIsBrokenWhereAndSinceWhen) {
   // Once the replicas are back the alert clears.
   smp.ts = now + 6'000;
   smp.replicas_ready = 2;
-  ASSERT_TRUE(store_->AppendSamples({}, {smp}).ok());
+  ASSERT_TRUE(store_->telemetry().AppendSamples({}, {smp}).ok());
   ConsoleSnapshot healed = LoadSnapshot(src, now + 7'000, false, &later);
   for (const auto& a : healed.alerts) EXPECT_NE(a.kind, "replicas");
   EXPECT_EQ(healed.alert_first_seen.count("replicas|ok/chat|"), 0u);

@@ -18,7 +18,7 @@
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/sources.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "engine/base/sha256.h"
@@ -60,7 +60,8 @@ class FixedInventory : public agent::InventorySource {
   agent::InventoryInfo inv_;
 };
 
-// An AWS p5.48xlarge in account 123456789012 and `region`, as set in the agent's config.
+// An AWS p5.48xlarge (i-0123456789abcdef0) in account 123456789012 and `region`, as set in the
+// agent's config.
 class FixedCloud : public agent::CloudContextSource {
  public:
   explicit FixedCloud(std::string region) : region_(std::move(region)) {}
@@ -70,6 +71,7 @@ class FixedCloud : public agent::CloudContextSource {
     c.account = "123456789012";
     c.region = region_;
     c.instance_type = "p5.48xlarge";
+    c.instance_id = "i-0123456789abcdef0";
     c.source = "config";
     return c;
   }

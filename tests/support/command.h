@@ -28,4 +28,22 @@ inline CommandResult RunCommand(const std::string& cmd) {
   return result;
 }
 
+// The mutual-TLS files of a test, made the way the two parties make them: the console's key and
+// signing request (`sextant certs request`, on the vendor's side), then the customer's CA, the
+// agent's server certificate and customer identities, and the console's certificate issued
+// from the request (`sextant-agent certs init --csr`). In dir: ca.pem, server.pem/.key,
+// customer-*.pem/.key, vendor-operator.pem/.key.
+inline CommandResult MakeTestPki(const std::string& console_bin, const std::string& agent_bin,
+                                 const std::string& dir,
+                                 const std::string& trust_domain = "example.org") {
+  CommandResult r = RunCommand(console_bin + " certs request --identity vendor/operator" +
+                               " --trust-domain " + trust_domain + " --out " + dir);
+  if (r.exit_code != 0) return r;
+  CommandResult init =
+      RunCommand(agent_bin + " certs init --out " + dir + " --trust-domain " + trust_domain +
+                 " --csr vendor/operator=" + dir + "/vendor-operator.csr");
+  init.output = r.output + init.output;
+  return init;
+}
+
 }  // namespace sextant::testing

@@ -12,7 +12,7 @@
 
 #include "app/console/compliance/pack.h"
 #include "app/console/cost/price_catalog.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "ui/console_snapshot.h"
 
 namespace sextant::ui::testing {
@@ -43,9 +43,9 @@ inline SnapshotSources TestSources() {
 
 // Two accounts; "eu1" (2 H100s, deployment "chat") connected, "us1" (1 H100, deployment
 // "chat") stale since 10 minutes ago, "lab" (no account) in error.
-inline void FillStore(console::ConsoleStore& st, console::TimeMs now) {
-  ASSERT_TRUE(st.AddAccount({"prod-eu", "aws", "111", {"eu-west-1"}, "", "", 0}).ok());
-  ASSERT_TRUE(st.AddAccount({"prod-us", "aws", "222", {"us-east-1"}, "", "", 0}).ok());
+inline void FillStore(console::ConsoleDatabase& st, console::TimeMs now) {
+  ASSERT_TRUE(st.accounts().Add({"prod-eu", "aws", "111", {"eu-west-1"}, "", "", 0}).ok());
+  ASSERT_TRUE(st.accounts().Add({"prod-us", "aws", "222", {"us-east-1"}, "", "", 0}).ok());
   auto add = [&](const std::string& name, const std::string& account, const std::string& region,
                  const std::string& team) {
     console::Target t;
@@ -53,25 +53,29 @@ inline void FillStore(console::ConsoleStore& st, console::TimeMs now) {
     t.endpoint = "10.0.0.1:7443";
     t.account = account;
     t.labels = {{"team", team}};
-    ASSERT_TRUE(st.AddTarget(t).ok());
-    ASSERT_TRUE(st.ReplaceFacts(name, "",
-                                {{"cloud.provider", "aws"},
-                                 {"cloud.region", region},
-                                 {"cloud.instance_type", "p5.48xlarge"}},
-                                now)
+    ASSERT_TRUE(st.targets().Add(t).ok());
+    ASSERT_TRUE(st.facts()
+                    .Replace(name, "",
+                             {{"cloud.provider", "aws"},
+                              {"cloud.region", region},
+                              {"cloud.instance_type", "p5.48xlarge"}},
+                             now)
                     .ok());
   };
   add("eu1", "prod-eu", "us-east-1", "ml");
   add("us1", "prod-us", "us-west-2", "search");
   add("lab", "", "us-east-1", "ml");
-  ASSERT_TRUE(st.SetTargetStatus({"eu1", console::ConnState::kConnected, now - 5000, now, "",
-                                  "spiffe://x/vendor/c", "vendor-operator"})
+  ASSERT_TRUE(st.targets()
+                  .SetStatus({"eu1", console::ConnState::kConnected, now - 5000, now, "",
+                              "spiffe://x/vendor/c", "vendor-operator"})
                   .ok());
-  ASSERT_TRUE(st.SetTargetStatus({"us1", console::ConnState::kStale, now - 600'000, now - 600'000,
-                                  "no report for 600 s", "spiffe://x/vendor/c", "vendor-operator"})
+  ASSERT_TRUE(st.targets()
+                  .SetStatus({"us1", console::ConnState::kStale, now - 600'000, now - 600'000,
+                              "no report for 600 s", "spiffe://x/vendor/c", "vendor-operator"})
                   .ok());
-  ASSERT_TRUE(st.SetTargetStatus({"lab", console::ConnState::kError, now - 1000, 0,
-                                  "connection refused", "", ""})
+  ASSERT_TRUE(st.targets()
+                  .SetStatus({"lab", console::ConnState::kError, now - 1000, 0,
+                              "connection refused", "", ""})
                   .ok());
   auto gpu = [](const std::string& target, int index, double util, int64_t used) {
     console::Gpu g;
@@ -85,8 +89,8 @@ inline void FillStore(console::ConsoleStore& st, console::TimeMs now) {
     g.memory_used_bytes = used;
     return g;
   };
-  ASSERT_TRUE(st.ReplaceGpus("eu1", {gpu("eu1", 0, 0, 0), gpu("eu1", 1, 0, 0)}).ok());
-  ASSERT_TRUE(st.ReplaceGpus("us1", {gpu("us1", 0, 0, 0)}).ok());
+  ASSERT_TRUE(st.telemetry().ReplaceGpus("eu1", {gpu("eu1", 0, 0, 0), gpu("eu1", 1, 0, 0)}).ok());
+  ASSERT_TRUE(st.telemetry().ReplaceGpus("us1", {gpu("us1", 0, 0, 0)}).ok());
   auto dep = [](const std::string& target) {
     console::Deployment d;
     d.target = target;
@@ -96,8 +100,8 @@ inline void FillStore(console::ConsoleStore& st, console::TimeMs now) {
     d.gpus_requested = 1;
     return d;
   };
-  ASSERT_TRUE(st.ReplaceDeployments("eu1", {dep("eu1")}).ok());
-  ASSERT_TRUE(st.ReplaceDeployments("us1", {dep("us1")}).ok());
+  ASSERT_TRUE(st.telemetry().ReplaceDeployments("eu1", {dep("eu1")}).ok());
+  ASSERT_TRUE(st.telemetry().ReplaceDeployments("us1", {dep("us1")}).ok());
   // Two hours of samples, one a minute, so the cost rollups have hours to price.
   std::vector<console::GpuSample> gs;
   std::vector<console::DeploymentSample> ds;
@@ -129,8 +133,8 @@ inline void FillStore(console::ConsoleStore& st, console::TimeMs now) {
       ds.push_back(d);
     }
   }
-  ASSERT_TRUE(st.AppendSamples(gs, ds).ok());
-  ASSERT_TRUE(st.SetBudget({"team=ml", 5000, 30, 0.8}).ok());
+  ASSERT_TRUE(st.telemetry().AppendSamples(gs, ds).ok());
+  ASSERT_TRUE(st.budgets().Set({"team=ml", 5000, 30, 0.8}).ok());
 }
 
 }  // namespace sextant::ui::testing

@@ -23,7 +23,6 @@
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/sources.h"
-#include "app/console/store/report_store.h"
 #include "app/sextant/gui_actions.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
@@ -80,7 +79,7 @@ class LiveAgentsTest : public ::testing::Test {
     auto pki = test_agents::MakeTestPki(root_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
     pki_ = *pki;
-    auto st = console::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleDatabase::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
   }
@@ -157,7 +156,7 @@ class LiveAgentsTest : public ::testing::Test {
       t.cert_path = (root_ / "console.pem").string();
       t.key_path = (root_ / "console.key").string();
       t.server_name = "localhost";
-      ASSERT_TRUE(store_->AddTarget(t).ok());
+      ASSERT_TRUE(store_->targets().Add(t).ok());
       agents_.push_back(std::move(a));
     }
   }
@@ -171,7 +170,7 @@ class LiveAgentsTest : public ::testing::Test {
     co.backoff_initial = 200ms;
     co.backoff_max = 1000ms;
     connector_ = std::make_unique<rpc::FleetConnector>(store_.get(), co);
-    auto targets = store_->ListTargets();
+    auto targets = store_->targets().List();
     ASSERT_TRUE(targets.ok());
     connector_->Start(*targets);
     cli::GuiActionOptions ao;
@@ -199,7 +198,7 @@ class LiveAgentsTest : public ::testing::Test {
 
   fs::path root_;
   test_agents::TestPki pki_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
   std::unique_ptr<rpc::FleetConnector> connector_;
   std::shared_ptr<cli::ConnectorConsoleActions> actions_;
@@ -442,11 +441,9 @@ TEST_F(LiveAgentsTest, ValidationShowsProgressAndCanBeCancelled) {
   auto* cancel = window_->findChild<QPushButton*>("cancelButton");
   auto* stage = window_->findChild<QLabel*>("validateStage");
   auto count_reports = [&] {
-    console::ReportStore reports(store_->handle());
-    auto list = reports.List();
+    auto list = store_->reports().List();
     return list.ok() ? static_cast<int>(list->size()) : -1;
   };
-  ASSERT_TRUE(console::ReportStore::EnsureSchema(store_->handle()).ok());
   ASSERT_EQ(count_reports(), 0);
 
   // Cancel while the run is in flight: the view says so and stays busy until the run has

@@ -54,7 +54,7 @@ class MainWindowStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ScratchDir("window");
-    auto st = console::ConsoleStore::Open(dir_ / "state");
+    auto st = console::ConsoleDatabase::Open(dir_ / "state");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
     FillStore(*store_, console::NowMs());
@@ -77,7 +77,7 @@ class MainWindowStoreTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
 };
 
 TEST_F(MainWindowStoreTest, ViewsShowTheStoresDataAndShortcutsSwitchViews) {

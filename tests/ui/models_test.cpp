@@ -23,7 +23,7 @@ class ModelsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ScratchDir("models");
-    auto st = console::ConsoleStore::Open(dir_);
+    auto st = console::ConsoleDatabase::Open(dir_);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
     now_ = console::NowMs();
@@ -46,7 +46,7 @@ class ModelsTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   console::TimeMs now_ = 0;
   std::shared_ptr<const ConsoleSnapshot> snap_;
 };
@@ -105,7 +105,7 @@ TEST_F(ModelsTest, RefreshWithSameStructureKeepsIndexesAndChangesResetCleanly) {
   QSignalSpy changes(&model, &QAbstractItemModel::dataChanged);
   // New samples: same targets and GPUs.
   console::GpuSample g{"eu1", "node-a", 0, now_ + 1000, 1, 0.95, 70 * kGiB, 80, 700};
-  ASSERT_TRUE(store_->AppendSamples({g}, {}).ok());
+  ASSERT_TRUE(store_->telemetry().AppendSamples({g}, {}).ok());
   now_ += 1000;
   model.SetSnapshot(Load());
   EXPECT_EQ(resets.count(), 0);
@@ -114,7 +114,7 @@ TEST_F(ModelsTest, RefreshWithSameStructureKeepsIndexesAndChangesResetCleanly) {
   EXPECT_EQ(kept.data().toString(), "eu1");
   EXPECT_EQ(model.index(0, FleetTreeModel::kTemperature, kept).data().toString(), "80 °C");
   // A removed target changes the structure: one reset, and the tester checks the new tree.
-  ASSERT_TRUE(store_->RemoveTarget("lab").ok());
+  ASSERT_TRUE(store_->targets().Remove("lab").ok());
   model.SetSnapshot(Load());
   EXPECT_EQ(resets.count(), 1);
   EXPECT_FALSE(model.TargetIndex("lab").isValid());

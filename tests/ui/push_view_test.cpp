@@ -140,7 +140,7 @@ class PushViewTest : public ::testing::Test {
 };
 
 TEST_F(PushViewTest, RowsMoveThroughTheirStatesCanaryFirstAndARefusalShowsItsCause) {
-  auto v1 = fleet_->WriteAndValidate("tiny", 4);
+  auto v1 = fleet_->WriteAndValidate("tiny", 16);
   ASSERT_TRUE(v1.ok()) << v1.status().ToString();
   OpenConsole(*v1);
   auto* stage = window_->findChild<QLabel*>("validateStage");
@@ -179,7 +179,7 @@ TEST_F(PushViewTest, RowsMoveThroughTheirStatesCanaryFirstAndARefusalShowsItsCau
     c = static_cast<char>(c ^ 1);
     f.write(&c, 1);
   }
-  auto v2 = fleet_->WriteAndValidate("tiny", 6);
+  auto v2 = fleet_->WriteAndValidate("tiny", 18);
   ASSERT_TRUE(v2.ok()) << v2.status().ToString();
   window_->findChild<QLineEdit*>("specPath")->setText(QString::fromStdString(v2->string()));
   Push("agent-0");
@@ -187,7 +187,8 @@ TEST_F(PushViewTest, RowsMoveThroughTheirStatesCanaryFirstAndARefusalShowsItsCau
   EXPECT_TRUE(stage->text().contains("agent-2 refused")) << stage->text().toStdString();
   EXPECT_TRUE(WentThrough("agent-2", {"pending", "applying", "refused"})) << Shown("agent-2");
   EXPECT_EQ(Cell("agent-2", ValidateView::kPushState), "refused");
-  EXPECT_TRUE(Cell("agent-2", ValidateView::kPushMessage).contains("model sha256 mismatch"))
+  // What the agent tells the console: the model is not available (the cause is the customer's).
+  EXPECT_TRUE(Cell("agent-2", ValidateView::kPushMessage).contains("model not available"))
       << Cell("agent-2", ValidateView::kPushMessage).toStdString();
   EXPECT_EQ(Cell("agent-2", ValidateView::kPushGeneration), "1");  // untouched
   for (const std::string t : {"agent-0", "agent-1"}) {

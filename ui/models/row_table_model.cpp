@@ -4,6 +4,8 @@
 #include <QFont>
 #include <algorithm>
 
+#include "engine/base/time.h"
+
 namespace sextant::ui {
 
 RowTableModel::RowTableModel(QStringList headers, QObject* parent)
@@ -117,7 +119,7 @@ QString FormatPercent(double fraction) { return QString::number(fraction * 100, 
 
 QString FormatTimeMs(int64_t ms) {
   if (ms <= 0) return {};
-  return QDateTime::fromMSecsSinceEpoch(ms, Qt::UTC).toString(Qt::ISODate);
+  return QString::fromStdString(FormatRfc3339(ms));
 }
 
 QString FormatUsd(double usd) { return "$" + QString::number(usd, 'f', 2); }

@@ -2,14 +2,16 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <set>
+
+#include "app/common/fact_keys.h"
+#include "engine/base/time.h"
 
 namespace sextant::tui {
 namespace {
 
 const std::string* FindFact(const std::vector<console::Fact>& facts, const std::string& target,
-                            const std::string& key, console::TimeMs* observed = nullptr) {
+                            std::string_view key, console::TimeMs* observed = nullptr) {
   for (const auto& f : facts) {
     if (f.target == target && f.key == key) {
       if (observed) *observed = f.observed_at;
@@ -23,31 +25,6 @@ const std::string* FindFact(const std::vector<console::Fact>& facts, const std::
 
 std::string_view AlertSeverityName(AlertSeverity s) {
   return s == AlertSeverity::kCritical ? "critical" : "warning";
-}
-
-std::string Ago(console::TimeMs t, console::TimeMs now) {
-  if (t <= 0) return "-";
-  int64_t s = std::max<int64_t>(0, (now - t) / 1000);
-  if (s < 120) return std::to_string(s) + "s";
-  if (s < 7200) return std::to_string(s / 60) + "m";
-  if (s < 172800) return std::to_string(s / 3600) + "h";
-  return std::to_string(s / 86400) + "d";
-}
-
-std::string ShortTime(console::TimeMs t, console::TimeMs now) {
-  if (t <= 0) return "-";
-  const std::time_t secs = static_cast<std::time_t>(t / 1000);
-  const std::time_t now_secs = static_cast<std::time_t>(now / 1000);
-  std::tm tm{}, now_tm{};
-  gmtime_r(&secs, &tm);
-  gmtime_r(&now_secs, &now_tm);
-  char buf[32];
-  if (tm.tm_year == now_tm.tm_year && tm.tm_yday == now_tm.tm_yday) {
-    std::strftime(buf, sizeof buf, "%H:%M:%SZ", &tm);
-  } else {
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%MZ", &tm);
-  }
-  return buf;
 }
 
 std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
@@ -73,7 +50,7 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
       a.subject = t.target.name;
       a.target = t.target.name;
       a.message = st.state == console::ConnState::kError ? st.error : "never connected";
-      if (st.last_seen > 0) a.message += " (last seen " + ShortTime(st.last_seen, now) + ")";
+      if (st.last_seen > 0) a.message += " (last seen " + FormatClockTime(st.last_seen, now) + ")";
       a.since = st.since > 0 ? st.since : 0;
       add(std::move(a));
     } else if (st.state == console::ConnState::kStale) {
@@ -82,7 +59,8 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
       a.kind = "stale";
       a.subject = t.target.name;
       a.target = t.target.name;
-      a.message = "no report since " + ShortTime(st.last_seen > 0 ? st.last_seen : st.since, now);
+      a.message =
+          "no report since " + FormatClockTime(st.last_seen > 0 ? st.last_seen : st.since, now);
       if (!st.error.empty()) a.message += ": " + st.error;
       a.since = st.since;
       add(std::move(a));
@@ -105,7 +83,8 @@ std::vector<Alert> ComputeAlerts(const ConsoleSnapshot& snap,
     // Certificates: the agent's server certificate expiry, when its facts carry it.
     for (const auto& f : snap.facts) {
       if (f.target != t.target.name) continue;
-      if (f.key.rfind("tls.cert_expires_at", 0) != 0 && f.key.rfind("tls.cert_not_after", 0) != 0) {
+      if (f.key.rfind(facts::kTlsCertExpiresAt, 0) != 0 &&
+          f.key.rfind(facts::kTlsCertNotAfterPrefix, 0) != 0) {
         continue;
       }
       auto when = console::ParseTimeFact(f.value);
@@ -205,7 +184,7 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, console::TimeMs now, bo
   }
   std::sort(s.targets.begin(), s.targets.end(),
             [](const auto& a, const auto& b) { return a.target.name < b.target.name; });
-  auto facts = src.store->ListFacts();
+  auto facts = src.store->facts().List();
   if (facts.ok()) s.facts = std::move(facts).value();
   for (const auto& t : s.targets) {
     if (t.status.state == console::ConnState::kConnected) ++s.targets_connected;
@@ -216,23 +195,25 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, console::TimeMs now, bo
       s.role = t.status.role;
     }
     if (s.identity.empty()) {
-      if (const auto* id = FindFact(s.facts, t.target.name, "console.identity")) s.identity = *id;
-      if (const auto* r = FindFact(s.facts, t.target.name, "console.role")) s.role = *r;
+      if (const auto* id = FindFact(s.facts, t.target.name, facts::kConsoleIdentity))
+        s.identity = *id;
+      if (const auto* r = FindFact(s.facts, t.target.name, facts::kConsoleRole)) s.role = *r;
     }
     AuditState a;
     a.target = t.target.name;
-    const auto* chain = FindFact(s.facts, t.target.name, "audit.chain_verified");
+    const auto* chain = FindFact(s.facts, t.target.name, facts::kAuditChainVerified);
     a.chain = chain == nullptr ? "unknown" : *chain == "true" ? "intact" : "BROKEN";
-    if (const auto* r = FindFact(s.facts, t.target.name, "audit.records")) {
+    if (const auto* r = FindFact(s.facts, t.target.name, facts::kAuditRecords)) {
       a.records = std::atoll(r->c_str());
     }
-    if (const auto* h = FindFact(s.facts, t.target.name, "audit.head_hash")) a.head_hash = *h;
-    if (const auto* ht = FindFact(s.facts, t.target.name, "audit.head_time")) {
+    if (const auto* h = FindFact(s.facts, t.target.name, facts::kAuditHeadHash)) a.head_hash = *h;
+    if (const auto* ht = FindFact(s.facts, t.target.name, facts::kAuditHeadTime)) {
       auto when = console::ParseTimeFact(*ht);
       if (when.ok()) a.verified_at = *when;
     }
-    if (const auto* p = FindFact(s.facts, t.target.name, "policy.digest")) a.policy_digest = *p;
-    if (const auto* e = FindFact(s.facts, t.target.name, "egress.payload_bytes_to_vendor")) {
+    if (const auto* p = FindFact(s.facts, t.target.name, facts::kPolicyDigest))
+      a.policy_digest = *p;
+    if (const auto* e = FindFact(s.facts, t.target.name, facts::kEgressPayloadBytesToVendor)) {
       a.payload_bytes_to_vendor = *e;
     }
     s.audit.push_back(std::move(a));
@@ -244,15 +225,15 @@ ConsoleSnapshot LoadSnapshot(const SnapshotSources& src, console::TimeMs now, bo
       s.cost.available = false;
       s.cost.note = src.catalog_error.empty() ? "no price catalog" : src.catalog_error;
     } else {
-      auto targets = src.store->ListTargets();
-      auto gpus = src.store->ListGpus();
-      auto budgets = src.store->ListBudgets();
+      auto targets = src.store->targets().List();
+      auto gpus = src.store->telemetry().ListGpus();
+      auto budgets = src.store->budgets().List();
       int64_t window = src.cost_window_ms;
       if (budgets.ok()) {
         for (const auto& b : *budgets)
           window = std::max<int64_t>(window, b.window_days * 86'400'000LL);
       }
-      auto usage = src.store->HourlyUsage(now - window);
+      auto usage = src.store->telemetry().HourlyUsage(now - window);
       if (targets.ok() && gpus.ok() && usage.ok() && budgets.ok()) {
         auto infos = console::TargetsFromStore(*targets, s.facts, *gpus);
         std::vector<console::HourUsage> recent;

@@ -27,7 +27,7 @@
 #include "app/console/cost/cost_model.h"
 #include "app/console/cost/price_catalog.h"
 #include "app/console/fleet/fleet.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::tui {
 
@@ -86,7 +86,7 @@ struct ConsoleSnapshot {
 // What a snapshot is computed from. catalog and packs may be null (cost or compliance is then
 // left out, and the snapshot says why).
 struct SnapshotSources {
-  console::ConsoleStore* store = nullptr;
+  console::ConsoleDatabase* store = nullptr;
   const console::PriceCatalog* catalog = nullptr;
   std::string catalog_error;  // why catalog is null
   const std::vector<console::PolicyPack>* packs = nullptr;
@@ -141,10 +141,5 @@ class SnapshotPoller {
   std::atomic<uint64_t> generation_{0};
   std::thread thread_;
 };
-
-// "12s", "5m", "3h", "2d": how long ago `t` was, from `now` ("-" when t is 0).
-std::string Ago(console::TimeMs t, console::TimeMs now);
-// "03:04:05Z" for today's times, "2026-01-02 03:04Z" otherwise ("-" when t is 0).
-std::string ShortTime(console::TimeMs t, console::TimeMs now);
 
 }  // namespace sextant::tui

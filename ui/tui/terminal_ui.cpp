@@ -184,7 +184,7 @@ class TerminalUi {
       status = " targets " + std::to_string(snap_->targets_connected) + "/" +
                std::to_string(snap_->targets.size()) + " connected  alerts " +
                std::to_string(snap_->alerts.size()) + "  updated " +
-               ShortTime(snap_->last_update, now);
+               FormatClockTime(snap_->last_update, now);
       if (!snap_->error.empty()) status += "  STORE: " + snap_->error;
     } else {
       status = " targets -  loading";

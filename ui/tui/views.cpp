@@ -40,9 +40,9 @@ std::string StatusWord(const console::TargetView& t, console::TimeMs now) {
     case console::ConnState::kConnected:
       return "connected";
     case console::ConnState::kStale:
-      return "stale " + Ago(t.status.since, now);
+      return "stale " + FormatAge(t.status.since, now);
     case console::ConnState::kError:
-      return "unreachable " + Ago(t.status.since, now);
+      return "unreachable " + FormatAge(t.status.since, now);
     case console::ConnState::kUnknown:
       break;
   }
@@ -127,7 +127,7 @@ ViewTable Fleet(const ConsoleSnapshot& s) {
                gpus ? Fixed(util / gpus * 100, 0) : "-",
                total ? Fixed(used / kGiB, 0) + "/" + Fixed(total / kGiB, 0) : "-",
                std::to_string(t.deployments.size()),
-               Ago(t.status.last_seen, s.loaded_at),
+               FormatAge(t.status.last_seen, s.loaded_at),
                model.empty() ? (gpus ? "-" : "cpu only") : model};
     r.tone = StatusTone(t.status);
     r.drillable = true;
@@ -157,7 +157,7 @@ ViewTable Alerts(const ConsoleSnapshot& s) {
   for (const auto& a : s.alerts) {
     Row r;
     r.cells = {std::string(AlertSeverityName(a.severity)), a.kind, a.subject,
-               a.since > 0 ? ShortTime(a.since, s.loaded_at) : "-", a.message};
+               a.since > 0 ? FormatClockTime(a.since, s.loaded_at) : "-", a.message};
     r.tone = a.severity == AlertSeverity::kCritical ? Tone::kBad : Tone::kWarn;
     if (!a.target.empty() && FindTarget(s, a.target) != nullptr) {
       r.drillable = true;
@@ -184,7 +184,7 @@ ViewTable Audit(const ConsoleSnapshot& s) {
     r.cells = {a.target,
                a.chain,
                a.records >= 0 ? std::to_string(a.records) : "-",
-               a.verified_at > 0 ? ShortTime(a.verified_at, s.loaded_at) : "-",
+               a.verified_at > 0 ? FormatClockTime(a.verified_at, s.loaded_at) : "-",
                a.payload_bytes_to_vendor.empty() ? "-" : a.payload_bytes_to_vendor + " B",
                a.head_hash.empty() ? "-" : a.head_hash};
     r.tone = a.chain == "intact" ? Tone::kGood : a.chain == "BROKEN" ? Tone::kBad : Tone::kDim;
@@ -250,7 +250,7 @@ ViewTable TargetDetail(const ConsoleSnapshot& s, const std::string& name) {
   std::string where = t->provider + "/" + t->region;
   if (!t->instance_type.empty()) where += " " + t->instance_type;
   v.note = t->StatusText() + "; " + t->target.endpoint + "; " + where + "; last seen " +
-           ShortTime(t->status.last_seen, s.loaded_at);
+           FormatClockTime(t->status.last_seen, s.loaded_at);
   for (const auto& n : t->nodes) {
     for (const auto& g : n.gpus) {
       Row r;
@@ -314,7 +314,7 @@ ViewTable DeploymentDetail(const ConsoleSnapshot& s, const std::string& context)
   add("model sha256", d->model_sha256.empty() ? "-" : d->model_sha256);
   add("spec digest", d->spec_digest.empty() ? "-" : d->spec_digest);
   add("engine build", d->engine_build_id.empty() ? "-" : d->engine_build_id);
-  add("sampled", ShortTime(d->sampled_at, s.loaded_at));
+  add("sampled", FormatClockTime(d->sampled_at, s.loaded_at));
   const std::string prefix = "deployment." + name + ".";
   for (const auto& f : s.facts) {
     if (f.target == target && f.key.rfind(prefix, 0) == 0 &&

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "app/common/cloud_identity.h"
+
 namespace sextant::agent {
 
 namespace {
@@ -132,19 +134,21 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
   AgentConfig c;
   try {
     if (root.IsNull()) return c;
-    SEXTANT_RETURN_IF_ERROR(r.Keys(root,
-                                   {"name", "grpc", "http", "policy", "state_dir", "model_store",
-                                    "encryption_at_rest", "cloud", "limits", "console_keys"},
-                                   "agent config"));
+    SEXTANT_RETURN_IF_ERROR(
+        r.Keys(root,
+               {"name", "grpc", "http", "policy", "state_dir", "model_store", "encryption_at_rest",
+                "cloud", "limits", "console_keys", "admission", "validation"},
+               "agent config"));
     SEXTANT_RETURN_IF_ERROR(r.String(root, "name", &c.name));
     if (const YAML::Node g = root["grpc"]) {
-      SEXTANT_RETURN_IF_ERROR(r.Keys(g, {"listen", "ca", "cert", "key"}, "grpc"));
+      SEXTANT_RETURN_IF_ERROR(r.Keys(g, {"listen", "ca", "cert", "key", "crl"}, "grpc"));
       SEXTANT_RETURN_IF_ERROR(r.String(g, "listen", &c.grpc_listen));
       auto hp = SplitHostPort(c.grpc_listen, "grpc.listen");
       if (!hp.ok()) return r.Error(g["listen"], hp.status().message());
       SEXTANT_RETURN_IF_ERROR(r.Path(g, "ca", &c.grpc_ca));
       SEXTANT_RETURN_IF_ERROR(r.Path(g, "cert", &c.grpc_cert));
       SEXTANT_RETURN_IF_ERROR(r.Path(g, "key", &c.grpc_key));
+      SEXTANT_RETURN_IF_ERROR(r.Path(g, "crl", &c.grpc_crl));
     }
     if (const YAML::Node h = root["http"]) {
       SEXTANT_RETURN_IF_ERROR(
@@ -207,9 +211,58 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
         c.console_keys.push_back(r.Resolve(k.Scalar()));
       }
     }
-    if (const YAML::Node cl = root["cloud"]) {
+    if (const YAML::Node ad = root["admission"]) {
+      if (!ad.IsNull()) {
+        SEXTANT_RETURN_IF_ERROR(
+            r.Keys(ad, {"approval_keys", "approvals", "allow_specs", "allow_models"}, "admission"));
+        auto list = [&](const char* key, std::vector<std::string>* out) -> Status {
+          const YAML::Node n = ad[key];
+          if (!n || n.IsNull()) return Status();
+          if (!n.IsSequence())
+            return r.Error(n, std::string("admission.") + key + " must be a list");
+          for (const auto& e : n) {
+            if (!e.IsScalar() || e.Scalar().empty()) {
+              return r.Error(e, std::string("admission.") + key + ": each entry must be a string");
+            }
+            out->push_back(e.Scalar());
+          }
+          return Status();
+        };
+        std::vector<std::string> keys;
+        SEXTANT_RETURN_IF_ERROR(list("approval_keys", &keys));
+        for (const auto& k : keys) c.admission.approval_keys.push_back(r.Resolve(k));
+        SEXTANT_RETURN_IF_ERROR(r.Path(ad, "approvals", &c.admission.approvals));
+        SEXTANT_RETURN_IF_ERROR(list("allow_specs", &c.admission.allow_specs));
+        SEXTANT_RETURN_IF_ERROR(list("allow_models", &c.admission.allow_models));
+        for (const auto* l : {&c.admission.allow_specs, &c.admission.allow_models}) {
+          for (const auto& d : *l) {
+            std::string hex = d.rfind("sha256:", 0) == 0 ? d.substr(7) : d;
+            if (hex.size() != 64 ||
+                hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+              return r.Error(ad, "admission: '" + d + "' is not a sha256 (64 hex digits)");
+            }
+          }
+        }
+        if (!c.admission.approval_keys.empty() && c.admission.approvals.empty()) {
+          return r.Error(ad,
+                         "admission.approval_keys needs admission.approvals (the file "
+                         "approvals are kept in)");
+        }
+      }
+    }
+    if (const YAML::Node v = root["validation"]) {
       SEXTANT_RETURN_IF_ERROR(
-          r.Keys(cl, {"provider", "account", "region", "zone", "instance_type", "spot"}, "cloud"));
+          r.Keys(v, {"min_tokens_per_prompt", "answers_burst", "answers_per_hour"}, "validation"));
+      SEXTANT_RETURN_IF_ERROR(
+          r.Number(v, "min_tokens_per_prompt", 1, 100000, &c.validation.min_tokens_per_prompt));
+      SEXTANT_RETURN_IF_ERROR(r.Number(v, "answers_burst", 1, 100000, &c.validation.answers_burst));
+      SEXTANT_RETURN_IF_ERROR(
+          r.Number(v, "answers_per_hour", 0, 1000000, &c.validation.answers_per_hour));
+    }
+    if (const YAML::Node cl = root["cloud"]) {
+      SEXTANT_RETURN_IF_ERROR(r.Keys(
+          cl, {"provider", "account", "region", "zone", "instance_type", "instance_id", "spot"},
+          "cloud"));
       CloudContextInfo info;
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "provider", &info.provider));
       static const std::set<std::string> kProviders = {"aws", "gcp", "azure", "on-prem"};
@@ -221,14 +274,25 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "region", &info.region));
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "zone", &info.zone));
       SEXTANT_RETURN_IF_ERROR(r.String(cl, "instance_type", &info.instance_type));
+      SEXTANT_RETURN_IF_ERROR(r.String(cl, "instance_id", &info.instance_id));
+      // The console matches the agent with the account's instances by these: a malformed one is
+      // a config error, not a machine the console would look for.
+      if (Status s = CheckAccountId(info.provider, info.account); !s.ok()) {
+        return r.Error(cl["account"], "cloud.account: " + s.message());
+      }
+      if (Status s = CheckInstanceId(info.provider, info.instance_id); !s.ok()) {
+        return r.Error(cl["instance_id"], "cloud.instance_id: " + s.message());
+      }
       SEXTANT_RETURN_IF_ERROR(r.Bool(cl, "spot", &info.spot));
       info.source = "config";
       c.cloud = info;
     }
     if (const YAML::Node l = root["limits"]) {
-      SEXTANT_RETURN_IF_ERROR(r.Keys(
-          l, {"max_queue", "max_batch", "shutdown_grace_ms", "max_stream_ms", "imds_timeout_ms"},
-          "limits"));
+      SEXTANT_RETURN_IF_ERROR(
+          r.Keys(l,
+                 {"max_queue", "max_batch", "shutdown_grace_ms", "max_stream_ms", "imds_timeout_ms",
+                  "denied_records_burst", "denied_records_per_minute"},
+                 "limits"));
       SEXTANT_RETURN_IF_ERROR(r.Number(l, "max_queue", 1, 100000, &c.limits.max_queue));
       SEXTANT_RETURN_IF_ERROR(r.Number(l, "max_batch", 1, 1024, &c.limits.max_batch));
       SEXTANT_RETURN_IF_ERROR(
@@ -236,6 +300,10 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
       SEXTANT_RETURN_IF_ERROR(
           r.Number<int64_t>(l, "max_stream_ms", 1000, 86400000, &c.limits.max_stream_ms));
       SEXTANT_RETURN_IF_ERROR(r.Number(l, "imds_timeout_ms", 10, 10000, &c.limits.imds_timeout_ms));
+      SEXTANT_RETURN_IF_ERROR(
+          r.Number(l, "denied_records_burst", 1, 100000, &c.limits.denied_records_burst));
+      SEXTANT_RETURN_IF_ERROR(
+          r.Number(l, "denied_records_per_minute", 0, 100000, &c.limits.denied_records_per_minute));
     }
   } catch (const YAML::Exception& e) {
     return Status::InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ":" +

@@ -8,6 +8,7 @@
 //     ca: /etc/sextant-agent/tls/ca.pem   # CA that signs client certificates
 //     cert: /etc/sextant-agent/tls/server.pem
 //     key: /etc/sextant-agent/tls/server.key
+//     crl: /etc/sextant-agent/tls/crl.pem  # optional: revoked client certificates (SIGHUP reloads)
 //   http:
 //     listen: 127.0.0.1:8080              # OpenAI-compatible API and /metrics; set 0.0.0.0:8080
 //                                         #   (or the pod/host address) to serve other hosts
@@ -33,6 +34,16 @@
 //   console_keys:                                # Ed25519 public keys (PEM) of trusted consoles
 //     - /etc/sextant-agent/console-keys/acme.pem #   (`sextant reports key`); non-empty: every
 //                                                #   apply needs a passing report signed by one
+//   admission:                                   # which specs may be applied (two-party): none
+//     approval_keys:                             #   configured = every apply is refused
+//       - /etc/sextant-agent/approval-keys/security.pem  # customer approvers' Ed25519 keys
+//     approvals: /etc/sextant-agent/approvals.jsonl      # `sextant-agent approve` appends here
+//     allow_specs: ["sha256:..."]                # spec digests admitted without an approval
+//     allow_models: ["<sha256 hex>"]             # models whose every spec is admitted
+//   validation:
+//     min_tokens_per_prompt: 16                  # RunValidation refuses shorter validations
+//     answers_burst: 64                          # match answers a caller gets at once
+//     answers_per_hour: 256                      #   and per hour after that
 //   cloud:                                       # overrides instance metadata when present
 //     provider: aws
 //     account: "123456789012"
@@ -46,6 +57,8 @@
 //     shutdown_grace_ms: 10000
 //     max_stream_ms: 3600000   # longest a watch stream may stay open
 //     imds_timeout_ms: 300
+//     denied_records_burst: 20        # refused calls recorded one by one per caller, at once
+//     denied_records_per_minute: 20   #   and per minute; the rest as one summary record
 //
 // Thread-safety: a parsed AgentConfig is a value.
 #pragma once
@@ -72,6 +85,21 @@ struct AgentLimits {
   int shutdown_grace_ms = 10000;
   int64_t max_stream_ms = 3600000;
   int imds_timeout_ms = 300;
+  int denied_records_burst = 20;
+  int denied_records_per_minute = 20;
+};
+
+struct AdmissionSettings {
+  std::vector<std::filesystem::path> approval_keys;  // PEM files
+  std::filesystem::path approvals;                   // JSON lines of signed approvals
+  std::vector<std::string> allow_specs;
+  std::vector<std::string> allow_models;
+};
+
+struct ValidationSettings {
+  int min_tokens_per_prompt = 16;
+  int answers_burst = 64;
+  int answers_per_hour = 256;
 };
 
 // The HTTP listener's bounds (http.limits); defaults as documented above.
@@ -94,6 +122,7 @@ struct AgentConfig {
   std::filesystem::path grpc_ca;
   std::filesystem::path grpc_cert;
   std::filesystem::path grpc_key;
+  std::filesystem::path grpc_crl;  // empty: no revocation list
   // Loopback unless the file says otherwise: the inference API is opened to a network on purpose.
   std::string http_listen = "127.0.0.1:8080";
   std::filesystem::path http_cert;
@@ -108,6 +137,8 @@ struct AgentConfig {
   std::vector<std::filesystem::path> console_keys;  // PEM files; relative to the config's dir
   std::optional<CloudContextInfo> cloud;            // set when the file has a cloud: section
   AgentLimits limits;
+  AdmissionSettings admission;
+  ValidationSettings validation;
 
   // Parses YAML text; source names it in errors; base_dir resolves relative paths.
   static Result<AgentConfig> Parse(const std::string& text, const std::string& source,

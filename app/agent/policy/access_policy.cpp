@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::agent {
 

@@ -1,7 +1,7 @@
 #include "app/agent/replicas/replica_manager.h"
 
 #include "app/agent/config/json_log.h"
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 #include <spdlog/spdlog.h>
 
@@ -371,18 +371,16 @@ Result<std::shared_ptr<const model::Model>> ReplicaManager::LoadModel(const std:
       !std::all_of(want.begin(), want.end(), [](char c) { return std::isxdigit(c) != 0; })) {
     return Status::InvalidArgument("model.sha256 '" + t.model_sha256 + "' is not 64 hex digits");
   }
-  // A file already verified, unchanged since (same size and modification time), is not hashed
-  // again: scaling from zero must not read gigabytes first.
-  std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  const auto mtime =
-      ec ? std::filesystem::file_time_type{} : std::filesystem::last_write_time(path, ec);
+  // A file already verified and unchanged since (same device, inode, size, modification and
+  // status-change times) is not hashed again: scaling from zero must not read gigabytes first.
+  // Any rewrite of the file changes one of them, and it is hashed again.
+  const std::optional<FileIdentity> before = IdentifyFile(path);
   bool known_good = false;
-  if (!ec) {
+  if (before) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = verified_.find(path.string());
-    known_good = it != verified_.end() && it->second.size == size && it->second.mtime == mtime &&
-                 it->second.sha256 == want;
+    known_good =
+        it != verified_.end() && it->second.identity == *before && it->second.sha256 == want;
   }
   if (!known_good) {
     SEXTANT_ASSIGN_OR_RETURN(std::string have, Sha256OfFile(path));
@@ -391,9 +389,10 @@ Result<std::shared_ptr<const model::Model>> ReplicaManager::LoadModel(const std:
                                         path.filename().string() + " in the model store has " +
                                         have);
     }
-    if (!ec) {
+    // Cached only when the file did not change while it was read.
+    if (before && IdentifyFile(path) == before) {
       std::lock_guard<std::mutex> lock(mu_);
-      verified_[path.string()] = VerifiedFile{size, mtime, have};
+      verified_[path.string()] = VerifiedFile{*before, have};
     }
   }
   model::LoadOptions load;

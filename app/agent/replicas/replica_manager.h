@@ -55,6 +55,7 @@
 #include "app/agent/replicas/placement.h"
 #include "app/agent/replicas/serving_metrics.h"
 #include "app/agent/state/desired_state.h"
+#include "app/agent/state/file_identity.h"
 #include "app/agent/state/sources.h"
 #include "app/common/deployment_spec.h"
 #include "engine/base/status.h"
@@ -303,8 +304,7 @@ class ReplicaManager : public agent::DeploymentObserver {
     uint64_t epoch = 0;
   };
   struct VerifiedFile {
-    uintmax_t size = 0;
-    std::filesystem::file_time_type mtime;
+    FileIdentity identity;  // device, inode, size, mtime, ctime when it was hashed
     std::string sha256;
   };
 

@@ -3,7 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::agent {
 
@@ -49,7 +49,7 @@ std::string Base64Url(const uint8_t* data, size_t n) {
 }
 
 std::array<uint8_t, 32> HashKey(std::string_view key) {
-  return Sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(key.data()), key.size()));
+  return Sha256Digest(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(key.data()), key.size()));
 }
 
 }  // namespace
@@ -72,7 +72,7 @@ Status ValidateApiKeyName(const std::string& name) {
 
 Result<std::unique_ptr<ApiKeyStore>> ApiKeyStore::Open(const std::filesystem::path& dir) {
   const auto path = dir / "api_keys.db";
-  SEXTANT_ASSIGN_OR_RETURN(auto db, SqliteDb::Open(path));
+  SEXTANT_ASSIGN_OR_RETURN(auto db, sqlite::SqliteDb::Open(path));
   SEXTANT_RETURN_IF_ERROR(db->Exec(kSchema));
   std::unique_ptr<ApiKeyStore> store(new ApiKeyStore(std::move(db), path));
   {

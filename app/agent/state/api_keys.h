@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/agent/state/sqlite_db.h"
+#include "app/common/sqlite/sqlite_db.h"
 #include "engine/base/status.h"
 
 namespace sextant::agent {
@@ -94,14 +94,14 @@ class ApiKeyStore {
   };
   using Snapshot = std::vector<ActiveKey>;
 
-  ApiKeyStore(std::unique_ptr<SqliteDb> db, std::filesystem::path path)
+  ApiKeyStore(std::unique_ptr<sqlite::SqliteDb> db, std::filesystem::path path)
       : db_(std::move(db)), path_(std::move(path)) {}
   // REQUIRES: mu_ held.
   Status LoadLocked() const;
   void RefreshIfChanged() const;
 
   mutable std::mutex mu_;
-  std::unique_ptr<SqliteDb> db_;                    // GUARDED_BY(mu_)
+  std::unique_ptr<sqlite::SqliteDb> db_;                    // GUARDED_BY(mu_)
   mutable int64_t data_version_ = -1;               // GUARDED_BY(mu_)
   mutable std::shared_ptr<const Snapshot> active_;  // GUARDED_BY(mu_)
   mutable std::atomic<int64_t> next_check_ns_{0};   // steady clock

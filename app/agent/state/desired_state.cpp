@@ -5,7 +5,7 @@
 #include <cctype>
 #include <chrono>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::agent {
 

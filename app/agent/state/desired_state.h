@@ -21,10 +21,13 @@
 #include <string>
 #include <vector>
 
-#include "app/agent/state/sqlite_db.h"
+#include "app/common/sqlite/sqlite_db.h"
 #include "engine/base/status.h"
 
 namespace sextant::agent {
+
+using sqlite::SqliteDb;  // the SQLite wrapper the agent's stores share with the console
+using sqlite::SqliteStmt;
 
 struct DeploymentRecord {
   std::string name;

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include "app/agent/config/json_log.h"
 #include "app/agent/state/desired_state.h"
 #include "app/common/deployment_spec.h"
 #include "app/common/validation_runner.h"
@@ -65,7 +66,15 @@ Result<ValidationRunResult> EngineValidationRunner::Run(const DeploymentRecord& 
   const std::string& uri = deployment.model_uri.empty() ? spec.model.uri : deployment.model_uri;
   const std::string& sha =
       deployment.model_sha256.empty() ? spec.model.sha256 : deployment.model_sha256;
-  SEXTANT_ASSIGN_OR_RETURN(ModelStore::Verified model_file, store_.Verify(uri, sha));
+  std::string why;
+  auto verified = store_.Verify(uri, sha, &why);
+  if (!verified.ok()) {
+    // The caller (maybe the vendor) reads only "not available"; the cause stays in this log.
+    LogEvent(spdlog::level::warn, "model_not_available",
+             {{"deployment", deployment.name}, {"uri", uri}, {"detail", why}});
+    return verified.status();
+  }
+  const ModelStore::Verified& model_file = *verified;
 
   const std::string backend = backend_override_.empty() ? spec.engine.backend : backend_override_;
   const int threads = threads_override_ > 0 ? threads_override_ : spec.engine.threads;

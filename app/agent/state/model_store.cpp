@@ -1,7 +1,5 @@
 #include "app/agent/state/model_store.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -31,34 +29,25 @@ Result<std::filesystem::path> ModelStore::Locate(const std::string& uri) const {
 }
 
 Result<std::string> ModelStore::Sha256(const std::filesystem::path& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) {
+  const std::optional<FileIdentity> before = IdentifyFile(file);
+  if (!before)
     return Status::NotFound("model file " + file.string() + " is not in the model store");
-  }
-  Key key{file.string(),
-          static_cast<uint64_t>(st.st_dev),
-          static_cast<uint64_t>(st.st_ino),
-          static_cast<int64_t>(st.st_size),
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-          static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key.path);
-    if (it != cache_.end() && it->second.first == key) return it->second.second;
+    auto it = cache_.find(file.string());
+    if (it != cache_.end() && it->second.first == *before) return it->second.second;
   }
   SEXTANT_ASSIGN_OR_RETURN(std::string hex, agent::Sha256OfFile(file));
-  // The file may have changed while it was read: cache only when it still has the same stat.
-  struct stat after {};
-  if (::stat(file.c_str(), &after) == 0 && after.st_size == st.st_size &&
-      after.st_mtim.tv_sec == st.st_mtim.tv_sec && after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
-      after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec) {
+  // The file may have changed while it was read: cache only when it still has the same identity.
+  if (IdentifyFile(file) == before) {
     std::lock_guard<std::mutex> lock(mu_);
-    cache_[key.path] = {key, hex};
+    cache_[file.string()] = {*before, hex};
   }
   return hex;
 }
 
-Result<ModelStore::Verified> ModelStore::Verify(const std::string& uri, const std::string& sha256) {
+Result<ModelStore::Verified> ModelStore::Verify(const std::string& uri, const std::string& sha256,
+                                                std::string* detail) {
   std::string want = sha256;
   if (want.rfind("sha256:", 0) == 0) want = want.substr(7);
   std::transform(want.begin(), want.end(), want.begin(),
@@ -67,12 +56,20 @@ Result<ModelStore::Verified> ModelStore::Verify(const std::string& uri, const st
       !std::all_of(want.begin(), want.end(), [](unsigned char c) { return std::isxdigit(c); })) {
     return Status::InvalidArgument("model.sha256 '" + sha256 + "' is not 64 hex digits");
   }
+  auto unavailable = [&](const Status& why) -> Status {
+    if (detail) *detail = why.message();
+    return Status::FailedPrecondition(kModelNotAvailable);
+  };
   Verified v;
-  SEXTANT_ASSIGN_OR_RETURN(v.file, Locate(uri));
-  SEXTANT_ASSIGN_OR_RETURN(v.sha256, Sha256(v.file));
+  auto file = Locate(uri);
+  if (!file.ok()) return unavailable(file.status());
+  v.file = *file;
+  auto hex = Sha256(v.file);
+  if (!hex.ok()) return unavailable(hex.status());
+  v.sha256 = *hex;
   if (v.sha256 != want) {
-    return Status::FailedPrecondition("model sha256 mismatch: store has " + v.sha256 +
-                                      ", spec wants " + want);
+    return unavailable(Status::FailedPrecondition("model sha256 mismatch: store has " + v.sha256 +
+                                                  " for " + uri + ", spec wants " + want));
   }
   return v;
 }

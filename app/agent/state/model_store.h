@@ -9,6 +9,11 @@
 // File digests are cached by (path, device, inode, size, mtime, ctime), so an unchanged file is
 // hashed once and any rewrite of it is hashed again.
 //
+// No oracle: Verify's error is the same whatever failed (a URI outside the store, a file that is
+// not there, one with another sha256): FAILED_PRECONDITION kModelNotAvailable, so a caller who
+// probes names and digests learns nothing about what the store holds. What failed, with the
+// store's own digest, goes to `detail` for the customer's log and audit record only.
+//
 // Thread-safety: every method is safe from any thread.
 #pragma once
 
@@ -17,9 +22,15 @@
 #include <mutex>
 #include <string>
 
+#include "app/agent/state/file_identity.h"
 #include "engine/base/status.h"
 
 namespace sextant::agent {
+
+// What a caller of the control API learns when a model cannot be used, whatever the cause.
+inline constexpr char kModelNotAvailable[] =
+    "model not available in this agent's store (the agent's owner can read the cause in its "
+    "log and audit record)";
 
 class ModelStore {
  public:
@@ -37,26 +48,22 @@ class ModelStore {
   // cannot be read.
   Result<std::string> Sha256(const std::filesystem::path& file);
 
-  // Locate + Sha256 + compare with `sha256` ("sha256:<hex>" or bare hex). FAILED_PRECONDITION
-  // "model sha256 mismatch: store has X, spec wants Y" when they differ; INVALID_ARGUMENT when
-  // `sha256` is not 64 hex digits. Returns the file and its digest (bare hex).
+  // Locate + Sha256 + compare with `sha256` ("sha256:<hex>" or bare hex). INVALID_ARGUMENT
+  // when `sha256` is not 64 hex digits (a syntax check of the caller's own input); otherwise
+  // any failure is FAILED_PRECONDITION kModelNotAvailable, with what failed in `*detail`
+  // ("model sha256 mismatch: store has X, spec wants Y", "model URI not in this agent's store",
+  // ...). Returns the file and its digest (bare hex).
   struct Verified {
     std::filesystem::path file;
     std::string sha256;
   };
-  Result<Verified> Verify(const std::string& uri, const std::string& sha256);
+  Result<Verified> Verify(const std::string& uri, const std::string& sha256,
+                          std::string* detail = nullptr);
 
  private:
-  struct Key {
-    std::string path;
-    uint64_t dev = 0, ino = 0;
-    int64_t size = 0, mtime_ns = 0, ctime_ns = 0;
-    auto operator<=>(const Key&) const = default;
-  };
-
   const std::filesystem::path root_;
   std::mutex mu_;
-  std::map<std::string, std::pair<Key, std::string>> cache_;  // GUARDED_BY(mu_), by path
+  std::map<std::string, std::pair<FileIdentity, std::string>> cache_;  // GUARDED_BY(mu_), by path
 };
 
 }  // namespace sextant::agent

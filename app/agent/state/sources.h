@@ -55,6 +55,9 @@ struct CloudContextInfo {
   std::string region;
   std::string zone;
   std::string instance_type;
+  // The provider's id of the machine (AWS instance id, GCP instance id, Azure vmId), so the
+  // console can match the agent with the account's instances; empty when unknown.
+  std::string instance_id;
   bool spot = false;
   std::string source = "default";  // "config", "imds", "default"
 };

@@ -1,6 +1,7 @@
 #include "app/console/compliance/pack.h"
 
-#include <sqlite3.h>
+#include "engine/base/time.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,9 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "app/common/fact_keys.h"
+#include "engine/base/time.h"
 
 namespace sextant::console {
 namespace {
@@ -192,9 +196,10 @@ Result<Rule> ParseRule(const std::string& name, const YAML::Node& n) {
   return r;
 }
 
-std::map<std::string, const console::Fact*> FactsOf(const std::vector<console::Fact>& facts,
-                                                    const std::string& target) {
-  std::map<std::string, const console::Fact*> out;
+using FactMap = std::map<std::string, const console::Fact*, std::less<>>;
+
+FactMap FactsOf(const std::vector<console::Fact>& facts, const std::string& target) {
+  FactMap out;
   for (const auto& f : facts) {
     if (f.target == target) out[f.key] = &f;
   }
@@ -218,16 +223,30 @@ bool Truthy(const std::string& v) { return v == "true" || v == "1" || v == "yes"
 // Builds a finding while the check looks at facts.
 class Check {
  public:
-  Check(Finding* f, const std::map<std::string, const console::Fact*>& facts)
-      : f_(f), facts_(facts) {}
-  // The fact's value, recorded as evidence; nullptr when missing.
-  const std::string* Get(const std::string& key) {
+  Check(Finding* f, const FactMap& facts) : f_(f), facts_(facts) {}
+  // The fact's value, recorded as evidence; nullptr when missing or when the agent reported it
+  // as "unknown" (it could not measure it): a rule never passes on a fact nobody established.
+  const std::string* Get(std::string_view key) {
     auto it = facts_.find(key);
     if (it == facts_.end()) return nullptr;
-    f_->evidence.push_back({key, it->second->value, it->second->observed_at});
+    f_->evidence.push_back({std::string(key), it->second->value, it->second->observed_at});
+    if (it->second->value.rfind("unknown", 0) == 0) {
+      unknown_.emplace_back(key);
+      return nullptr;
+    }
     return &it->second->value;
   }
-  std::vector<std::string> KeysWithPrefix(const std::string& prefix) const {
+  // After the check: a verdict that rests on an unknown fact is unknown, unless a known fact
+  // already failed it.
+  void SettleUnknowns() {
+    if (unknown_.empty() || f_->verdict == Verdict::kFail) return;
+    f_->verdict = Verdict::kUnknown;
+    std::string keys;
+    for (const auto& k : unknown_) keys += (keys.empty() ? "" : ", ") + k;
+    f_->message = "the agent could not establish " + keys +
+                  " (reported \"unknown\"; its compliance facts say why)";
+  }
+  std::vector<std::string> KeysWithPrefix(std::string_view prefix) const {
     std::vector<std::string> out;
     for (auto it = facts_.lower_bound(prefix); it != facts_.end(); ++it) {
       if (it->first.compare(0, prefix.size(), prefix) != 0) break;
@@ -239,11 +258,14 @@ class Check {
     f_->verdict = v;
     f_->message = std::move(msg);
   }
-  void Missing(const std::string& key) { Set(Verdict::kUnknown, "no fact " + key + " reported"); }
+  void Missing(std::string_view key) {
+    Set(Verdict::kUnknown, "no fact " + std::string(key) + " reported");
+  }
 
  private:
   Finding* f_;
-  const std::map<std::string, const console::Fact*>& facts_;
+  const FactMap& facts_;
+  std::vector<std::string> unknown_;
 };
 
 int TlsRank(const std::string& v) {
@@ -266,8 +288,8 @@ std::string JoinStrings(const std::vector<std::string>& v) {
 void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   const json& p = rule.params;
   if (rule.check == "region_in") {
-    const std::string* region = c.Get("cloud.region");
-    if (!region) return c.Missing("cloud.region");
+    const std::string* region = c.Get(facts::kCloudRegion);
+    if (!region) return c.Missing(facts::kCloudRegion);
     for (const auto& a : p["allowed"]) {
       if (a.get<std::string>() == *region)
         return c.Set(Verdict::kPass, "region " + *region + " is allowed");
@@ -275,11 +297,12 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     return c.Set(Verdict::kFail, "region " + *region + " is outside the allowed set");
   }
   if (rule.check == "tls") {
-    const std::string* mtls = c.Get("tls.mtls_enforced");
-    const std::string* ver = c.Get("tls.min_version");
-    if (!mtls) return c.Missing("tls.mtls_enforced");
-    if (!ver) return c.Missing("tls.min_version");
-    if (!Truthy(*mtls)) return c.Set(Verdict::kFail, "mutual TLS is not enforced");
+    const std::string* mtls = c.Get(facts::kTlsMtlsEnforced);
+    const std::string* ver = c.Get(facts::kTlsMinVersion);
+    // A known failure fails the rule even when the other fact is unknown.
+    if (mtls && !Truthy(*mtls)) return c.Set(Verdict::kFail, "mutual TLS is not enforced");
+    if (!mtls) return c.Missing(facts::kTlsMtlsEnforced);
+    if (!ver) return c.Missing(facts::kTlsMinVersion);
     const std::string want = p["min_version"].get<std::string>();
     const int have = TlsRank(*ver);
     if (have < 0) return c.Set(Verdict::kUnknown, "unrecognized TLS version '" + *ver + "'");
@@ -291,9 +314,9 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   if (rule.check == "cert_validity") {
     // The agent reports its server certificate's notAfter as tls.cert_expires_at; other
     // certificates may come as tls.cert_not_after.<which>.
-    auto keys = c.KeysWithPrefix("tls.cert_not_after");
-    for (const auto& k : c.KeysWithPrefix("tls.cert_expires_at")) keys.push_back(k);
-    if (keys.empty()) return c.Missing("tls.cert_expires_at");
+    auto keys = c.KeysWithPrefix(facts::kTlsCertNotAfterPrefix);
+    for (const auto& k : c.KeysWithPrefix(facts::kTlsCertExpiresAt)) keys.push_back(k);
+    if (keys.empty()) return c.Missing(facts::kTlsCertExpiresAt);
     const int64_t min_days = std::atol(p["min_days"].get<std::string>().c_str());
     const int64_t warn_days =
         p.contains("warn_days") ? std::atol(p["warn_days"].get<std::string>().c_str()) : min_days;
@@ -301,6 +324,7 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     std::string worst;
     for (const auto& k : keys) {
       const std::string* v = c.Get(k);
+      if (v == nullptr) continue;  // reported "unknown": settled after the check
       auto t = ParseTimeFact(*v);
       if (!t.ok()) return c.Set(Verdict::kUnknown, k + ": " + t.status().message());
       const double days = static_cast<double>(*t - in.now) / 86'400'000.0;
@@ -309,6 +333,7 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
         worst = k;
       }
     }
+    if (worst.empty()) return c.Set(Verdict::kUnknown, "no certificate expiry is known");
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.1f", worst_days);
     if (worst_days <= 0) {
@@ -328,34 +353,34 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     std::vector<std::string> plain;
     for (const auto& s : p["stores"]) {
       // storage.<store>.encrypted, or the agent's own <store>.encrypted (model_store.encrypted).
-      const std::string key = "storage." + s.get<std::string>() + ".encrypted";
-      const std::string own = s.get<std::string>() + ".encrypted";
+      const std::string key = facts::StoreEncrypted(s.get<std::string>());
+      const std::string own = facts::OwnStoreEncrypted(s.get<std::string>());
       const std::string* v = c.Get(key);
       if (!v) v = c.Get(own);
-      if (!v) return c.Missing(s.get<std::string>() == "model_store" ? own : key);
+      if (!v) return c.Missing(s.get<std::string>() == facts::kModelStore ? own : key);
       if (!Truthy(*v)) plain.push_back(s.get<std::string>());
     }
     if (!plain.empty())
       return c.Set(Verdict::kFail, "not encrypted at rest: " + JoinStrings(plain));
-    return c.Set(Verdict::kPass, "encryption at rest declared");
+    return c.Set(Verdict::kPass, "encryption at rest observed");
   }
   if (rule.check == "egress_declared") {
     // egress.policy names what may leave; agents of older versions said only
     // egress.policy_declared.
     std::vector<std::string> allowed = {"digests-and-figures"};
     if (p.contains("allowed")) allowed = p["allowed"].get<std::vector<std::string>>();
-    if (const std::string* policy = c.Get("egress.policy")) {
+    if (const std::string* policy = c.Get(facts::kEgressPolicy)) {
       if (policy->empty()) return c.Set(Verdict::kFail, "no egress policy declared");
       if (std::find(allowed.begin(), allowed.end(), *policy) == allowed.end()) {
         return c.Set(Verdict::kFail,
                      "egress policy '" + *policy + "' is not one of: " + JoinStrings(allowed));
       }
     } else {
-      const std::string* d = c.Get("egress.policy_declared");
-      if (!d) return c.Missing("egress.policy");
+      const std::string* d = c.Get(facts::kEgressPolicyDeclared);
+      if (!d) return c.Missing(facts::kEgressPolicy);
       if (!Truthy(*d)) return c.Set(Verdict::kFail, "no egress policy declared");
     }
-    if (const std::string* bytes = c.Get("egress.payload_bytes_to_vendor")) {
+    if (const std::string* bytes = c.Get(facts::kEgressPayloadBytesToVendor)) {
       if (*bytes != "0") {
         return c.Set(Verdict::kFail, "payload bytes sent to vendor: " + *bytes);
       }
@@ -364,14 +389,14 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   }
   if (rule.check == "console_keys") {
     // Trusted console keys: with none, the agent applies specs without a signed report.
-    const std::string* n = c.Get("deploy.console_keys");
-    if (!n) return c.Missing("deploy.console_keys");
+    const std::string* n = c.Get(facts::kDeployConsoleKeys);
+    if (!n) return c.Missing(facts::kDeployConsoleKeys);
     char* end = nullptr;
     const long keys = std::strtol(n->c_str(), &end, 10);
     if (n->empty() || *end != '\0' || keys < 0) {
       return c.Set(Verdict::kUnknown, "deploy.console_keys: not a count: '" + *n + "'");
     }
-    (void)c.Get("deploy.report_required");
+    (void)c.Get(facts::kDeployReportRequired);
     const long min_keys =
         p.contains("min_keys") ? std::atol(p["min_keys"].get<std::string>().c_str()) : 1;
     if (keys < std::max(1L, min_keys)) {
@@ -388,10 +413,10 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
                                      "validation report");
   }
   if (rule.check == "vendor_scope") {
-    const std::string* role = c.Get("vendor.role");
-    const std::string* rpcs = c.Get("vendor.rpcs");
-    if (!role) return c.Missing("vendor.role");
-    if (!rpcs) return c.Missing("vendor.rpcs");
+    const std::string* role = c.Get(facts::kVendorRole);
+    const std::string* rpcs = c.Get(facts::kVendorRpcs);
+    if (!role) return c.Missing(facts::kVendorRole);
+    if (!rpcs) return c.Missing(facts::kVendorRpcs);
     const std::string want_role = p["role"].get<std::string>();
     if (*role != want_role) {
       return c.Set(Verdict::kFail, "vendor identity has role " + *role + ", not " + want_role);
@@ -424,17 +449,19 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
     return c.Set(Verdict::kPass, "vendor role equals the baseline");
   }
   if (rule.check == "audit_chain") {
-    const std::string* ok = c.Get("audit.chain_verified");
-    if (!ok) return c.Missing("audit.chain_verified");
+    const std::string* ok = c.Get(facts::kAuditChainVerified);
+    if (!ok) return c.Missing(facts::kAuditChainVerified);
     if (!Truthy(*ok)) {
-      const std::string* why = c.Get("audit.first_broken");
+      const std::string* why = c.Get(facts::kAuditFirstBroken);
       return c.Set(Verdict::kFail,
                    "audit chain does not verify" + (why ? ": first broken record " + *why : ""));
     }
-    const std::string* head = c.Get("audit.head_time");
-    if (!head) return c.Missing("audit.head_time");
+    const std::string* head = c.Get(facts::kAuditHeadTime);
+    if (!head) return c.Missing(facts::kAuditHeadTime);
     auto t = ParseTimeFact(*head);
-    if (!t.ok()) return c.Set(Verdict::kUnknown, "audit.head_time: " + t.status().message());
+    if (!t.ok())
+      return c.Set(Verdict::kUnknown,
+                   std::string(facts::kAuditHeadTime) + ": " + t.status().message());
     const int64_t max_age = ParseDuration(p["max_head_age"].get<std::string>()).value_or(0);
     const int64_t age = in.now - *t;
     if (age > max_age) {
@@ -445,21 +472,21 @@ void RunCheck(const Rule& rule, Check& c, const EvaluationInput& in) {
   }
   if (rule.check == "deployment_digests") {
     std::vector<std::string> names;
-    for (const auto& k : c.KeysWithPrefix("deployment.")) {
-      const std::string rest = k.substr(11);
+    for (const auto& k : c.KeysWithPrefix(facts::kDeploymentPrefix)) {
+      const std::string rest = k.substr(facts::kDeploymentPrefix.size());
       const size_t dot = rest.rfind('.');
-      if (dot != std::string::npos && rest.substr(dot + 1) == "spec_digest") {
+      if (dot != std::string::npos && rest.substr(dot + 1) == facts::kDeploymentSpecDigestField) {
         names.push_back(rest.substr(0, dot));
       }
     }
     if (names.empty()) return c.Set(Verdict::kPass, "no deployments");
     std::vector<std::string> problems;
     for (const auto& d : names) {
-      const std::string* spec = c.Get("deployment." + d + ".spec_digest");
-      const std::string* model = c.Get("deployment." + d + ".model_sha256");
-      const std::string* build = c.Get("deployment." + d + ".engine_build_id");
-      if (!model) return c.Missing("deployment." + d + ".model_sha256");
-      if (!build) return c.Missing("deployment." + d + ".engine_build_id");
+      const std::string* spec = c.Get(facts::DeploymentSpecDigest(d));
+      const std::string* model = c.Get(facts::DeploymentModelSha256(d));
+      const std::string* build = c.Get(facts::DeploymentEngineBuildId(d));
+      if (!model) return c.Missing(facts::DeploymentModelSha256(d));
+      if (!build) return c.Missing(facts::DeploymentEngineBuildId(d));
       // Agents say "sha256:<hex>", reports may store the bare hex: compare the digests.
       const auto bare = [](std::string_view digest) {
         if (digest.rfind("sha256:", 0) == 0) digest.remove_prefix(7);
@@ -544,19 +571,14 @@ Result<console::TimeMs> ParseTimeFact(std::string_view s) {
       std::all_of(str.begin(), str.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return static_cast<console::TimeMs>(std::atoll(str.c_str())) * 1000;
   }
-  std::tm tm{};
-  const char* end = strptime(str.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) return Status::InvalidArgument("time '" + str + "' is not RFC 3339");
-  std::string rest = end;
-  if (!rest.empty() && rest[0] == '.') {
-    size_t i = 1;
-    while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') ++i;
-    rest = rest.substr(i);
-  }
-  if (rest != "Z" && rest != "+00:00") {
+  // Facts are UTC: an offset other than +00:00 means the agent's clock context is not ours.
+  const bool utc =
+      !str.empty() && (str.back() == 'Z' || str.back() == 'z' ||
+                       (str.size() > 6 && str.compare(str.size() - 6, 6, "+00:00") == 0));
+  if (!utc && ParseRfc3339(str).ok()) {
     return Status::InvalidArgument("time '" + str + "' must be UTC (Z)");
   }
-  return static_cast<console::TimeMs>(timegm(&tm)) * 1000;
+  return ParseRfc3339(str);
 }
 
 Result<PolicyPack> ParsePack(std::string_view yaml_text, const std::string& name) {
@@ -656,25 +678,16 @@ Result<std::vector<PolicyPack>> LoadPacks(const std::filesystem::path& dir) {
   return packs;
 }
 
-Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleStore& store) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(store.handle(),
-                         "SELECT spec_digest, model_sha256, passed, report_json FROM "
-                         "validation_reports ORDER BY id",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return Status::Internal(std::string("validation_reports: ") + sqlite3_errmsg(store.handle()));
-  }
+Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleDatabase& db) {
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<StoredReport> stored, db.reports().List());
   std::vector<ValidationRecord> out;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
+  out.reserve(stored.size());
+  for (auto it = stored.rbegin(); it != stored.rend(); ++it) {  // oldest first
     ValidationRecord r;
-    auto text = [&](int i) {
-      const unsigned char* p = sqlite3_column_text(stmt, i);
-      return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
-    };
-    r.spec_digest = text(0);
-    r.model_sha256 = text(1);
-    r.passed = sqlite3_column_int(stmt, 2) != 0;
-    auto j = json::parse(text(3), nullptr, false);
+    r.spec_digest = it->spec_digest;
+    r.model_sha256 = it->model_sha256;
+    r.passed = it->passed;
+    auto j = json::parse(it->signed_report.report_json, nullptr, false);
     if (j.is_object()) {
       if (j.contains("engineBuildId") && j["engineBuildId"].is_string()) {
         r.engine_build_id = j["engineBuildId"].get<std::string>();
@@ -687,7 +700,6 @@ Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleStor
     }
     out.push_back(std::move(r));
   }
-  sqlite3_finalize(stmt);
   return out;
 }
 
@@ -706,6 +718,7 @@ std::vector<Finding> Evaluate(const PolicyPack& pack, const EvaluationInput& inp
       f.target = target;
       Check c(&f, facts);
       RunCheck(rule, c, input);
+      c.SettleUnknowns();
       console::TimeMs oldest = 0;
       for (const auto& e : f.evidence) {
         if (oldest == 0 || e.observed_at < oldest) oldest = e.observed_at;

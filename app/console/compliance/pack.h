@@ -23,7 +23,8 @@
 //                        tls.cert_not_after*: fail when expired or under params.min_days away,
 //                        warn under params.warn_days
 //   encryption_at_rest   storage.<p>.encrypted (or <p>.encrypted, e.g. model_store.encrypted)
-//                        == true for each p in params.stores
+//                        == true for each p in params.stores (agents measure these: true only
+//                        where they observe dm-crypt or fscrypt, else unknown)
 //   egress_declared      egress.policy in params.allowed (default [digests-and-figures]; older
 //                        agents: egress.policy_declared == true); egress.payload_bytes_to_vendor
 //                        == 0
@@ -35,7 +36,8 @@
 //   deployment_digests   for each deployment.<d>.spec_digest: a passing validation report of
 //                        that digest whose model_sha256 and engine build id equal
 //                        deployment.<d>.model_sha256 and deployment.<d>.engine_build_id
-// A fact that is missing gives the verdict unknown.
+// A fact that is missing, or that the agent reported as "unknown" (it could not measure it),
+// gives the verdict unknown: a rule never passes on a fact nobody established.
 //
 // Thread-safety: loaded packs are immutable values; Evaluate is a pure function.
 #pragma once
@@ -47,7 +49,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "engine/base/status.h"
 
 namespace sextant::console {
@@ -92,9 +94,9 @@ struct ValidationRecord {
   bool passed = false;
 };
 
-// Reads the validation_reports table of the console store: the engine build id comes from the
-// report JSON ("engineBuildId"; also "engine_build_id" or "engine": {"build_id"}).
-Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleStore& store);
+// Reads the console database's validation reports (oldest first): the engine build id comes from
+// the report JSON ("engineBuildId"; also "engine_build_id" or "engine": {"build_id"}).
+Result<std::vector<ValidationRecord>> LoadValidationRecords(console::ConsoleDatabase& store);
 
 struct Evidence {
   std::string key;

@@ -3,24 +3,18 @@
 #include <ctime>
 #include <map>
 
+#include "engine/base/time.h"
+
 namespace sextant::console {
 namespace {
 
 using nlohmann::json;
 
-std::string Rfc3339(console::TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 json EvidenceJson(const Finding& f) {
   json ev = json::array();
   for (const auto& e : f.evidence) {
-    ev.push_back({{"fact", e.key}, {"value", e.value}, {"observed_at", Rfc3339(e.observed_at)}});
+    ev.push_back(
+        {{"fact", e.key}, {"value", e.value}, {"observed_at", FormatRfc3339(e.observed_at)}});
   }
   return ev;
 }
@@ -164,15 +158,15 @@ json FindingsToSarif(const std::vector<PolicyPack>& packs, const std::vector<Fin
     if (it != index.end()) res["ruleIndex"] = it->second;
     results.push_back(std::move(res));
   }
-  json run = {
-      {"tool",
-       {{"driver",
-         {{"name", "sextant"},
-          {"version", tool_version},
-          {"informationUri", "https://github.com/sextant"},
-          {"rules", rules}}}}},
-      {"invocations", json::array({{{"executionSuccessful", true}, {"endTimeUtc", Rfc3339(now)}}})},
-      {"results", results}};
+  json run = {{"tool",
+               {{"driver",
+                 {{"name", "sextant"},
+                  {"version", tool_version},
+                  {"informationUri", "https://github.com/sextant"},
+                  {"rules", rules}}}}},
+              {"invocations",
+               json::array({{{"executionSuccessful", true}, {"endTimeUtc", FormatRfc3339(now)}}})},
+              {"results", results}};
   return {{"$schema", "https://json.schemastore.org/sarif-2.1.0.json"},
           {"version", "2.1.0"},
           {"runs", json::array({run})}};

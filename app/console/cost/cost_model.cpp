@@ -5,19 +5,13 @@
 #include <cstdio>
 #include <ctime>
 
+#include "app/common/fact_keys.h"
+#include "engine/base/time.h"
+
 namespace sextant::console {
 namespace {
 
 constexpr double kSecondsPerHour = 3600.0;
-
-std::string DayOf(console::TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
-  return buf;
-}
 
 void Add(CostLine& into, const CostLine& from) {
   into.gpu_hours_provisioned += from.gpu_hours_provisioned;
@@ -144,7 +138,7 @@ CostReport ComputeCost(const std::vector<console::HourUsage>& usage,
         }
         break;
       case GroupBy::kDay:
-        Add(groups[DayOf(h.hour)], h.target_line);
+        Add(groups[FormatDate(h.hour)], h.target_line);
         break;
     }
   }
@@ -207,11 +201,11 @@ std::vector<TargetInfo> TargetsFromStore(const std::vector<console::Target>& tar
     i.labels = t.labels;
     for (const auto& f : facts) {
       if (f.target != t.name) continue;
-      if (f.key == "cloud.provider") i.pricing.provider = f.value;
-      if (f.key == "cloud.region") i.pricing.region = f.value;
-      if (f.key == "cloud.instance_type") i.pricing.instance_type = f.value;
-      if (f.key == "cloud.gpu_model") i.pricing.gpu_model = f.value;
-      if (f.key == "cloud.pricing") {
+      if (f.key == facts::kCloudProvider) i.pricing.provider = f.value;
+      if (f.key == facts::kCloudRegion) i.pricing.region = f.value;
+      if (f.key == facts::kCloudInstanceType) i.pricing.instance_type = f.value;
+      if (f.key == facts::kCloudGpuModel) i.pricing.gpu_model = f.value;
+      if (f.key == facts::kCloudPricing) {
         auto pm = ParsePricingModel(f.value);
         if (pm.ok()) i.pricing.pricing = *pm;
       }

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "app/console/cost/price_catalog.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::console {
 

@@ -4,23 +4,17 @@
 #include <ctime>
 #include <set>
 
-namespace sextant::console {
+#include "app/common/fact_keys.h"
+#include "engine/base/time.h"
 
-std::string FormatTime(console::TimeMs t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+namespace sextant::console {
 
 std::string TargetView::StatusText() const {
   switch (status.state) {
     case console::ConnState::kConnected:
       return "connected";
     case console::ConnState::kStale:
-      return "stale since " + FormatTime(status.since);
+      return "stale since " + FormatRfc3339(status.since);
     case console::ConnState::kError:
       return "error: " + status.error;
     case console::ConnState::kUnknown:
@@ -29,18 +23,18 @@ std::string TargetView::StatusText() const {
   return "never connected";
 }
 
-Result<FleetSnapshot> LoadFleet(console::ConsoleStore& st, console::TimeMs now,
+Result<FleetSnapshot> LoadFleet(console::ConsoleDatabase& st, console::TimeMs now,
                                 int64_t stale_after_ms) {
-  SEXTANT_ASSIGN_OR_RETURN(auto accounts, st.ListAccounts());
-  SEXTANT_ASSIGN_OR_RETURN(auto targets, st.ListTargets());
-  SEXTANT_ASSIGN_OR_RETURN(auto statuses, st.ListTargetStatus());
-  SEXTANT_ASSIGN_OR_RETURN(auto facts, st.ListFacts());
-  SEXTANT_ASSIGN_OR_RETURN(auto gpus, st.ListGpus());
-  SEXTANT_ASSIGN_OR_RETURN(auto deployments, st.ListDeployments());
+  SEXTANT_ASSIGN_OR_RETURN(auto accounts, st.accounts().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto targets, st.targets().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto statuses, st.targets().ListStatus());
+  SEXTANT_ASSIGN_OR_RETURN(auto facts, st.facts().List());
+  SEXTANT_ASSIGN_OR_RETURN(auto gpus, st.telemetry().ListGpus());
+  SEXTANT_ASSIGN_OR_RETURN(auto deployments, st.telemetry().ListDeployments());
 
   std::map<std::string, console::TargetStatus> status_of;
   for (auto& s : statuses) status_of[s.target] = s;
-  std::map<std::string, std::map<std::string, std::string>> facts_of;
+  std::map<std::string, std::map<std::string, std::string, std::less<>>> facts_of;
   for (auto& f : facts) facts_of[f.target][f.key] = f.value;
 
   std::map<std::string, std::vector<const console::Gpu*>> gpus_of;
@@ -63,14 +57,14 @@ Result<FleetSnapshot> LoadFleet(console::ConsoleStore& st, console::TimeMs now,
       v.status.error = "no report for " + std::to_string((now - v.status.last_seen) / 1000) + " s";
     }
     const auto& f = facts_of[t.name];
-    auto fact = [&](const char* k) {
+    auto fact = [&](std::string_view k) {
       auto i = f.find(k);
       return i == f.end() ? std::string() : i->second;
     };
-    v.provider = fact("cloud.provider");
-    v.region = fact("cloud.region");
-    v.instance_type = fact("cloud.instance_type");
-    v.account = !t.account.empty() ? t.account : fact("cloud.account");
+    v.provider = fact(facts::kCloudProvider);
+    v.region = fact(facts::kCloudRegion);
+    v.instance_type = fact(facts::kCloudInstanceType);
+    v.account = !t.account.empty() ? t.account : fact(facts::kCloudAccount);
     std::map<std::string, NodeView> nodes;
     for (const console::Gpu* g : gpus_of[t.name]) {
       NodeView& n = nodes[g->node];

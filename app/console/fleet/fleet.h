@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 
 namespace sextant::console {
 
@@ -48,7 +48,7 @@ struct FleetSnapshot {
   std::vector<AccountView> accounts;  // sorted by name; targets sorted by name
 };
 
-Result<FleetSnapshot> LoadFleet(console::ConsoleStore& store, console::TimeMs now,
+Result<FleetSnapshot> LoadFleet(console::ConsoleDatabase& store, console::TimeMs now,
                                 int64_t stale_after_ms);
 
 enum class FleetGroupBy { kAccount, kTarget, kRegion, kGpu };
@@ -81,7 +81,5 @@ struct FleetRow {
 // Rows sorted by key, and the totals over the whole fleet (key "total").
 std::vector<FleetRow> Summarize(const FleetSnapshot& fleet, FleetGroupBy by);
 FleetRow Totals(const FleetSnapshot& fleet);
-
-std::string FormatTime(console::TimeMs t);  // RFC 3339 UTC, seconds
 
 }  // namespace sextant::console

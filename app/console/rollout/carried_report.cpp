@@ -4,22 +4,12 @@
 #include <ctime>
 #include <set>
 
-#include "app/common/sha256.h"
 #include "app/common/spec_diff.h"
+#include "engine/base/sha256.h"
+#include "engine/base/time.h"
 
 namespace sextant::console {
-namespace {
-
-std::string NowRfc3339() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Result<report::ValidationReport> CarryReport(const report::ValidationReport& from, int64_t from_id,
                                              std::string_view from_signed_json,
@@ -58,7 +48,7 @@ Result<report::ValidationReport> CarryReport(const report::ValidationReport& fro
   return r;
 }
 
-Result<std::vector<CarriedReport>> CarryPassingReports(ReportStore& store,
+Result<std::vector<CarriedReport>> CarryPassingReports(ReportRepository& store,
                                                        const report::SigningKey& key,
                                                        const spec::DeploymentSpec& from_spec,
                                                        const spec::DeploymentSpec& to_spec) {
@@ -92,7 +82,7 @@ Result<std::vector<CarriedReport>> CarryPassingReports(ReportStore& store,
                                       ") to carry; run `sextant validate` on the spec" + rejected);
   }
   std::reverse(chosen.begin(), chosen.end());
-  const std::string now = NowRfc3339();
+  const std::string now = FormatRfc3339(NowMs());
   std::vector<CarriedReport> out;
   for (const auto& [s, from] : chosen) {
     CarriedReport c;

@@ -6,8 +6,8 @@
 // signed bytes) and the reason; it is signed by the console's key and stored like any report,
 // so `push` and every agent check it exactly as they check a report measured here.
 //
-// Thread-safety: free functions; CarryPassingReports uses the store's connection (callers
-// serialize use of it, see report_store.h).
+// Thread-safety: free functions; CarryPassingReports may run on any thread (the console
+// database's repositories are thread-safe, see app/console/store/console_database.h).
 #pragma once
 
 #include <cstdint>
@@ -18,7 +18,7 @@
 #include "app/common/deployment_spec.h"
 #include "app/common/signing.h"
 #include "app/common/validation_report.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/report_repository.h"
 #include "engine/base/status.h"
 
 namespace sextant::console {
@@ -48,7 +48,7 @@ struct CarriedReport {
 // carry of the newest report is the newest report of to_spec). Returns what was stored.
 // FAILED_PRECONDITION when from_spec has no such report or the specs differ in more than
 // scaling.
-Result<std::vector<CarriedReport>> CarryPassingReports(ReportStore& store,
+Result<std::vector<CarriedReport>> CarryPassingReports(ReportRepository& store,
                                                        const report::SigningKey& key,
                                                        const spec::DeploymentSpec& from_spec,
                                                        const spec::DeploymentSpec& to_spec);

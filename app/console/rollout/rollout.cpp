@@ -183,17 +183,18 @@ Status CompareOutputs(const RemoteValidation& remote, const std::vector<Expected
     *comparison = "none";
     return Status::FailedPrecondition("no local report to compare with");
   }
-  auto same_backend = std::find_if(expected.begin(), expected.end(), [&](const ExpectedOutput& e) {
-    return e.backend == remote.backend;
+  // The set the target compared with: its own backend's when the plan had one.
+  auto used = std::find_if(expected.begin(), expected.end(), [&](const ExpectedOutput& e) {
+    return e.backend == remote.compared_with_backend;
   });
-  const ExpectedOutput& ref = same_backend != expected.end() ? *same_backend : expected.front();
+  const ExpectedOutput& ref = used != expected.end() ? *used : expected.front();
+  const bool same_backend = !remote.backend.empty() && ref.backend == remote.backend;
   // Which prompts differ, for the message (1-based, as people count prompts).
   std::vector<size_t> differing;
   const size_t n = ref.prompt_digests.size();
   size_t agree = 0;
   for (size_t k = 0; k < n; ++k) {
-    if (k < remote.prompt_digests.size() &&
-        SameDigest(remote.prompt_digests[k], ref.prompt_digests[k])) {
+    if (k < remote.prompt_matches.size() && remote.prompt_matches[k]) {
       ++agree;
     } else {
       differing.push_back(k + 1);
@@ -201,27 +202,26 @@ Status CompareOutputs(const RemoteValidation& remote, const std::vector<Expected
   }
   std::string which;
   for (size_t k : differing) which += (which.empty() ? "" : ", ") + std::to_string(k);
-  if (remote.prompt_digests.size() != n) {
-    which += (which.empty() ? "" : "; ") + std::to_string(remote.prompt_digests.size()) +
-             " prompt results for " + std::to_string(n) + " prompts";
+  if (remote.prompt_matches.size() != n) {
+    which += (which.empty() ? "" : "; ") + std::to_string(remote.prompt_matches.size()) +
+             " prompt answers for " + std::to_string(n) + " prompts";
   }
 
-  if (same_backend != expected.end()) {
-    if (SameDigest(remote.output_digest, ref.output_digest)) {
+  if (same_backend) {
+    if (remote.output_matches && agree == n && remote.prompt_matches.size() == n) {
       *comparison = "exact (" + ref.backend + "): match";
       return Status();
     }
     *comparison = "exact (" + ref.backend + "): mismatch";
     return Status::FailedPrecondition(
-        "output digest " + Short(remote.output_digest) + " differs from the local report's " +
-        Short(ref.output_digest) + " (" + ref.backend +
-        "; prompts differing: " + (which.empty() ? "none individually" : which) + ")");
+        "the target's outputs do not match the local report's " + Short(ref.output_digest) + " (" +
+        ref.backend + "; prompts differing: " + (which.empty() ? "none" : which) + ")");
   }
   char bound[32];
   std::snprintf(bound, sizeof bound, "%.2f", cross_backend_min_agreement);
   const double fraction = n == 0 ? 0.0 : static_cast<double>(agree) / static_cast<double>(n);
   const bool ok =
-      n > 0 && remote.prompt_digests.size() == n && fraction + 1e-12 >= cross_backend_min_agreement;
+      n > 0 && remote.prompt_matches.size() == n && fraction + 1e-12 >= cross_backend_min_agreement;
   *comparison = "prompt-agreement>=" + std::string(bound) + " (" + ref.backend + " report vs " +
                 (remote.backend.empty() ? std::string("unknown") : remote.backend) +
                 " target): " + std::to_string(agree) + "/" + std::to_string(n) +
@@ -382,14 +382,13 @@ Result<PushResult> Push(const PushPlan& plan, const PushOptions& options) {
     }
     (void)run.Emit(i, TargetState::kValidating,
                    "validating generation " + std::to_string(generation));
-    auto validated = ch.Validate(dep.name, generation);
+    auto validated = ch.Validate(dep.name, generation, plan.expected);
     if (!validated.ok()) {
       out.error = "validation: " + validated.status().message();
       stop_reasons[i] = out.target + " failed " + out.error;
       (void)run.Emit(i, TargetState::kFailed, out.error);
       return;
     }
-    out.output_digest = validated->output_digest;
     out.backend = validated->backend;
     out.device = validated->device;
     Status cmp = CompareOutputs(*validated, plan.expected, options.cross_backend_min_agreement,
@@ -400,8 +399,16 @@ Result<PushResult> Push(const PushPlan& plan, const PushOptions& options) {
       (void)run.Emit(i, TargetState::kFailed, "mismatch: " + cmp.message());
       return;
     }
+    // The target confirmed (match answers) that its output has the local report's digest.
+    for (const auto& e : plan.expected) {
+      if (out.comparison.rfind("exact", 0) == 0 && e.backend == validated->compared_with_backend) {
+        out.output_digest = e.output_digest;
+      }
+    }
     (void)run.Emit(i, already ? TargetState::kUnchanged : TargetState::kDone,
-                   "output digest " + Short(out.output_digest) + ", " + out.comparison);
+                   (out.output_digest.empty() ? std::string("outputs agree")
+                                              : "output digest " + Short(out.output_digest)) +
+                       ", " + out.comparison);
   };
 
   for (const auto& wave : waves) {

@@ -10,7 +10,8 @@
 //   2. The canary (options.canary, else the first target) alone, then the rest in waves of at
 //      most max_unavailable targets in parallel. Per target: apply (optimistic: if_generation
 //      = the generation read in step 1, or require_absent), then RunValidation of the new
-//      generation and the comparison of its output digest with the local report's.
+//      generation: the target is sent the output digests of the local reports and answers,
+//      per prompt, whether its own outputs have them (never a digest of its own).
 //   3. The first refusal (the agent said no: PERMISSION_DENIED / FAILED_PRECONDITION /
 //      INVALID_ARGUMENT), mismatch or failure ends the push after the wave in flight: no later
 //      wave starts, and every target this push changed is rolled back to its previous
@@ -26,14 +27,14 @@
 // may be at, and Rollback() over the journal completes it later.
 //
 // Comparison rule (recorded in TargetOutcome::comparison):
-//   "exact"                   the target's backend has a local report (plan.expected): its
-//                             output_digest must equal that report's, byte for byte.
+//   "exact"                   the target's backend has a local report (plan.expected): every
+//                             prompt's output must match that report's digest.
 //   "prompt-agreement>=F"     no local report of the target's backend: the fraction of
-//                             validation prompts whose greedy output digest equals the
-//                             reference report's (the plan's first expected output) must be
-//                             at least F (options.cross_backend_min_agreement, default 1).
-// The agent returns digests only (never logits or text), so a finer rule (top-1 agreement
-// where the logit margin exceeds a bound) cannot be computed by the console.
+//                             validation prompts whose greedy output matches the reference
+//                             report's (the plan's first expected output) must be at least F
+//                             (options.cross_backend_min_agreement, default 1).
+// The agent answers match bits only (never digests, logits or text), so a finer rule (top-1
+// agreement where the logit margin exceeds a bound) cannot be computed by the console.
 //
 // Thread-safety: Push and Rollback block the calling thread and may run concurrently on
 // different plans; they call channels from several threads at once. on_event and the journal
@@ -54,15 +55,18 @@
 
 namespace sextant::console {
 
-// What a target's RunValidation returned: digests and figures only.
+// What a target's RunValidation returned: match answers and figures only.
 struct RemoteValidation {
-  std::string output_digest;
-  std::vector<std::string> prompt_digests;  // output token digest per prompt, in prompt order
+  bool output_matches = false;        // every prompt matched the expected set it was compared with
+  std::vector<bool> prompt_matches;   // per prompt, in prompt order
+  std::string compared_with_backend;  // the expected set the target used (its own backend's)
   std::string backend, device;
   double worst_ttft_ms = 0, tokens_per_second = 0;
   int64_t generation = 0;
   std::string model_sha256;
 };
+
+struct ExpectedOutput;
 
 // A deployment as applied: the spec (canonical JSON and its digest, "sha256:<hex>" or bare
 // hex), the model it names, and the signed report that authorizes it (may be empty).
@@ -98,8 +102,10 @@ class TargetChannel {
   // if_generation != 0: the current generation must equal it; require_absent: must not exist.
   virtual Result<ApplyReply> Apply(const DeploymentPayload& payload, int64_t if_generation,
                                    bool require_absent) = 0;
-  // Runs the validation prompts of that generation on the target.
-  virtual Result<RemoteValidation> Validate(const std::string& deployment, int64_t generation) = 0;
+  // Runs the validation prompts of that generation on the target, which compares its outputs
+  // with `expected` (the set of its own backend, else the first).
+  virtual Result<RemoteValidation> Validate(const std::string& deployment, int64_t generation,
+                                            const std::vector<ExpectedOutput>& expected) = 0;
   // if_generation != 0: the current generation must equal it.
   virtual Status Delete(const std::string& deployment, int64_t if_generation) = 0;
 };
@@ -120,8 +126,10 @@ struct TargetOutcome {
   TargetState state = TargetState::kPending;
   int64_t generation = 0;           // the target's generation at the end (0: absent)
   int64_t previous_generation = 0;  // before the push (0: absent)
-  std::string output_digest;        // what the target's validation returned
-  std::string comparison;           // the rule used (see above) and its verdict
+  // The local report's output digest that the target's validation matched ("" when it did not
+  // match exactly).
+  std::string output_digest;
+  std::string comparison;  // the rule used (see above) and its verdict
   std::string backend;
   std::string error;
   // Extensions.

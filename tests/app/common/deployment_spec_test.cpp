@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::spec {
 namespace {

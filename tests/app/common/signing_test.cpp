@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "app/common/sha256.h"
 #include "app/common/validation_report.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::report {
 namespace {
@@ -103,7 +103,7 @@ TEST(ReportSigning, SignedReportVerifies) {
   auto signed_report = SignReport(SampleReport(), *key);
   ASSERT_TRUE(signed_report.ok());
   EXPECT_EQ(signed_report->signature.size(), 128u);
-  EXPECT_EQ(signed_report->key_id, ToHex(Sha256(key->public_key().raw())));
+  EXPECT_EQ(signed_report->key_id, ToHex(Sha256Digest(key->public_key().raw())));
   auto verified = VerifySignedReport(*signed_report, key->public_key());
   ASSERT_TRUE(verified.ok()) << verified.status().ToString();
   EXPECT_EQ(verified->spec_digest, SampleReport().spec_digest);

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
+#include "engine/base/sha256.h"
 #include "engine/chat/chat_template.h"
 #include "engine/gguf/synth.h"
 #include "engine/model/model.h"

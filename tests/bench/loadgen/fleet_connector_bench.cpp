@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "app/console/fleet/fleet.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/console/fleet_connector.h"
 #include "engine/base/percentile.h"
 
@@ -218,14 +218,14 @@ int main(int argc, char** argv) {
   }
   const double startup_s = std::chrono::duration<double>(Clock::now() - t_start).count();
 
-  auto st = sextant::console::ConsoleStore::Open(state);
+  auto st = sextant::console::ConsoleDatabase::Open(state);
   if (!st.ok()) {
     std::cerr << "fleet_connector_bench: " << st.status().message() << "\n";
     StopChild(&child);
     return 1;
   }
   auto& store = **st;
-  auto all = store.ListTargets();
+  auto all = store.targets().List();
   std::vector<sextant::console::Target> targets;
   for (const auto& t : *all) {
     if (t.name.rfind("bench-", 0) == 0) targets.push_back(t);
@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
   const double connect_s = std::chrono::duration<double>(Clock::now() - t_connect).count();
   std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
 
-  const auto rows_before = store.CountRows("gpu_samples");
+  const auto rows_before = store.telemetry().CountRows("gpu_samples");
   const double cpu0 = CpuSeconds(RUSAGE_SELF);
   const double agents_cpu0 = CpuSecondsOf(child.pid);
   measuring = true;
@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   const double cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
   const double agents_cpu = CpuSecondsOf(child.pid) - agents_cpu0;
-  const auto rows_after = store.CountRows("gpu_samples");
+  const auto rows_after = store.telemetry().CountRows("gpu_samples");
   const long rss_kb = StatusKb(0, "VmRSS"), hwm_kb = StatusKb(0, "VmHWM");
   const long agents_rss_kb = StatusKb(child.pid, "VmRSS");
   int end_connected = 0;

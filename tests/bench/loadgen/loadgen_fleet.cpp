@@ -13,7 +13,7 @@
 #include "app/agent/audit/egress_ledger.h"
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "tests/bench/loadgen/synthetic_sources.h"
@@ -77,9 +77,16 @@ struct Pki {
 Result<Pki> EnsurePki(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir / "ca.key", ec)) {
+    // The console's key is made on its side; the CA issues its certificate from the request.
+    std::filesystem::create_directories(dir, ec);
+    SEXTANT_ASSIGN_OR_RETURN(
+        rpc::KeyAndCsr console,
+        rpc::CreateKeyAndCsr("vendor/console", {"spiffe://example.org/vendor/console"}));
+    SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(dir / "vendor-console.key", console.key_pem, true));
     rpc::CertsInitOptions o;
     o.out_dir = dir;
-    o.identities = {"vendor/console", "customer/admin", "customer/auditor"};
+    o.identities = {"customer/admin", "customer/auditor"};
+    o.csrs = {{"vendor/console", console.csr_pem}};
     SEXTANT_RETURN_IF_ERROR(rpc::CertsInit(o).status());
   }
   Pki p;
@@ -214,19 +221,19 @@ Result<std::unique_ptr<LoadgenFleet>> LoadgenFleet::Start(const LoadgenOptions& 
   }
 
   // Register in the console store, then close it: the console opens the same file.
-  SEXTANT_ASSIGN_OR_RETURN(auto st, console::ConsoleStore::Open(options.state));
-  SEXTANT_ASSIGN_OR_RETURN(auto existing_accounts, st->ListAccounts());
+  SEXTANT_ASSIGN_OR_RETURN(auto st, console::ConsoleDatabase::Open(options.state));
+  SEXTANT_ASSIGN_OR_RETURN(auto existing_accounts, st->accounts().List());
   std::set<std::string> have;
   for (const auto& a : existing_accounts) have.insert(a.name);
   for (const auto& [name, acct] : accounts) {
-    if (!have.count(name)) SEXTANT_RETURN_IF_ERROR(st->AddAccount(acct));
+    if (!have.count(name)) SEXTANT_RETURN_IF_ERROR(st->accounts().Add(acct));
   }
-  SEXTANT_ASSIGN_OR_RETURN(auto existing, st->ListTargets());
+  SEXTANT_ASSIGN_OR_RETURN(auto existing, st->targets().List());
   std::set<std::string> registered;
   for (const auto& t : existing) registered.insert(t.name);
   for (const auto& t : targets) {
-    if (registered.count(t.name)) SEXTANT_RETURN_IF_ERROR(st->RemoveTarget(t.name));
-    SEXTANT_RETURN_IF_ERROR(st->AddTarget(t));
+    if (registered.count(t.name)) SEXTANT_RETURN_IF_ERROR(st->targets().Remove(t.name));
+    SEXTANT_RETURN_IF_ERROR(st->targets().Add(t));
   }
   return fleet;
 }

@@ -14,10 +14,10 @@
 #include <set>
 #include <thread>
 
-#include "app/common/sha256.h"
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
 #include "sextant/v1/agent.grpc.pb.h"
 
 namespace sextant::rpc {
@@ -102,6 +102,8 @@ class AgentServerTest : public ::testing::Test {
     o.cert_pem = server_.cert_pem;
     o.key_pem = server_.key_pem;
     o.agent_name = "test-agent";
+    // The customer admits every spec of the test's (fictitious) model.
+    o.admission.allowed_model_sha256 = {std::string(64, 'b')};
     AgentServerDeps d;
     d.state = state_.get();
     d.audit = audit_.get();
@@ -155,7 +157,9 @@ class AgentServerTest : public ::testing::Test {
     v1::ApplyDeploymentRequest req;
     auto* s = req.mutable_spec();
     s->set_name(name);
-    s->set_spec_json("{\"name\":\"" + name + "\",\"v\":" + std::to_string(version) + "}");
+    s->set_spec_json("{\"model\":{\"sha256\":\"" + std::string(64, 'b') +
+                     "\",\"uri\":\"tiny.gguf\"},\"name\":\"" + name +
+                     "\",\"v\":" + std::to_string(version) + "}");
     s->set_spec_digest("sha256:" + Sha256Hex(s->spec_json()));
     s->set_model_uri("tiny.gguf");
     s->set_model_sha256(std::string(64, 'b'));
@@ -506,9 +510,10 @@ TEST(AgentProto, EveryMessageIsFreeOfPayloadFields) {
       const std::string name = msg->field(f)->name();
       const bool digest = name.find("digest") != std::string::npos;
       const bool count = name.find("tokens") != std::string::npos;
+      const bool verdict = name.find("match") != std::string::npos;  // a yes/no answer
       for (const char* bad : {"prompt", "output", "completion", "text", "content", "weights"}) {
         if (name.find(bad) != std::string::npos) {
-          EXPECT_TRUE(digest || count) << msg->name() << "." << name;
+          EXPECT_TRUE(digest || count || verdict) << msg->name() << "." << name;
         }
       }
     }

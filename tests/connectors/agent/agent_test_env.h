@@ -1,6 +1,8 @@
 // Test helper: one in-process agent over real mutual TLS on 127.0.0.1 with a CA and identities
-// made by the test, a scratch state dir (desired state, audit log, egress ledger) and the
-// example policy. Tests adjust `options` / `deps` before Start().
+// made by the test, a scratch state dir (desired state, audit log, egress ledger), the example
+// policy, and the customer's approver (admission: approvals signed by the customer's key; a
+// test that applies approves its spec first with Approve(), as the customer would). Tests
+// adjust `options` / `deps` before Start().
 #pragma once
 
 #include <gtest/gtest.h>
@@ -17,6 +19,7 @@
 #include "connectors/agent/agent_client.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "tests/support/customer_approver.h"
 
 namespace sextant::rpc::testing_env {
 
@@ -55,6 +58,9 @@ class AgentEnv {
     options.cert_pem = server_cert.cert_pem;
     options.key_pem = server_cert.key_pem;
     options.agent_name = name;
+    options.state_dir = dir / "state";
+    if (Status init = approver.Init(dir); !init.ok()) return init.ToString();
+    options.admission = approver.Admission();
     deps.state = state.get();
     deps.audit = audit.get();
     deps.policy = policy.get();
@@ -88,6 +94,9 @@ class AgentEnv {
     return c.ok() ? std::move(*c) : nullptr;
   }
 
+  // As the customer: admits a spec digest.
+  Status Approve(const std::string& spec_digest) { return approver.Approve(spec_digest); }
+
   ~AgentEnv() {
     server.reset();
     std::error_code ec;
@@ -103,6 +112,7 @@ class AgentEnv {
   AgentServerOptions options;
   AgentServerDeps deps;
   std::unique_ptr<AgentServer> server;
+  test_agents::CustomerApprover approver;
 };
 
 }  // namespace sextant::rpc::testing_env

@@ -1,11 +1,14 @@
-// What a customer's agent trusts before an apply becomes durable, over real mutual TLS: a
-// validation report signed by a console key the customer configured (passed, for the same spec
-// digest and model), and the model's sha256 in the agent's own store. Every refusal leaves the
-// desired state unchanged. The compliance facts say what is configured.
+// What a customer's agent trusts before an apply becomes durable, over real mutual TLS: the
+// customer's own approval of the spec, a validation report signed by a console key the customer
+// configured (passed, for the same spec digest and model), and the model's sha256 in the
+// agent's own store ("not available" to the caller whatever failed; the cause in the customer's
+// audit detail). Every refusal leaves the desired state unchanged. The compliance facts say
+// what is configured.
 #include <gtest/gtest.h>
 
 #include <fstream>
 
+#include "app/agent/state/model_store.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
 #include "tests/app/agent/state/tiny_deployment.h"
@@ -73,6 +76,9 @@ class AgentTrustTest : public ::testing::Test {
                                      console_key_->public_key().Pem()};
     env_.options.model_store = d1_.store;
     ASSERT_TRUE(env_.Start().ok());
+    // The customer admits both specs: what is tested here is what comes after admission.
+    ASSERT_TRUE(env_.Approve(d1_.record.spec_digest).ok());
+    ASSERT_TRUE(env_.Approve(d2_.record.spec_digest).ok());
     op_ = env_.Client("vendor/operator");
   }
 
@@ -161,12 +167,13 @@ TEST_F(AgentTrustTest, ReportMustBeForThisSpecAndModelAndHavePassed) {
   EXPECT_EQ(not_passed.status().message().rfind("report did not pass", 0), 0u)
       << not_passed.status().message();
 
-  // The request names another model than the report.
+  // The request names another model than its spec (which the customer approved by digest).
   auto wrong_model = ApplyOf(d2_, Signed(report2_, *console_key_));
   wrong_model.mutable_spec()->set_model_sha256(std::string(64, 'e'));
   auto wm = op_->ApplyDeployment(wrong_model);
-  EXPECT_EQ(wm.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(wm.status().message().find("report is for model"), std::string::npos);
+  EXPECT_EQ(wm.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(wm.status().message().find("is not the spec's model.sha256"), std::string::npos)
+      << wm.status().message();
   EXPECT_EQ(Generation("tiny"), 1);
 
   auto ok = op_->ApplyDeployment(ApplyOf(d2_, Signed(report2_, *console_key_)));
@@ -189,9 +196,9 @@ TEST_F(AgentTrustTest, ModelAlteredByOneByteOrMissingIsRefusedAndNothingChanges)
   const std::string sha = d1_.record.model_sha256;
   auto refused = op_->ApplyDeployment(ApplyOf(d2_, Signed(report2_, *console_key_)));
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
-  const std::string msg = refused.status().message();
-  EXPECT_EQ(msg.rfind("model sha256 mismatch: store has ", 0), 0u) << msg;
-  EXPECT_NE(msg.find(", spec wants " + sha), std::string::npos) << msg;
+  // The caller learns only that the model is not available: not which of name or digest
+  // failed, and never the store's digest.
+  EXPECT_EQ(refused.status().message(), agent::kModelNotAvailable);
   EXPECT_EQ(Generation("tiny"), 1);
   auto rec = env_.state->Get("tiny");
   ASSERT_TRUE(rec.ok());
@@ -200,9 +207,20 @@ TEST_F(AgentTrustTest, ModelAlteredByOneByteOrMissingIsRefusedAndNothingChanges)
   fs::remove(d1_.model);
   auto missing = op_->ApplyDeployment(ApplyOf(d2_, Signed(report2_, *console_key_)));
   EXPECT_EQ(missing.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(missing.status().message().find("not in this agent's store"), std::string::npos)
-      << missing.status().message();
+  EXPECT_EQ(missing.status().message(), refused.status().message());
   EXPECT_EQ(Generation("tiny"), 1);
+
+  // The customer's own records keep the cause: the store's digest, then the missing file.
+  auto recs = env_.audit->Query({.after_seq = 0, .limit = 1000, .rpc = "ApplyDeployment"});
+  ASSERT_TRUE(recs.ok());
+  std::vector<std::string> details;
+  for (const auto& r : *recs) {
+    if (r.entry.outcome == "error: FAILED_PRECONDITION") details.push_back(r.entry.detail);
+  }
+  ASSERT_EQ(details.size(), 2u);
+  EXPECT_NE(details[0].find("model sha256 mismatch: store has "), std::string::npos) << details[0];
+  EXPECT_NE(details[0].find("spec wants " + sha), std::string::npos) << details[0];
+  EXPECT_NE(details[1].find("not in this agent's store"), std::string::npos) << details[1];
 }
 
 TEST_F(AgentTrustTest, ComplianceFactsNameKeysCertificateStoreAndEgress) {
@@ -216,7 +234,12 @@ TEST_F(AgentTrustTest, ComplianceFactsNameKeysCertificateStoreAndEgress) {
   EXPECT_EQ(by_name["deploy.console_keys"].first, "1");
   EXPECT_NE(by_name["deploy.console_keys"].second.find(console_key_->key_id()), std::string::npos);
   EXPECT_EQ(by_name["deploy.report_required"].first, "true");
-  EXPECT_EQ(by_name["model_store.encrypted"].first, "true");
+  EXPECT_EQ(by_name["deploy.admission"].first, "customer-rule");
+  // Declared is not measured: the declaration is its own fact, the store's encryption is what
+  // the agent can observe of a temporary directory (no dm-crypt, no fscrypt here).
+  EXPECT_EQ(by_name["storage.encryption_declared"].first, "true");
+  EXPECT_EQ(by_name["storage.model_store.encrypted"].first, "unknown");
+  EXPECT_FALSE(by_name["storage.model_store.encrypted"].second.empty());
   EXPECT_EQ(by_name["egress.policy"].first, "digests-and-figures");
   // The test's server certificate is valid for 30 days from now.
   const int days = std::stoi(by_name["tls.cert_days_left"].first);
@@ -234,6 +257,7 @@ TEST(AgentTrustOptional, WithoutConsoleKeysTheReportIsOptionalAndSaidSo) {
   ASSERT_EQ(testing_agent::MakeDeployment(env.dir / "models", "tiny.gguf", {}, &d), "");
   env.options.model_store = d.store;
   ASSERT_TRUE(env.Start().ok());
+  ASSERT_TRUE(env.Approve(d.record.spec_digest).ok());
   auto op = env.Client("vendor/operator");
   auto ok = op->ApplyDeployment(ApplyOf(d, ""));
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
@@ -249,15 +273,20 @@ TEST(AgentTrustOptional, WithoutConsoleKeysTheReportIsOptionalAndSaidSo) {
     if (f.name() == "deploy.console_keys") {
       EXPECT_EQ(f.value(), "0");
     }
-    if (f.name() == "model_store.encrypted") {
+    if (f.name() == "storage.encryption_declared") {
       EXPECT_EQ(f.value(), "false");
+      EXPECT_EQ(f.source(), "config: encryption_at_rest");
     }
   }
   EXPECT_TRUE(warned);
-  // The store check holds without keys too.
-  auto wrong = ApplyOf(d, "");
-  wrong.mutable_spec()->set_model_sha256(std::string(64, 'a'));
-  EXPECT_EQ(op->ApplyDeployment(wrong).status().code(), StatusCode::kFailedPrecondition);
+  // The store check holds without keys too: an approved spec of a model the store does not have.
+  TinyDeployment other = d;
+  other.spec.model.sha256 = std::string(64, 'a');
+  other.record = testing_agent::RecordOf(other.spec);
+  ASSERT_TRUE(env.Approve(other.record.spec_digest).ok());
+  auto wrong = op->ApplyDeployment(ApplyOf(other, ""));
+  EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(wrong.status().message(), agent::kModelNotAvailable);
 }
 
 TEST(AgentTrustOptional, AConsoleKeyThatDoesNotParseStopsTheStart) {

@@ -1,6 +1,8 @@
-// RunValidation over real mutual TLS with the real engine: the digests an agent returns for a
-// deployment equal those of `sextant validate` for the same spec, and the response carries
-// digests and figures only. WatchMetrics carries the autoscaler's fields and scaling events.
+// RunValidation over real mutual TLS with the real engine: given the digests of `sextant
+// validate` for the same spec, the agent answers that its outputs match them, prompt by prompt,
+// and says which do not when one is altered; the response carries match answers and figures
+// only, never a digest of its own output. WatchMetrics carries the autoscaler's fields and
+// scaling events.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -31,8 +33,8 @@ v1::ApplyDeploymentRequest ApplyOf(const TinyDeployment& d) {
   return req;
 }
 
-void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string& file,
-                                  const fs::path& source, bool chat = false) {
+void ExpectAgentMatchesLocal(const std::string& env_name, const std::string& file,
+                             const fs::path& source, bool chat = false) {
   testing_env::AgentEnv env;
   ASSERT_EQ(env.Init(env_name), "");
   TinyDeployment d;
@@ -41,6 +43,7 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
   env.deps.validation = &runner;
   env.options.model_store = d.store;
   ASSERT_TRUE(env.Start().ok());
+  ASSERT_TRUE(env.Approve(d.record.spec_digest).ok());
 
   validate::ValidateOptions local;
   local.model_dir = d.store;
@@ -53,11 +56,14 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
   v1::RunValidationRequest req;
   req.set_name(d.spec.name);
   req.set_generation(applied->generation());
+  auto* e = req.add_expected();
+  e->set_backend(expected->report.backend);
+  for (const auto& p : expected->report.prompts) e->add_prompt_output_digests(p.output_digest);
   auto got = op->RunValidation(req, milliseconds(60000));
   ASSERT_TRUE(got.ok()) << got.status().ToString();
 
-  EXPECT_EQ(got->output_digest(), expected->report.output_digest);
-  EXPECT_EQ(got->output_digest().size(), 64u);
+  EXPECT_TRUE(got->output_matches());
+  EXPECT_EQ(got->compared_with_backend(), expected->report.backend);
   EXPECT_EQ(got->spec_digest(), d.record.spec_digest);
   EXPECT_EQ(got->model_sha256(), expected->report.model_sha256);
   EXPECT_EQ(got->engine_build_id(), expected->report.engine_build_id);
@@ -66,14 +72,17 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
   EXPECT_EQ(got->threads(), expected->report.threads);
   EXPECT_GT(got->peak_memory_bytes(), 0);
   ASSERT_EQ(got->prompts_size(), static_cast<int>(expected->report.prompts.size()));
+  EXPECT_EQ(got->prompts_matching(), got->prompts_size());
   for (int i = 0; i < got->prompts_size(); ++i) {
-    const auto& e = expected->report.prompts[static_cast<size_t>(i)];
-    EXPECT_EQ(got->prompts(i).output_tokens_digest(), e.output_digest) << "prompt " << i;
-    EXPECT_EQ(got->prompts(i).generated_tokens(), e.generated_tokens);
-    EXPECT_EQ(got->prompts(i).stopped_at_eos(), e.stopped_at_eos);
+    EXPECT_TRUE(got->prompts(i).output_matches()) << "prompt " << i;
     EXPECT_GT(got->prompts(i).ttft_ms(), 0);
+    // Nothing that tells the output: no digest of it, not even its length.
+    EXPECT_TRUE(got->prompts(i).output_tokens_digest().empty());
+    EXPECT_EQ(got->prompts(i).generated_tokens(), 0);
+    EXPECT_FALSE(got->prompts(i).stopped_at_eos());
   }
-  // Digests and figures only: no prompt and no output text anywhere in the response.
+  EXPECT_TRUE(got->output_digest().empty());
+  // Answers and figures only: no prompt, no output text, no output digest in the response.
   const std::string wire = got->SerializeAsString();
   for (const auto& prompt : d.spec.validation.prompts) {
     if (!prompt.is_conversation()) {
@@ -88,26 +97,46 @@ void ExpectAgentDigestEqualsLocal(const std::string& env_name, const std::string
       EXPECT_EQ(wire.find(text), std::string::npos) << text;
     }
   }
+  EXPECT_EQ(wire.find(expected->report.output_digest), std::string::npos);
+  for (const auto& p : expected->report.prompts) {
+    EXPECT_EQ(wire.find(p.output_digest), std::string::npos);
+  }
+
+  // One expected digest altered: that prompt, and only that one, does not match.
+  e->set_prompt_output_digests(1, std::string(64, '0'));
+  auto altered = op->RunValidation(req, milliseconds(60000));
+  ASSERT_TRUE(altered.ok()) << altered.status().ToString();
+  EXPECT_FALSE(altered->output_matches());
+  EXPECT_TRUE(altered->prompts(0).output_matches());
+  EXPECT_FALSE(altered->prompts(1).output_matches());
+  EXPECT_EQ(altered->prompts_matching(), altered->prompts_size() - 1);
+
   // A stale generation is refused.
   req.set_generation(applied->generation() + 1);
   EXPECT_EQ(op->RunValidation(req).status().code(), StatusCode::kFailedPrecondition);
+  // Nothing to compare with: refused, naming what is missing.
+  req.set_generation(applied->generation());
+  req.clear_expected();
+  auto none = op->RunValidation(req);
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("expected"), std::string::npos);
 }
 
-TEST(AgentRunValidation, DigestEqualsLocalValidationOnASynthesizedModel) {
-  ExpectAgentDigestEqualsLocal("validation-synth", "tiny.gguf", {});
+TEST(AgentRunValidation, OutputsMatchLocalValidationOnASynthesizedModel) {
+  ExpectAgentMatchesLocal("validation-synth", "tiny.gguf", {});
 }
 
 // Conversations are formatted by the same chat template on the agent as on the workstation, so
-// the digests of a chat validation agree too; and formatting did happen (a conversation whose
+// the outputs of a chat validation match too; and formatting did happen (a conversation whose
 // last user message equals a text prompt gives other tokens than that text prompt).
-TEST(AgentRunValidation, DigestOfConversationsEqualsLocalValidation) {
-  ExpectAgentDigestEqualsLocal("validation-chat", "tiny.gguf", {}, /*chat=*/true);
+TEST(AgentRunValidation, OutputsOfConversationsMatchLocalValidation) {
+  ExpectAgentMatchesLocal("validation-chat", "tiny.gguf", {}, /*chat=*/true);
 }
 
-TEST(AgentRunValidation, DigestEqualsLocalValidationOnStories260K) {
+TEST(AgentRunValidation, OutputsMatchLocalValidationOnStories260K) {
   const fs::path stories = fs::path(SEXTANT_SHARED_DIR) / "models" / "stories260K.gguf";
   if (!fs::exists(stories)) GTEST_SKIP() << "no " << stories << " (a checkout without ../shared)";
-  ExpectAgentDigestEqualsLocal("validation-stories", "stories260K.gguf", stories);
+  ExpectAgentMatchesLocal("validation-stories", "stories260K.gguf", stories);
 }
 
 // An observer with fixed figures and a list of scaling events that grows while streams run.

@@ -1,7 +1,9 @@
 // The console reading an agent's audit log (ReadAuditLog, what `sextant audit` runs): a real
 // agent over mutual TLS on 127.0.0.1, records paged through ListAuditLog, the hash chain
-// verified on the console side with the agent's own verification code, and a chain tampered
-// with in the agent's SQLite file found by both sides.
+// verified on the console side with the agent's own verification code, a chain tampered with in
+// the agent's SQLite file found by the console, the agent's signed head checked, and a log cut
+// back or re-chained below the head the console recorded found even when whoever did it made
+// the agent's own files agree again.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -13,11 +15,12 @@
 #include "app/agent/audit/egress_ledger.h"
 #include "app/agent/policy/access_policy.h"
 #include "app/agent/state/desired_state.h"
-#include "app/common/sha256.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "connectors/console/fleet_connector.h"
+#include "engine/base/sha256.h"
+#include "tests/support/audit_tamper.h"
 
 namespace sextant::rpc {
 namespace {
@@ -75,25 +78,34 @@ class FleetAuditTest : public ::testing::Test {
     auto ds = agent::DesiredState::Open(root_ / "agent");
     ASSERT_TRUE(ds.ok()) << ds.status().ToString();
     state_ = std::move(ds).value();
-    auto al = agent::AuditLog::Open(root_ / "agent");
-    ASSERT_TRUE(al.ok()) << al.status().ToString();
-    audit_ = std::move(al).value();
     auto policy = agent::AgentPolicy::Parse(kPolicy, "policy.yaml", rpc::AgentRpcNames());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     policy_ = std::make_unique<agent::PolicyHolder>(*policy);
-    rpc::AgentServerOptions o;
-    o.ca_pem = ca->cert_pem;
-    o.cert_pem = server_cert->cert_pem;
-    o.key_pem = server_cert->key_pem;
-    o.agent_name = "audit-agent";
+    options_.ca_pem = ca->cert_pem;
+    options_.cert_pem = server_cert->cert_pem;
+    options_.key_pem = server_cert->key_pem;
+    options_.agent_name = "audit-agent";
+    StartAgent();
+  }
+
+  // Opens the audit log (verifying it) and serves.
+  void StartAgent() {
+    auto al = agent::AuditLog::Open(root_ / "agent");
+    ASSERT_TRUE(al.ok()) << al.status().ToString();
+    audit_ = std::move(al).value();
     rpc::AgentServerDeps d;
     d.state = state_.get();
     d.audit = audit_.get();
     d.policy = policy_.get();
     d.egress = &egress_;
-    auto server = rpc::AgentServer::Start(o, d);
+    auto server = rpc::AgentServer::Start(options_, d);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
+  }
+  void StopAgent() {
+    server_->Shutdown(0ms);
+    server_.reset();
+    audit_.reset();
   }
   void TearDown() override {
     if (server_) server_->Shutdown(0ms);
@@ -137,6 +149,7 @@ class FleetAuditTest : public ::testing::Test {
   std::unique_ptr<agent::AuditLog> audit_;
   std::unique_ptr<agent::PolicyHolder> policy_;
   agent::EgressLedger egress_;
+  rpc::AgentServerOptions options_;
   std::unique_ptr<rpc::AgentServer> server_;
 };
 
@@ -188,6 +201,8 @@ TEST_F(FleetAuditTest, AVendorSeesItsOwnRecordsAndStillVerifiesThem) {
 TEST_F(FleetAuditTest, ATamperedRecordIsFoundOnTheConsoleSide) {
   MakeVendorCalls(5);
   // Record 3's outcome rewritten, its hash left alone: the record no longer hashes to itself.
+  // (The running agent does not re-hash what it verified on each read; the console does check
+  // every record it reads.)
   Tamper("UPDATE audit_log SET outcome='denied' WHERE seq=3;");
   auto r = ReadAuditLog(TargetAs("customer-auditor"), {});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -195,8 +210,6 @@ TEST_F(FleetAuditTest, ATamperedRecordIsFoundOnTheConsoleSide) {
   EXPECT_EQ(r->console.first_broken_seq, 3);
   EXPECT_NE(r->console.reason.find("hash does not match its contents"), std::string::npos)
       << r->console.reason;
-  EXPECT_FALSE(r->agent_verified);
-  EXPECT_EQ(r->agent_first_broken_seq, 3);
   EXPECT_FALSE(r->intact);
   EXPECT_NE(r->verdict.find("found by the console"), std::string::npos) << r->verdict;
 
@@ -259,6 +272,71 @@ TEST_F(FleetAuditTest, TheConsoleChecksRecordsNotTheAgentsWord) {
   }
   EXPECT_FALSE(view.result().intact);
   EXPECT_NE(view.result().reason.find("out of order"), std::string::npos) << view.result().reason;
+}
+
+TEST_F(FleetAuditTest, TheAgentSignsItsHeadAndTheNextReadMustExtendIt) {
+  MakeVendorCalls(3);
+  auto first = ReadAuditLog(TargetAs("vendor-console"), {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(first->intact) << first->verdict;
+  EXPECT_TRUE(first->signed_head_verifies) << first->signed_head_problem;
+  EXPECT_EQ(first->next_head.key_id, audit_->checkpoint_key().key_id());
+  EXPECT_NE(first->verdict.find("no head recorded before"), std::string::npos);
+  MakeVendorCalls(2);
+  AuditReadOptions o;
+  o.recorded = first->next_head;
+  auto second = ReadAuditLog(TargetAs("vendor-console"), o);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(second->extends_recorded) << second->recorded_problem;
+  EXPECT_TRUE(second->intact) << second->verdict;
+  EXPECT_GT(second->next_head.seq, first->next_head.seq);
+  EXPECT_NE(second->verdict.find("extends the head seen at"), std::string::npos) << second->verdict;
+}
+
+TEST_F(FleetAuditTest, ALogCutBackBelowTheRecordedHeadNoLongerExtendsIt) {
+  MakeVendorCalls(6);
+  auto seen = ReadAuditLog(TargetAs("vendor-console"), {});
+  ASSERT_TRUE(seen.ok() && seen->intact);
+  const int64_t recorded = seen->next_head.seq;
+  // With the agent stopped: the log cut back to below what the console saw, and the journal
+  // re-signed with the agent's own key, so that the agent's files agree with each other.
+  StopAgent();
+  ASSERT_TRUE(test_audit::Tamper(root_ / "agent", "DELETE FROM audit_log WHERE seq > " +
+                                                      std::to_string(recorded - 3) + ";")
+                  .ok());
+  ASSERT_TRUE(test_audit::ResignJournal(root_ / "agent").ok());
+  StartAgent();
+  ASSERT_TRUE(audit_->Verify()->intact);  // the agent itself sees nothing wrong
+  AuditReadOptions o;
+  o.recorded = seen->next_head;
+  auto r = ReadAuditLog(TargetAs("vendor-console"), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->extends_recorded);
+  EXPECT_FALSE(r->intact);
+  EXPECT_NE(r->verdict.find("record " + std::to_string(recorded) + " is gone"), std::string::npos)
+      << r->verdict;
+  EXPECT_NE(r->verdict.find("cut back"), std::string::npos) << r->verdict;
+}
+
+TEST_F(FleetAuditTest, ALogReChainedBelowTheRecordedHeadNoLongerExtendsIt) {
+  MakeVendorCalls(6);
+  auto seen = ReadAuditLog(TargetAs("customer-auditor"), {});
+  ASSERT_TRUE(seen.ok() && seen->intact);
+  StopAgent();
+  ASSERT_TRUE(test_audit::Rechain(root_ / "agent", 2).ok());
+  ASSERT_TRUE(test_audit::ResignJournal(root_ / "agent").ok());
+  StartAgent();
+  AuditReadOptions o;
+  o.recorded = seen->next_head;
+  auto r = ReadAuditLog(TargetAs("customer-auditor"), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->console.intact);  // the chain itself verifies: every hash was recomputed
+  EXPECT_FALSE(r->extends_recorded);
+  EXPECT_FALSE(r->intact);
+  EXPECT_NE(r->verdict.find("re-chained"), std::string::npos) << r->verdict;
+  EXPECT_NE(r->verdict.find("record " + std::to_string(seen->next_head.seq) + " now hashes to"),
+            std::string::npos)
+      << r->verdict;
 }
 
 TEST_F(FleetAuditTest, AnUnreachableTargetIsAnErrorNamingTheCause) {

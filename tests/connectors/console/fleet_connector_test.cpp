@@ -20,7 +20,7 @@
 #include "app/agent/state/sources.h"
 #include "app/console/compliance/pack.h"
 #include "app/console/fleet/fleet.h"
-#include "app/console/store/console_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
 #include "tests/support/agent_fixture.h"
@@ -91,7 +91,7 @@ class FleetConnectorTest : public ::testing::Test {
     auto pki = test_agents::MakeTestPki(root_);
     ASSERT_TRUE(pki.ok()) << pki.status().ToString();
     pki_ = *pki;
-    auto st = console::ConsoleStore::Open(root_ / "console");
+    auto st = console::ConsoleDatabase::Open(root_ / "console");
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     store_ = std::move(st).value();
   }
@@ -168,7 +168,7 @@ class FleetConnectorTest : public ::testing::Test {
       t.key_path = (root_ / "console.key").string();
       t.server_name = "localhost";
       t.labels = {{"team", i % 2 ? "ml" : "search"}};
-      ASSERT_TRUE(store_->AddTarget(t).ok());
+      ASSERT_TRUE(store_->targets().Add(t).ok());
       targets_.push_back(t);
       agents_.push_back(std::move(a));
     }
@@ -176,7 +176,7 @@ class FleetConnectorTest : public ::testing::Test {
 
   fs::path root_;
   test_agents::TestPki pki_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
   std::vector<console::Target> targets_;
 };
@@ -223,7 +223,7 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   // All TTFTs fell between 50 and 100 ms: p50 interpolates to 75 ms.
   EXPECT_NEAR(total.ttft_p50_ms, 75.0, 1e-6);
   // Inter-token latency and KV cache use of each deployment, as its agent reported them.
-  auto deps = store_->ListDeployments();
+  auto deps = store_->telemetry().ListDeployments();
   ASSERT_TRUE(deps.ok()) << deps.status().ToString();
   ASSERT_EQ(deps->size(), 20u);
   for (const auto& d : *deps) {
@@ -246,7 +246,15 @@ TEST_F(FleetConnectorTest, FleetTotalsOfTwentyAgentsMatchWhatTheyReport) {
   console::EvaluationInput in;
   in.now = console::NowMs();
   in.targets = {"agent-0"};
-  in.facts = *store_->ListFacts();
+  in.facts = *store_->facts().List();
+  // The agent's cloud context arrives as facts, instance id included, for reconciliation.
+  std::map<std::string, std::string> agent0;
+  for (const auto& f : in.facts) {
+    if (f.target == "agent-0") agent0[f.key] = f.value;
+  }
+  EXPECT_EQ(agent0["cloud.provider"], "aws");
+  EXPECT_EQ(agent0["cloud.account"], "123456789012");
+  EXPECT_EQ(agent0["cloud.instance_id"], "i-0123456789abcdef0");
   for (const auto& p : *packs) {
     if (p.name != "soc2-baseline") continue;
     for (const auto& f : console::Evaluate(p, in)) {
@@ -309,7 +317,8 @@ TEST_F(FleetConnectorTest, AKilledAgentShowsUnreachableWithinItsDeadlineAndRecov
         return true;
       },
       60000ms));
-  ASSERT_TRUE(wait_for([&] { return *store_->CountRows("gpu_samples") >= 100; }, 5000ms));
+  ASSERT_TRUE(
+      wait_for([&] { return *store_->telemetry().CountRows("gpu_samples") >= 100; }, 5000ms));
 
   const int port = agents_[7]->port;
   const auto killed_at = std::chrono::steady_clock::now();
@@ -349,7 +358,7 @@ TEST_F(FleetConnectorTest, InterTokenLatencyIsTakenFromTheIncreaseBetweenSnapsho
   FleetConnector fc(store_.get(), o);
   fc.Start(targets_);
   auto dep = [&] {
-    auto d = store_->ListDeployments();
+    auto d = store_->telemetry().ListDeployments();
     return d.ok() && d->size() == 1 ? (*d)[0] : console::Deployment{};
   };
   auto wait_for = [&](auto pred, std::chrono::milliseconds limit) {

@@ -70,7 +70,7 @@ class PushTest : public ::testing::Test {
 
 TEST_F(PushTest, PushesToFiveAgentsWhoseOutputDigestsEqualTheLocalReport) {
   ASSERT_TRUE(fleet_->StartAgents(5).ok());
-  auto spec = fleet_->WriteAndValidate("tiny", 8);
+  auto spec = fleet_->WriteAndValidate("tiny", 24);
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   const std::string local = fleet_->last_report().output_digest;
   auto r = Request(*spec);
@@ -101,7 +101,7 @@ TEST_F(PushTest, PushesToFiveAgentsWhoseOutputDigestsEqualTheLocalReport) {
   for (size_t i = 0; i < 5; ++i) EXPECT_EQ(Desired(i).first, 1);
 
   // The journal has both rollouts, newest first.
-  auto history = ListRollouts(fleet_->store(), "tiny");
+  auto history = fleet_->store().rollouts().List("tiny");
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 2u);
   EXPECT_TRUE((*history)[0].no_op);
@@ -111,7 +111,7 @@ TEST_F(PushTest, PushesToFiveAgentsWhoseOutputDigestsEqualTheLocalReport) {
 
 TEST_F(PushTest, AModelAlteredByOneByteIsRefusedAndTheRolloutRollsBackToThePreviousGeneration) {
   ASSERT_TRUE(fleet_->StartAgents(5).ok());
-  auto v1 = fleet_->WriteAndValidate("tiny", 6);
+  auto v1 = fleet_->WriteAndValidate("tiny", 18);
   ASSERT_TRUE(v1.ok()) << v1.status().ToString();
   auto first = PushFromStore(fleet_->store(), Request(*v1));
   ASSERT_TRUE(first.ok()) << first.status().ToString();
@@ -129,7 +129,7 @@ TEST_F(PushTest, AModelAlteredByOneByteIsRefusedAndTheRolloutRollsBackToThePrevi
     c = static_cast<char>(c ^ 1);
     f.write(&c, 1);
   }
-  auto v2 = fleet_->WriteAndValidate("tiny", 10);
+  auto v2 = fleet_->WriteAndValidate("tiny", 26);
   ASSERT_TRUE(v2.ok());
   auto r = Request(*v2);
   r.canary = "agent-0";
@@ -138,7 +138,18 @@ TEST_F(PushTest, AModelAlteredByOneByteIsRefusedAndTheRolloutRollsBackToThePrevi
   EXPECT_FALSE(result->ok);
   const auto& refused = Of(*result, "agent-3");
   EXPECT_EQ(refused.state, TargetState::kRefused);
-  EXPECT_NE(refused.error.find("model sha256 mismatch"), std::string::npos) << refused.error;
+  // The console (the vendor) reads only that the model is not available there; agent-3's own
+  // audit record keeps the cause for its owner.
+  EXPECT_NE(refused.error.find("model not available"), std::string::npos) << refused.error;
+  bool cause_recorded = false;
+  auto recs =
+      fleet_->agent(3).audit->Query({.after_seq = 0, .limit = 1000, .rpc = "ApplyDeployment"});
+  ASSERT_TRUE(recs.ok());
+  for (const auto& rec : *recs) {
+    cause_recorded = cause_recorded || rec.entry.detail.find("model sha256 mismatch: store has ") !=
+                                           std::string::npos;
+  }
+  EXPECT_TRUE(cause_recorded);
   EXPECT_NE(result->stopped_because.find("agent-3 refused"), std::string::npos);
   // agent-0..2 ran v2 and are back on v1 (a new generation with v1's spec); agent-3 never
   // changed; agent-4 was never reached.
@@ -159,9 +170,13 @@ TEST_F(PushTest, AModelAlteredByOneByteIsRefusedAndTheRolloutRollsBackToThePrevi
 
 TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   ASSERT_TRUE(fleet_->StartAgents(2).ok());
-  auto spec = fleet_->WriteAndValidate("tiny", 4);
+  auto spec = fleet_->WriteAndValidate("tiny", 16);
   ASSERT_TRUE(spec.ok());
-  sqlite3* db = fleet_->store().handle();
+  // The test's own connection to the console's file, to alter a stored row.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(fleet_->store().path().c_str(), &db), SQLITE_OK);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> close_db(db, sqlite3_close);
+  sqlite3_busy_timeout(db, 5000);
   char* sig = nullptr;
   // The stored report's signature, altered in one hex digit: the console refuses to push it.
   auto flip = [&](const char* sql) {
@@ -177,12 +192,11 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   EXPECT_EQ(Desired(0).first, 0);
 
   // The agent refuses it too, when a push carries it anyway.
-  auto target = fleet_->store().GetTarget("agent-0");
+  auto target = fleet_->store().targets().Get("agent-0");
   ASSERT_TRUE(target.ok());
   auto ch = ConnectTargetChannel(*target, std::chrono::seconds(10), std::chrono::seconds(60));
   ASSERT_TRUE(ch.ok());
-  console::ReportStore reports(db);
-  auto stored = reports.List();
+  auto stored = fleet_->store().reports().List();
   ASSERT_TRUE(stored.ok());
   ASSERT_EQ(stored->size(), 1u);
   auto loaded = spec::LoadDeploymentSpec(*spec);
@@ -212,7 +226,7 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
   ASSERT_TRUE(other->Save(fleet_->key_path()).ok());
   auto signed_by_other = report::SignReport(fleet_->last_report(), *other);
   ASSERT_TRUE(signed_by_other.ok());
-  ASSERT_TRUE(reports.Add(fleet_->last_report(), *signed_by_other).ok());
+  ASSERT_TRUE(fleet_->store().reports().Add(fleet_->last_report(), *signed_by_other).ok());
   auto untrusted = PushFromStore(fleet_->store(), Request(*spec));
   ASSERT_TRUE(untrusted.ok()) << untrusted.status().ToString();
   EXPECT_FALSE(untrusted->ok);
@@ -227,13 +241,13 @@ TEST_F(PushTest, AnAlteredReportSignatureIsRefused) {
 
 TEST_F(PushTest, RollbackReturnsEveryTargetToItsPreviousGeneration) {
   ASSERT_TRUE(fleet_->StartAgents(3).ok());
-  auto v1 = fleet_->WriteAndValidate("tiny", 4);
+  auto v1 = fleet_->WriteAndValidate("tiny", 16);
   ASSERT_TRUE(v1.ok());
   auto r1 = Request(*v1);
   r1.targets = {"agent-0", "agent-1"};
   auto first = PushFromStore(fleet_->store(), r1);
   ASSERT_TRUE(first.ok() && first->ok);
-  auto v2 = fleet_->WriteAndValidate("tiny", 5);
+  auto v2 = fleet_->WriteAndValidate("tiny", 17);
   ASSERT_TRUE(v2.ok());
   auto r2 = Request(*v2);
   r2.targets.clear();

@@ -2,7 +2,8 @@
 // over mutual TLS on 127.0.0.1, certificates made here) in this process, each with its own
 // state dir, model store (a copy of the model), trusted console key and the real engine
 // validation runner; a console store with every agent registered as a target; the console's
-// signing key; a deployment spec of the model validated locally (signed report in the store).
+// signing key; a deployment spec of the model validated locally (signed report in the store)
+// and approved by the customer (whose approver key the agents trust: two-party deployments).
 //
 // Thread-safety: use from one thread.
 #pragma once
@@ -20,13 +21,13 @@
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/engine_validation_runner.h"
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
 #include "app/common/signing.h"
 #include "app/common/validation_runner.h"
-#include "app/console/store/console_store.h"
-#include "app/console/store/report_store.h"
+#include "app/console/store/console_database.h"
 #include "connectors/agent/agent_server.h"
 #include "connectors/agent/identity_certs.h"
+#include "engine/base/sha256.h"
+#include "tests/support/customer_approver.h"
 
 namespace sextant::pushtest {
 
@@ -105,14 +106,15 @@ class LocalFleet {
     SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "ca.pem", ca_.cert_pem, false));
     SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "console.pem", c.cert_pem, false));
     SEXTANT_RETURN_IF_ERROR(rpc::WriteTextFile(root_ / "console.key", c.key_pem, true));
-    SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleStore::Open(root_ / "console"));
+    SEXTANT_ASSIGN_OR_RETURN(store_, console::ConsoleDatabase::Open(root_ / "console"));
     SEXTANT_ASSIGN_OR_RETURN(auto key, report::SigningKey::Generate());
     SEXTANT_RETURN_IF_ERROR(key.Save(key_path()));
     key_ = std::make_unique<report::SigningKey>(std::move(key));
     trusted_keys_ = {key_->public_key().Pem()};
+    SEXTANT_RETURN_IF_ERROR(approver_.Init(root_));
     SEXTANT_ASSIGN_OR_RETURN(
         policy_, agent::AgentPolicy::Parse(kPolicy, "policy.yaml", rpc::AgentRpcNames()));
-    return console::ReportStore::EnsureSchema(store_->handle());
+    return Status();
   }
 
   // Starts agent "agent-<i>" (a new one, or one stopped before: same state and port).
@@ -141,6 +143,9 @@ class LocalFleet {
     o.agent_name = a.name;
     o.console_keys_pem = trusted_keys_;
     o.model_store = a.model_store;
+    o.state_dir = a.dir;
+    o.admission = approver_.Admission();
+    if (admit_model_) o.admission.allowed_model_sha256 = {model_sha_};
     rpc::AgentServerDeps d;
     d.state = a.state.get();
     d.audit = a.audit.get();
@@ -159,7 +164,7 @@ class LocalFleet {
     t.key_path = (root_ / "console.key").string();
     t.server_name = "localhost";
     t.labels = {{"ring", i % 2 ? "odd" : "even"}};
-    return store_->AddTarget(t);
+    return store_->targets().Add(t);
   }
   Status StartAgents(size_t n) {
     for (size_t i = 0; i < n; ++i) SEXTANT_RETURN_IF_ERROR(StartAgent(i));
@@ -174,7 +179,7 @@ class LocalFleet {
   }
 
   // Writes the spec file `<name>.yaml` and validates it locally (CPU, one thread): the signed
-  // report lands in the console store. Returns the spec file.
+  // report lands in the console store; then the customer approves it. Returns the spec file.
   Result<fs::path> WriteAndValidate(const std::string& name, int max_tokens) {
     const fs::path file = root_ / (name + "-" + std::to_string(max_tokens) + ".yaml");
     std::ofstream(file) << SpecYaml(name, model_.filename().string(), model_sha_, max_tokens);
@@ -186,9 +191,9 @@ class LocalFleet {
     if (!run.report.passed) return Status::Internal("local validation did not pass");
     SEXTANT_ASSIGN_OR_RETURN(report::SignedReport signed_report,
                              report::SignReport(run.report, *key_));
-    console::ReportStore reports(store_->handle());
-    SEXTANT_RETURN_IF_ERROR(reports.Add(run.report, signed_report).status());
+    SEXTANT_RETURN_IF_ERROR(store_->reports().Add(run.report, signed_report).status());
     last_report_ = run.report;
+    SEXTANT_RETURN_IF_ERROR(approver_.Approve(spec::SpecDigest(spec)));
     return file;
   }
 
@@ -200,11 +205,15 @@ class LocalFleet {
 
   FleetAgent& agent(size_t i) { return *agents_[i]; }
   size_t size() const { return agents_.size(); }
-  console::ConsoleStore& store() { return *store_; }
+  console::ConsoleDatabase& store() { return *store_; }
   fs::path key_path() const { return root_ / "console-signing-key.pem"; }
   const fs::path& root() const { return root_; }
   const report::ValidationReport& last_report() const { return last_report_; }
   const std::string& model_sha() const { return model_sha_; }
+  test_agents::CustomerApprover& approver() { return approver_; }
+  // Agents started after this call admit every spec of the model (admission.allow_models), as
+  // a customer does who lets the vendor rescale what it approved without a new approval.
+  void AdmitEverySpecOfTheModel() { admit_model_ = true; }
   // Keys the agents started after this call trust.
   void set_trusted_keys(std::vector<std::string> pems) { trusted_keys_ = std::move(pems); }
 
@@ -213,12 +222,14 @@ class LocalFleet {
   fs::path model_;
   std::string model_sha_;
   rpc::CertAndKey ca_, server_cert_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   std::unique_ptr<report::SigningKey> key_;
   std::vector<std::string> trusted_keys_;
   std::shared_ptr<const agent::AgentPolicy> policy_;
   std::vector<std::unique_ptr<FleetAgent>> agents_;
   report::ValidationReport last_report_;
+  test_agents::CustomerApprover approver_;
+  bool admit_model_ = false;
 };
 
 }  // namespace sextant::pushtest

@@ -89,7 +89,9 @@ TEST(DeviceInventory, ExportsDeviceGaugesThatParse) {
 // A local imitation of the instance metadata services on 127.0.0.1.
 class FakeMetadata {
  public:
-  explicit FakeMetadata(const std::string& kind) {
+  explicit FakeMetadata(const std::string& kind,
+                        const std::string& aws_ids = R"("accountId":"123456789012",
+                          "instanceId":"i-0123456789abcdef0")") {
     if (kind == "aws") {
       server_.Put("/latest/api/token", [](const httplib::Request& req, httplib::Response& res) {
         if (req.get_header_value("X-aws-ec2-metadata-token-ttl-seconds").empty()) {
@@ -106,10 +108,11 @@ class FakeMetadata {
         return true;
       };
       server_.Get("/latest/dynamic/instance-identity/document",
-                  [authed](const httplib::Request& req, httplib::Response& res) {
+                  [authed, aws_ids](const httplib::Request& req, httplib::Response& res) {
                     if (!authed(req, res)) return;
-                    res.set_content(R"({"accountId":"123456789012","region":"eu-west-1",
-                      "availabilityZone":"eu-west-1b","instanceType":"g5.xlarge"})",
+                    res.set_content(R"({"region":"eu-west-1","availabilityZone":"eu-west-1b",
+                      "instanceType":"g5.xlarge",)" +
+                                        aws_ids + "}",
                                     "application/json");
                   });
       server_.Get("/latest/meta-data/instance-life-cycle",
@@ -127,6 +130,7 @@ class FakeMetadata {
                     const std::string what = req.matches[1];
                     std::string body;
                     if (what == "project/project-id") body = "my-project";
+                    if (what == "instance/id") body = "4520031799277581759";
                     if (what == "instance/zone") body = "projects/42/zones/us-central1-a";
                     if (what == "instance/machine-type")
                       body = "projects/42/machineTypes/a2-highgpu-1g";
@@ -141,9 +145,11 @@ class FakeMetadata {
           res.status = 400;
           return;
         }
-        res.set_content(R"({"compute":{"subscriptionId":"sub-1","location":"westeurope",
-          "zone":"2","vmSize":"Standard_NC24ads_A100_v4","priority":"Spot"}})",
-                        "application/json");
+        res.set_content(
+            R"({"compute":{"subscriptionId":"6f1c2b3a-0d4e-4f5a-9b8c-7d6e5f4a3b2c","location":"westeurope",
+          "zone":"2","vmSize":"Standard_NC24ads_A100_v4","priority":"Spot",
+          "vmId":"0b9e6a3e-9c1f-4d3b-8f5e-1a2b3c4d5e6f"}})",
+            "application/json");
       });
     }
     port_ = server_.bind_to_any_port("127.0.0.1");
@@ -206,8 +212,29 @@ TEST(CloudContext, AwsImdsV2WithToken) {
   EXPECT_EQ(ctx.region, "eu-west-1");
   EXPECT_EQ(ctx.zone, "eu-west-1b");
   EXPECT_EQ(ctx.instance_type, "g5.xlarge");
+  EXPECT_EQ(ctx.instance_id, "i-0123456789abcdef0");
   EXPECT_TRUE(ctx.spot);
   EXPECT_EQ(ctx.source, "imds");
+}
+
+TEST(CloudContext, MalformedIdsFromTheMetadataServiceAreLeftOutAndNoted) {
+  FakeMetadata aws("aws", R"("accountId":"1234","instanceId":"i-0123456789abcdef0; DROP")");
+  CloudContextOptions o = LocalOnly();
+  o.aws_endpoint = aws.url();
+  CloudContextProbe probe(o);
+  const auto ctx = probe.Context();
+  // Where the agent runs still holds; what the console would match on does not.
+  EXPECT_EQ(ctx.provider, "aws");
+  EXPECT_EQ(ctx.region, "eu-west-1");
+  EXPECT_EQ(ctx.source, "imds");
+  EXPECT_EQ(ctx.account, "");
+  EXPECT_EQ(ctx.instance_id, "");
+  EXPECT_NE(probe.note().find("left out: account id '1234' is malformed for aws"),
+            std::string::npos)
+      << probe.note();
+  EXPECT_NE(probe.note().find("left out: instance id 'i-0123456789abcdef0; DROP'"),
+            std::string::npos)
+      << probe.note();
 }
 
 TEST(CloudContext, GcpMetadata) {
@@ -220,6 +247,7 @@ TEST(CloudContext, GcpMetadata) {
   EXPECT_EQ(ctx.region, "us-central1");
   EXPECT_EQ(ctx.zone, "us-central1-a");
   EXPECT_EQ(ctx.instance_type, "a2-highgpu-1g");
+  EXPECT_EQ(ctx.instance_id, "4520031799277581759");
   EXPECT_FALSE(ctx.spot);
 }
 
@@ -229,10 +257,11 @@ TEST(CloudContext, AzureMetadata) {
   o.azure_endpoint = azure.url();
   const auto ctx = CloudContextProbe(o).Context();
   EXPECT_EQ(ctx.provider, "azure");
-  EXPECT_EQ(ctx.account, "sub-1");
+  EXPECT_EQ(ctx.account, "6f1c2b3a-0d4e-4f5a-9b8c-7d6e5f4a3b2c");
   EXPECT_EQ(ctx.region, "westeurope");
   EXPECT_EQ(ctx.zone, "2");
   EXPECT_EQ(ctx.instance_type, "Standard_NC24ads_A100_v4");
+  EXPECT_EQ(ctx.instance_id, "0b9e6a3e-9c1f-4d3b-8f5e-1a2b3c4d5e6f");
   EXPECT_TRUE(ctx.spot);
 }
 

@@ -1,5 +1,9 @@
 // The hash-chained audit log: appends chain, the table refuses UPDATE/DELETE, and tampering
-// with the file (one flipped byte, a deleted row, two rows swapped) is found and named.
+// with the file (one flipped byte, a deleted row, two rows swapped) is found and named; so is a
+// log cut short or re-chained (every hash after a rewritten record recomputed), through the
+// checkpoints the agent signs. Caller fields are capped and say so; details are bound by a
+// salted digest that a reader without the detail can still verify; reads verify incrementally;
+// admitted calls with no outcome are marked interrupted.
 #include "app/agent/audit/audit_log.h"
 
 #include <gtest/gtest.h>
@@ -8,8 +12,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
-#include "app/common/sha256.h"
+#include "app/common/signing.h"
+#include "engine/base/sha256.h"
+#include "tests/support/audit_tamper.h"
 
 namespace sextant::agent {
 namespace {
@@ -188,6 +195,187 @@ TEST_F(AuditLogTest, AppendFailsWhenTheLogCannotBeWritten) {
   auto v = (*log)->Verify();
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->records, 1);
+}
+
+TEST_F(AuditLogTest, CheckpointsAreSignedAndKeptOutsideTheDatabase) {
+  Fill(4);
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  auto cp = (*log)->LatestCheckpoint();
+  ASSERT_TRUE(cp.ok());
+  EXPECT_EQ(cp->seq, 4);
+  EXPECT_TRUE(audit::VerifyCheckpoint(*cp, (*log)->checkpoint_key()).ok());
+  // The key is the agent's alone (mode 0600) and the journal has one checkpoint per record.
+  EXPECT_EQ(std::filesystem::status(dir_ / kAuditKeyFile).permissions() &
+                (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+  auto v = VerifyAuditFile(dir_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->intact) << v->reason;
+  EXPECT_GE(v->checkpoints, 4);
+  EXPECT_EQ(v->newest_checkpoint_seq, 4);
+}
+
+TEST_F(AuditLogTest, ALogCutShortIsFoundAndNamed) {
+  Fill(8);
+  // The last three rows deleted after the trigger was dropped: the chain of 1..5 is intact.
+  Tamper("DELETE FROM audit_log WHERE seq > 5;");
+  auto v = VerifyAuditFile(dir_);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_FALSE(v->intact);
+  EXPECT_EQ(v->first_broken_seq, 6);
+  EXPECT_NE(v->reason.find("truncated: the log ends at seq 5"), std::string::npos) << v->reason;
+  EXPECT_NE(v->reason.find("records 6..8 are missing"), std::string::npos) << v->reason;
+}
+
+TEST_F(AuditLogTest, ALogReChainedFromARewrittenRecordIsFoundAndNamed) {
+  Fill(8);
+  ASSERT_TRUE(test_audit::Rechain(dir_, 3).ok());
+  auto v = VerifyAuditFile(dir_);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_FALSE(v->intact);
+  EXPECT_EQ(v->first_broken_seq, 3);
+  EXPECT_NE(v->reason.find("re-chained: record 3"), std::string::npos) << v->reason;
+  // An agent opening it finds it too and keeps saying so.
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  auto live = (*log)->Verify();
+  ASSERT_TRUE(live.ok());
+  EXPECT_FALSE(live->intact);
+  EXPECT_NE(live->reason.find("re-chained"), std::string::npos) << live->reason;
+}
+
+TEST_F(AuditLogTest, WithTheAgentsKeyTheFilesCanBeMadeToAgreeAgain) {
+  // The limit of what the files alone prove: someone who holds the agent's key as well (root on
+  // the agent's host) re-signs the journal after cutting the log. Only a reader that recorded a
+  // signed head before catches that (the console: fleet_audit_test).
+  Fill(6);
+  ASSERT_TRUE(test_audit::Tamper(dir_, "DELETE FROM audit_log WHERE seq > 4;").ok());
+  ASSERT_TRUE(test_audit::ResignJournal(dir_).ok());
+  auto v = VerifyAuditFile(dir_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->intact) << v->reason;
+  EXPECT_EQ(v->head_seq, 4);
+}
+
+TEST_F(AuditLogTest, AForgedOrMissingJournalIsFound) {
+  Fill(3);
+  // A checkpoint line signed by another key.
+  auto other = report::SigningKey::Generate();
+  ASSERT_TRUE(other.ok());
+  auto forged = audit::SignCheckpoint(9, std::string(64, 'f'), "2026-01-01T00:00:00.000Z", *other);
+  ASSERT_TRUE(forged.ok());
+  {
+    std::ofstream out(dir_ / kAuditJournalFile, std::ios::app);
+    out << forged->ToJson().dump() << "\n";
+  }
+  auto v = VerifyAuditFile(dir_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->intact);
+  EXPECT_NE(v->reason.find("not made by this agent"), std::string::npos) << v->reason;
+  // No journal at all: completeness cannot be proved.
+  std::filesystem::remove(dir_ / kAuditJournalFile);
+  v = VerifyAuditFile(dir_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->intact);
+  EXPECT_NE(v->reason.find("completeness cannot be proved"), std::string::npos) << v->reason;
+}
+
+TEST_F(AuditLogTest, TheRunningLogSeesATruncationOrReChainWithoutReHashing) {
+  Fill(6);
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->Verify()->intact);
+  // A content edit that does not re-chain is for the full verification (reads do not re-hash
+  // the verified prefix) ...
+  Tamper("UPDATE audit_log SET target='dep-x' WHERE seq=2;");
+  EXPECT_TRUE((*log)->Verify()->intact);
+  auto full = (*log)->VerifyFull();
+  ASSERT_TRUE(full.ok());
+  EXPECT_FALSE(full->intact);
+  EXPECT_EQ(full->first_broken_seq, 2);
+  // ... and from then on the log reports it broken.
+  EXPECT_FALSE((*log)->Verify()->intact);
+}
+
+TEST_F(AuditLogTest, ARunningLogCutBackUnderneathSaysSo) {
+  Fill(5);
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  Tamper("DELETE FROM audit_log WHERE seq > 3;");
+  auto v = (*log)->Verify();
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->intact);
+  EXPECT_NE(v->reason.find("truncated"), std::string::npos) << v->reason;
+}
+
+TEST_F(AuditLogTest, CallerFieldsAreCappedAndSaySo) {
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  const std::string huge(15 * 1024 * 1024, 'n');
+  auto r = (*log)->Append({std::string(2000, 'i'), "r", "ApplyDeployment", huge, "denied"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_LE(r->entry.target.size(), audit::kAuditFieldCaps.target);
+  EXPECT_NE(
+      r->entry.target.find("[capped: 15728640 bytes, sha256 " + Sha256Hex(huge).substr(0, 16)),
+      std::string::npos)
+      << r->entry.target;
+  EXPECT_LE(r->entry.identity.size(), audit::kAuditFieldCaps.identity);
+  auto v = (*log)->VerifyFull();
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->intact) << v->reason;
+  EXPECT_LT(std::filesystem::file_size(dir_ / "audit.db"), 1u << 20);
+}
+
+TEST_F(AuditLogTest, DetailsAreBoundByASaltedDigestAndMayBeWithheld) {
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  AuditEntry e{"spiffe://x/vendor/op", "vendor-operator", "ApplyDeployment", "d", "error: X"};
+  e.detail = "model sha256 mismatch: store has " + std::string(64, '5');
+  ASSERT_TRUE((*log)->Append(e).ok());
+  auto all = (*log)->Query({});
+  ASSERT_TRUE(all.ok());
+  AuditRecord r = all->front();
+  EXPECT_EQ(r.entry.detail, e.detail);
+  EXPECT_EQ(r.detail_salt.size(), 32u);
+  EXPECT_EQ(r.detail_digest, audit::DetailDigest(r.detail_salt, e.detail));
+  // Withheld (a reader whose audit scope is "own"): still verifies, and the digest cannot be
+  // tested against a guess of the detail without the salt.
+  r.WithholdDetail();
+  EXPECT_TRUE(r.entry.detail.empty());
+  audit::AuditChainVerifier verifier(/*whole_chain=*/false);
+  EXPECT_TRUE(verifier.Add(r)) << verifier.result().reason;
+  EXPECT_NE(r.detail_digest, Sha256Hex(e.detail));
+  // A detail altered in transit does not verify.
+  AuditRecord altered = all->front();
+  altered.entry.detail = "model not in store";
+  audit::AuditChainVerifier v2(false);
+  EXPECT_FALSE(v2.Add(altered));
+}
+
+TEST_F(AuditLogTest, AdmittedCallsWithNoOutcomeAreMarkedInterrupted) {
+  auto log = AuditLog::Open(dir_);
+  ASSERT_TRUE(log.ok());
+  auto done = (*log)->Append({"i", "r", "ApplyDeployment", "a", "allowed"});
+  ASSERT_TRUE(done.ok());
+  AuditEntry outcome{"i", "r", "ApplyDeployment", "a", "ok"};
+  outcome.intent_seq = done->seq;
+  ASSERT_TRUE((*log)->Append(outcome).ok());
+  auto lost = (*log)->Append({"i", "r", "ApplyDeployment", "b", "allowed"});
+  ASSERT_TRUE(lost.ok());
+  ASSERT_TRUE((*log)->Append({"i", "r", "WhoAmI", "", "allowed"}).ok());  // no outcome expected
+  auto n = (*log)->RecordInterrupted(
+      {"ApplyDeployment"}, [](const AuditRecord& r) { return "stopped during " + r.entry.target; });
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);
+  auto recs = (*log)->Query({.rpc = "ApplyDeployment"});
+  ASSERT_TRUE(recs.ok());
+  ASSERT_EQ(recs->size(), 4u);
+  EXPECT_EQ(recs->back().entry.outcome, "interrupted");
+  EXPECT_EQ(recs->back().entry.intent_seq, lost->seq);
+  EXPECT_EQ(recs->back().entry.detail, "stopped during b");
+  // Once marked, never again.
+  EXPECT_EQ(*(*log)->RecordInterrupted({"ApplyDeployment"}, {}), 0);
 }
 
 }  // namespace

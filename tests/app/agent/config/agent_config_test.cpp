@@ -25,6 +25,7 @@ cloud:
   region: eu-west-1
   zone: eu-west-1a
   instance_type: g5.xlarge
+  instance_id: i-0123456789abcdef0
   spot: true
 limits:
   max_queue: 8
@@ -45,6 +46,7 @@ limits:
   EXPECT_EQ(c->cloud->provider, "aws");
   EXPECT_EQ(c->cloud->account, "123456789012");
   EXPECT_TRUE(c->cloud->spot);
+  EXPECT_EQ(c->cloud->instance_id, "i-0123456789abcdef0");
   EXPECT_EQ(c->cloud->source, "config");
   EXPECT_EQ(c->limits.max_queue, 8);
   EXPECT_EQ(c->limits.shutdown_grace_ms, 2000);
@@ -79,6 +81,18 @@ TEST(AgentConfig, ErrorsNameLineAndColumn) {
   ExpectError("limits:\n  max_queue: 0\n", "agent.yaml:2:14", "must be in [1, 100000]");
   ExpectError("cloud:\n  provider: moon\n", "agent.yaml:2:13", "aws, gcp, azure, on-prem");
   ExpectError("encryption_at_rest: maybe\n", "agent.yaml:1:21", "true or false");
+  // The console matches agents with the account's instances by these: malformed ones are
+  // refused where they are written, with the shape the provider uses.
+  ExpectError("cloud:\n  provider: aws\n  instance_id: i-12345\n", "agent.yaml:3:16",
+              "cloud.instance_id: instance id 'i-12345' is malformed for aws (expected i- and 8 or "
+              "17 hex digits)");
+  ExpectError("cloud:\n  provider: aws\n  instance_id: \"i-0123456789abcdef0; drop\"\n",
+              "agent.yaml:3:16", "cloud.instance_id");
+  ExpectError("cloud:\n  provider: azure\n  instance_id: \"12\"\n", "agent.yaml:3:16", "vmId UUID");
+  ExpectError("cloud:\n  provider: on-prem\n  instance_id: \"i-0123456789abcdef0\"\n",
+              "agent.yaml:3:16", "has no instance ids");
+  ExpectError("cloud:\n  provider: aws\n  account: \"12345\"\n", "agent.yaml:3:12",
+              "12 decimal digits");
   ExpectError("http:\n  cert: a.pem\n", "agent.yaml:2:3", "together");
   ExpectError("http:\n  client_ca: ca.pem\n", "agent.yaml:2:14", "needs TLS");
   ExpectError("http:\n  metrics: public\n", "agent.yaml:2:12", "open or key");

@@ -199,6 +199,42 @@ TEST_F(ReplicaManagerModel, LoadsVerifiedModelServesAndStopsServingABadNewGenera
   EXPECT_TRUE(mgr.AllReady());
 }
 
+// The verified-model cache is not fooled by a rewrite that keeps the size and puts the
+// modification time back: a new generation of the same digest hashes the file again and fails.
+TEST_F(ReplicaManagerModel, AModelRewrittenInPlaceWithItsOldTimeIsHashedAgain) {
+  agent::Registry registry;
+  ServingMetrics serving(registry);
+  ReplicaManager mgr({.model_store = store_.path(), .drain_grace = std::chrono::seconds(1)},
+                     &serving);
+  DeploymentTarget t = Target("stories", "stories260K.gguf", "sha256:" + sha_);
+  mgr.Upsert(t);
+  auto view = mgr.WaitSettled("stories", std::chrono::seconds(60));
+  ASSERT_TRUE(view.has_value());
+  ASSERT_EQ(view->phase, agent::DeploymentPhase::kReady) << view->reason;
+
+  const fs::path file = store_.path() / "stories260K.gguf";
+  const auto mtime = fs::last_write_time(file);
+  const auto size = fs::file_size(file);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-1, std::ios::end);
+    const char last = static_cast<char>(f.get());
+    f.seekp(-1, std::ios::end);
+    f.put(static_cast<char>(last ^ 0x01));
+  }
+  fs::last_write_time(file, mtime);
+  ASSERT_EQ(fs::file_size(file), size);
+
+  DeploymentTarget again = t;
+  again.generation = 2;
+  mgr.Upsert(again);
+  view = mgr.WaitSettled("stories", std::chrono::seconds(60));
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->phase, agent::DeploymentPhase::kFailed);
+  EXPECT_NE(view->reason.find("sha256 mismatch"), std::string::npos) << view->reason;
+  EXPECT_FALSE(mgr.Acquire("stories").ok());
+}
+
 TEST_F(ReplicaManagerModel, ReconcileAppliesDesiredRecords) {
   ReplicaManager mgr({.model_store = store_.path()}, nullptr);
   agent::DeploymentRecord rec;

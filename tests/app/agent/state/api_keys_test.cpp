@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::agent {
 namespace {

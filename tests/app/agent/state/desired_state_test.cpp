@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "app/agent/state/cpu_inventory.h"
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::agent {
 namespace {

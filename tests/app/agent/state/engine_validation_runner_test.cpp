@@ -91,8 +91,7 @@ TEST(EngineValidationRunner, RefusesMissingOrAlteredModelAndStopsWhenCancelled) 
   missing.model_uri = "other.gguf";
   auto m = runner.Run(missing, [] { return false; });
   EXPECT_EQ(m.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(m.status().message().find("not in this agent's store"), std::string::npos)
-      << m.status().message();
+  EXPECT_EQ(m.status().message(), kModelNotAvailable);
 
   ASSERT_TRUE(runner.Run(d.record, [] { return false; }).ok());
   {  // One byte changed, same size: the cached digest must not be reused.
@@ -103,10 +102,10 @@ TEST(EngineValidationRunner, RefusesMissingOrAlteredModelAndStopsWhenCancelled) 
     f.seekp(-1, std::ios::end);
     f.put(static_cast<char>(c ^ 1));
   }
+  // The caller learns the same as for a missing file; the cause is in the agent's own log.
   auto altered = runner.Run(d.record, [] { return false; });
   EXPECT_EQ(altered.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(altered.status().message().find("model sha256 mismatch: store has "), std::string::npos)
-      << altered.status().message();
+  EXPECT_EQ(altered.status().message(), kModelNotAvailable);
 
   DeploymentRecord garbled = d.record;
   garbled.spec_json = "{\"name\": 3}";
@@ -128,12 +127,44 @@ TEST(ModelStore, ResolvesLikeTheSpecAndNeverLeavesTheStore) {
   EXPECT_TRUE(store.Verify("m.gguf", "sha256:" + sha).ok());
   EXPECT_TRUE(store.Verify("m.gguf", sha).ok());
   EXPECT_EQ(store.Verify("m.gguf", "abc").status().code(), StatusCode::kInvalidArgument);
-  auto wrong = store.Verify("m.gguf", std::string(64, 'a'));
+  // No oracle: a file with another digest, a missing file and a path out of the store read the
+  // same to the caller; the detail (for the customer's log) says which, and never the paths.
+  std::string detail;
+  auto wrong = store.Verify("m.gguf", std::string(64, 'a'), &detail);
   EXPECT_EQ(wrong.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(wrong.status().message(),
-            "model sha256 mismatch: store has " + sha + ", spec wants " + std::string(64, 'a'));
-  EXPECT_EQ(wrong.status().message().find(dir.string()), std::string::npos)
-      << "messages never name the store's paths";
+  EXPECT_EQ(wrong.status().message(), kModelNotAvailable);
+  EXPECT_EQ(detail, "model sha256 mismatch: store has " + sha + " for m.gguf, spec wants " +
+                        std::string(64, 'a'));
+  EXPECT_EQ(detail.find(dir.string()), std::string::npos) << "never the store's paths";
+  std::string missing_detail;
+  auto missing = store.Verify("n.gguf", sha, &missing_detail);
+  EXPECT_EQ(missing.status().message(), wrong.status().message());
+  EXPECT_NE(missing_detail.find("not in this agent's store"), std::string::npos);
+  auto outside = store.Verify("../m.gguf", sha);
+  EXPECT_EQ(outside.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(outside.status().message(), wrong.status().message());
+}
+
+TEST(ModelStore, AFileRewrittenInPlaceIsHashedAgain) {
+  const fs::path dir = testing_agent::ScratchDir("modelstore-rewrite");
+  std::ofstream(dir / "m.gguf") << "model bytes";
+  ModelStore store(dir);
+  ASSERT_TRUE(store.Verify("m.gguf", Sha256Hex("model bytes")).ok());
+  // Same size, same modification time set back: the inode's change time still moves, and the
+  // cached digest is not reused.
+  const auto mtime = fs::last_write_time(dir / "m.gguf");
+  {
+    std::fstream f(dir / "m.gguf", std::ios::in | std::ios::out | std::ios::binary);
+    f.put('M');
+  }
+  fs::last_write_time(dir / "m.gguf", mtime);
+  EXPECT_FALSE(store.Verify("m.gguf", Sha256Hex("model bytes")).ok());
+  EXPECT_TRUE(store.Verify("m.gguf", Sha256Hex("Model bytes")).ok());
+  // Replaced by another file of the same size and time (a new inode): hashed again too.
+  std::ofstream(dir / "n.tmp") << "model bytes";
+  fs::last_write_time(dir / "n.tmp", mtime);
+  fs::rename(dir / "n.tmp", dir / "m.gguf");
+  EXPECT_TRUE(store.Verify("m.gguf", Sha256Hex("model bytes")).ok());
 }
 
 }  // namespace

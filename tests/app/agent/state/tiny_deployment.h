@@ -10,7 +10,7 @@
 
 #include "app/agent/state/desired_state.h"
 #include "app/common/deployment_spec.h"
-#include "app/common/sha256.h"
+#include "engine/base/sha256.h"
 #include "engine/gguf/synth.h"
 
 namespace sextant::testing_agent {

@@ -167,6 +167,29 @@ TEST(Compliance, EveryRuleFailsOnPurposeMadeFacts) {
   }
 }
 
+// A fact the agent reports as "unknown" (it could not measure it) never lets a rule pass: the
+// rule is unknown, whatever else holds; a known fact that fails still fails it.
+TEST(Compliance, ARuleOnAnUnknownFactIsUnknownNotPass) {
+  struct Case {
+    std::string rule, key;
+  };
+  for (const Case& c : std::vector<Case>{{"R-ENC", "storage.model_store.encrypted"},
+                                         {"R-ENC", "storage.state_dir.encrypted"},
+                                         {"R-TLS", "tls.mtls_enforced"},
+                                         {"R-TLS", "tls.min_version"},
+                                         {"R-EGRESS", "egress.payload_bytes_to_vendor"}}) {
+    FactMap facts = GoodFacts();
+    facts[c.key] = "unknown";
+    Finding f = Judge(c.rule, facts);
+    EXPECT_EQ(f.verdict, Verdict::kUnknown) << c.rule << " " << c.key << ": " << f.message;
+    EXPECT_NE(f.message.find(c.key), std::string::npos) << f.message;
+  }
+  FactMap facts = GoodFacts();
+  facts["tls.min_version"] = "unknown";
+  facts["tls.mtls_enforced"] = "false";
+  EXPECT_EQ(Judge("R-TLS", facts).verdict, Verdict::kFail);
+}
+
 TEST(Compliance, FailedValidationReportDoesNotCount) {
   Finding f =
       Judge("R-DIGEST", GoodFacts(), kNow - 1000, {{"sha256:spec1", "m1", "0.1.0+abc", false}});
@@ -230,10 +253,13 @@ TEST(Compliance, ShippedPacksLoad) {
 
 TEST(Compliance, TimeFacts) {
   EXPECT_EQ(*ParseTimeFact("2026-01-01T00:00:00Z"), kNow);
-  EXPECT_EQ(*ParseTimeFact("2026-01-01T00:00:00.250Z"), kNow);
+  // The fraction is kept to the millisecond (engine/base/time.h), and "+00:00" is UTC too.
+  EXPECT_EQ(*ParseTimeFact("2026-01-01T00:00:00.250Z"), kNow + 250);
+  EXPECT_EQ(*ParseTimeFact("2026-01-01T00:00:00+00:00"), kNow);
   EXPECT_EQ(*ParseTimeFact("1767225600"), kNow);
   EXPECT_FALSE(ParseTimeFact("2026-01-01T00:00:00+02:00").ok());
   EXPECT_FALSE(ParseTimeFact("yesterday").ok());
+  EXPECT_FALSE(ParseTimeFact("2026-01-01T00:00:00").ok());  // no zone: not a UTC time
 }
 
 }  // namespace

@@ -15,32 +15,34 @@ class FleetTest : public ::testing::Test {
            ("fleet_test_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto s = console::ConsoleStore::Open(dir_);
+    auto s = console::ConsoleDatabase::Open(dir_);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
-    ASSERT_TRUE(store_->AddAccount({"prod", "aws", "1111", {"eu-west-1"}, "", ""}).ok());
+    ASSERT_TRUE(store_->accounts().Add({"prod", "aws", "1111", {"eu-west-1"}, "", ""}).ok());
     for (const char* name : {"a", "b", "c"}) {
       console::Target t;
       t.name = name;
       t.endpoint = "127.0.0.1:1";
       t.account = std::string(name) == "c" ? "" : "prod";
-      ASSERT_TRUE(store_->AddTarget(t).ok());
+      ASSERT_TRUE(store_->targets().Add(t).ok());
     }
     // a: 2 H100 + a CPU device, one deployment; b: 1 L4; c: nothing known.
-    ASSERT_TRUE(store_
-                    ->ReplaceGpus("a", {{"a", "n1", 0, "cuda", "H100", 80, 0, 0, 0, 0, 0},
-                                        {"a", "n1", 1, "cuda", "H100", 80, 0, 0, 0, 0, 0},
-                                        {"a", "n1", 2, "cpu", "EPYC", 512, 0, 0, 0, 0, 0}})
+    ASSERT_TRUE(store_->telemetry()
+                    .ReplaceGpus("a", {{"a", "n1", 0, "cuda", "H100", 80, 0, 0, 0, 0, 0},
+                                       {"a", "n1", 1, "cuda", "H100", 80, 0, 0, 0, 0, 0},
+                                       {"a", "n1", 2, "cpu", "EPYC", 512, 0, 0, 0, 0, 0}})
                     .ok());
-    ASSERT_TRUE(store_->ReplaceGpus("b", {{"b", "n9", 0, "cuda", "L4", 24, 0, 0, 0, 0, 0}}).ok());
-    ASSERT_TRUE(store_->ReplaceFacts("a", "", {{"cloud.region", "eu-west-1"}}, 1).ok());
-    ASSERT_TRUE(store_->ReplaceFacts("b", "", {{"cloud.region", "us-east-1"}}, 1).ok());
+    ASSERT_TRUE(store_->telemetry()
+                    .ReplaceGpus("b", {{"b", "n9", 0, "cuda", "L4", 24, 0, 0, 0, 0, 0}})
+                    .ok());
+    ASSERT_TRUE(store_->facts().Replace("a", "", {{"cloud.region", "eu-west-1"}}, 1).ok());
+    ASSERT_TRUE(store_->facts().Replace("b", "", {{"cloud.region", "us-east-1"}}, 1).ok());
     now_ = console::NowMs();
-    ASSERT_TRUE(store_
-                    ->AppendSamples({{"a", "n1", 0, now_, 1, 0.5, 40, 60, 300},
-                                     {"a", "n1", 1, now_, 1, 1.0, 80, 60, 300},
-                                     {"b", "n9", 0, now_, 1, 0.25, 6, 50, 70}},
-                                    {{"a", "chat", now_, 1, 1, 1, 1, 2, 80, 250, 42.5, 3, 10, 20}})
+    ASSERT_TRUE(store_->telemetry()
+                    .AppendSamples({{"a", "n1", 0, now_, 1, 0.5, 40, 60, 300},
+                                    {"a", "n1", 1, now_, 1, 1.0, 80, 60, 300},
+                                    {"b", "n9", 0, now_, 1, 0.25, 6, 50, 70}},
+                                   {{"a", "chat", now_, 1, 1, 1, 1, 2, 80, 250, 42.5, 3, 10, 20}})
                     .ok());
   }
   void TearDown() override {
@@ -48,21 +50,22 @@ class FleetTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   std::filesystem::path dir_;
-  std::unique_ptr<console::ConsoleStore> store_;
+  std::unique_ptr<console::ConsoleDatabase> store_;
   console::TimeMs now_ = 0;
 };
 
 TEST_F(FleetTest, TotalsGroupsAndStaleTargets) {
-  ASSERT_TRUE(
-      store_->SetTargetStatus({"a", console::ConnState::kConnected, now_, now_, "", "", ""}).ok());
-  // b's last report is a minute old although its state says connected: stale since then.
-  ASSERT_TRUE(store_
-                  ->SetTargetStatus({"b", console::ConnState::kConnected, now_ - 60'000,
-                                     now_ - 60'000, "", "", ""})
+  ASSERT_TRUE(store_->targets()
+                  .SetStatus({"a", console::ConnState::kConnected, now_, now_, "", "", ""})
                   .ok());
-  ASSERT_TRUE(store_
-                  ->SetTargetStatus({"c", console::ConnState::kError, now_, 0,
-                                     "unreachable: connection refused", "", ""})
+  // b's last report is a minute old although its state says connected: stale since then.
+  ASSERT_TRUE(store_->targets()
+                  .SetStatus({"b", console::ConnState::kConnected, now_ - 60'000, now_ - 60'000, "",
+                              "", ""})
+                  .ok());
+  ASSERT_TRUE(store_->targets()
+                  .SetStatus({"c", console::ConnState::kError, now_, 0,
+                              "unreachable: connection refused", "", ""})
                   .ok());
   auto snap = LoadFleet(*store_, now_, 30'000);
   ASSERT_TRUE(snap.ok()) << snap.status().ToString();

@@ -1,13 +1,13 @@
 #include "app/console/rollout/carried_report.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "app/common/sha256.h"
 #include "app/common/spec_diff.h"
+#include "app/console/store/console_database.h"
+#include "engine/base/sha256.h"
 
 namespace sextant::console {
 namespace {
@@ -32,15 +32,16 @@ class CarriedReportTest : public ::testing::Test {
         fs::path(::testing::TempDir()) / ("sextant_carried_report_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    ASSERT_EQ(sqlite3_open((dir_ / "console.db").c_str(), &db_), SQLITE_OK);
-    ASSERT_TRUE(ReportStore::EnsureSchema(db_).ok());
+    auto db = ConsoleDatabase::Open(dir_);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    db_ = std::move(db).value();
     key_ = std::make_unique<report::SigningKey>(*report::SigningKey::Generate());
     auto parsed = spec::ParseDeploymentSpec(kSpec);
     ASSERT_TRUE(parsed.ok());
     spec_ = parsed.spec;
   }
   void TearDown() override {
-    sqlite3_close(db_);
+    db_.reset();
     fs::remove_all(dir_);
   }
 
@@ -73,12 +74,11 @@ class CarriedReportTest : public ::testing::Test {
     return r;
   }
   int64_t Add(const report::ValidationReport& r) {
-    ReportStore store(db_);
-    return *store.Add(r, *report::SignReport(r, *key_));
+    return *db_->reports().Add(r, *report::SignReport(r, *key_));
   }
 
   fs::path dir_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<ConsoleDatabase> db_;
   std::unique_ptr<report::SigningKey> key_;
   spec::DeploymentSpec spec_;
 };
@@ -88,7 +88,7 @@ TEST_F(CarriedReportTest, AScalingChangeCarriesThePassingReportSignedAndVerifiab
   const int64_t from_id = Add(measured);
   auto scaled = spec::WithReplicaBounds(spec_, 2, 5);
   ASSERT_TRUE(scaled.ok());
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
   auto carried = CarryPassingReports(store, *key_, spec_, *scaled);
   ASSERT_TRUE(carried.ok()) << carried.status().ToString();
   ASSERT_EQ(carried->size(), 1u);
@@ -124,7 +124,7 @@ TEST_F(CarriedReportTest, ATamperedCarriedReportOrAnotherKeyDoesNotVerify) {
   Add(Measured(spec_, "cpu", 1));
   auto scaled = spec::WithReplicaBounds(spec_, 0, 3);
   ASSERT_TRUE(scaled.ok());
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
   auto carried = CarryPassingReports(store, *key_, spec_, *scaled);
   ASSERT_TRUE(carried.ok()) << carried.status().ToString();
   report::SignedReport s = (*carried)[0].signed_report;
@@ -157,7 +157,7 @@ TEST_F(CarriedReportTest, ATamperedCarriedReportOrAnotherKeyDoesNotVerify) {
 
 TEST_F(CarriedReportTest, OnlyAScalingDifferenceIsCarried) {
   Add(Measured(spec_, "cpu", 1));
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
   spec::DeploymentSpec prompt = *spec::WithReplicaBounds(spec_, 2, 3);
   prompt.validation.prompts[0] = "Goodbye";
   auto refused = CarryPassingReports(store, *key_, spec_, prompt);
@@ -188,7 +188,7 @@ TEST_F(CarriedReportTest, EachBackendsNewestPassingReportIsCarriedAndNothingElse
   // A report signed by another key is not carried.
   auto other = report::SigningKey::Generate();
   const report::ValidationReport foreign = Measured(spec_, "hip", 5);
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
   ASSERT_TRUE(store.Add(foreign, *report::SignReport(foreign, *other)).ok());
 
   auto scaled = spec::WithReplicaBounds(spec_, 1, 4);
@@ -205,7 +205,7 @@ TEST_F(CarriedReportTest, EachBackendsNewestPassingReportIsCarriedAndNothingElse
 
 TEST_F(CarriedReportTest, NoPassingReportNothingToCarry) {
   Add(Measured(spec_, "cpu", 1, /*passed=*/false));
-  ReportStore store(db_);
+  ReportRepository& store = db_->reports();
   auto carried = CarryPassingReports(store, *key_, spec_, *spec::WithReplicaBounds(spec_, 2, 2));
   EXPECT_EQ(carried.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(carried.status().message().find("no passing report"), std::string::npos);

@@ -86,19 +86,42 @@ class MemoryTarget : public TargetChannel {
     return ApplyReply{d.generation, true};
   }
 
-  Result<RemoteValidation> Validate(const std::string& deployment, int64_t generation) override {
+  // As an agent answers: its own outputs (output_, prompt_digests_) compared with the expected
+  // set of its backend (else the first), match bits only.
+  Result<RemoteValidation> Validate(const std::string& deployment, int64_t generation,
+                                    const std::vector<ExpectedOutput>& expected) override {
     Record("validate " + name_);
     std::lock_guard<std::mutex> lock(mu_);
     if (down_) return Status::Unavailable(name_ + " is down");
     auto it = deps_.find(deployment);
     if (it == deps_.end()) return Status::NotFound("no deployment");
     if (generation != it->second.generation) return Status::FailedPrecondition("generation");
+    if (expected.empty()) return Status::InvalidArgument("expected");
+    return AnswerAsAgent(backend_, prompt_digests_, expected, generation);
+  }
+
+  static RemoteValidation AnswerAsAgent(const std::string& backend,
+                                        const std::vector<std::string>& own,
+                                        const std::vector<ExpectedOutput>& expected,
+                                        int64_t generation) {
+    const ExpectedOutput* e = &expected.front();
+    for (const auto& x : expected) {
+      if (x.backend == backend) e = &x;
+    }
     RemoteValidation v;
-    v.backend = backend_;
+    v.backend = backend;
     v.device = "test device";
     v.generation = generation;
-    v.prompt_digests = prompt_digests_;
-    v.output_digest = output_;
+    v.compared_with_backend = e->backend;
+    size_t matching = 0;
+    for (size_t k = 0; k < own.size(); ++k) {
+      const bool m =
+          k < e->prompt_digests.size() && BareDigest(e->prompt_digests[k]) == BareDigest(own[k]);
+      v.prompt_matches.push_back(m);
+      matching += m ? 1 : 0;
+    }
+    v.output_matches =
+        !own.empty() && matching == own.size() && own.size() == e->prompt_digests.size();
     return v;
   }
 
@@ -330,7 +353,7 @@ TEST_F(RolloutTest, AnOutputMismatchStopsAndRollsBackTheMismatchingTargetToo) {
   EXPECT_EQ(bad.state, TargetState::kRolledBack);
   EXPECT_EQ(bad.comparison, "exact (cpu): mismatch");
   EXPECT_NE(bad.error.find("prompts differing: 2"), std::string::npos) << bad.error;
-  EXPECT_EQ(bad.output_digest, std::string(64, '9'));
+  EXPECT_EQ(bad.output_digest, "");  // the target confirmed no digest of the local report
   // t1 ran in the same wave and passed; it is rolled back as well. t3 was never touched.
   EXPECT_EQ(Outcome(*r, "t0").state, TargetState::kRolledBack);
   EXPECT_EQ(Outcome(*r, "t1").state, TargetState::kRolledBack);
@@ -462,8 +485,9 @@ TEST_F(RolloutTest, ConcurrentChangeBetweenReadAndApplyIsRefusedNotOverwritten) 
     Result<ApplyReply> Apply(const DeploymentPayload& p, int64_t g, bool a) override {
       return t_->Apply(p, g, a);
     }
-    Result<RemoteValidation> Validate(const std::string& d, int64_t g) override {
-      return t_->Validate(d, g);
+    Result<RemoteValidation> Validate(const std::string& d, int64_t g,
+                                      const std::vector<ExpectedOutput>& e) override {
+      return t_->Validate(d, g, e);
     }
     Status Delete(const std::string& d, int64_t g) override { return t_->Delete(d, g); }
     std::shared_ptr<MemoryTarget> t_;
@@ -495,35 +519,36 @@ TEST_F(RolloutTest, PlanErrorsAreRefusedBeforeAnyCall) {
 
 TEST(CompareOutputsTest, SameBackendIsExactAndOtherBackendsUsePromptAgreement) {
   ExpectedOutput cpu{"cpu", kGoodOutput, {std::string(64, 'd'), std::string(64, 'e')}, 1};
-  RemoteValidation v;
-  v.backend = "cpu";
-  v.output_digest = "sha256:" + kGoodOutput;  // the prefix does not matter
-  v.prompt_digests = cpu.prompt_digests;
+  std::vector<std::string> own = cpu.prompt_digests;
+  RemoteValidation v = MemoryTarget::AnswerAsAgent("cpu", own, {cpu}, 1);
   std::string cmp;
   EXPECT_TRUE(CompareOutputs(v, {cpu}, 1.0, &cmp).ok());
   EXPECT_EQ(cmp, "exact (cpu): match");
 
   // A CUDA target, no CUDA report: prompt agreement with the CPU report.
-  v.backend = "cuda";
-  v.output_digest = std::string(64, '7');
-  v.prompt_digests[1] = std::string(64, '7');
+  own[1] = std::string(64, '7');
+  v = MemoryTarget::AnswerAsAgent("cuda", own, {cpu}, 1);
   Status s = CompareOutputs(v, {cpu}, 1.0, &cmp);
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(cmp, "prompt-agreement>=1.00 (cpu report vs cuda target): 1/2 agree, below the bound");
   EXPECT_TRUE(CompareOutputs(v, {cpu}, 0.5, &cmp).ok());
   EXPECT_EQ(cmp, "prompt-agreement>=0.50 (cpu report vs cuda target): 1/2 agree");
 
-  // With a CUDA report in the store, a CUDA target is compared exactly with it.
-  ExpectedOutput cuda{"cuda", std::string(64, '7'), v.prompt_digests, 2};
+  // With a CUDA report in the plan, a CUDA target compares with it, and exactly.
+  ExpectedOutput cuda{"cuda", std::string(64, '7'), own, 2};
+  v = MemoryTarget::AnswerAsAgent("cuda", own, {cpu, cuda}, 1);
+  EXPECT_EQ(v.compared_with_backend, "cuda");
   EXPECT_TRUE(CompareOutputs(v, {cpu, cuda}, 1.0, &cmp).ok());
   EXPECT_EQ(cmp, "exact (cuda): match");
-  v.output_digest = std::string(64, '8');
+  std::vector<std::string> drifted = own;
+  drifted[0] = std::string(64, '8');
+  v = MemoryTarget::AnswerAsAgent("cuda", drifted, {cpu, cuda}, 1);
   EXPECT_FALSE(CompareOutputs(v, {cpu, cuda}, 0.0, &cmp).ok());
   EXPECT_EQ(cmp, "exact (cuda): mismatch");
 
-  // Fewer prompt results than prompts never passes.
-  v.backend = "hip";
-  v.prompt_digests.resize(1);
+  // Fewer prompt answers than prompts never passes.
+  own.resize(1);
+  v = MemoryTarget::AnswerAsAgent("hip", own, {cpu}, 1);
   EXPECT_FALSE(CompareOutputs(v, {cpu}, 0.5, &cmp).ok());
 }
 
