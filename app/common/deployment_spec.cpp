@@ -1,5 +1,6 @@
 #include "app/common/deployment_spec.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -124,7 +125,7 @@ class Reader {
     }
     Entries entries;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
+      const YAML::Node k = it->first;  // a copy: `it->` yields a proxy that dies here
       if (!k.IsScalar()) {
         Error(k.Mark(), path, "keys must be plain strings, got " + Describe(k));
         continue;
@@ -681,12 +682,54 @@ std::string SpecError::ToString(std::string_view file) const {
   return out + message;
 }
 
+namespace {
+
+// Where each YAML document of a text starts, from the parser's events. yaml-cpp 0.7's LoadAll
+// never returns on some malformed input (",#" alone: a document that consumes nothing, again
+// and again, each one more node), so the documents are counted here and the count stops where
+// a document starts at the same offset as the one before.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+}  // namespace
+
 SpecParseResult ParseDeploymentSpec(std::string_view yaml_text) {
   SpecParseResult result;
   Reader r;
-  std::vector<YAML::Node> docs;
+  const std::string text(yaml_text);
+  DocumentStarts documents;
+  YAML::Node first;
   try {
-    docs = YAML::LoadAll(std::string(yaml_text));
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(documents)) {
+      const size_t n = documents.starts.size();
+      if (n >= 2 && documents.starts[n - 1].pos == documents.starts[n - 2].pos) {
+        const YAML::Mark& at = documents.starts[n - 1];
+        const bool in_text = at.pos >= 0 && static_cast<size_t>(at.pos) < text.size();
+        r.Error(at, "",
+                "YAML syntax: unexpected " +
+                    (in_text ? "'" + std::string(1, text[static_cast<size_t>(at.pos)]) + "'"
+                             : std::string("end of file")));
+        result.errors = std::move(r.errors);
+        return result;
+      }
+    }
+    if (!documents.starts.empty()) first = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     r.Error(e.mark, "", "YAML syntax: " + e.msg);
     result.errors = std::move(r.errors);
@@ -696,17 +739,18 @@ SpecParseResult ParseDeploymentSpec(std::string_view yaml_text) {
     result.errors = std::move(r.errors);
     return result;
   }
-  if (docs.empty()) {
+  if (documents.starts.empty()) {
     SpecError e{1, 1, "", "empty file: expected a Deployment spec"};
     result.errors.push_back(e);
     return result;
   }
-  if (docs.size() > 1) {
-    r.Error(docs[1].Mark(), "",
-            "one spec per file, found " + std::to_string(docs.size()) + " YAML documents");
+  if (documents.starts.size() > 1) {
+    r.Error(
+        documents.starts[1], "",
+        "one spec per file, found " + std::to_string(documents.starts.size()) + " YAML documents");
   }
   try {
-    const YAML::Node& root = docs[0];
+    const YAML::Node& root = first;
     YAML::Mark top;
     top.line = 0;
     top.column = 0;

@@ -4,25 +4,42 @@
 // aggregate generation rate of each phase, their ratio, and time to first token (p50/p99, as
 // the client sees it: request sent to first content chunk received).
 //
+// `--attacks` measures what hostile bodies cost a real agent: it starts `sextant-agent serve`
+// (this binary) on 127.0.0.1 with a key made in its store, sends N at once of each attack (a
+// 200 MB JSON body gzipped to ~200 KB, a 4 MB body of "[", 1e309), and prints the answers and
+// the agent's peak resident memory (VmHWM, reset between phases) against its idle figure.
+//
 //   sextant-agent bench-http --synth 110m --synth-type q8_0 --streams 32 --tokens 64
 //   sextant-agent bench-http --model FILE.gguf --streams 32
+//   sextant-agent bench-http --attacks --concurrency 24
+#include <fcntl.h>
 #include <httplib.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <future>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "app/agent/audit/audit_batcher.h"
 #include "app/agent/metrics/registry.h"
 #include "app/agent/replicas/replica_manager.h"
 #include "app/agent/replicas/serving_metrics.h"
+#include "app/agent/state/api_keys.h"
 #include "app/cli/verb.h"
+#include "connectors/agent/identity_certs.h"
 #include "connectors/http/inference_server.h"
 #include "engine/base/percentile.h"
 #include "engine/gguf/synth.h"
@@ -43,6 +60,8 @@ struct BenchOptions {
   int max_batch = 0;  // 0: streams
   std::string prompt = "Once upon a time, in a land far away, there lived a";
   std::string backend = "auto";
+  bool attacks = false;
+  int concurrency = 24;
 };
 
 struct StreamFigures {
@@ -56,11 +75,13 @@ struct StreamFigures {
 // POST with the response body delivered as it arrives (httplib 0.11 has no Post overload that
 // takes a content receiver).
 httplib::Result PostStreaming(httplib::Client& c, const std::string& path, const std::string& body,
+                              const std::string& key,
                               std::function<bool(const char*, size_t)> on_data) {
   httplib::Request req;
   req.method = "POST";
   req.path = path;
   req.set_header("Content-Type", "application/json");
+  req.set_header("Authorization", "Bearer " + key);
   req.body = body;
   req.content_receiver = [on_data](const char* data, size_t n, uint64_t, uint64_t) {
     return on_data(data, n);
@@ -68,7 +89,7 @@ httplib::Result PostStreaming(httplib::Client& c, const std::string& path, const
   return c.send(req);
 }
 
-StreamFigures RunStream(int port, const BenchOptions& o) {
+StreamFigures RunStream(int port, const BenchOptions& o, const std::string& key) {
   StreamFigures f;
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(600, 0);
@@ -82,7 +103,7 @@ StreamFigures RunStream(int port, const BenchOptions& o) {
   const Clock::time_point start = Clock::now();
   bool first = true;
   std::string buffer;
-  auto res = PostStreaming(c, "/v1/completions", body.dump(), [&](const char* data, size_t n) {
+  auto res = PostStreaming(c, "/v1/completions", body.dump(), key, [&](const char* data, size_t n) {
     buffer.append(data, n);
     size_t end;
     while ((end = buffer.find("\n\n")) != std::string::npos) {
@@ -157,7 +178,30 @@ int RunBench(const BenchOptions& o) {
                  view ? view->reason.c_str() : "unknown");
     return 1;
   }
-  http::InferenceServer server({.host = "127.0.0.1", .port = 0}, manager, &serving, &registry);
+  // The API as an application sees it: a key from the agent's key store, every call audited.
+  const std::filesystem::path state =
+      std::filesystem::temp_directory_path() / ("sextant-bench-http-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(state);
+  auto audit_log = AuditLog::Open(state);
+  auto keys = ApiKeyStore::Open(state);
+  if (!audit_log.ok() || !keys.ok()) {
+    std::fprintf(stderr, "bench-http: cannot open the state in %s\n", state.c_str());
+    return 1;
+  }
+  auto key = (*keys)->Add("bench", "", "bench-http");
+  if (!key.ok()) {
+    std::fprintf(stderr, "bench-http: %s\n", key.status().ToString().c_str());
+    return 1;
+  }
+  AuditBatcher audit(**audit_log);
+  http::InferenceServerOptions server_options;
+  server_options.listener.host = "127.0.0.1";
+  server_options.listener.port = 0;
+  http::InferenceServer server(server_options, {.replicas = &manager,
+                                                .keys = keys->get(),
+                                                .audit = &audit,
+                                                .metrics = &serving,
+                                                .registry = &registry});
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "bench-http: %s\n", s.ToString().c_str());
     return 1;
@@ -166,8 +210,8 @@ int RunBench(const BenchOptions& o) {
               model.filename().c_str(), sha.value().substr(0, 12).c_str(), view->backend.c_str(),
               t.engine.max_batch, o.tokens);
 
-  RunStream(server.port(), o);  // warm-up (page cache, thread pool)
-  const StreamFigures single = RunStream(server.port(), o);
+  RunStream(server.port(), o, *key);  // warm-up (page cache, thread pool)
+  const StreamFigures single = RunStream(server.port(), o, *key);
   if (!single.ok) {
     std::fprintf(stderr, "bench-http: single stream failed: %s\n", single.error.c_str());
     return 1;
@@ -177,7 +221,8 @@ int RunBench(const BenchOptions& o) {
   std::vector<std::future<StreamFigures>> futures;
   const Clock::time_point start = Clock::now();
   for (int i = 0; i < o.streams; ++i) {
-    futures.push_back(std::async(std::launch::async, [&] { return RunStream(server.port(), o); }));
+    futures.push_back(
+        std::async(std::launch::async, [&] { return RunStream(server.port(), o, *key); }));
   }
   std::vector<double> ttfts;
   int tokens = 0;
@@ -201,7 +246,178 @@ int RunBench(const BenchOptions& o) {
               Percentile(ttfts, 0.5) * 1e3, Percentile(ttfts, 0.99) * 1e3);
   server.Shutdown(std::chrono::seconds(1));
   manager.Shutdown(std::chrono::seconds(1));
+  audit.Stop();
+  std::filesystem::remove_all(state);
   return failed == 0 ? 0 : 1;
+}
+
+// ---- --attacks ----------------------------------------------------------------------------------
+
+// A kB figure of /proc/PID/status ("VmHWM", "VmRSS"), or -1.
+long StatusKb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
+  }
+  return -1;
+}
+
+// Resets the peak resident size of `pid` (VmHWM) to its current one (Linux: clear_refs 5).
+void ResetPeak(pid_t pid) { std::ofstream("/proc/" + std::to_string(pid) + "/clear_refs") << "5"; }
+
+// gzip of a JSON completion request whose prompt is `prompt_bytes` of 'a', made in 1 MiB pieces
+// (the JSON itself is never held).
+std::string GzipBomb(size_t prompt_bytes) {
+  z_stream zs{};
+  deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+  std::string out;
+  std::vector<char> buf(1 << 16);
+  auto feed = [&](const std::string& piece, int flush) {
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(piece.data()));
+    zs.avail_in = static_cast<uInt>(piece.size());
+    do {
+      zs.next_out = reinterpret_cast<Bytef*>(buf.data());
+      zs.avail_out = static_cast<uInt>(buf.size());
+      deflate(&zs, flush);
+      out.append(buf.data(), buf.size() - zs.avail_out);
+    } while (zs.avail_out == 0);
+  };
+  feed(R"({"model":"bench","prompt":")", Z_NO_FLUSH);
+  const std::string chunk(1 << 20, 'a');
+  for (size_t done = 0; done < prompt_bytes; done += chunk.size()) feed(chunk, Z_NO_FLUSH);
+  feed("\"}", Z_FINISH);
+  deflateEnd(&zs);
+  return out;
+}
+
+struct AttackOutcome {
+  std::map<int, int> statuses;  // HTTP status (-1: no answer) -> count
+  long peak_kb = 0;
+  double seconds = 0;
+};
+
+AttackOutcome Attack(pid_t agent, int port, const std::string& key, int n,
+                     const httplib::Headers& headers, const std::string& body) {
+  ResetPeak(agent);
+  AttackOutcome o;
+  std::mutex mu;
+  std::vector<std::thread> clients;
+  const Clock::time_point start = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    clients.emplace_back([&] {
+      httplib::Client c("127.0.0.1", port);
+      c.set_bearer_token_auth(key);
+      c.set_read_timeout(120, 0);
+      auto res = c.Post("/v1/completions", headers, body, "application/json");
+      std::lock_guard<std::mutex> lock(mu);
+      ++o.statuses[res ? res->status : -1];
+    });
+  }
+  for (auto& t : clients) t.join();
+  o.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  o.peak_kb = StatusKb(agent, "VmHWM");
+  return o;
+}
+
+std::string Statuses(const std::map<int, int>& s) {
+  std::string out;
+  for (const auto& [code, count] : s) {
+    out += (out.empty() ? "" : ", ") + std::to_string(count) + "x " +
+           (code < 0 ? std::string("no answer") : std::to_string(code));
+  }
+  return out;
+}
+
+int RunAttacks(const BenchOptions& o) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("sextant-attacks-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "state");
+  rpc::CertsInitOptions certs;
+  certs.out_dir = dir / "tls";
+  if (auto r = rpc::CertsInit(certs); !r.ok()) {
+    std::fprintf(stderr, "bench-http: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  std::ofstream(dir / "policy.yaml")
+      << "version: 1\nroles:\n  customer-admin:\n    rpcs: [WhoAmI]\n"
+         "identities: []\n";
+  std::ofstream(dir / "agent.yaml")
+      << "name: attacked\ngrpc:\n  listen: 127.0.0.1:0\n  ca: tls/ca.pem\n"
+         "  cert: tls/server.pem\n  key: tls/server.key\nhttp:\n  listen: 127.0.0.1:0\n"
+         "policy: policy.yaml\nstate_dir: state\nlimits:\n  shutdown_grace_ms: 1000\n";
+  std::string key;
+  {
+    auto keys = ApiKeyStore::Open(dir / "state");
+    Result<std::string> made = keys.status();
+    if (keys.ok()) made = (*keys)->Add("attacker", "", "bench-http");
+    if (!made.ok()) {
+      std::fprintf(stderr, "bench-http: %s\n", made.status().ToString().c_str());
+      return 1;
+    }
+    key = *made;
+  }
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string config = (dir / "agent.yaml").string();
+  const std::string log = (dir / "agent.log").string();
+  const pid_t agent = ::fork();
+  if (agent == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(self.c_str(), self.c_str(), "serve", "--config", config.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int port = 0;
+  for (int i = 0; i < 500 && port == 0; ++i) {
+    std::ifstream in(dir / "state" / "grpc.addr");
+    std::string grpc;
+    if (std::getline(in, grpc) && !grpc.empty()) {
+      std::ifstream http(dir / "state" / "http.addr");
+      std::string addr;
+      std::getline(http, addr);
+      port = std::atoi(addr.substr(addr.rfind(':') + 1).c_str());
+    }
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto stop = [&] {
+    ::kill(agent, SIGTERM);
+    ::waitpid(agent, nullptr, 0);
+    fs::remove_all(dir);
+  };
+  if (port == 0) {
+    std::fprintf(stderr, "bench-http: the agent did not start (log in %s)\n", log.c_str());
+    ::kill(agent, SIGKILL);
+    ::waitpid(agent, nullptr, 0);
+    return 1;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long idle_kb = StatusKb(agent, "VmHWM");
+  const int n = o.concurrency;
+  std::printf("agent pid %d, http 127.0.0.1:%d; %d clients at once per attack\n", agent, port, n);
+  std::printf("idle: peak RSS %.1f MB\n", idle_kb / 1024.0);
+
+  const std::string bomb = GzipBomb(size_t{200} << 20);
+  const AttackOutcome gz = Attack(agent, port, key, n, {{"Content-Encoding", "gzip"}}, bomb);
+  std::printf("gzip bomb (%zu KB -> 200 MB of JSON): %s in %.2f s; peak RSS %.1f MB (%.2fx idle)\n",
+              bomb.size() >> 10, Statuses(gz.statuses).c_str(), gz.seconds, gz.peak_kb / 1024.0,
+              static_cast<double>(gz.peak_kb) / idle_kb);
+  const AttackOutcome nested = Attack(agent, port, key, n, {}, std::string((4 << 20) - 64, '['));
+  std::printf("nested JSON (4 MB of '['): %s in %.2f s; peak RSS %.1f MB (%.2fx idle)\n",
+              Statuses(nested.statuses).c_str(), nested.seconds, nested.peak_kb / 1024.0,
+              static_cast<double>(nested.peak_kb) / idle_kb);
+  const AttackOutcome infinite =
+      Attack(agent, port, key, n, {}, R"({"model":"bench","prompt":"x","temperature":1e309})");
+  std::printf("temperature 1e309: %s in %.2f s; peak RSS %.1f MB (%.2fx idle)\n",
+              Statuses(infinite.statuses).c_str(), infinite.seconds, infinite.peak_kb / 1024.0,
+              static_cast<double>(infinite.peak_kb) / idle_kb);
+  const long worst = std::max({gz.peak_kb, nested.peak_kb, infinite.peak_kb});
+  std::printf("worst peak RSS %.1f MB (limit asked: 300 MB)\n", worst / 1024.0);
+  stop();
+  return worst < 300 * 1024 ? 0 : 1;
 }
 
 void SetupBenchHttp(CLI::App& root, cli::VerbContext& ctx) {
@@ -219,9 +435,13 @@ void SetupBenchHttp(CLI::App& root, cli::VerbContext& ctx) {
   sub->add_option("--max-batch", opts->max_batch, "requests batched at once (0: the stream count)");
   sub->add_option("--backend", opts->backend, "auto, cpu, cuda, hip");
   sub->add_option("--prompt", opts->prompt, "prompt text");
+  sub->add_flag("--attacks", opts->attacks,
+                "measure a real agent's peak memory under hostile bodies instead");
+  sub->add_option("--concurrency", opts->concurrency, "--attacks: clients at once per attack")
+      ->check(CLI::Range(1, 256));
   sub->callback([opts, &ctx] {
     spdlog::set_level(spdlog::level::warn);
-    ctx.exit_code = RunBench(*opts);
+    ctx.exit_code = opts->attacks ? RunAttacks(*opts) : RunBench(*opts);
   });
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "app/agent/audit/audit_batcher.h"
 #include "app/agent/audit/audit_log.h"
 #include "app/agent/audit/egress_ledger.h"
 #include "app/agent/config/agent_config.h"
@@ -22,6 +23,7 @@
 #include "app/agent/replicas/serving_metrics.h"
 #include "app/agent/scaling/autoscaler.h"
 #include "app/agent/state/agent_health.h"
+#include "app/agent/state/api_keys.h"
 #include "app/agent/state/desired_state.h"
 #include "app/agent/state/engine_validation_runner.h"
 #include "app/cli/verb.h"
@@ -212,13 +214,40 @@ int RunServe(const std::string& config_path) {
   agent::Autoscaler autoscaler(manager);
   autoscaler.Start();
 
+  // The inference API: keys from the state (another process adds and revokes them), every call
+  // audited through one batching writer.
+  auto api_keys = ApiKeyStore::Open(cfg.state_dir);
+  if (!api_keys.ok()) return Fail("api_keys_open", api_keys.status());
+  AuditBatcher inference_audit(**audit);
   auto http_addr = SplitHostPort(cfg.http_listen, "http.listen");
   if (!http_addr.ok()) return Fail("config_invalid", http_addr.status());
-  http::InferenceServer http_server({.host = http_addr->first,
-                                     .port = http_addr->second,
-                                     .tls_cert = cfg.http_cert,
-                                     .tls_key = cfg.http_key},
-                                    manager, &serving, &registry);
+  http::InferenceServerOptions http_options;
+  {
+    http::HttpServerOptions& l = http_options.listener;
+    const HttpLimits& hl = cfg.http_limits;
+    l.host = http_addr->first;
+    l.port = http_addr->second;
+    l.tls_cert = cfg.http_cert;
+    l.tls_key = cfg.http_key;
+    l.tls_client_ca = cfg.http_client_ca;
+    l.max_connections = hl.max_connections;
+    l.max_connections_per_client = hl.max_connections_per_client;
+    l.header_timeout = std::chrono::milliseconds(hl.header_timeout_ms);
+    l.idle_timeout = std::chrono::milliseconds(hl.idle_timeout_ms);
+    l.body_timeout = std::chrono::milliseconds(hl.body_timeout_ms);
+    l.write_timeout = std::chrono::milliseconds(hl.write_timeout_ms);
+    l.max_body_bytes = static_cast<size_t>(hl.max_body_bytes);
+    l.max_decoded_body_bytes = static_cast<size_t>(hl.max_body_bytes);
+    l.workers = hl.workers;
+    http_options.json.max_depth = hl.max_json_depth;
+    http_options.json.max_values = static_cast<size_t>(hl.max_json_values);
+    http_options.metrics_need_key = cfg.http_metrics_need_key;
+  }
+  http::InferenceServer http_server(http_options, {.replicas = &manager,
+                                                   .keys = api_keys->get(),
+                                                   .audit = &inference_audit,
+                                                   .metrics = &serving,
+                                                   .registry = &registry});
   if (Status s = http_server.Start(); !s.ok()) return Fail("http_listen", s);
 
   auto server = rpc::AgentServer::Start(opts, deps);
@@ -226,6 +255,12 @@ int RunServe(const std::string& config_path) {
   auto host = SplitHostPort(cfg.grpc_listen, "grpc.listen");
   const std::string bound =
       (host.ok() ? host->first : "0.0.0.0") + ":" + std::to_string((*server)->port());
+  // Where the listeners are, for scripts and tests that configured port 0 (http.addr first: a
+  // reader that sees grpc.addr finds both).
+  const std::string http_bound = http_addr->first + ":" + std::to_string(http_server.port());
+  if (Status s = WriteAtomically(cfg.state_dir / "http.addr", http_bound + "\n"); !s.ok()) {
+    LogEvent(spdlog::level::warn, "addr_file", {{"error", s.message()}});
+  }
   if (Status s = WriteAtomically(cfg.state_dir / "grpc.addr", bound + "\n"); !s.ok()) {
     LogEvent(spdlog::level::warn, "addr_file", {{"error", s.message()}});
   }
@@ -234,7 +269,7 @@ int RunServe(const std::string& config_path) {
       {{"version", GetBuildInfo().version},
        {"build_id", GetBuildInfo().BuildId()},
        {"grpc", bound},
-       {"http", http_addr->first + ":" + std::to_string(http_server.port())},
+       {"http", http_bound},
        {"state_dir", cfg.state_dir.string()},
        {"policy", cfg.policy.string()},
        {"policy_digest", "sha256:" + (*policy)->digest()},
@@ -276,6 +311,7 @@ int RunServe(const std::string& config_path) {
     break;
   }
   http_server.Shutdown(grace);
+  inference_audit.Stop();
   (*server)->Shutdown(grace);
   (*server)->Wait();
   (*state)->Unsubscribe(subscription);

@@ -110,13 +110,71 @@ bool ReadContent(const json& v, const std::string& param, std::string* out, ApiE
 
 }  // namespace
 
+bool CheckJsonBounds(std::string_view text, const JsonLimits& limits, ApiError* error) {
+  int depth = 0;
+  size_t values = 0;
+  bool in_string = false;
+  bool escaped = false;
+  bool in_scalar = false;  // inside a number or literal
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    const bool scalar_char = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                             (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '.';
+    bool starts_value = false;
+    if (c == '"') {
+      in_string = true;
+      starts_value = true;
+    } else if (c == '[' || c == '{') {
+      starts_value = true;
+      if (++depth > limits.max_depth) {
+        Fail(error, "",
+             "the JSON nests deeper than " + std::to_string(limits.max_depth) +
+                 " levels (at byte " + std::to_string(i) + ")");
+        error->code = "json_too_deep";
+        return false;
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (scalar_char && !in_scalar) {
+      starts_value = true;
+    }
+    in_scalar = scalar_char;
+    if (starts_value && ++values > limits.max_values) {
+      Fail(error, "",
+           "the JSON holds more than " + std::to_string(limits.max_values) + " values (at byte " +
+               std::to_string(i) + ")");
+      error->code = "json_too_many_values";
+      return false;
+    }
+  }
+  return true;
+}
+
 std::optional<CompletionRequest> ParseCompletionRequest(std::string_view body, ApiKind kind,
-                                                        ApiError* error) {
+                                                        ApiError* error, const JsonLimits& limits) {
+  if (!CheckJsonBounds(body, limits, error)) return std::nullopt;
   json j;
   try {
     j = json::parse(body.begin(), body.end());
   } catch (const json::parse_error& e) {
     Fail(error, "", "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+    return std::nullopt;
+  } catch (const json::out_of_range&) {
+    // nlohmann refuses a number that overflows a double (1e309) with out_of_range 406.
+    Fail(error, "", "a number in the body is too large (it would be infinite)");
+    return std::nullopt;
+  } catch (const json::exception& e) {
+    Fail(error, "", std::string("the body is not valid JSON (") + e.what() + ")");
     return std::nullopt;
   }
   if (!j.is_object()) {

@@ -64,9 +64,24 @@ struct ApiError {
   std::string ToJson() const;
 };
 
-// Parses a request body. On failure fills *error and returns nullopt.
+// Bounds on a request's JSON, checked in one pass over the text before anything is built from
+// it, so a body of 4 MB of "[" or of a million tiny values costs no memory.
+struct JsonLimits {
+  int max_depth = 64;          // nesting of arrays and objects
+  size_t max_values = 131072;  // values and object keys, all levels together
+};
+// OK when `text` nests no deeper than limits.max_depth and holds at most limits.max_values
+// values; otherwise 400 naming the limit and the byte offset where it was passed. Does not
+// otherwise validate the text (the JSON parser does).
+bool CheckJsonBounds(std::string_view text, const JsonLimits& limits, ApiError* error);
+
+// Parses a request body (CheckJsonBounds first). On failure fills *error and returns nullopt:
+// 400 for malformed JSON (with the byte offset), for a number that does not fit a double (it
+// would be infinite), and for each field below that is missing, mistyped or out of range (the
+// error's param names it).
 std::optional<CompletionRequest> ParseCompletionRequest(std::string_view body, ApiKind kind,
-                                                        ApiError* error);
+                                                        ApiError* error,
+                                                        const JsonLimits& limits = {});
 
 // Finds stop strings in streamed text. Push() returns the text that is safe to emit: text that
 // could still be the beginning of a stop string is held back until it is known not to be.

@@ -721,24 +721,56 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos) cons
 }
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOptions& options) const {
+  return EncodeUpTo(text, options, std::numeric_limits<size_t>::max());
+}
+
+std::optional<std::vector<int32_t>> Tokenizer::EncodeAtMost(std::string_view text, bool add_bos,
+                                                            size_t max_tokens) const {
+  return EncodeAtMost(text, EncodeOptions{add_bos, false, false}, max_tokens);
+}
+
+std::optional<std::vector<int32_t>> Tokenizer::EncodeAtMost(std::string_view text,
+                                                            const EncodeOptions& options,
+                                                            size_t max_tokens) const {
+  size_t longest = longest_piece_.load(std::memory_order_relaxed);
+  if (longest == 0) {
+    longest = 1;
+    for (const std::string& piece : tokens_) longest = std::max(longest, piece.size());
+    longest_piece_.store(longest, std::memory_order_relaxed);
+  }
+  // Each id stands for at most `longest` bytes of the text (its piece as stored is never shorter
+  // than the text it covers, special tokens included), plus one for the space prefix.
+  if (max_tokens < std::numeric_limits<size_t>::max() / longest &&
+      text.size() > max_tokens * longest + 1) {
+    return std::nullopt;
+  }
+  std::vector<int32_t> out = EncodeUpTo(text, options, max_tokens);
+  if (out.size() > max_tokens) return std::nullopt;
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::EncodeUpTo(std::string_view text, const EncodeOptions& options,
+                                           size_t limit) const {
   std::vector<int32_t> out;
-  out.reserve(text.size() / 3 + 2);
+  out.reserve(std::min(text.size() / 3, limit) + 2);
   if (options.add_bos && bos_id_ >= 0) out.push_back(bos_id_);
   if (!options.parse_special || !impl_->has_special) {
-    EncodeText(text, false, out);
+    EncodeText(text, limit, out);
   } else {
     // Special tokens first, then each stretch between them as text (Hugging Face's added-token
     // extraction; llama.cpp's parse_special).
     SplitUserDefined(
-        text, impl_->special, tokens_, [&](std::string_view raw) { EncodeText(raw, false, out); },
+        text, impl_->special, tokens_,
+        [&](std::string_view raw) {
+          if (out.size() <= limit) EncodeText(raw, limit, out);
+        },
         [&](int32_t id) { out.push_back(id); });
   }
   if (options.add_eos && eos_id_ >= 0) out.push_back(eos_id_);
   return out;
 }
 
-void Tokenizer::EncodeText(std::string_view text, bool /*parse_special*/,
-                           std::vector<int32_t>& out) const {
+void Tokenizer::EncodeText(std::string_view text, size_t limit, std::vector<int32_t>& out) const {
   if (text.empty()) return;
   if (kind_ == VocabKind::kLlama) {
     // SentencePiece normalization: a leading space marker, then spaces as U+2581.
@@ -753,25 +785,26 @@ void Tokenizer::EncodeText(std::string_view text, bool /*parse_special*/,
       }
     }
     if (!impl_->has_user_defined) {
-      EncodeLlama(escaped, out);
+      EncodeLlama(escaped, out, limit);
     } else {
       SplitUserDefined(
           escaped, impl_->user_defined, tokens_,
-          [&](std::string_view raw) { EncodeLlama(raw, out); },
+          [&](std::string_view raw) { EncodeLlama(raw, out, limit); },
           [&](int32_t id) { out.push_back(id); });
     }
   } else {
     if (!impl_->has_user_defined) {
-      EncodeGpt2(text, out);
+      EncodeGpt2(text, out, limit);
     } else {
       SplitUserDefined(
-          text, impl_->user_defined, tokens_, [&](std::string_view raw) { EncodeGpt2(raw, out); },
+          text, impl_->user_defined, tokens_,
+          [&](std::string_view raw) { EncodeGpt2(raw, out, limit); },
           [&](int32_t id) { out.push_back(id); });
     }
   }
 }
 
-void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out, size_t limit) const {
   // Symbols start as single characters (or single invalid bytes) in a doubly linked list; the
   // adjacent pair whose concatenation is the highest-scoring token is merged until none is left.
   // When no token has a space marker after another character, no merge crosses the start of a
@@ -873,6 +906,7 @@ void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) co
         }
         encode_word(text.substr(start, p - start));
         start = p;
+        if (out.size() > limit) return;
       }
     }
   }
@@ -883,7 +917,7 @@ void Tokenizer::EncodeLlama(std::string_view text, std::vector<int32_t>& out) co
   if (start < text.size()) encode_word(text.substr(start));
 }
 
-void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) const {
+void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out, size_t limit) const {
   struct Symbol {
     int32_t id;
     int32_t prev;
@@ -914,6 +948,7 @@ void Tokenizer::EncodeGpt2(std::string_view text, std::vector<int32_t>& out) con
 
   std::string mapped;
   for (auto [offset, length] : impl_->pre.Split(text)) {
+    if (out.size() > limit) return;
     std::string_view word = text.substr(offset, length);
     if (impl_->pre.ignore_merges()) {
       // A piece that is a whole token is taken as it is (Llama 3's BPE).

@@ -24,6 +24,7 @@
 // external synchronization (use one per stream).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -100,6 +101,16 @@ class Tokenizer {
   // The options of a prompt as the vocabulary's metadata asks: add_bos(), add_eos(), no special
   // parsing.
   EncodeOptions PromptOptions() const { return {add_bos_, add_eos_, false}; }
+  // Encode for text from the network, where the text may be megabytes and the context only
+  // thousands of tokens: nullopt as soon as the ids would be more than `max_tokens`. A text
+  // longer than max_tokens times the longest vocabulary piece is refused without being looked
+  // at; otherwise encoding stops after the first word that passes the limit. Otherwise equal
+  // to Encode(text, options).
+  std::optional<std::vector<int32_t>> EncodeAtMost(std::string_view text,
+                                                   const EncodeOptions& options,
+                                                   size_t max_tokens) const;
+  std::optional<std::vector<int32_t>> EncodeAtMost(std::string_view text, bool add_bos,
+                                                   size_t max_tokens) const;
 
   // The text of `ids`: "▁" becomes a space (llama), byte tokens become raw bytes, control tokens
   // produce nothing, ids out of range are skipped. With add_space_prefix (llama) and
@@ -143,11 +154,14 @@ class Tokenizer {
   // not copy the file's merge list, often the largest part of a vocabulary.
   static Result<std::unique_ptr<Tokenizer>> Build(VocabData data,
                                                   std::span<const std::string> merges);
+  std::vector<int32_t> EncodeUpTo(std::string_view text, const EncodeOptions& options,
+                                  size_t limit) const;
+  // These stop after the word that takes `out` past `limit` ids.
   // REQUIRES: text is SentencePiece-normalized (spaces as U+2581) and free of user-defined tokens.
-  void EncodeLlama(std::string_view text, std::vector<int32_t>& out) const;
+  void EncodeLlama(std::string_view text, std::vector<int32_t>& out, size_t limit) const;
   // REQUIRES: text is free of user-defined tokens.
-  void EncodeGpt2(std::string_view text, std::vector<int32_t>& out) const;
-  void EncodeText(std::string_view text, bool parse_special, std::vector<int32_t>& out) const;
+  void EncodeGpt2(std::string_view text, std::vector<int32_t>& out, size_t limit) const;
+  void EncodeText(std::string_view text, size_t limit, std::vector<int32_t>& out) const;
 
   // Immutable after FromVocab returns.
   VocabKind kind_ = VocabKind::kLlama;
@@ -155,7 +169,8 @@ class Tokenizer {
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
   std::string pre_;
   std::vector<std::string> tokens_;
-  std::unique_ptr<Impl> impl_;  // lookup tables built once
+  std::unique_ptr<Impl> impl_;                    // lookup tables built once
+  mutable std::atomic<size_t> longest_piece_{0};  // bytes; computed on first use
 };
 
 // Turns a stream of ids into text that is always complete UTF-8: bytes of a character split over

@@ -34,6 +34,7 @@
 #include "app/agent/scaling/autoscaler.h"
 #include "connectors/http/inference_server.h"
 #include "engine/gguf/synth.h"
+#include "tests/support/api_access.h"
 
 namespace {
 
@@ -132,7 +133,10 @@ int ZeroToFirstToken(const Args& a) {
   agent::ReplicaManager manager(
       {.model_store = a.dir, .threads_override = a.threads, .drain_grace = std::chrono::seconds(5)},
       &serving);
-  http::InferenceServer server({.host = "127.0.0.1", .port = 0}, manager, &serving, &registry);
+  sextant::testing::ApiAccess access(a.dir);
+  if (!access.ok()) return 1;
+  http::InferenceServer server(sextant::testing::LoopbackApi(),
+                               access.Deps(manager, &serving, &registry));
   if (Status s = server.Start(); !s.ok()) {
     std::cerr << s.ToString() << "\n";
     return 1;
@@ -152,6 +156,7 @@ int ZeroToFirstToken(const Args& a) {
   std::printf("first load (sha256 + load): %.0f ms, backend %s\n", Ms(Clock::now() - first),
               view->backend.c_str());
   httplib::Client c("127.0.0.1", server.port());
+  access.Authorize(c);
   c.set_read_timeout(600, 0);
   const std::string body = CompletionBody("tiny", 1).dump();
   auto warm = c.Post("/v1/completions", body, "application/json");
@@ -218,7 +223,10 @@ int ReplicasThroughput(const Args& a) {
     agent::Registry registry;
     agent::ServingMetrics serving(registry);
     agent::ReplicaManager manager({.model_store = a.dir}, &serving);
-    http::InferenceServer server({.host = "127.0.0.1", .port = 0}, manager, &serving, &registry);
+    sextant::testing::ApiAccess access(a.dir);
+    if (!access.ok()) return 1;
+    http::InferenceServer server(sextant::testing::LoopbackApi(),
+                                 access.Deps(manager, &serving, &registry));
     if (Status s = server.Start(); !s.ok()) {
       std::cerr << s.ToString() << "\n";
       return 1;
@@ -238,6 +246,7 @@ int ReplicasThroughput(const Args& a) {
     for (int i = 0; i < a.clients; ++i) {
       clients.emplace_back([&] {
         httplib::Client c("127.0.0.1", server.port());
+        access.Authorize(c);
         c.set_read_timeout(600, 0);
         while (!stop.load()) {
           auto res = c.Post("/v1/completions", body, "application/json");

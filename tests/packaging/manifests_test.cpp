@@ -107,6 +107,8 @@ TEST(KubernetesManifests, ConfigAndPolicyParseWithTheAgentsOwnParsers) {
   auto cfg = agent::AgentConfig::LoadFile(config / "agent.yaml");
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
   EXPECT_EQ(cfg->state_dir, fs::path("/var/lib/sextant-agent"));
+  // In the cluster the API listens on the pod's addresses (the Service and the probes reach it).
+  EXPECT_EQ(cfg->http_listen, "0.0.0.0:8080");
   auto policy = agent::AgentPolicy::LoadFile(config / "policy.yaml");
   ASSERT_TRUE(policy.ok()) << policy.status().ToString();
   // The policy shipped for Kubernetes is the documented example, word for word.
@@ -115,6 +117,8 @@ TEST(KubernetesManifests, ConfigAndPolicyParseWithTheAgentsOwnParsers) {
   auto deb_cfg = agent::AgentConfig::LoadFile(fs::path(SEXTANT_SOURCE_DIR) /
                                               "packaging/debian/agent/agent.yaml");
   ASSERT_TRUE(deb_cfg.ok()) << deb_cfg.status().ToString();
+  // On a VM it stays on loopback until the operator opens it.
+  EXPECT_EQ(deb_cfg->http_listen, "127.0.0.1:8080");
   // Both shipped configs admit nothing until the customer configures its own rule (two-party
   // deployments), and answer validation only from the floor of tokens per prompt.
   for (const agent::AgentConfig* c : {&*cfg, &*deb_cfg}) {

@@ -400,69 +400,93 @@ Result<AuditRecord> AuditLog::Append(const AuditEntry& entry) {
 }
 
 Result<AuditRecord> AuditLog::AppendLocked(const AuditEntry& entry) {
+  SEXTANT_ASSIGN_OR_RETURN(std::vector<AuditRecord> records, AppendBatchLocked({entry}));
+  return std::move(records.front());
+}
+
+Result<std::vector<AuditRecord>> AuditLog::AppendBatch(const std::vector<AuditEntry>& entries) {
+  if (entries.empty()) return std::vector<AuditRecord>();
+  std::lock_guard<std::mutex> lock(mu_);
+  return AppendBatchLocked(entries);
+}
+
+Result<std::vector<AuditRecord>> AuditLog::AppendBatchLocked(
+    const std::vector<AuditEntry>& entries) {
   SEXTANT_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto rollback = [&](Status s) {
     (void)db_->Exec("ROLLBACK");
     return s.WithContext("audit log append");
   };
+  // The head is read inside the transaction: another process (`sextant-agent apikeys`) may
+  // have appended since the last append.
   if (Status s = CatchUpLocked(); !s.ok()) return rollback(s);
   auto head = ReadHead(*db_);
   if (!head.ok()) return rollback(head.status());
-  AuditRecord r;
-  r.seq = head->first + 1;
-  r.time = FormatRfc3339Millis(NowMs());
-  r.entry = audit::CapAuditEntry(entry);
-  r.prev_hash = head->second;
-  if (!r.entry.detail.empty()) {
-    r.detail_salt = RandomSaltHex();
-    r.detail_digest = audit::DetailDigest(r.detail_salt, r.entry.detail);
-  }
-  r.hash = Sha256Hex(r.prev_hash + r.Canonical());
   auto stmt = db_->Prepare(std::string("INSERT INTO audit_log (") + kColumns +
                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!stmt.ok()) return rollback(stmt.status());
-  stmt->Bind(1, r.seq)
-      .Bind(2, r.time)
-      .Bind(3, r.entry.identity)
-      .Bind(4, r.entry.role)
-      .Bind(5, r.entry.rpc)
-      .Bind(6, r.entry.target)
-      .Bind(7, r.entry.outcome)
-      .Bind(8, r.prev_hash)
-      .Bind(9, r.hash)
-      .Bind(10, r.entry.detail)
-      .Bind(11, r.detail_salt)
-      .Bind(12, r.detail_digest)
-      .Bind(13, r.entry.intent_seq);
-  Status s = stmt->Run();
-  if (!s.ok()) return rollback(s);
-  auto checkpoint = audit::SignCheckpoint(r.seq, r.hash, r.time, key_);
+  const std::string time = FormatRfc3339Millis(NowMs());
+  std::vector<AuditRecord> out;
+  out.reserve(entries.size());
+  int64_t seq = head->first;
+  std::string prev = head->second;
+  for (const AuditEntry& entry : entries) {
+    AuditRecord r;
+    r.seq = ++seq;
+    r.time = time;
+    r.entry = audit::CapAuditEntry(entry);
+    r.prev_hash = prev;
+    if (!r.entry.detail.empty()) {
+      r.detail_salt = RandomSaltHex();
+      r.detail_digest = audit::DetailDigest(r.detail_salt, r.entry.detail);
+    }
+    r.hash = Sha256Hex(r.prev_hash + r.Canonical());
+    stmt->Bind(1, r.seq)
+        .Bind(2, r.time)
+        .Bind(3, r.entry.identity)
+        .Bind(4, r.entry.role)
+        .Bind(5, r.entry.rpc)
+        .Bind(6, r.entry.target)
+        .Bind(7, r.entry.outcome)
+        .Bind(8, r.prev_hash)
+        .Bind(9, r.hash)
+        .Bind(10, r.entry.detail)
+        .Bind(11, r.detail_salt)
+        .Bind(12, r.detail_digest)
+        .Bind(13, r.entry.intent_seq);
+    if (Status s = stmt->Run(); !s.ok()) return rollback(s);
+    prev = r.hash;
+    out.push_back(std::move(r));
+  }
+  // One signed checkpoint for the batch: its newest record.
+  const AuditRecord& last = out.back();
+  auto checkpoint = audit::SignCheckpoint(last.seq, last.hash, last.time, key_);
   if (!checkpoint.ok()) return rollback(checkpoint.status());
   auto cst = db_->Prepare(
       "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, time, key_id, signature) "
       "VALUES (1,?,?,?,?,?)");
   if (!cst.ok()) return rollback(cst.status());
-  s = cst->Bind(1, checkpoint->seq)
-          .Bind(2, checkpoint->hash)
-          .Bind(3, checkpoint->time)
-          .Bind(4, checkpoint->key_id)
-          .Bind(5, checkpoint->signature)
-          .Run();
+  Status s = cst->Bind(1, checkpoint->seq)
+                 .Bind(2, checkpoint->hash)
+                 .Bind(3, checkpoint->time)
+                 .Bind(4, checkpoint->key_id)
+                 .Bind(5, checkpoint->signature)
+                 .Run();
   if (!s.ok()) return rollback(s);
   s = db_->Exec("COMMIT");
   if (!s.ok()) return rollback(s);
-  // The record is durable; the journal copy follows (a crash in between is caught up on Open).
+  // The records are durable; the journal copy follows (a crash in between is caught up on Open).
   // A journal that cannot be written lags behind (the next append or Open writes a newer
-  // checkpoint); the record stands.
+  // checkpoint); the records stand.
   if (Status j = WriteJournalLocked(*checkpoint); !j.ok()) {
     LogEvent(spdlog::level::err, "audit_journal_write_failed", {{"error", j.message()}});
   }
   latest_checkpoint_ = *checkpoint;
-  if (!broken_ && r.prev_hash == verified_hash_ && r.seq == verified_seq_ + 1) {
-    verified_seq_ = r.seq;
-    verified_hash_ = r.hash;
+  if (!broken_ && out.front().prev_hash == verified_hash_ && out.front().seq == verified_seq_ + 1) {
+    verified_seq_ = last.seq;
+    verified_hash_ = last.hash;
   }
-  return r;
+  return out;
 }
 
 Result<std::vector<AuditRecord>> AuditLog::Query(const AuditQuery& q) const {

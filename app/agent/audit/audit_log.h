@@ -77,6 +77,9 @@ class AuditLog {
   // Appends one record (fields capped) and returns it as stored (durable on return). An error
   // means nothing was recorded.
   Result<AuditRecord> Append(const AuditEntry& entry);
+  // Appends `entries` in order as consecutive records in one transaction (one fsync for all) and
+  // returns them (durable on return). All or nothing: an error means none was recorded.
+  Result<std::vector<AuditRecord>> AppendBatch(const std::vector<AuditEntry>& entries);
   // Records in seq order matching the query, with their details.
   Result<std::vector<AuditRecord>> Query(const AuditQuery& query) const;
   // Incremental (see above): O(records appended by others since the last call).
@@ -111,6 +114,8 @@ class AuditLog {
         key_(std::move(key)) {}
 
   Result<AuditRecord> AppendLocked(const AuditEntry& entry);
+  // REQUIRES: mu_ held, entries not empty. Consecutive records in one transaction, one checkpoint.
+  Result<std::vector<AuditRecord>> AppendBatchLocked(const std::vector<AuditEntry>& entries);
   // Re-reads the file from the verified prefix on; marks the chain broken when the prefix no
   // longer holds. REQUIRES: mu_ held.
   Status CatchUpLocked() const;

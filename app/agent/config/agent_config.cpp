@@ -151,14 +151,49 @@ Result<AgentConfig> AgentConfig::Parse(const std::string& text, const std::strin
       SEXTANT_RETURN_IF_ERROR(r.Path(g, "crl", &c.grpc_crl));
     }
     if (const YAML::Node h = root["http"]) {
-      SEXTANT_RETURN_IF_ERROR(r.Keys(h, {"listen", "cert", "key"}, "http"));
+      SEXTANT_RETURN_IF_ERROR(
+          r.Keys(h, {"listen", "cert", "key", "client_ca", "metrics", "limits"}, "http"));
       SEXTANT_RETURN_IF_ERROR(r.String(h, "listen", &c.http_listen));
       auto hp = SplitHostPort(c.http_listen, "http.listen");
       if (!hp.ok()) return r.Error(h["listen"], hp.status().message());
       SEXTANT_RETURN_IF_ERROR(r.Path(h, "cert", &c.http_cert));
       SEXTANT_RETURN_IF_ERROR(r.Path(h, "key", &c.http_key));
+      SEXTANT_RETURN_IF_ERROR(r.Path(h, "client_ca", &c.http_client_ca));
       if (c.http_cert.empty() != c.http_key.empty()) {
         return r.Error(h, "http.cert and http.key must be given together");
+      }
+      if (!c.http_client_ca.empty() && c.http_cert.empty()) {
+        return r.Error(h["client_ca"], "http.client_ca needs TLS (http.cert and http.key)");
+      }
+      std::string metrics = "open";
+      SEXTANT_RETURN_IF_ERROR(r.String(h, "metrics", &metrics));
+      if (metrics != "open" && metrics != "key") {
+        return r.Error(h["metrics"], "http.metrics must be open or key");
+      }
+      c.http_metrics_need_key = metrics == "key";
+      if (const YAML::Node l = h["limits"]) {
+        SEXTANT_RETURN_IF_ERROR(
+            r.Keys(l,
+                   {"max_connections", "max_connections_per_client", "header_timeout_ms",
+                    "idle_timeout_ms", "body_timeout_ms", "write_timeout_ms", "max_body_bytes",
+                    "max_json_depth", "max_json_values", "workers"},
+                   "http.limits"));
+        HttpLimits& hl = c.http_limits;
+        SEXTANT_RETURN_IF_ERROR(r.Number(l, "max_connections", 16, 1000000, &hl.max_connections));
+        SEXTANT_RETURN_IF_ERROR(
+            r.Number(l, "max_connections_per_client", 1, 1000000, &hl.max_connections_per_client));
+        SEXTANT_RETURN_IF_ERROR(
+            r.Number(l, "header_timeout_ms", 100, 600000, &hl.header_timeout_ms));
+        SEXTANT_RETURN_IF_ERROR(r.Number(l, "idle_timeout_ms", 100, 3600000, &hl.idle_timeout_ms));
+        SEXTANT_RETURN_IF_ERROR(r.Number(l, "body_timeout_ms", 100, 3600000, &hl.body_timeout_ms));
+        SEXTANT_RETURN_IF_ERROR(
+            r.Number(l, "write_timeout_ms", 100, 3600000, &hl.write_timeout_ms));
+        SEXTANT_RETURN_IF_ERROR(
+            r.Number<int64_t>(l, "max_body_bytes", 1024, int64_t{1} << 30, &hl.max_body_bytes));
+        SEXTANT_RETURN_IF_ERROR(r.Number(l, "max_json_depth", 4, 10000, &hl.max_json_depth));
+        SEXTANT_RETURN_IF_ERROR(
+            r.Number<int64_t>(l, "max_json_values", 64, int64_t{1} << 26, &hl.max_json_values));
+        SEXTANT_RETURN_IF_ERROR(r.Number(l, "workers", 1, 1024, &hl.workers));
       }
     }
     SEXTANT_RETURN_IF_ERROR(r.Path(root, "policy", &c.policy));

@@ -10,9 +10,23 @@
 //     key: /etc/sextant-agent/tls/server.key
 //     crl: /etc/sextant-agent/tls/crl.pem  # optional: revoked client certificates (SIGHUP reloads)
 //   http:
-//     listen: 0.0.0.0:8080                # OpenAI-compatible API and /metrics
+//     listen: 127.0.0.1:8080              # OpenAI-compatible API and /metrics; set 0.0.0.0:8080
+//                                         #   (or the pod/host address) to serve other hosts
 //     cert: ""                            # optional TLS for the HTTP listener
 //     key: ""
+//     client_ca: ""                       # with TLS: clients need a certificate signed by this CA
+//     metrics: open                       # open | key (/metrics needs an API key)
+//     limits:                             # bounds on what one client can make the listener hold
+//       max_connections: 4096
+//       max_connections_per_client: 256   # per peer address
+//       header_timeout_ms: 10000          # the request head (and TLS handshake) must arrive by
+//       then idle_timeout_ms: 5000             # keep-alive connections idle longer are closed
+//       body_timeout_ms: 30000
+//       write_timeout_ms: 30000           # a client that reads nothing for this long is dropped
+//       max_body_bytes: 4194304           # as sent, and after gzip/deflate inflating
+//       max_json_depth: 64
+//       max_json_values: 131072
+//       workers: 16                       # threads that parse and admit requests
 //   policy: /etc/sextant-agent/policy.yaml
 //   state_dir: /var/lib/sextant-agent
 //   model_store: /var/lib/sextant-agent/models   # a path or file:// URI
@@ -88,6 +102,20 @@ struct ValidationSettings {
   int answers_per_hour = 256;
 };
 
+// The HTTP listener's bounds (http.limits); defaults as documented above.
+struct HttpLimits {
+  int max_connections = 4096;
+  int max_connections_per_client = 256;
+  int header_timeout_ms = 10000;
+  int idle_timeout_ms = 5000;
+  int body_timeout_ms = 30000;
+  int write_timeout_ms = 30000;
+  int64_t max_body_bytes = 4 << 20;
+  int max_json_depth = 64;
+  int64_t max_json_values = 131072;
+  int workers = 16;
+};
+
 struct AgentConfig {
   std::string name;
   std::string grpc_listen = "0.0.0.0:7443";
@@ -95,9 +123,13 @@ struct AgentConfig {
   std::filesystem::path grpc_cert;
   std::filesystem::path grpc_key;
   std::filesystem::path grpc_crl;  // empty: no revocation list
-  std::string http_listen = "0.0.0.0:8080";
+  // Loopback unless the file says otherwise: the inference API is opened to a network on purpose.
+  std::string http_listen = "127.0.0.1:8080";
   std::filesystem::path http_cert;
   std::filesystem::path http_key;
+  std::filesystem::path http_client_ca;
+  bool http_metrics_need_key = false;
+  HttpLimits http_limits;
   std::filesystem::path policy;
   std::filesystem::path state_dir = kDefaultAgentStateDir;
   std::filesystem::path model_store;

@@ -261,7 +261,8 @@ void ReplicaManager::Reconcile(std::vector<DeploymentTarget> targets) {
   std::vector<std::string> gone;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [name, d] : deployments_) {
+    for (const auto& entry : deployments_) {
+      const std::string& name = entry.first;
       const bool wanted = std::any_of(targets.begin(), targets.end(),
                                       [&](const DeploymentTarget& t) { return t.name == name; });
       if (!wanted) gone.push_back(name);

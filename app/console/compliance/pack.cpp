@@ -93,10 +93,11 @@ Status ValidateParams(const std::string& name, const YAML::Node& params_node,
   }
   if (spec == nullptr) return Status::InvalidArgument("unknown check '" + check + "'");
   for (auto& [k, v] : params.items()) {
+    const std::string& key = k;  // clang 14 lambdas cannot capture structured bindings
     const bool is_list = std::any_of(spec->list_params.begin(), spec->list_params.end(),
-                                     [&](const char* p) { return k == p; });
+                                     [&](const char* p) { return key == p; });
     const bool is_string = std::any_of(spec->string_params.begin(), spec->string_params.end(),
-                                       [&](const char* p) { return k == p; });
+                                       [&](const char* p) { return key == p; });
     if (!is_list && !is_string) {
       return YamlError(name, params_node[k], "check " + check + " has no parameter '" + k + "'");
     }

@@ -241,6 +241,25 @@ TEST(DeploymentSpecLint, SyntaxErrorsAndOddDocuments) {
   EXPECT_NE(e2.message.find("at least one prompt"), std::string::npos);
 }
 
+// yaml-cpp 0.7's LoadAll loops forever (and grows without bound) on these; found by fuzzing.
+TEST(DeploymentSpecLint, TextsThatStallTheYamlParserAreSyntaxErrors) {
+  for (const std::string& text : {std::string(",#"), std::string(","), Minimal() + ",#\n"}) {
+    const SpecParseResult r = ParseDeploymentSpec(text);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.errors.front().message.find("YAML syntax"), std::string::npos)
+        << r.errors.front().message;
+  }
+  for (const char* text : {",#", ","}) {
+    const SpecError e = OnlyError(text);
+    EXPECT_EQ(e.message, "YAML syntax: unexpected ','");
+    EXPECT_EQ(e.line, 1);
+    EXPECT_EQ(e.column, 1);
+  }
+  // Two real documents still count as two.
+  EXPECT_NE(OnlyError(Minimal() + "---\n" + Minimal()).message.find("found 2 YAML documents"),
+            std::string::npos);
+}
+
 TEST(DeploymentSpecLint, WrongApiVersionAndKind) {
   std::string text = Minimal();
   text.replace(0, 22, "apiVersion: sextant/v2");

@@ -18,6 +18,7 @@
 #include "app/agent/replicas/serving_metrics.h"
 #include "app/agent/scaling/autoscaler.h"
 #include "connectors/http/inference_server.h"
+#include "tests/support/api_access.h"
 
 namespace sextant::http {
 namespace {
@@ -53,10 +54,11 @@ class TwoGpuInventoryStandIn : public agent::InventorySource {
 // Closed-loop clients: each sends a completion, waits for the answer, sends the next.
 class LoadGenerator {
  public:
-  LoadGenerator(int port, std::string model, int clients) {
+  LoadGenerator(int port, std::string model, int clients, std::string key) {
     for (int i = 0; i < clients; ++i) {
-      threads_.emplace_back([this, port, model] {
+      threads_.emplace_back([this, port, model, key] {
         httplib::Client c("127.0.0.1", port);
+        c.set_bearer_token_auth(key);
         c.set_read_timeout(60, 0);
         c.set_connection_timeout(5, 0);
         const json body = {{"model", model},
@@ -131,6 +133,7 @@ class AutoscalingTest : public ::testing::Test {
     if (autoscaler_) autoscaler_->Stop();
     if (server_) server_->Shutdown(seconds(2));
     server_.reset();
+    access_.reset();
     autoscaler_.reset();
     manager_.reset();
     audit_.reset();
@@ -165,9 +168,10 @@ class AutoscalingTest : public ::testing::Test {
     options.audit = audit_.get();
     options.threads_override = 1;
     manager_ = std::make_unique<agent::ReplicaManager>(options, serving_.get());
-    server_ =
-        std::make_unique<InferenceServer>(InferenceServerOptions{.host = "127.0.0.1", .port = 0},
-                                          *manager_, serving_.get(), &registry_);
+    access_ = std::make_unique<sextant::testing::ApiAccess>(dir_);
+    ASSERT_TRUE(access_->ok());
+    server_ = std::make_unique<InferenceServer>(
+        sextant::testing::LoopbackApi(), access_->Deps(*manager_, serving_.get(), &registry_));
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
     if (autoscaler) {
@@ -187,6 +191,7 @@ class AutoscalingTest : public ::testing::Test {
 
   httplib::Result Complete(const std::string& model, int max_tokens = 8) {
     httplib::Client c("127.0.0.1", server_->port());
+    access_->Authorize(c);
     c.set_read_timeout(60, 0);
     const json body = {{"model", model},
                        {"prompt", "Once upon a time"},
@@ -202,6 +207,7 @@ class AutoscalingTest : public ::testing::Test {
   agent::Registry registry_;
   std::unique_ptr<agent::ServingMetrics> serving_;
   std::unique_ptr<agent::ReplicaManager> manager_;
+  std::unique_ptr<sextant::testing::ApiAccess> access_;
   std::unique_ptr<InferenceServer> server_;
   std::unique_ptr<agent::Autoscaler> autoscaler_;
 };
@@ -224,8 +230,8 @@ TEST_F(AutoscalingTest, ReplicasFollowTheLoadUpDownToZeroAndBack) {
   EXPECT_EQ(settled->replicas_ready, 1);
 
   // Sustained load: 9 clients want 3 replicas; max is 3.
-  auto heavy = std::make_unique<LoadGenerator>(server_->port(), "stories", 8);
-  LoadGenerator light(server_->port(), "stories", 1);
+  auto heavy = std::make_unique<LoadGenerator>(server_->port(), "stories", 8, access_->key());
+  LoadGenerator light(server_->port(), "stories", 1, access_->key());
   ASSERT_TRUE(WaitFor([&] { return Ready("stories") == 3; }, seconds(30)))
       << "ready " << Ready("stories") << ", desired " << Desired("stories");
   std::this_thread::sleep_for(milliseconds(500));

@@ -19,6 +19,7 @@
 #include "engine/model/model.h"
 #include "engine/serve/session.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "tests/support/api_access.h"
 #include "tests/support/command.h"
 
 namespace sextant::http {
@@ -111,6 +112,7 @@ class InferenceServerTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::seconds(2));
     server_.reset();
+    access_.reset();
     manager_.reset();
     if (!store_.empty()) fs::remove_all(store_);
   }
@@ -133,15 +135,17 @@ class InferenceServerTest : public ::testing::Test {
     manager_->Upsert(t);
     auto view = manager_->WaitSettled(name, std::chrono::seconds(60));
     ASSERT_TRUE(view.has_value());
-    server_ =
-        std::make_unique<InferenceServer>(InferenceServerOptions{.host = "127.0.0.1", .port = 0},
-                                          *manager_, serving_.get(), &registry_);
+    access_ = std::make_unique<sextant::testing::ApiAccess>(store_);
+    ASSERT_TRUE(access_->ok());
+    server_ = std::make_unique<InferenceServer>(
+        sextant::testing::LoopbackApi(), access_->Deps(*manager_, serving_.get(), &registry_));
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
   httplib::Client Client() {
     httplib::Client c("127.0.0.1", server_->port());
+    access_->Authorize(c);
     c.set_read_timeout(60, 0);
     c.set_connection_timeout(5, 0);
     return c;
@@ -167,6 +171,7 @@ class InferenceServerTest : public ::testing::Test {
   agent::Registry registry_;
   std::unique_ptr<agent::ServingMetrics> serving_;
   std::unique_ptr<agent::ReplicaManager> manager_;
+  std::unique_ptr<sextant::testing::ApiAccess> access_;
   std::unique_ptr<InferenceServer> server_;
 };
 
@@ -301,6 +306,21 @@ TEST_F(InferenceServerTest, ChatCompletionFormatsWithTheDeploymentsChatTemplate)
   EXPECT_NE(e["error"]["message"].get<std::string>().find("roles must alternate"),
             std::string::npos)
       << refused->body;
+
+  // A conversation longer than the context is refused while it is tokenized: the formatted
+  // text is tokenized only up to the context length.
+  std::string story;
+  while (story.size() < (1u << 20)) story += "Once upon a time there was a cat. ";
+  body["messages"] = {{{"role", "user"}, {"content", story}}};
+  auto too_long = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 400) << too_long->body.substr(0, 300);
+  const json l = json::parse(too_long->body);
+  EXPECT_EQ(l["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(l["error"]["param"], "messages");
+  EXPECT_NE(l["error"]["message"].get<std::string>().find("the prompt has more than"),
+            std::string::npos)
+      << too_long->body;
 }
 
 TEST_F(InferenceServerTest, CurlStreamsAChatCompletion) {
@@ -310,7 +330,8 @@ TEST_F(InferenceServerTest, CurlStreamsAChatCompletion) {
   Start("stories", 4, 8);
   const std::string body = R"({"model":"stories","messages":[{"role":"user","content":"Hello"}],)"
                            R"("max_tokens":16,"temperature":0,"stream":true})";
-  const std::string cmd = "curl -sS -N --max-time 60 -H 'Content-Type: application/json' -d '" +
+  const std::string cmd = "curl -sS -N --max-time 60 -H 'Content-Type: application/json' " +
+                          std::string("-H 'Authorization: Bearer ") + access_->key() + "' -d '" +
                           body + "' http://127.0.0.1:" + std::to_string(server_->port()) +
                           "/v1/chat/completions";
   auto out = sextant::testing::RunCommand(cmd);
@@ -575,9 +596,10 @@ TEST_F(InferenceServerTest, ServesHttpsWithACertificateFromTheConfig) {
       key.string() + " -out " + cert.string());
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   Start("stories", 4, 8);
-  InferenceServer tls(
-      InferenceServerOptions{.host = "127.0.0.1", .port = 0, .tls_cert = cert, .tls_key = key},
-      *manager_, serving_.get(), &registry_);
+  InferenceServerOptions tls_options = sextant::testing::LoopbackApi();
+  tls_options.listener.tls_cert = cert;
+  tls_options.listener.tls_key = key;
+  InferenceServer tls(tls_options, access_->Deps(*manager_, serving_.get(), &registry_));
   ASSERT_TRUE(tls.Start().ok());
   EXPECT_TRUE(tls.tls());
   httplib::SSLClient c("127.0.0.1", tls.port());
@@ -588,10 +610,9 @@ TEST_F(InferenceServerTest, ServesHttpsWithACertificateFromTheConfig) {
   EXPECT_EQ(res->status, 200);
   tls.Shutdown(std::chrono::seconds(1));
 
-  InferenceServer broken(
-      InferenceServerOptions{
-          .host = "127.0.0.1", .port = 0, .tls_cert = store_ / "missing.pem", .tls_key = key},
-      *manager_, serving_.get(), &registry_);
+  InferenceServerOptions broken_options = tls_options;
+  broken_options.listener.tls_cert = store_ / "missing.pem";
+  InferenceServer broken(broken_options, access_->Deps(*manager_, serving_.get(), &registry_));
   Status s = broken.Start();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("missing.pem"), std::string::npos);

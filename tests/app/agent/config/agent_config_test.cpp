@@ -57,7 +57,11 @@ TEST(AgentConfig, DefaultsFollowTheSharedConventions) {
   auto c = AgentConfig::Parse("", "agent.yaml", "/");
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->grpc_listen, "0.0.0.0:7443");
-  EXPECT_EQ(c->http_listen, "0.0.0.0:8080");
+  // The inference API listens on loopback unless the file opens it to a network.
+  EXPECT_EQ(c->http_listen, "127.0.0.1:8080");
+  EXPECT_FALSE(c->http_metrics_need_key);
+  EXPECT_EQ(c->http_limits.max_connections_per_client, 256);
+  EXPECT_EQ(c->http_limits.header_timeout_ms, 10000);
   EXPECT_EQ(c->state_dir, "/var/lib/sextant-agent");
   EXPECT_FALSE(c->cloud.has_value());
 }
@@ -90,6 +94,49 @@ TEST(AgentConfig, ErrorsNameLineAndColumn) {
   ExpectError("cloud:\n  provider: aws\n  account: \"12345\"\n", "agent.yaml:3:12",
               "12 decimal digits");
   ExpectError("http:\n  cert: a.pem\n", "agent.yaml:2:3", "together");
+  ExpectError("http:\n  client_ca: ca.pem\n", "agent.yaml:2:14", "needs TLS");
+  ExpectError("http:\n  metrics: public\n", "agent.yaml:2:12", "open or key");
+  ExpectError("http:\n  limits:\n    header_timeout_ms: 0\n", "agent.yaml:3:24",
+              "must be in [100, 600000]");
+  ExpectError("http:\n  limits:\n    max_conections: 5\n", "agent.yaml:3:5",
+              "unknown key 'max_conections' in http.limits");
+}
+
+TEST(AgentConfig, HttpSectionTlsClientCertificatesMetricsAndLimits) {
+  const char* text = R"(http:
+  listen: 0.0.0.0:8443
+  cert: tls/http.pem
+  key: tls/http.key
+  client_ca: tls/clients.pem
+  metrics: key
+  limits:
+    max_connections: 1000
+    max_connections_per_client: 600
+    header_timeout_ms: 2000
+    idle_timeout_ms: 1000
+    body_timeout_ms: 3000
+    write_timeout_ms: 4000
+    max_body_bytes: 65536
+    max_json_depth: 16
+    max_json_values: 1000
+    workers: 4
+)";
+  auto c = AgentConfig::Parse(text, "agent.yaml", "/etc/sextant-agent");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->http_listen, "0.0.0.0:8443");
+  EXPECT_EQ(c->http_client_ca, "/etc/sextant-agent/tls/clients.pem");
+  EXPECT_TRUE(c->http_metrics_need_key);
+  const HttpLimits& l = c->http_limits;
+  EXPECT_EQ(l.max_connections, 1000);
+  EXPECT_EQ(l.max_connections_per_client, 600);
+  EXPECT_EQ(l.header_timeout_ms, 2000);
+  EXPECT_EQ(l.idle_timeout_ms, 1000);
+  EXPECT_EQ(l.body_timeout_ms, 3000);
+  EXPECT_EQ(l.write_timeout_ms, 4000);
+  EXPECT_EQ(l.max_body_bytes, 65536);
+  EXPECT_EQ(l.max_json_depth, 16);
+  EXPECT_EQ(l.max_json_values, 1000);
+  EXPECT_EQ(l.workers, 4);
 }
 
 TEST(AgentConfig, SplitHostPort) {
