@@ -158,11 +158,13 @@ TEST_F(SchedulerTest, CancelEndsARunningRequest) {
   BatchScheduler sched(model_, SchedulerOptions{});
   std::promise<Status> finished;
   std::atomic<int> tokens{0};
-  uint64_t id = 0;
+  // The first tokens may come before Submit has returned the id: cancel from the third token on,
+  // once the id is known (Cancel is allowed from a callback).
+  std::atomic<uint64_t> id{0};
   auto submitted = sched.Submit(
       Greedy("Once upon a time", 100),
       [&](int32_t) {
-        if (++tokens == 3) sched.Cancel(id);  // Cancel is allowed from a callback
+        if (++tokens >= 3 && id.load() != 0) sched.Cancel(id.load());
         return true;
       },
       [&](Result<GenerateStats> r) { finished.set_value(r.status()); });
