@@ -250,14 +250,23 @@ BatchScheduler::Admission BatchScheduler::TryAdmit(Request& r) {
   }
   const int64_t need = static_cast<int64_t>(CeilDiv(n, bt) - matched);
   // Blocks that admitted requests will take for the tokens they have yet to compute are spoken
-  // for; with others running, 1% of the pool is kept for their next positions (fewer
-  // preemptions as they grow).
+  // for; with others running, up to 1% of the pool is kept for the positions they (and this
+  // request) may still grow by (fewer preemptions as they grow). Requests whose blocks already
+  // cover prompt + max_tokens cannot grow: nothing is kept for them.
+  auto growth = [&](const Request& q) {
+    const size_t most = q.req.prompt.size() + static_cast<size_t>(q.req.max_tokens);
+    const size_t have = CeilDiv(q.tokens.size(), bt);
+    const size_t cap = CeilDiv(most, bt);
+    return cap > have ? static_cast<int64_t>(cap - have) : int64_t{0};
+  };
   int64_t committed = 0;
+  int64_t may_grow = growth(r);
   for (const RequestPtr& a : active_) {
     committed += static_cast<int64_t>(CeilDiv(a->tokens.size(), bt)) -
                  static_cast<int64_t>(a->blocks.size());
+    may_grow += growth(*a);
   }
-  const int64_t reserve = active_.empty() ? 0 : pool_->blocks() / 100;
+  const int64_t reserve = active_.empty() ? 0 : std::min<int64_t>(pool_->blocks() / 100, may_grow);
   if (int64_t{pool_->available_blocks()} - matched_cached - committed < need + reserve) {
     return Admission::kNoRoom;
   }

@@ -240,6 +240,35 @@ TEST_F(PrefixCacheTest, PreemptionUnderASmallPoolKeepsEveryResult) {
   }
 }
 
+TEST_F(PrefixCacheTest, RequestsThatCannotGrowFillThePoolWithNothingKeptBack) {
+  // Ten distinct requests whose prompt + max_tokens is exactly 10 blocks: their blocks at
+  // admission already cover every position they can reach, so nothing needs keeping back for
+  // growth and all ten run at once in a pool of 100 blocks (the 1% kept for requests that can
+  // grow would leave room for nine).
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 10; ++i) reqs.push_back(Greedy(Tokens(10 * kBlock - 4, 60 + i), 4));
+  SchedulerOptions so;
+  so.max_batch = 16;
+  so.max_batch_tokens = 16;  // prefill takes many steps: the ten stay admitted together
+  so.kv_blocks = 100;
+  so.prefix_caching = false;
+  BatchScheduler sched(model_, so);
+  ASSERT_TRUE(sched.status().ok()) << sched.status().ToString();
+  Results res(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE(sched.Submit(reqs[i], res.OnToken(i), res.OnDone(i)).ok());
+  }
+  int most_active = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (sched.stats().completed < reqs.size() && std::chrono::steady_clock::now() < end) {
+    most_active = std::max(most_active, sched.stats().active);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ASSERT_TRUE(res.WaitAll());
+  EXPECT_EQ(most_active, 10);
+  EXPECT_EQ(sched.stats().preemptions, 0u);
+}
+
 TEST_F(PrefixCacheTest, EvictionTakesTheLeastRecentlyUsedPrefixTail) {
   // A pool of 32 blocks. Two chats with 64-token system prompts p1 and p2 run one after the other
   // and leave their 4 prompt blocks cached (p1's released first, tail first); a 380-token request
