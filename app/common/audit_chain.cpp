@@ -1,11 +1,10 @@
 #include "app/common/audit_chain.h"
 
-#include <chrono>
-#include <ctime>
 #include <utility>
 
 #include "app/common/signing.h"
 #include "engine/base/sha256.h"
+#include "engine/base/time.h"
 
 namespace sextant::audit {
 
@@ -181,18 +180,6 @@ Status VerifyCheckpoint(const AuditCheckpoint& c, const report::VerifyingKey& ke
   return Status();
 }
 
-std::string NowRfc3339Ms() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
+std::string NowRfc3339Ms() { return FormatRfc3339Millis(NowMs()); }
 
 }  // namespace sextant::audit
