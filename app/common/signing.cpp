@@ -13,20 +13,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/common/openssl_error.h"
 #include "app/common/paths.h"
 #include "engine/base/sha256.h"
 
 namespace sextant::report {
 namespace {
-
-std::string OpenSslError(std::string_view what) {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return std::string(what);
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof(buf));
-  return std::string(what) + ": " + buf;
-}
 
 std::shared_ptr<EVP_PKEY> Own(EVP_PKEY* p) { return {p, EVP_PKEY_free}; }
 
@@ -49,11 +41,11 @@ std::string BioText(BIO* bio) {
 Result<std::vector<uint8_t>> RawPublic(EVP_PKEY* pkey) {
   size_t len = 0;
   if (EVP_PKEY_get_raw_public_key(pkey, nullptr, &len) != 1 || len != 32) {
-    return Status::Internal(OpenSslError("cannot read the Ed25519 public key"));
+    return Status::Internal(OpenSslErrorText("cannot read the Ed25519 public key"));
   }
   std::vector<uint8_t> raw(len);
   if (EVP_PKEY_get_raw_public_key(pkey, raw.data(), &len) != 1) {
-    return Status::Internal(OpenSslError("cannot read the Ed25519 public key"));
+    return Status::Internal(OpenSslErrorText("cannot read the Ed25519 public key"));
   }
   return raw;
 }
@@ -77,7 +69,7 @@ Result<VerifyingKey> VerifyingKey::FromRaw(const std::vector<uint8_t>& raw) {
                                    std::to_string(raw.size()));
   }
   EVP_PKEY* p = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size());
-  if (p == nullptr) return Status::InvalidArgument(OpenSslError("not an Ed25519 public key"));
+  if (p == nullptr) return Status::InvalidArgument(OpenSslErrorText("not an Ed25519 public key"));
   VerifyingKey k;
   k.pkey_ = Own(p);
   k.raw_ = raw;
@@ -90,7 +82,7 @@ Result<VerifyingKey> VerifyingKey::FromPem(std::string_view pem) {
   if (!bio) return Status::ResourceExhausted("BIO_new_mem_buf");
   EVP_PKEY* p = PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
   if (p == nullptr) {
-    return Status::InvalidArgument(OpenSslError("not a PEM public key"));
+    return Status::InvalidArgument(OpenSslErrorText("not a PEM public key"));
   }
   auto owned = Own(p);
   if (EVP_PKEY_get_id(p) != EVP_PKEY_ED25519) {
@@ -120,7 +112,7 @@ Status VerifyingKey::Verify(std::string_view message, std::string_view signature
   }
   MdCtx ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1) {
-    return Status::Internal(OpenSslError("EVP_DigestVerifyInit"));
+    return Status::Internal(OpenSslErrorText("EVP_DigestVerifyInit"));
   }
   const int rc =
       EVP_DigestVerify(ctx.get(), sig->data(), sig->size(),
@@ -134,7 +126,7 @@ Status VerifyingKey::Verify(std::string_view message, std::string_view signature
 
 Result<SigningKey> SigningKey::Generate() {
   EVP_PKEY* p = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-  if (p == nullptr) return Status::Internal(OpenSslError("cannot generate an Ed25519 key"));
+  if (p == nullptr) return Status::Internal(OpenSslErrorText("cannot generate an Ed25519 key"));
   SigningKey k;
   k.pkey_ = Own(p);
   SEXTANT_ASSIGN_OR_RETURN(auto raw, RawPublic(p));
@@ -157,7 +149,7 @@ Result<SigningKey> SigningKey::Load(const std::filesystem::path& file) {
   if (!bio) return Status::ResourceExhausted("BIO_new_mem_buf");
   EVP_PKEY* p = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
   if (p == nullptr) {
-    return Status::InvalidArgument(OpenSslError(file.string() + ": not a PEM private key"));
+    return Status::InvalidArgument(OpenSslErrorText(file.string() + ": not a PEM private key"));
   }
   SigningKey k;
   k.pkey_ = Own(p);
@@ -173,7 +165,7 @@ Status SigningKey::Save(const std::filesystem::path& file) const {
   Bio bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0, nullptr,
                                        nullptr) != 1) {
-    return Status::Internal(OpenSslError("cannot encode the private key"));
+    return Status::Internal(OpenSslErrorText("cannot encode the private key"));
   }
   const std::string pem = BioText(bio.get());
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -214,14 +206,14 @@ Result<SigningKey> SigningKey::LoadOrCreate(const std::filesystem::path& file) {
 Result<std::string> SigningKey::Sign(std::string_view message) const {
   MdCtx ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1) {
-    return Status::Internal(OpenSslError("EVP_DigestSignInit"));
+    return Status::Internal(OpenSslErrorText("EVP_DigestSignInit"));
   }
   std::vector<uint8_t> sig(64);
   size_t len = sig.size();
   if (EVP_DigestSign(ctx.get(), sig.data(), &len,
                      reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1 ||
       len != 64) {
-    return Status::Internal(OpenSslError("Ed25519 signing failed"));
+    return Status::Internal(OpenSslErrorText("Ed25519 signing failed"));
   }
   return ToHex(sig);
 }

@@ -17,6 +17,8 @@
 #include <memory>
 #include <sstream>
 
+#include "app/common/openssl_error.h"
+
 namespace sextant::rpc {
 
 namespace {
@@ -32,16 +34,7 @@ using PKey = std::unique_ptr<EVP_PKEY, Free>;
 using Cert = std::unique_ptr<X509, Free>;
 using Bio = std::unique_ptr<BIO, Free>;
 
-Status SslError(const std::string& what) {
-  std::string msg = what;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    msg += std::string(": ") + buf;
-  }
-  return Status::Internal(msg);
-}
+Status SslError(const std::string& what) { return Status::Internal(OpenSslErrorText(what)); }
 
 Result<PKey> NewKey() {
   EVP_PKEY* k = EVP_EC_gen("P-256");

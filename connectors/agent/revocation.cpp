@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "app/common/openssl_error.h"
+
 namespace sextant::rpc {
 
 namespace {
@@ -27,16 +29,7 @@ using Bio = std::unique_ptr<BIO, Free>;
 using Cert = std::unique_ptr<X509, Free>;
 using Crl = std::unique_ptr<X509_CRL, Free>;
 
-Status SslError(const std::string& what) {
-  std::string msg = what;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    msg += std::string(": ") + buf;
-  }
-  return Status::InvalidArgument(msg);
-}
+Status SslError(const std::string& what) { return Status::InvalidArgument(OpenSslErrorText(what)); }
 
 std::vector<Cert> ReadCerts(const std::string& pem) {
   std::vector<Cert> out;
